@@ -1,0 +1,52 @@
+/*
+ * Growable byte buffer with a hard cap (curl docs/internals/DYNBUF.md).
+ *
+ * Every buffer that input can grow carries the cap that input may reach; an append past it fails with TG_E_TOOBIG
+ * and leaves the buffer as it was, so the caller can answer with the right 4xx or 5xx instead of growing without
+ * bound. The buffer owns `base`; tg_buf_free releases it and makes the buffer empty and reusable.
+ */
+#ifndef TOLLGATE_BUF_H
+#define TOLLGATE_BUF_H
+
+#include "tollgate/common.h"
+
+typedef struct st_tg_buf_t {
+    char *base;
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard cap on len */
+} tg_buf_t;
+
+/* An empty buffer that may grow to `max` bytes. Allocates nothing. */
+static inline void tg_buf_init(tg_buf_t *b, size_t max)
+{
+    b->base = NULL;
+    b->len = b->cap = 0;
+    b->max = max;
+}
+
+/* Ensures room for `n` more bytes; returns 0 or TG_E_TOOBIG (len + n > max). */
+int tg_buf_reserve(tg_buf_t *b, size_t n);
+/* Appends; 0 or TG_E_TOOBIG (nothing appended). */
+int tg_buf_append(tg_buf_t *b, const void *p, size_t n);
+static inline int tg_buf_append_str(tg_buf_t *b, const char *s)
+{
+    return tg_buf_append(b, s, strlen(s));
+}
+/* printf-style append; 0 or TG_E_TOOBIG. */
+int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends `s` as the body of a JSON string literal (without the quotes). */
+int tg_buf_append_json_escaped(tg_buf_t *b, const char *s, size_t n);
+/* Drops the first `n` bytes. */
+void tg_buf_consume(tg_buf_t *b, size_t n);
+/* Empties the buffer but keeps its allocation. */
+static inline void tg_buf_reset(tg_buf_t *b)
+{
+    b->len = 0;
+}
+/* Releases the allocation; the buffer is empty and usable again with the same cap. */
+void tg_buf_free(tg_buf_t *b);
+/* NUL-terminates without counting the NUL in len; returns base. 0-length buffers get an allocation too. */
+char *tg_buf_cstr(tg_buf_t *b);
+
+#endif

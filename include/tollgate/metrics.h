@@ -1,0 +1,56 @@
+/*
+ * Prometheus metrics. Each worker owns one shard and is its only writer; a scrape (from any worker) sums the
+ * shards. Counters are relaxed atomics, which on the writer's side compile to plain stores: the hot path takes no
+ * lock and shares no cache line with another worker.
+ *
+ * Series are kept per provider slug. A shard registers a slug the first time it sees it (at most
+ * TG_METRICS_MAX_PROVIDERS; later ones are counted under "other"), publishing the name before the count so a
+ * concurrent reader never sees a half-written entry.
+ */
+#ifndef TOLLGATE_METRICS_H
+#define TOLLGATE_METRICS_H
+
+#include <stdatomic.h>
+#include "tollgate/buf.h"
+#include "tollgate/common.h"
+
+#define TG_METRICS_MAX_PROVIDERS 128
+#define TG_METRICS_NUM_BUCKETS 14
+
+/* Kinds of upstream failure, for tollgate_upstream_errors_total{kind}. */
+typedef enum {
+    TG_UPSTREAM_ERR_UNREACHABLE,
+    TG_UPSTREAM_ERR_TIMEOUT,
+    TG_UPSTREAM_ERR_BAD_RESPONSE,
+    TG_UPSTREAM_ERR_TRUNCATED, /* failed after the head had gone to the client */
+    TG_UPSTREAM_ERR__COUNT
+} tg_upstream_err_kind_t;
+
+typedef struct st_tg_metrics_t tg_metrics_t;
+
+/* Process-wide figures the renderer cannot find in the shards. */
+typedef struct st_tg_metrics_gauges_t {
+    uint64_t connections_open;
+    uint64_t upstream_in_flight;
+    unsigned workers;
+    uint64_t start_unix_ms;
+    uint64_t config_reloads;
+    uint64_t config_reload_failures;
+} tg_metrics_gauges_t;
+
+tg_metrics_t *tg_metrics_create(void);
+void tg_metrics_destroy(tg_metrics_t *m);
+
+/* A finished request. `provider` NULL or "" for requests the gateway answered itself. Owner thread only. */
+void tg_metrics_request(tg_metrics_t *m, const char *provider, int status, uint64_t duration_ns, uint64_t bytes_in,
+                        uint64_t bytes_out);
+/* An upstream failure. Owner thread only. */
+void tg_metrics_upstream_error(tg_metrics_t *m, const char *provider, tg_upstream_err_kind_t kind);
+/* A connection accepted. Owner thread only. */
+void tg_metrics_connection(tg_metrics_t *m);
+
+/* Renders the sum of `shards` in the Prometheus text format into `out`. Any thread. */
+void tg_metrics_render(tg_metrics_t *const *shards, size_t num_shards, const tg_metrics_gauges_t *gauges,
+                       tg_buf_t *out);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * Provider-native passthrough: forwards a request to the provider's upstream URL and streams the answer back with
+ * back-pressure (the upstream transfer pauses while the client has max_response_buffer bytes unread; a client
+ * that leaves cancels the upstream request at once).
+ *
+ * Request headers go through untouched except hop-by-hop ones and every cf-aig-* header, which the gateway
+ * consumes. Response headers go back except hop-by-hop ones. Worker thread only.
+ */
+#ifndef TOLLGATE_PROXY_H
+#define TOLLGATE_PROXY_H
+
+#include "tollgate/config.h"
+#include "tollgate/http.h"
+#include "tollgate/worker.h"
+
+typedef struct st_tg_proxy_target_t {
+    const tg_gateway_t *gateway;
+    const char *provider;     /* slug, for logs and metrics (static or request pool) */
+    const char *url;          /* upstream URL, NUL-terminated (request pool) */
+    uint64_t first_byte_timeout_ms;
+} tg_proxy_target_t;
+
+/* Takes over `req` (see http.h for the ownership rule) and forwards it to `target`. */
+void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target);
+
+/* True for a request header that must not be forwarded upstream (hop-by-hop, cf-aig-*, Host, framing). `connection`
+ * is the value of the request's Connection header (its tokens name more hop-by-hop headers), or an empty iovec. */
+bool tg_proxy_is_request_header_dropped(tg_iovec_t name, tg_iovec_t connection);
+/* True for a response header that must not be returned to the client (hop-by-hop). */
+bool tg_proxy_is_response_header_dropped(tg_iovec_t name);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * Capped growable buffer. Growth doubles from 256 bytes but never past the cap, so a buffer allowed 32 MiB that
+ * receives 40 KiB holds at most 64 KiB.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "tollgate/buf.h"
+#include "tollgate/error.h"
+
+int tg_buf_reserve(tg_buf_t *b, size_t n)
+{
+    if (n > b->max - b->len)
+        return TG_E_TOOBIG;
+    size_t need = b->len + n;
+    if (need <= b->cap)
+        return 0;
+    size_t ncap = b->cap != 0 ? b->cap : 256;
+    while (ncap < need)
+        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+    /* one byte beyond max is allowed so that tg_buf_cstr never needs to grow past it */
+    if (ncap > b->max + 1)
+        ncap = b->max + 1;
+    if (ncap < need)
+        ncap = need;
+    b->base = tg_realloc(b->base, ncap);
+    b->cap = ncap;
+    return 0;
+}
+
+int tg_buf_append(tg_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int r = tg_buf_reserve(b, n);
+    if (r != 0)
+        return r;
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return TG_E_IO;
+    if ((size_t)n < sizeof(small))
+        return tg_buf_append(b, small, (size_t)n);
+    int r = tg_buf_reserve(b, (size_t)n + 1);
+    if (r != 0)
+        return r;
+    va_start(ap, fmt);
+    vsnprintf(b->base + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int tg_buf_append_json_escaped(tg_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0; /* start of the pending run of bytes that need no escape */
+    for (size_t i = 0; i != n; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t elen = 2;
+        if (c == '"' || c == '\\')
+            esc[1] = (char)c;
+        else if (c == '\n')
+            esc[1] = 'n';
+        else if (c == '\r')
+            esc[1] = 'r';
+        else if (c == '\t')
+            esc[1] = 't';
+        else if (c < 0x20)
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15], elen = 6;
+        else
+            continue;
+        int r = tg_buf_append(b, s + run, i - run);
+        if (r == 0)
+            r = tg_buf_append(b, esc, elen);
+        if (r != 0)
+            return r;
+        run = i + 1;
+    }
+    return tg_buf_append(b, s + run, n - run);
+}
+
+void tg_buf_consume(tg_buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->base, b->base + n, b->len - n);
+    b->len -= n;
+}
+
+void tg_buf_free(tg_buf_t *b)
+{
+    free(b->base);
+    b->base = NULL;
+    b->len = b->cap = 0;
+}
+
+char *tg_buf_cstr(tg_buf_t *b)
+{
+    if (b->len + 1 > b->cap) {
+        size_t ncap = b->len + 1;
+        b->base = tg_realloc(b->base, ncap);
+        b->cap = ncap;
+    }
+    b->base[b->len] = '\0';
+    return b->base;
+}

@@ -1,0 +1,134 @@
+/*
+ * Allocation wrappers, small string helpers and the error table. Out-of-memory aborts: input-controlled sizes are
+ * capped long before the allocator could fail, so reaching the abort is a bug, never an input.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include "tollgate/common.h"
+#include "tollgate/error.h"
+
+_Noreturn void tg_fatal(const char *file, int line, const char *msg)
+{
+    fprintf(stderr, "tollgate: fatal: %s:%d: %s\n", file, line, msg);
+    fflush(stderr);
+    abort();
+}
+
+void *tg__malloc(size_t sz, const char *file, int line)
+{
+    void *p = malloc(sz != 0 ? sz : 1);
+    if (p == NULL)
+        tg_fatal(file, line, "out of memory");
+    return p;
+}
+
+void *tg__calloc(size_t n, size_t sz, const char *file, int line)
+{
+    void *p = calloc(n != 0 ? n : 1, sz != 0 ? sz : 1);
+    if (p == NULL)
+        tg_fatal(file, line, "out of memory");
+    return p;
+}
+
+void *tg__realloc(void *p, size_t sz, const char *file, int line)
+{
+    void *q = realloc(p, sz != 0 ? sz : 1);
+    if (q == NULL)
+        tg_fatal(file, line, "out of memory");
+    return q;
+}
+
+char *tg__strndup(const char *s, size_t n, const char *file, int line)
+{
+    char *p = tg__malloc(n + 1, file, line);
+    if (n != 0)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+bool tg_iov_eq_ci(tg_iovec_t a, const char *b, size_t blen)
+{
+    if (a.len != blen)
+        return false;
+    for (size_t i = 0; i != blen; ++i)
+        if (tg_tolower(a.base[i]) != tg_tolower(b[i]))
+            return false;
+    return true;
+}
+
+bool tg_iov_prefix_ci(tg_iovec_t a, const char *p, size_t plen)
+{
+    return a.len >= plen && tg_iov_eq_ci(tg_iov(a.base, plen), p, plen);
+}
+
+int tg_parse_u64(const char *p, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 20)
+        return -1;
+    for (size_t i = 0; i != len; ++i) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+tg_iovec_t tg_iov_trim(tg_iovec_t v)
+{
+    while (v.len != 0 && (v.base[0] == ' ' || v.base[0] == '\t')) {
+        ++v.base;
+        --v.len;
+    }
+    while (v.len != 0 && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))
+        --v.len;
+    return v;
+}
+
+static const struct {
+    const char *name;
+    int status;
+    int code;
+    const char *msg;
+} errtab[] = {
+#define TG_ERR_ROW(name, status, code, msg) {#name, status, code, msg},
+    TG_ERRNO_MAP(TG_ERR_ROW)
+#undef TG_ERR_ROW
+};
+
+static int errindex(int err)
+{
+    int i = err - TG_E__FIRST - 1;
+    return (i >= 0 && i < (int)TG_ARRAY_SIZE(errtab)) ? i : -1;
+}
+
+const char *tg_strerror(int err)
+{
+    int i = errindex(err);
+    return i >= 0 ? errtab[i].msg : "unknown error";
+}
+
+const char *tg_err_name(int err)
+{
+    int i = errindex(err);
+    return i >= 0 ? errtab[i].name : "UNKNOWN";
+}
+
+int tg_err_http_status(int err)
+{
+    int i = errindex(err);
+    return (i >= 0 && errtab[i].status != 0) ? errtab[i].status : 500;
+}
+
+int tg_err_gateway_code(int err)
+{
+    int i = errindex(err);
+    return (i >= 0 && errtab[i].code != 0) ? errtab[i].code : 2000;
+}

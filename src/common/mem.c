@@ -1,0 +1,100 @@
+/*
+ * Request pool: bump allocation in 4 KiB chunks, the first chunk allocated on first use, large requests (over a
+ * quarter chunk) served by their own allocation so they do not waste the rest of a chunk.
+ */
+#include <stdlib.h>
+#include "tollgate/mem.h"
+
+struct st_tg_mem_chunk_t {
+    tg_mem_chunk_t *next;
+    size_t size;
+    _Alignas(16) char bytes[];
+};
+
+struct st_tg_mem_cleanup_t {
+    tg_mem_cleanup_t *next;
+    void (*cb)(void *);
+    void *data;
+};
+
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+
+void tg_mem_init_pool(tg_mem_pool_t *pool)
+{
+    pool->_chunks = NULL;
+    pool->_cleanups = NULL;
+    pool->_cur = NULL;
+    pool->_left = 0;
+    pool->_direct_bytes = 0;
+}
+
+static tg_mem_chunk_t *new_chunk(tg_mem_pool_t *pool, size_t size)
+{
+    tg_mem_chunk_t *c = tg_malloc(sizeof(*c) + size);
+    c->size = size;
+    c->next = pool->_chunks;
+    pool->_chunks = c;
+    return c;
+}
+
+void *tg_mem_alloc_pool(tg_mem_pool_t *pool, size_t sz)
+{
+    sz = ALIGN16(sz != 0 ? sz : 1);
+    if (sz > TG_MEM_POOL_CHUNK / 4) {
+        /* a direct chunk is linked behind the head so the current bump chunk stays current */
+        tg_mem_chunk_t *c = tg_malloc(sizeof(*c) + sz);
+        c->size = sz;
+        if (pool->_chunks != NULL) {
+            c->next = pool->_chunks->next;
+            pool->_chunks->next = c;
+        } else {
+            c->next = NULL;
+            pool->_chunks = c;
+        }
+        pool->_direct_bytes += sz;
+        return c->bytes;
+    }
+    if (sz > pool->_left) {
+        tg_mem_chunk_t *c = new_chunk(pool, TG_MEM_POOL_CHUNK);
+        pool->_cur = c->bytes;
+        pool->_left = c->size;
+    }
+    void *p = pool->_cur;
+    pool->_cur += sz;
+    pool->_left -= sz;
+    return p;
+}
+
+char *tg_mem_strdup_pool(tg_mem_pool_t *pool, const char *p, size_t n)
+{
+    char *s = tg_mem_alloc_pool(pool, n + 1);
+    if (n != 0)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+void tg_mem_add_cleanup(tg_mem_pool_t *pool, void (*cb)(void *data), void *data)
+{
+    tg_mem_cleanup_t *c = tg_mem_alloc_pool(pool, sizeof(*c));
+    c->cb = cb;
+    c->data = data;
+    c->next = pool->_cleanups;
+    pool->_cleanups = c;
+}
+
+void tg_mem_clear_pool(tg_mem_pool_t *pool)
+{
+    /* cleanups live in the pool, so run them all before freeing any chunk */
+    while (pool->_cleanups != NULL) {
+        tg_mem_cleanup_t *c = pool->_cleanups;
+        pool->_cleanups = c->next;
+        c->cb(c->data);
+    }
+    while (pool->_chunks != NULL) {
+        tg_mem_chunk_t *c = pool->_chunks;
+        pool->_chunks = c->next;
+        free(c);
+    }
+    tg_mem_init_pool(pool);
+}

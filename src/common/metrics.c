@@ -1,0 +1,210 @@
+/*
+ * Metric shards and the Prometheus text renderer. See metrics.h for the threading rule: one writer per shard,
+ * relaxed atomics, names published before the count that makes them visible.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include "tollgate/metrics.h"
+
+/* Latency buckets in seconds: LLM calls range from a cache hit (sub-millisecond) to long generations. */
+static const double buckets[TG_METRICS_NUM_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                       0.5,   1,     2.5,  5,     10,   30,  120};
+static const char *const err_kinds[TG_UPSTREAM_ERR__COUNT] = {"unreachable", "timeout", "bad_response", "truncated"};
+
+typedef struct {
+    char name[72];
+    atomic_uint_fast64_t requests[6]; /* by status class: [0] no status (aborted before an answer), [1..5] 1xx..5xx */
+    atomic_uint_fast64_t hist[TG_METRICS_NUM_BUCKETS + 1];
+    atomic_uint_fast64_t duration_sum_us;
+    atomic_uint_fast64_t bytes_in, bytes_out;
+    atomic_uint_fast64_t upstream_errors[TG_UPSTREAM_ERR__COUNT];
+} series_t;
+
+struct st_tg_metrics_t {
+    atomic_size_t num_series;
+    atomic_uint_fast64_t connections;
+    series_t series[TG_METRICS_MAX_PROVIDERS + 2]; /* [0] = "none", last = "other" */
+};
+
+#define INC(x, n) atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + (n), memory_order_relaxed)
+#define GET(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+tg_metrics_t *tg_metrics_create(void)
+{
+    tg_metrics_t *m = tg_calloc(1, sizeof(*m));
+    strcpy(m->series[0].name, "none");
+    strcpy(m->series[TG_METRICS_MAX_PROVIDERS + 1].name, "other");
+    atomic_store(&m->num_series, 1);
+    return m;
+}
+
+void tg_metrics_destroy(tg_metrics_t *m)
+{
+    free(m);
+}
+
+static series_t *find_series(tg_metrics_t *m, const char *provider)
+{
+    if (provider == NULL || *provider == '\0')
+        return m->series;
+    size_t n = atomic_load_explicit(&m->num_series, memory_order_relaxed);
+    for (size_t i = 1; i < n; ++i)
+        if (strcmp(m->series[i].name, provider) == 0)
+            return m->series + i;
+    if (n == TG_METRICS_MAX_PROVIDERS + 1 || strlen(provider) >= sizeof(m->series[0].name))
+        return m->series + TG_METRICS_MAX_PROVIDERS + 1;
+    strcpy(m->series[n].name, provider);
+    atomic_store_explicit(&m->num_series, n + 1, memory_order_release);
+    return m->series + n;
+}
+
+void tg_metrics_request(tg_metrics_t *m, const char *provider, int status, uint64_t duration_ns, uint64_t bytes_in,
+                        uint64_t bytes_out)
+{
+    series_t *s = find_series(m, provider);
+    int cls = (status >= 100 && status < 600) ? status / 100 : 0;
+    INC(s->requests[cls], 1);
+    double secs = (double)duration_ns / 1e9;
+    size_t b = 0;
+    while (b < TG_METRICS_NUM_BUCKETS && secs > buckets[b])
+        ++b;
+    INC(s->hist[b], 1);
+    INC(s->duration_sum_us, duration_ns / 1000);
+    INC(s->bytes_in, bytes_in);
+    INC(s->bytes_out, bytes_out);
+}
+
+void tg_metrics_upstream_error(tg_metrics_t *m, const char *provider, tg_upstream_err_kind_t kind)
+{
+    INC(find_series(m, provider)->upstream_errors[kind], 1);
+}
+
+void tg_metrics_connection(tg_metrics_t *m)
+{
+    INC(m->connections, 1);
+}
+
+/* Sum of one series (by name) across shards. */
+typedef struct {
+    const char *name;
+    uint64_t requests[6];
+    uint64_t hist[TG_METRICS_NUM_BUCKETS + 1];
+    uint64_t duration_sum_us, bytes_in, bytes_out;
+    uint64_t upstream_errors[TG_UPSTREAM_ERR__COUNT];
+} total_t;
+
+static void add_series(total_t *t, const series_t *s)
+{
+    for (size_t i = 0; i != 6; ++i)
+        t->requests[i] += GET(s->requests[i]);
+    for (size_t i = 0; i != TG_METRICS_NUM_BUCKETS + 1; ++i)
+        t->hist[i] += GET(s->hist[i]);
+    t->duration_sum_us += GET(s->duration_sum_us);
+    t->bytes_in += GET(s->bytes_in);
+    t->bytes_out += GET(s->bytes_out);
+    for (size_t i = 0; i != TG_UPSTREAM_ERR__COUNT; ++i)
+        t->upstream_errors[i] += GET(s->upstream_errors[i]);
+}
+
+void tg_metrics_render(tg_metrics_t *const *shards, size_t num_shards, const tg_metrics_gauges_t *g, tg_buf_t *out)
+{
+    /* merge by name: at most (MAX_PROVIDERS + 2) distinct names in all */
+    total_t *totals = tg_calloc(TG_METRICS_MAX_PROVIDERS + 2, sizeof(*totals));
+    size_t num_totals = 0;
+    uint64_t connections = 0;
+    for (size_t w = 0; w != num_shards; ++w) {
+        const tg_metrics_t *m = shards[w];
+        connections += GET(m->connections);
+        size_t n = atomic_load_explicit(&m->num_series, memory_order_acquire);
+        for (size_t i = 0; i <= n && i < TG_METRICS_MAX_PROVIDERS + 2; ++i) {
+            const series_t *s = i < n ? m->series + i : m->series + TG_METRICS_MAX_PROVIDERS + 1;
+            size_t t = 0;
+            while (t != num_totals && strcmp(totals[t].name, s->name) != 0)
+                ++t;
+            if (t == num_totals) {
+                if (num_totals == TG_METRICS_MAX_PROVIDERS + 2)
+                    continue;
+                totals[num_totals++].name = s->name;
+            }
+            add_series(totals + t, s);
+        }
+    }
+
+    tg_buf_appendf(out, "# HELP tollgate_requests_total Requests answered, by provider and status class.\n"
+                        "# TYPE tollgate_requests_total counter\n");
+    static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (size_t t = 0; t != num_totals; ++t)
+        for (size_t c = 0; c != 6; ++c)
+            if (totals[t].requests[c] != 0 || (c == 2 && t == 0))
+                tg_buf_appendf(out, "tollgate_requests_total{provider=\"%s\",code=\"%s\"} %llu\n", totals[t].name,
+                               cls[c], (unsigned long long)totals[t].requests[c]);
+
+    tg_buf_appendf(out, "# HELP tollgate_request_duration_seconds Time from request head to the end of the response.\n"
+                        "# TYPE tollgate_request_duration_seconds histogram\n");
+    for (size_t t = 0; t != num_totals; ++t) {
+        uint64_t cum = 0, count = 0;
+        for (size_t b = 0; b != TG_METRICS_NUM_BUCKETS + 1; ++b)
+            count += totals[t].hist[b];
+        if (count == 0)
+            continue;
+        for (size_t b = 0; b != TG_METRICS_NUM_BUCKETS; ++b) {
+            cum += totals[t].hist[b];
+            tg_buf_appendf(out, "tollgate_request_duration_seconds_bucket{provider=\"%s\",le=\"%g\"} %llu\n",
+                           totals[t].name, buckets[b], (unsigned long long)cum);
+        }
+        tg_buf_appendf(out, "tollgate_request_duration_seconds_bucket{provider=\"%s\",le=\"+Inf\"} %llu\n",
+                       totals[t].name, (unsigned long long)count);
+        tg_buf_appendf(out, "tollgate_request_duration_seconds_sum{provider=\"%s\"} %.6f\n", totals[t].name,
+                       (double)totals[t].duration_sum_us / 1e6);
+        tg_buf_appendf(out, "tollgate_request_duration_seconds_count{provider=\"%s\"} %llu\n", totals[t].name,
+                       (unsigned long long)count);
+    }
+
+    tg_buf_appendf(out, "# HELP tollgate_request_bytes_total Request body bytes received, by provider.\n"
+                        "# TYPE tollgate_request_bytes_total counter\n");
+    for (size_t t = 0; t != num_totals; ++t)
+        if (totals[t].bytes_in != 0)
+            tg_buf_appendf(out, "tollgate_request_bytes_total{provider=\"%s\"} %llu\n", totals[t].name,
+                           (unsigned long long)totals[t].bytes_in);
+    tg_buf_appendf(out, "# HELP tollgate_response_bytes_total Response body bytes sent, by provider.\n"
+                        "# TYPE tollgate_response_bytes_total counter\n");
+    for (size_t t = 0; t != num_totals; ++t)
+        if (totals[t].bytes_out != 0)
+            tg_buf_appendf(out, "tollgate_response_bytes_total{provider=\"%s\"} %llu\n", totals[t].name,
+                           (unsigned long long)totals[t].bytes_out);
+
+    tg_buf_appendf(out, "# HELP tollgate_upstream_errors_total Failed upstream requests, by provider and kind.\n"
+                        "# TYPE tollgate_upstream_errors_total counter\n");
+    for (size_t t = 0; t != num_totals; ++t)
+        for (size_t k = 0; k != TG_UPSTREAM_ERR__COUNT; ++k)
+            if (totals[t].upstream_errors[k] != 0)
+                tg_buf_appendf(out, "tollgate_upstream_errors_total{provider=\"%s\",kind=\"%s\"} %llu\n",
+                               totals[t].name, err_kinds[k], (unsigned long long)totals[t].upstream_errors[k]);
+
+    tg_buf_appendf(out,
+                   "# HELP tollgate_connections_open Client connections open now.\n"
+                   "# TYPE tollgate_connections_open gauge\n"
+                   "tollgate_connections_open %llu\n"
+                   "# HELP tollgate_connections_total Client connections accepted.\n"
+                   "# TYPE tollgate_connections_total counter\n"
+                   "tollgate_connections_total %llu\n"
+                   "# HELP tollgate_upstream_requests_in_flight Upstream requests under way now.\n"
+                   "# TYPE tollgate_upstream_requests_in_flight gauge\n"
+                   "tollgate_upstream_requests_in_flight %llu\n"
+                   "# HELP tollgate_workers Worker threads.\n"
+                   "# TYPE tollgate_workers gauge\n"
+                   "tollgate_workers %u\n"
+                   "# HELP tollgate_start_time_seconds Start time of the process since the Unix epoch.\n"
+                   "# TYPE tollgate_start_time_seconds gauge\n"
+                   "tollgate_start_time_seconds %.3f\n"
+                   "# HELP tollgate_config_reloads_total Successful configuration reloads (SIGHUP).\n"
+                   "# TYPE tollgate_config_reloads_total counter\n"
+                   "tollgate_config_reloads_total %llu\n"
+                   "# HELP tollgate_config_reload_failures_total Reloads refused because the file was invalid.\n"
+                   "# TYPE tollgate_config_reload_failures_total counter\n"
+                   "tollgate_config_reload_failures_total %llu\n",
+                   (unsigned long long)g->connections_open, (unsigned long long)connections,
+                   (unsigned long long)g->upstream_in_flight, g->workers, (double)g->start_unix_ms / 1000.0,
+                   (unsigned long long)g->config_reloads, (unsigned long long)g->config_reload_failures);
+    free(totals);
+}

@@ -1,0 +1,172 @@
+/*
+ * Passthrough proxy: one client request, one upstream request, bytes relayed as they arrive.
+ *
+ * The proxy state lives in the request pool. Which side ends it decides the path out:
+ *  - upstream done (complete or failed) -> the response is ended, or answered with the gateway's 502/504 if no
+ *    head went out yet, or cut (the client sees a truncated body) if it failed mid-stream;
+ *  - client gone (on_abort) -> the upstream request is cancelled, which closes its connection, so the provider
+ *    stops generating (and billing) at once.
+ * Back-pressure: on_body refuses bytes while the client has max_response_buffer bytes unread, which pauses the
+ * curl transfer; on_drain resumes it.
+ */
+#include <stdio.h>
+#include "tollgate/error.h"
+#include "tollgate/log.h"
+#include "tollgate/proxy.h"
+
+typedef struct {
+    tg_req_t *req;
+    tg_worker_t *w;
+    tg_upstream_req_t *up;
+    const char *provider;
+    bool head_sent;
+} proxy_t;
+
+static bool in_list(tg_iovec_t name, const char *const *list)
+{
+    for (; *list != NULL; ++list)
+        if (tg_iov_eq_ci(name, *list, strlen(*list)))
+            return true;
+    return false;
+}
+
+/* Hop-by-hop (RFC 9110 section 7.6.1) plus what the gateway itself decides on either leg. */
+static const char *const hop_by_hop[] = {"connection", "keep-alive",        "proxy-connection", "proxy-authenticate",
+                                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+                                         NULL};
+
+/* Does the comma-separated token list `list` contain `name`? */
+static bool token_listed(tg_iovec_t list, tg_iovec_t name)
+{
+    const char *p = list.base, *end = list.base + list.len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *te = comma != NULL ? comma : end;
+        tg_iovec_t tok = tg_iov_trim(tg_iov(p, (size_t)(te - p)));
+        if (tok.len != 0 && tg_iov_eq_ci(name, tok.base, tok.len))
+            return true;
+        p = te + 1;
+    }
+    return false;
+}
+
+bool tg_proxy_is_request_header_dropped(tg_iovec_t name, tg_iovec_t connection)
+{
+    static const char *const own[] = {"host", "content-length", "expect", "cf-cache-ttl", "cf-skip-cache", NULL};
+    return in_list(name, hop_by_hop) || in_list(name, own) || tg_iov_prefix_ci(name, TG_LIT("cf-aig-")) ||
+           (connection.len != 0 && token_listed(connection, name));
+}
+
+bool tg_proxy_is_response_header_dropped(tg_iovec_t name)
+{
+    return in_list(name, hop_by_hop) || tg_iov_eq_ci(name, TG_LIT("content-length"));
+}
+
+/* ---- upstream side ---------------------------------------------------------------------------------------- */
+
+static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t n, int64_t content_length)
+{
+    proxy_t *px = ctx;
+    tg_header_t *out = tg_mem_alloc_pool(&px->req->pool, sizeof(*out) * (n + 1));
+    size_t m = 0;
+    for (size_t i = 0; i != n; ++i)
+        if (!tg_proxy_is_response_header_dropped(headers[i].name))
+            out[m++] = headers[i];
+    px->head_sent = true;
+    tg_http_start_response(px->req, status, out, m, content_length);
+}
+
+static int on_up_body(void *ctx, const char *p, size_t n)
+{
+    proxy_t *px = ctx;
+    if (tg_http_want_pause(px->req))
+        return TG_E_AGAIN; /* resumed from on_drain */
+    if (tg_http_send(px->req, p, n) != 0)
+        return TG_E_AGAIN; /* the client is gone; on_abort follows and cancels */
+    return 0;
+}
+
+static void on_up_done(void *ctx, int err, const char *detail)
+{
+    proxy_t *px = ctx;
+    tg_req_t *req = px->req;
+    px->up = NULL;
+    atomic_fetch_sub_explicit(&px->w->upstream_in_flight, 1, memory_order_relaxed);
+    if (err == 0) {
+        tg_http_end_response(req);
+        return;
+    }
+    tg_upstream_err_kind_t kind = !px->head_sent                        ? TG_UPSTREAM_ERR_UNREACHABLE
+                                  : TG_UPSTREAM_ERR_TRUNCATED;
+    if (!px->head_sent && err == TG_E_UPSTREAM_TIMEOUT)
+        kind = TG_UPSTREAM_ERR_TIMEOUT;
+    else if (!px->head_sent && err == TG_E_UPSTREAM_BAD_RESPONSE)
+        kind = TG_UPSTREAM_ERR_BAD_RESPONSE;
+    tg_metrics_upstream_error(px->w->metrics, px->provider, kind);
+    if (px->head_sent) {
+        req->log_note = "upstream-truncated";
+        tg_http_abort_response(req);
+        return;
+    }
+    if (err == TG_E_UPSTREAM_TIMEOUT)
+        tg_http_send_error(req, err, "Provider %s did not respond in time: %s", px->provider, detail);
+    else if (err == TG_E_UPSTREAM_BAD_RESPONSE)
+        tg_http_send_error(req, err, "Provider %s sent an invalid response: %s", px->provider, detail);
+    else
+        tg_http_send_error(req, err, "Failed to get response from provider %s: %s", px->provider, detail);
+}
+
+static const tg_upstream_ops_t upstream_ops = {on_up_head, on_up_body, on_up_done};
+
+/* ---- client side ------------------------------------------------------------------------------------------ */
+
+static void on_client_drain(tg_req_t *req)
+{
+    proxy_t *px = req->gen_data;
+    if (px->up != NULL)
+        tg_upstream_resume(px->up);
+}
+
+static void on_client_abort(tg_req_t *req)
+{
+    proxy_t *px = req->gen_data;
+    if (px->up != NULL) {
+        tg_upstream_cancel(px->up);
+        px->up = NULL;
+        atomic_fetch_sub_explicit(&px->w->upstream_in_flight, 1, memory_order_relaxed);
+    }
+}
+
+static const tg_http_generator_ops_t generator_ops = {on_client_drain, on_client_abort};
+
+void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target)
+{
+    const tg_config_t *cfg = req->config;
+    proxy_t *px = tg_mem_alloc_pool(&req->pool, sizeof(*px));
+    memset(px, 0, sizeof(*px));
+    px->req = req;
+    px->w = w;
+    px->provider = target->provider;
+
+    const tg_header_t *conn_hdr = tg_http_find_header(req, TG_LIT("connection"));
+    tg_iovec_t connection = conn_hdr != NULL ? conn_hdr->value : tg_iov("", 0);
+    tg_header_t *hdrs = tg_mem_alloc_pool(&req->pool, sizeof(*hdrs) * (req->num_headers + 1));
+    size_t n = 0;
+    for (size_t i = 0; i != req->num_headers; ++i)
+        if (!tg_proxy_is_request_header_dropped(req->headers[i].name, connection))
+            hdrs[n++] = req->headers[i];
+
+    tg_upstream_spec_t spec = {
+        .url = target->url,
+        .method = req->method_name,
+        .headers = hdrs,
+        .num_headers = n,
+        .body = req->body,
+        .connect_timeout_ms = cfg->upstream_connect_timeout,
+        .first_byte_timeout_ms = target->first_byte_timeout_ms,
+        .idle_timeout_ms = cfg->upstream_idle_timeout,
+    };
+    tg_http_set_generator(req, &generator_ops, px);
+    atomic_fetch_add_explicit(&w->upstream_in_flight, 1, memory_order_relaxed);
+    px->up = tg_upstream_start(w->upstream, &spec, &upstream_ops, px);
+}
