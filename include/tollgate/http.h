@@ -91,6 +91,7 @@ struct st_tg_req_t {
     const char *log_provider;
     const char *log_note;
 
+    tg_buf_t _body; /* owns body.base */
     tg_http_conn_t *_conn;
 };
 

@@ -6,9 +6,9 @@
  *    two reads in flight). Whatever must outlive the read is copied out: the request head into a capped per
  *    connection buffer, the body into the request's capped body buffer, and pipelined bytes that arrive while a
  *    request is being handled into a capped hold buffer. An idle keep-alive connection therefore holds no buffer.
- *  - The parser is paused at the end of each message (HPE_PAUSED from on_message_complete); the request is
- *    dispatched after llhttp_execute returns, never from inside a parser callback, and the next pipelined request
- *    is parsed only once the response has been ended.
+ *  - Parsing is http1.c's (llhttp with limits, no I/O). It stops at the end of each message; the request is
+ *    dispatched after the parser returns, never from inside a parser callback, and the next pipelined request is
+ *    parsed only once the response has been ended.
  *  - Output is queued per connection and written at the end of the loop iteration (a uv_check handle): whatever a
  *    handler produced in one iteration -- head and first body bytes, several stream chunks -- goes out in one
  *    write. uv_try_write first; only a remainder is handed to uv_write, so the common case makes one syscall and
@@ -18,19 +18,18 @@
  *    before closing.
  */
 #include <errno.h>
-#include <llhttp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include "tollgate/error.h"
 #include "tollgate/http.h"
+#include "tollgate/http1.h"
 #include "tollgate/log.h"
 #include "tollgate/tgtime.h"
 
 #define READ_BUF_SIZE (64 * 1024)
 #define HOLD_MAX (64 * 1024)        /* pipelined input held while a request is handled */
-#define HEAD_RAW_SLACK (64 * 1024)  /* raw bytes allowed in the head state beyond max_header_size (OWS, CRLFs) */
 #define LINGER_MS 2000              /* how long a closing connection drains unread input before the close */
 #define OUT_HARD_SLACK (256 * 1024) /* output beyond max_response_buffer that means a handler ignored back-pressure */
 
@@ -42,10 +41,6 @@ typedef enum {
     CS_DONE,     /* the last response is queued; close once it is written */
     CS_LINGER,   /* write side shut; discarding input until EOF or the linger timer */
 } conn_state_t;
-
-typedef struct {
-    uint32_t name_off, name_len, value_off, value_len;
-} hdr_ref_t;
 
 struct st_tg_http_server_t {
     uv_loop_t *loop;
@@ -61,7 +56,6 @@ struct st_tg_http_server_t {
     tg_http_conn_t *flush_head, **flush_tail;
     bool draining;
     bool drained_reported;
-    llhttp_settings_t settings;
     char date[40];
     time_t date_sec;
     char rbuf[READ_BUF_SIZE];
@@ -75,24 +69,15 @@ struct st_tg_http_conn_t {
     tg_http_conn_t *flush_next;
     bool in_flush_list;
     unsigned handles_open;
-    llhttp_t parser;
+    tg_http1_t reader;
     conn_state_t state;
     bool closing;
     bool reading;
     bool served_one; /* at least one request finished: idle waits use the keep-alive timeout */
     char peer[64];
 
-    /* request being read */
-    tg_req_t *req;
-    tg_buf_t head;  /* URL, header names and values, back to back */
-    hdr_ref_t *hdrs;
-    size_t num_hdrs, cap_hdrs;
-    uint32_t url_len;
-    bool in_value;     /* the last header callback was a value (a new field starts a new header) */
-    size_t head_raw;   /* raw bytes fed while reading the head */
-    int err;           /* TG_E_* decided inside a parser callback */
-    tg_buf_t body;
-    tg_buf_t held;     /* input received while handling */
+    tg_req_t *req;  /* the request being read or handled */
+    tg_buf_t held;  /* input received while handling */
 
     /* response */
     bool keepalive;
@@ -199,97 +184,20 @@ static tg_req_t *req_new(tg_http_conn_t *conn)
 static void req_free(tg_req_t *req)
 {
     tg_mem_clear_pool(&req->pool);
+    tg_buf_free(&req->_body);
     tg_config_release(req->config);
     free(req);
 }
 
-/* Resets the per-request parse state of the connection. */
-static void reset_parse_state(tg_http_conn_t *conn)
+/* Resets the per-response state of the connection. */
+static void reset_response_state(tg_http_conn_t *conn)
 {
-    tg_buf_reset(&conn->head);
-    if (conn->head.cap > 16 * 1024)
-        tg_buf_free(&conn->head);
-    tg_buf_free(&conn->body);
-    conn->num_hdrs = 0;
-    conn->url_len = 0;
-    conn->in_value = false;
-    conn->head_raw = 0;
-    conn->err = 0;
     conn->resp_started = conn->resp_ended = conn->resp_chunked = conn->resp_no_body = conn->resp_truncate = false;
     conn->resp_content_length = -1;
     conn->pause_reported = false;
 }
 
-/* ---- llhttp callbacks ------------------------------------------------------------------------------------- */
-
-#define CONN(p) ((tg_http_conn_t *)(p)->data)
-
-static int fail_in_parser(llhttp_t *p, int err)
-{
-    CONN(p)->err = err;
-    llhttp_set_error_reason(p, tg_strerror(err));
-    return HPE_USER;
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-    tg_http_conn_t *conn = CONN(p);
-    if (conn->req == NULL)
-        conn->req = req_new(conn);
-    return 0;
-}
-
-static int append_head(llhttp_t *p, const char *at, size_t len)
-{
-    tg_http_conn_t *conn = CONN(p);
-    if (tg_buf_append(&conn->head, at, len) != 0)
-        return fail_in_parser(p, TG_E_HEADERS_TOO_LARGE);
-    return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len)
-{
-    tg_http_conn_t *conn = CONN(p);
-    if (conn->url_len + len > conn->server->config->max_url_length)
-        return fail_in_parser(p, TG_E_URL_TOO_LONG);
-    conn->url_len += (uint32_t)len;
-    return append_head(p, at, len);
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-    tg_http_conn_t *conn = CONN(p);
-    if (conn->num_hdrs == 0 || conn->in_value) {
-        /* a new header */
-        if (conn->num_hdrs >= conn->server->config->max_headers)
-            return fail_in_parser(p, TG_E_TOO_MANY_HEADERS);
-        if (conn->num_hdrs == conn->cap_hdrs) {
-            conn->cap_hdrs = conn->cap_hdrs != 0 ? conn->cap_hdrs * 2 : 16;
-            conn->hdrs = tg_realloc(conn->hdrs, conn->cap_hdrs * sizeof(*conn->hdrs));
-        }
-        hdr_ref_t *h = conn->hdrs + conn->num_hdrs++;
-        h->name_off = (uint32_t)conn->head.len;
-        h->name_len = 0;
-        h->value_off = (uint32_t)conn->head.len;
-        h->value_len = 0;
-        conn->in_value = false;
-    }
-    conn->hdrs[conn->num_hdrs - 1].name_len += (uint32_t)len;
-    return append_head(p, at, len);
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-    tg_http_conn_t *conn = CONN(p);
-    hdr_ref_t *h = conn->hdrs + conn->num_hdrs - 1;
-    if (!conn->in_value) {
-        conn->in_value = true;
-        h->value_off = (uint32_t)conn->head.len;
-        h->value_len = 0;
-    }
-    h->value_len += (uint32_t)len;
-    return append_head(p, at, len);
-}
+/* ---- the request head --------------------------------------------------------------------------------- */
 
 static void split_target(tg_req_t *req)
 {
@@ -314,63 +222,40 @@ static void split_target(tg_req_t *req)
     }
 }
 
-static int on_headers_complete(llhttp_t *p)
+/* The head is in: build the request (its own copy of the head, in its pool) and answer Expect. */
+static int on_reader_head(tg_http1_t *r, void *data)
 {
-    tg_http_conn_t *conn = CONN(p);
-    tg_req_t *req = conn->req;
-    const tg_config_t *cfg = conn->server->config;
+    tg_http_conn_t *conn = data;
+    tg_req_t *req = req_new(conn);
+    conn->req = req;
 
-    /* move the head into the request: the pool copy lives as long as the request */
-    char *head = tg_mem_alloc_pool(&req->pool, conn->head.len + 1);
-    if (conn->head.len != 0)
-        memcpy(head, conn->head.base, conn->head.len);
-    req->method = llhttp_get_method(p);
-    req->method_name = tg_iov_str(llhttp_method_name((llhttp_method_t)req->method));
-    req->version_minor = llhttp_get_http_major(p) == 1 ? llhttp_get_http_minor(p) : 0;
-    req->target = tg_iov(head, conn->url_len);
+    char *head = tg_mem_alloc_pool(&req->pool, r->head.len + 1);
+    if (r->head.len != 0)
+        memcpy(head, r->head.base, r->head.len);
+    req->method = r->method;
+    req->method_name = tg_iov_str(llhttp_method_name((llhttp_method_t)r->method));
+    req->version_minor = r->version_major == 1 ? r->version_minor : 0;
+    req->target = tg_iov(head, r->url_len);
     split_target(req);
-    req->headers = tg_mem_alloc_pool(&req->pool, sizeof(tg_header_t) * (conn->num_hdrs + 1));
-    req->num_headers = conn->num_hdrs;
-    for (size_t i = 0; i != conn->num_hdrs; ++i) {
-        req->headers[i].name = tg_iov(head + conn->hdrs[i].name_off, conn->hdrs[i].name_len);
-        req->headers[i].value = tg_iov_trim(tg_iov(head + conn->hdrs[i].value_off, conn->hdrs[i].value_len));
+    req->headers = tg_mem_alloc_pool(&req->pool, sizeof(tg_header_t) * (r->num_hdrs + 1));
+    req->num_headers = r->num_hdrs;
+    for (size_t i = 0; i != r->num_hdrs; ++i) {
+        req->headers[i].name = tg_iov(head + r->hdrs[i].name_off, r->hdrs[i].name_len);
+        req->headers[i].value = tg_iov_trim(tg_iov(head + r->hdrs[i].value_off, r->hdrs[i].value_len));
     }
-    req->start_ns = tg_now_mono_ns();
-    req->start_unix_ms = tg_now_unix_ms();
-
-    /* body size known up front: refuse before reading it */
-    bool has_body = (p->flags & F_CHUNKED) != 0 || ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0);
-    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > cfg->max_request_body)
-        return fail_in_parser(p, TG_E_BODY_TOO_LARGE);
-    tg_buf_init(&conn->body, cfg->max_request_body);
-    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0)
-        tg_buf_reserve(&conn->body, (size_t)p->content_length);
 
     const tg_header_t *expect = tg_http_find_header(req, TG_LIT("expect"));
     if (expect != NULL) {
         if (!tg_iov_eq_ci(expect->value, TG_LIT("100-continue")))
-            return fail_in_parser(p, TG_E_EXPECTATION_FAILED);
-        if (has_body && req->version_minor >= 1) {
+            return TG_E_EXPECTATION_FAILED;
+        bool refused = r->content_length > 0 && (uint64_t)r->content_length > r->limits.max_request_body;
+        if (r->has_body && req->version_minor >= 1 && !refused) {
             tg_buf_append(&conn->out, TG_LIT("HTTP/1.1 100 Continue\r\n\r\n"));
             schedule_flush(conn);
         }
     }
-    conn->state = has_body ? CS_BODY : CS_HEAD; /* feed() arms the body timer once this read is parsed */
+    conn->state = r->has_body ? CS_BODY : CS_HEAD; /* feed() arms the body timer once this read is parsed */
     return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-    tg_http_conn_t *conn = CONN(p);
-    if (tg_buf_append(&conn->body, at, len) != 0)
-        return fail_in_parser(p, TG_E_BODY_TOO_LARGE);
-    return 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-    CONN(p)->state = CS_HANDLING;
-    return HPE_PAUSED;
 }
 
 /* ---- timers ----------------------------------------------------------------------------------------------- */
@@ -378,7 +263,7 @@ static int on_message_complete(llhttp_t *p)
 static void on_read_timeout(uv_timer_t *t)
 {
     tg_http_conn_t *conn = t->data;
-    if (conn->state == CS_IDLE || (conn->state == CS_HEAD && conn->req == NULL)) {
+    if (conn->state == CS_IDLE || (conn->state == CS_HEAD && !conn->reader.started)) {
         conn_close(conn); /* nothing was asked: just go */
         return;
     }
@@ -446,12 +331,10 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (--conn->handles_open != 0)
         return;
     tg_http_server_t *s = conn->server;
-    tg_buf_free(&conn->head);
-    tg_buf_free(&conn->body);
+    tg_http1_dispose(&conn->reader);
     tg_buf_free(&conn->held);
     tg_buf_free(&conn->out);
     tg_buf_free(&conn->inflight);
-    free(conn->hdrs);
     free(conn);
     --s->num_conns;
     if (s->handler.on_conn_change != NULL)
@@ -783,8 +666,8 @@ static void req_finish(tg_http_conn_t *conn)
         return;
     conn->served_one = true;
     if (conn->keepalive && !conn->resp_truncate && !s->draining) {
-        reset_parse_state(conn);
-        llhttp_resume(&conn->parser);
+        reset_response_state(conn);
+        tg_http1_next(&conn->reader);
         conn->state = CS_IDLE;
     } else {
         conn->state = CS_DONE;
@@ -886,10 +769,12 @@ static void dispatch(tg_http_conn_t *conn)
 {
     tg_req_t *req = conn->req;
     tg_http_server_t *s = conn->server;
-    conn->keepalive = llhttp_should_keep_alive(&conn->parser) && !s->draining;
-    if (llhttp_get_upgrade(&conn->parser))
-        conn->keepalive = false; /* we do not switch protocols; what follows is not HTTP/1 */
-    req->body = tg_iov(conn->body.base != NULL ? conn->body.base : "", conn->body.len);
+    conn->keepalive = conn->reader.keepalive && !s->draining;
+    /* the body moves to the request */
+    req->_body = conn->reader.body;
+    tg_buf_init(&conn->reader.body, 0);
+    req->body = tg_iov(req->_body.base != NULL ? req->_body.base : "", req->_body.len);
+    conn->state = CS_HANDLING;
     arm_timer(conn);
     s->handler.on_request(req, s->handler.data);
 }
@@ -901,31 +786,17 @@ static void feed(tg_http_conn_t *conn, const char *data, size_t len)
         conn->state = CS_HEAD;
         timer_set(conn, cfg->client_header_timeout, on_read_timeout);
     }
-    if (conn->state == CS_HEAD) {
-        conn->head_raw += len;
-        if (conn->head_raw > (size_t)cfg->max_header_size + HEAD_RAW_SLACK) {
-            reply_read_error(conn, TG_E_HEADERS_TOO_LARGE);
-            return;
-        }
-    }
-    llhttp_errno_t e = llhttp_execute(&conn->parser, data, len);
-    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
-        const char *pos = llhttp_get_error_pos(&conn->parser);
-        size_t used = pos != NULL ? (size_t)(pos - data) : len;
-        if (used < len && conn->state == CS_HANDLING)
+    size_t used;
+    int r = tg_http1_feed(&conn->reader, data, len, &used);
+    if (r == 1) {
+        if (used < len)
             tg_buf_append(&conn->held, data + used, len - used); /* fits: at most one read buffer */
         dispatch(conn);
-        return;
-    }
-    if (e != HPE_OK) {
-        int err = conn->err != 0 ? conn->err : TG_E_BAD_REQUEST;
-        if (e == HPE_PAUSED_H2_UPGRADE)
-            err = TG_E_BAD_REQUEST;
-        reply_read_error(conn, err);
-        return;
-    }
-    if (conn->state == CS_BODY)
+    } else if (r < 0) {
+        reply_read_error(conn, r);
+    } else if (conn->state == CS_BODY) {
         timer_set(conn, cfg->client_body_timeout, on_read_timeout);
+    }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -986,11 +857,14 @@ static void on_connection(uv_stream_t *listener, int status)
     ++s->num_conns;
     if (s->handler.on_conn_change != NULL)
         s->handler.on_conn_change(s, true, s->num_conns, s->handler.data);
-    tg_buf_init(&conn->head, s->config->max_header_size);
+    tg_http1_limits_t limits = {s->config->max_url_length, s->config->max_header_size, s->config->max_headers,
+                                s->config->max_request_body};
+    tg_http1_init(&conn->reader, &limits);
+    conn->reader.on_head = on_reader_head;
+    conn->reader.data = conn;
     tg_buf_init(&conn->held, HOLD_MAX);
     tg_buf_init(&conn->out, s->config->max_response_buffer + OUT_HARD_SLACK);
     tg_buf_init(&conn->inflight, SIZE_MAX);
-    tg_buf_init(&conn->body, 0);
     conn->resp_content_length = -1;
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
         conn_close(conn);
@@ -1010,8 +884,6 @@ static void on_connection(uv_stream_t *listener, int status)
         else if (ss.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&ss, conn->peer, sizeof(conn->peer));
     }
-    llhttp_init(&conn->parser, HTTP_REQUEST, &s->settings);
-    conn->parser.data = conn;
     conn->state = CS_IDLE;
     conn->reading = true;
     uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read);
@@ -1029,14 +901,6 @@ tg_http_server_t *tg_http_server_create(uv_loop_t *loop, int listen_fd, tg_confi
     s->handler = *handler;
     s->max_conns = max_conns;
     s->flush_tail = &s->flush_head;
-    llhttp_settings_init(&s->settings);
-    s->settings.on_message_begin = on_message_begin;
-    s->settings.on_url = on_url;
-    s->settings.on_header_field = on_header_field;
-    s->settings.on_header_value = on_header_value;
-    s->settings.on_headers_complete = on_headers_complete;
-    s->settings.on_body = on_body;
-    s->settings.on_message_complete = on_message_complete;
 
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;

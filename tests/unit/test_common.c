@@ -1,0 +1,174 @@
+/*
+ * The toolkit: capped buffers, JSON escaping, the request pool, number parsing, the error table, the metrics
+ * renderer.
+ */
+#include "tollgate/buf.h"
+#include "tollgate/error.h"
+#include "tollgate/http.h"
+#include "tollgate/mem.h"
+#include "tollgate/metrics.h"
+#include "tollgate/tgtime.h"
+#include "unit.h"
+
+static void test_buf_cap(void)
+{
+    tg_buf_t b;
+    tg_buf_init(&b, 10);
+    T_EQ_INT(tg_buf_append(&b, "12345", 5), 0);
+    T_EQ_INT(tg_buf_append(&b, "67890", 5), 0);
+    T_EQ_INT(tg_buf_append(&b, "x", 1), TG_E_TOOBIG);
+    T_EQ_INT(b.len, 10); /* unchanged by the refused append */
+    T_OK(b.cap <= 11);
+    T_EQ_STR(tg_buf_cstr(&b), "1234567890");
+    tg_buf_consume(&b, 4);
+    T_EQ_STR(tg_buf_cstr(&b), "567890");
+    T_EQ_INT(tg_buf_appendf(&b, "%d", 1234), 0);
+    T_EQ_INT(tg_buf_appendf(&b, "%d", 5), TG_E_TOOBIG);
+    tg_buf_free(&b);
+    T_OK(b.base == NULL && b.len == 0);
+    /* a big cap does not mean a big allocation */
+    tg_buf_init(&b, 1u << 30);
+    tg_buf_append(&b, "a", 1);
+    T_OK(b.cap < 1024);
+    tg_buf_free(&b);
+}
+
+static void test_json_escape(void)
+{
+    tg_buf_t b;
+    tg_buf_init(&b, 1024);
+    tg_buf_append_json_escaped(&b, "a\"b\\c\nd\x01\te", 10);
+    T_EQ_STR(tg_buf_cstr(&b), "a\\\"b\\\\c\\nd\\u0001\\te");
+    tg_buf_free(&b);
+}
+
+static int cleanup_order[4], cleanup_n;
+static void on_cleanup(void *p)
+{
+    cleanup_order[cleanup_n++] = *(int *)p;
+}
+
+static void test_pool(void)
+{
+    tg_mem_pool_t pool;
+    tg_mem_init_pool(&pool);
+    char *a = tg_mem_alloc_pool(&pool, 10);
+    char *b = tg_mem_alloc_pool(&pool, 10);
+    T_OK(((uintptr_t)a & 15) == 0 && ((uintptr_t)b & 15) == 0);
+    T_OK(b - a >= 10);
+    char *big = tg_mem_alloc_pool(&pool, 100000); /* a direct allocation */
+    memset(big, 1, 100000);
+    for (int i = 0; i != 1000; ++i)
+        memset(tg_mem_alloc_pool(&pool, 100), 2, 100); /* several chunks */
+    char *s = tg_mem_strdup_pool(&pool, "hello", 5);
+    T_EQ_STR(s, "hello");
+    static int one = 1, two = 2;
+    tg_mem_add_cleanup(&pool, on_cleanup, &one);
+    tg_mem_add_cleanup(&pool, on_cleanup, &two);
+    tg_mem_clear_pool(&pool);
+    T_EQ_INT(cleanup_n, 2);
+    T_EQ_INT(cleanup_order[0], 2); /* newest first */
+    T_EQ_INT(cleanup_order[1], 1);
+    /* reusable after clear */
+    T_OK(tg_mem_alloc_pool(&pool, 8) != NULL);
+    tg_mem_clear_pool(&pool);
+}
+
+static void test_parse_u64(void)
+{
+    uint64_t v;
+    T_EQ_INT(tg_parse_u64("123", 3, 1000, &v), 0);
+    T_EQ_INT(v, 123);
+    T_EQ_INT(tg_parse_u64("1001", 4, 1000, &v), -1);
+    T_EQ_INT(tg_parse_u64("", 0, 1000, &v), -1);
+    T_EQ_INT(tg_parse_u64("-1", 2, 1000, &v), -1);
+    T_EQ_INT(tg_parse_u64("1 ", 2, 1000, &v), -1);
+    T_EQ_INT(tg_parse_u64("18446744073709551615", 20, UINT64_MAX, &v), 0);
+    T_EQ_INT(tg_parse_u64("18446744073709551616", 20, UINT64_MAX, &v), -1);
+}
+
+static void test_errors(void)
+{
+    T_EQ_INT(tg_err_http_status(TG_E_GATEWAY_NOT_FOUND), 404);
+    T_EQ_INT(tg_err_gateway_code(TG_E_GATEWAY_NOT_FOUND), 2001);
+    T_EQ_INT(tg_err_http_status(TG_E_UPSTREAM_TIMEOUT), 504);
+    T_EQ_INT(tg_err_gateway_code(TG_E_UPSTREAM_TIMEOUT), 2005);
+    T_EQ_INT(tg_err_http_status(TG_E_UPSTREAM_UNREACHABLE), 502);
+    T_EQ_INT(tg_err_http_status(TG_E_INVALID_PROVIDER), 400);
+    T_EQ_INT(tg_err_gateway_code(TG_E_INVALID_PROVIDER), 2008);
+    T_EQ_INT(tg_err_http_status(TG_E_HEADERS_TOO_LARGE), 431);
+    T_EQ_INT(tg_err_http_status(TG_E_BODY_TOO_LARGE), 413);
+    T_EQ_INT(tg_err_http_status(TG_E_URL_TOO_LONG), 414);
+    T_EQ_INT(tg_err_http_status(TG_E_AGAIN), 500); /* internal codes never reach a client as such */
+    T_EQ_STR(tg_err_name(TG_E_BAD_PATH), "BAD_PATH");
+    T_EQ_STR(tg_strerror(12345), "unknown error");
+    tg_buf_t b;
+    tg_buf_init(&b, 4096);
+    tg_http_error_body(&b, TG_E_GATEWAY_NOT_FOUND, "no \"gw\"");
+    T_EQ_STR(tg_buf_cstr(&b), "{\"success\":false,\"result\":[],\"messages\":[],\"error\":[{\"code\":2001,\"message\":"
+                              "\"no \\\"gw\\\"\"}],\"name\":\"AiGatewayError\",\"httpCode\":404,\"internalCode\":2001,"
+                              "\"message\":\"no \\\"gw\\\"\"}");
+    tg_buf_free(&b);
+}
+
+static void test_metrics(void)
+{
+    tg_metrics_t *a = tg_metrics_create(), *b = tg_metrics_create();
+    tg_metrics_request(a, "openai", 200, 3000000, 10, 100);    /* 3 ms */
+    tg_metrics_request(b, "openai", 200, 200000000, 20, 200);  /* 200 ms */
+    tg_metrics_request(b, "openai", 502, 1000000, 0, 0);
+    tg_metrics_request(a, NULL, 404, 1000, 0, 0);
+    tg_metrics_upstream_error(b, "openai", TG_UPSTREAM_ERR_TIMEOUT);
+    tg_metrics_connection(a);
+    tg_metrics_t *shards[] = {a, b};
+    tg_metrics_gauges_t g = {.connections_open = 7, .workers = 2};
+    tg_buf_t out;
+    tg_buf_init(&out, 1 << 20);
+    tg_metrics_render(shards, 2, &g, &out);
+    const char *s = tg_buf_cstr(&out);
+    T_OK(strstr(s, "tollgate_requests_total{provider=\"openai\",code=\"2xx\"} 2\n") != NULL);
+    T_OK(strstr(s, "tollgate_requests_total{provider=\"openai\",code=\"5xx\"} 1\n") != NULL);
+    T_OK(strstr(s, "tollgate_requests_total{provider=\"none\",code=\"4xx\"} 1\n") != NULL);
+    T_OK(strstr(s, "tollgate_request_duration_seconds_bucket{provider=\"openai\",le=\"0.005\"} 2\n") != NULL);
+    T_OK(strstr(s, "tollgate_request_duration_seconds_bucket{provider=\"openai\",le=\"0.1\"} 2\n") != NULL);
+    T_OK(strstr(s, "tollgate_request_duration_seconds_bucket{provider=\"openai\",le=\"0.25\"} 3\n") != NULL);
+    T_OK(strstr(s, "tollgate_request_duration_seconds_count{provider=\"openai\"} 3\n") != NULL);
+    T_OK(strstr(s, "tollgate_request_bytes_total{provider=\"openai\"} 30\n") != NULL);
+    T_OK(strstr(s, "tollgate_response_bytes_total{provider=\"openai\"} 300\n") != NULL);
+    T_OK(strstr(s, "tollgate_upstream_errors_total{provider=\"openai\",kind=\"timeout\"} 1\n") != NULL);
+    T_OK(strstr(s, "tollgate_connections_open 7\n") != NULL);
+    T_OK(strstr(s, "tollgate_connections_total 1\n") != NULL);
+    /* more providers than slots: the rest is "other", nothing is lost */
+    for (int i = 0; i != TG_METRICS_MAX_PROVIDERS + 10; ++i) {
+        char name[32];
+        snprintf(name, sizeof(name), "custom-p%d", i);
+        tg_metrics_request(a, name, 200, 1000, 0, 0);
+    }
+    tg_buf_reset(&out);
+    tg_metrics_render(shards, 2, &g, &out);
+    T_OK(strstr(tg_buf_cstr(&out), "tollgate_requests_total{provider=\"other\",code=\"2xx\"} 11\n") != NULL);
+    tg_buf_free(&out);
+    tg_metrics_destroy(a);
+    tg_metrics_destroy(b);
+}
+
+static void test_time_format(void)
+{
+    char buf[64];
+    tg_format_iso8601_ms(1795425520123ull, buf, sizeof(buf));
+    T_EQ_STR(buf, "2026-11-23T09:18:40.123Z");
+    tg_format_http_date(784111777, buf, sizeof(buf));
+    T_EQ_STR(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
+}
+
+int main(void)
+{
+    T_RUN(test_buf_cap);
+    T_RUN(test_json_escape);
+    T_RUN(test_pool);
+    T_RUN(test_parse_u64);
+    T_RUN(test_errors);
+    T_RUN(test_metrics);
+    T_RUN(test_time_format);
+    return unit_done("test_common");
+}
