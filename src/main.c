@@ -120,7 +120,9 @@ static int mkdir_p(const char *path)
     return (mkdir(buf, 0755) != 0 && errno != EEXIST) ? -1 : 0;
 }
 
-/* Binds `n` SO_REUSEPORT sockets to the configured address. Port 0: the first bind picks, the rest follow. */
+/* Binds `n` SO_REUSEPORT sockets to the configured address and listens on them here, before any worker starts,
+ * so that the address accepts connections as soon as it is announced. Port 0: the first bind picks, the rest
+ * follow. */
 static int open_listeners(const tg_config_t *c, int *fds, unsigned n, char *bound, size_t boundsz)
 {
     struct sockaddr_storage ss;
@@ -147,7 +149,7 @@ static int open_listeners(const tg_config_t *c, int *fds, unsigned n, char *boun
         int one = 1;
         if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-            bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
+            bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 4096) != 0) {
             tg_log_error("cannot listen on %s: %s", c->listen, strerror(errno));
             if (fd >= 0)
                 close(fd);
@@ -188,6 +190,10 @@ static void on_drained_async(uv_async_t *a)
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
     uv_close((uv_handle_t *)&drained_async, NULL);
+    /* closing the watchers restored the default actions; a late signal must not kill the clean exit */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
 }
 
 static void reload(void)

@@ -56,6 +56,8 @@ struct st_tg_http_server_t {
     tg_http_conn_t *flush_head, **flush_tail;
     bool draining;
     bool drained_reported;
+    unsigned handles_closing; /* own handles whose close callback is pending */
+    bool destroyed;           /* free when handles_closing reaches 0 */
     char date[40];
     time_t date_sec;
     char rbuf[READ_BUF_SIZE];
@@ -99,6 +101,8 @@ static void req_finish(tg_http_conn_t *conn);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_flush_idle(uv_idle_t *h);
+static void on_server_handle_closed(uv_handle_t *h);
+static void reply_read_error(tg_http_conn_t *conn, int err);
 
 /* ---- small helpers ---------------------------------------------------------------------------------------- */
 
@@ -267,11 +271,8 @@ static void on_read_timeout(uv_timer_t *t)
         conn_close(conn); /* nothing was asked: just go */
         return;
     }
-    if (conn->state == CS_HEAD || conn->state == CS_BODY) {
-        conn->state = CS_HANDLING;
-        conn->keepalive = false;
-        tg_http_send_error(conn->req, TG_E_CLIENT_TIMEOUT, NULL);
-    }
+    if (conn->state == CS_HEAD || conn->state == CS_BODY)
+        reply_read_error(conn, TG_E_CLIENT_TIMEOUT);
 }
 
 static void on_send_timeout(uv_timer_t *t)
@@ -909,10 +910,10 @@ tg_http_server_t *tg_http_server_create(uv_loop_t *loop, int listen_fd, tg_confi
         r = uv_listen((uv_stream_t *)&s->listener, 4096, on_connection);
     if (r != 0) {
         tg_log_error("cannot listen: %s", uv_strerror(r));
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
+        s->handles_closing = 1;
+        s->destroyed = true;
+        uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
         tg_config_release(s->config);
-        free(s);
         return NULL;
     }
     uv_check_init(loop, &s->flusher);
@@ -953,7 +954,8 @@ void tg_http_server_drain(tg_http_server_t *s)
     if (s->draining)
         return;
     s->draining = true;
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    ++s->handles_closing;
+    uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
     for (tg_http_conn_t *c = s->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->state == CS_IDLE && out_pending(c) == 0 && !c->writing)
@@ -965,15 +967,26 @@ void tg_http_server_drain(tg_http_server_t *s)
     maybe_report_drained(s);
 }
 
+/* Frees the server when the last of its own handles has closed. */
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    tg_http_server_t *s = h->data;
+    if (--s->handles_closing == 0 && s->destroyed)
+        free(s);
+}
+
 void tg_http_server_destroy(tg_http_server_t *s)
 {
     TG_BUG_ON(s->num_conns != 0);
-    if (!s->draining)
-        uv_close((uv_handle_t *)&s->listener, NULL);
-    uv_close((uv_handle_t *)&s->flusher, NULL);
-    uv_close((uv_handle_t *)&s->flush_idle, NULL);
-    uv_close((uv_handle_t *)&s->drain_timer, NULL);
-    uv_run(s->loop, UV_RUN_NOWAIT);
+    s->destroyed = true;
+    s->handles_closing += 3;
+    if (!s->draining) {
+        ++s->handles_closing;
+        uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+    }
+    uv_close((uv_handle_t *)&s->flusher, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->flush_idle, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->drain_timer, on_server_handle_closed);
     tg_config_release(s->config);
-    free(s);
+    s->config = NULL;
 }

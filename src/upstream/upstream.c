@@ -374,13 +374,18 @@ tg_upstream_t *tg_upstream_create(uv_loop_t *loop)
     return u;
 }
 
+static void on_multi_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 void tg_upstream_destroy(tg_upstream_t *u)
 {
     TG_BUG_ON(u->active != 0);
     for (size_t i = 0; i != u->easy_pool_len; ++i)
         curl_easy_cleanup(u->easy_pool[i]);
     curl_multi_cleanup(u->multi); /* closes cached connections, removing their polls through the socket callback */
-    uv_close((uv_handle_t *)&u->timer, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&u->timer, on_multi_timer_closed);
 }
 
 size_t tg_upstream_num_active(const tg_upstream_t *u)

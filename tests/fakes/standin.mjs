@@ -312,7 +312,7 @@ class Ctx {
       const ok = res.write(f.data);
       frameNo++;
       if (c.stall === 'after-headers' && frameNo === 1) return;
-      if (!ok) await this.drain();
+      if (!ok) { this.record.drainWaits++; await this.drain(); }
       else if (c.paceMs === 0 && frameNo % 256 === 0) await new Promise(setImmediate); // be fair
     }
     if (this.gone) return;
@@ -565,6 +565,7 @@ export async function startStandin({ port = 0, host = '127.0.0.1', maxRecords = 
         stream: false,
         status: null,
         aborted: false,
+        drainWaits: 0, // times a streamed write had to wait for the client (the gateway) to drain
         abortedAt: null,
         finishedAt: null,
         outcome: 'pending',
