@@ -267,7 +267,7 @@ describe('limits answer 4xx and the server keeps serving', () => {
     const c = await rawConnect(gw.port);
     c.send('GET /healthz HTTP/1.1\r\n');
     const t0 = Date.now();
-    const timer = setInterval(() => { if (!c.closed) c.send('X-Drip: 1\r\n'); }, 100); /* slowloris */
+    const timer = setInterval(() => { if (!c.closed) c.send('X-Drip: 1\r\n'); }, 250 * SLOW); /* slowloris */
     await c.untilClosed(5000 * SLOW);
     clearInterval(timer);
     assert.match(c.received, /^HTTP\/1\.1 408 /);

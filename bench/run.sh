@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Passthrough benchmark: Tollgate beside nginx as a plain reverse proxy, both in front of the same upstream (nginx
+# answering a fixed chat-completion JSON), measured in one run with wrk and a realistic POST.
+#
+# Prints, side by side: latency p50/p99 at 1 connection (and what each proxy adds over the direct path),
+# requests/s at 64 connections, and Tollgate's resident memory idle and under load; then the 1,000 paced streams
+# lane (tests/slow). Nothing here passes or fails on a number: it prints figures for bench/RESULTS.md.
+#
+#   bench/run.sh                 all lanes, 10 s per measurement
+#   DURATION=5 WORKERS=2 bench/run.sh
+#
+# Everything listens on 127.0.0.1, on free ports, and is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+WORKERS=${WORKERS:-1}   # workers of each proxy (and of the upstream nginx)
+CONNS=${CONNS:-64}
+STREAMS=${STREAMS:-1000}
+BIN=${TOLLGATE_BIN:-build/tollgate}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+
+work=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+UP=$(free_port); NX=$(free_port)
+
+# ---- upstream: nginx answering the fixed body from its config
+mkdir -p "$work/up" "$work/nx"
+body=$(tr -d '\n' < bench/response.json)
+cat > "$work/up/nginx.conf" <<EOF
+worker_processes $WORKERS;
+daemon off;
+pid $work/up/nginx.pid;
+error_log $work/up/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_buffer_size 64k;
+    server {
+        listen 127.0.0.1:$UP reuseport;
+        location / { default_type application/json; return 200 '$body'; }
+    }
+}
+EOF
+"$NGINX" -p "$work/up" -c "$work/up/nginx.conf" &
+pids+=($!)
+
+# ---- nginx as a plain reverse proxy
+cat > "$work/nx/nginx.conf" <<EOF
+worker_processes $WORKERS;
+daemon off;
+pid $work/nx/nginx.pid;
+error_log $work/nx/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_buffer_size 64k;
+    upstream provider { server 127.0.0.1:$UP; keepalive 128; }
+    server {
+        listen 127.0.0.1:$NX reuseport;
+        location / {
+            proxy_pass http://provider;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+"$NGINX" -p "$work/nx" -c "$work/nx/nginx.conf" &
+pids+=($!)
+
+# ---- Tollgate
+cat > "$work/tollgate.json" <<EOF
+{ "listen": "127.0.0.1:0", "workers": $WORKERS, "access_log": false, "data_dir": "$work/tg-data",
+  "providers": { "openai": { "base_url": "http://127.0.0.1:$UP/v1" } } }
+EOF
+"$BIN" --config "$work/tollgate.json" 2> "$work/tollgate.log" &
+tg_pid=$!
+pids+=($tg_pid)
+for _ in $(seq 1 100); do grep -q 'listening on' "$work/tollgate.log" && break; sleep 0.05; done
+TG=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/tollgate.log" | cut -d: -f2)
+wait_port "$UP"; wait_port "$NX"; wait_port "$TG"
+
+direct_url="http://127.0.0.1:$UP/v1/chat/completions"
+nginx_url="http://127.0.0.1:$NX/v1/chat/completions"
+tg_url="http://127.0.0.1:$TG/v1/local/default/openai/chat/completions"
+
+rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+# to microseconds: "45.12us" "1.20ms" "1.00s"
+to_us() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v+0} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000000} else print v }'; }
+
+# wrk_run URL CONNS THREADS -> sets P50 P99 RPS ERRS
+wrk_run() {
+    local out
+    out=$(wrk -t"$3" -c"$2" -d"${DURATION}s" --latency -s bench/post.lua "$1")
+    P50=$(to_us "$(echo "$out" | awk '$1=="50%"{print $2}')")
+    P99=$(to_us "$(echo "$out" | awk '$1=="99%"{print $2}')")
+    RPS=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+    ERRS=$(echo "$out" | awk '/Non-2xx|Socket errors/{print}' | tr '\n' ' ')
+    [ -z "$ERRS" ] || echo "  wrk reported errors for $1: $ERRS" >&2
+}
+
+# sanity: each path answers the body
+for u in "$direct_url" "$nginx_url" "$tg_url"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' -d '{}' "$u")
+    [ "$code" = 200 ] || { echo "bench: $u answered $code" >&2; exit 1; }
+done
+
+echo "Tollgate passthrough benchmark — $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
+echo "workers per proxy: $WORKERS; $DURATION s per measurement; POST of $(wc -c < <(awk -F'[[][[]|[]][]]' '/wrk.body/{print $2}' bench/post.lua)) bytes, answer of $(wc -c < bench/response.json) bytes"
+echo
+
+# warm up connections and caches
+for u in "$direct_url" "$nginx_url" "$tg_url"; do wrk -t1 -c8 -d1s -s bench/post.lua "$u" > /dev/null; done
+rss_idle=$(rss_kib "$tg_pid")
+
+declare -A p50 p99 rps
+for name in direct nginx tollgate; do
+    url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url
+    wrk_run "${!url_var}" 1 1
+    p50[$name]=$P50; p99[$name]=$P99
+done
+peak=0
+( while kill -0 "$tg_pid" 2>/dev/null; do rss_kib "$tg_pid"; sleep 0.2; done ) > "$work/rss.log" &
+sampler=$!
+for name in direct nginx tollgate; do
+    url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url
+    wrk_run "${!url_var}" "$CONNS" 2
+    rps[$name]=$RPS
+done
+kill $sampler 2>/dev/null || true
+peak=$(sort -n "$work/rss.log" | tail -1)
+rss_after=$(rss_kib "$tg_pid")
+
+printf '%-10s %12s %12s %14s %14s %16s\n' "path" "p50 @c1" "p99 @c1" "added p50" "added p99" "req/s @c$CONNS"
+for name in direct nginx tollgate; do
+    if [ "$name" = direct ]; then a50="-"; a99="-"; else
+        a50=$(awk -v a="${p50[$name]}" -v b="${p50[direct]}" 'BEGIN{printf "%.1f us", a-b}')
+        a99=$(awk -v a="${p99[$name]}" -v b="${p99[direct]}" 'BEGIN{printf "%.1f us", a-b}'); fi
+    printf '%-10s %9.1f us %9.1f us %14s %14s %16.0f\n' "$name" "${p50[$name]}" "${p99[$name]}" "$a50" "$a99" "${rps[$name]}"
+done
+echo
+awk -v t50="${p50[tollgate]}" -v n50="${p50[nginx]}" -v d50="${p50[direct]}" -v tr="${rps[tollgate]}" -v nr="${rps[nginx]}" 'BEGIN{
+    printf "Tollgate added p50 / nginx added p50: %.2fx (target <= 1.5x)\n", (t50-d50)/((n50-d50) > 0 ? (n50-d50) : 1);
+    printf "Tollgate req/s / nginx req/s @c64:    %.1f%% (target >= 90%%)\n", 100*tr/nr }'
+printf 'Tollgate RSS: idle %.1f MiB, peak under load %.1f MiB, after %.1f MiB (target idle < 10 MB)\n' \
+    "$(awk -v k="$rss_idle" 'BEGIN{print k/1024}')" "$(awk -v k="$peak" 'BEGIN{print k/1024}')" "$(awk -v k="$rss_after" 'BEGIN{print k/1024}')"
+pss=$(awk '/^Pss:/{print $2}' "/proc/$tg_pid/smaps_rollup"); priv=$(awk '/^Private_Dirty:/{print $2}' "/proc/$tg_pid/smaps_rollup")
+printf '             (now: PSS %.1f MiB, private dirty %.1f MiB; the rest of RSS is shared library text)\n' \
+    "$(awk -v k="$pss" 'BEGIN{print k/1024}')" "$(awk -v k="$priv" 'BEGIN{print k/1024}')"
+
+if [ "$STREAMS" -gt 0 ]; then
+    echo
+    echo "Paced streams lane ($STREAMS concurrent streams through Tollgate, tests/slow/streams.test.mjs):"
+    (cd tests && STREAMS=$STREAMS TOLLGATE_BIN="../$BIN" node --test slow/ 2>&1 | grep -E '^# (#|pass|fail)' | sed 's/^# \\# /  /; s/^# /  /')
+fi
