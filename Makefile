@@ -64,7 +64,7 @@ deps-bench: deps-test
 # ---- the gateway
 
 $(BUILD)/tollgate: $(REL)/tollgate
-	@cp $< $@
+	@cp $< $@.tmp && mv -f $@.tmp $@
 
 $(REL)/tollgate: $(REL)/obj/main.o $(REL_OBJS)
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
@@ -108,6 +108,7 @@ test: deps-test $(BUILD)/tollgate $(ASAN)/tollgate $(REL_UNITS) $(ASAN_UNITS)
 	@sh tests/run-unit.sh $(REL_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1 sh tests/run-unit.sh $(ASAN_UNITS)
 	@cd tests && TOLLGATE_BIN=../$(BUILD)/tollgate node --test --test-concurrency=1 e2e/ fakes/
+	@cd tests && TOLLGATE_BIN=../$(BUILD)/tollgate TOLLGATE_TEST_CURL=1 node --test --test-concurrency=1 e2e/
 	@cd tests && TOLLGATE_BIN=../$(ASAN)/tollgate TOLLGATE_SANITIZED=1 node --test --test-concurrency=1 e2e/
 
 test-slow: deps-test $(BUILD)/tollgate

@@ -308,11 +308,6 @@ int main(int argc, char **argv)
         tg_config_release(current);
         return 1;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        tg_log_error("libcurl initialisation failed");
-        tg_config_release(current);
-        return 1;
-    }
 
     unsigned n = current->workers != 0 ? current->workers : (unsigned)uv_available_parallelism();
     if (n == 0)
@@ -322,7 +317,6 @@ int main(int argc, char **argv)
     if (open_listeners(current, fds, n, bound, sizeof(bound)) != 0) {
         free(fds);
         tg_config_release(current);
-        curl_global_cleanup();
         return 1;
     }
 
@@ -362,7 +356,6 @@ int main(int argc, char **argv)
     free(process.workers);
     uv_loop_close(loop);
     tg_config_release(current);
-    curl_global_cleanup();
     tg_log_info("stopped");
     return 0;
 }

@@ -54,6 +54,8 @@ typedef struct st_tg_config_t {
     char *data_dir;
     char *admin_token; /* NULL when not set */
     bool access_log;
+    bool upstream_fast_http1; /* cleartext upstreams use the lean HTTP/1.1 client (false: libcurl for all) */
+    char *upstream_ca_file;   /* PEM bundle to verify upstream TLS with, instead of the system's; NULL = system */
 
     /* limits on what a client may send (SPEC.md section 6: every one answers a 4xx) */
     uint64_t max_request_body;

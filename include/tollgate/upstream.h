@@ -31,6 +31,8 @@ typedef struct st_tg_upstream_spec_t {
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms; /* from start until the response head is in */
     uint64_t idle_timeout_ms;       /* between body reads once the head is in (time paused does not count) */
+    bool fast_http1;     /* a cleartext URL may use the lean HTTP/1.1 client (see src/upstream/internal.h) */
+    const char *ca_file; /* PEM bundle for TLS verification, NULL for the system's; copied */
 } tg_upstream_spec_t;
 
 typedef struct st_tg_upstream_ops_t {

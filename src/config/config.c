@@ -320,6 +320,8 @@ static const field_t root_fields[] = {
     F(data_dir, T_STRING, 0, 0),
     F(admin_token, T_STRING_OR_NULL, 0, 0),
     F(access_log, T_BOOL, 0, 0),
+    F(upstream_fast_http1, T_BOOL, 0, 0),
+    F(upstream_ca_file, T_STRING_OR_NULL, 0, 0),
     F(max_request_body, T_U64, 1, 1 << 30),
     F(max_header_size, T_U32, 1024, 1 << 20),
     F(max_headers, T_U32, 8, 1000),
@@ -639,6 +641,7 @@ static tg_config_t *new_defaults(void)
     c->workers = 0;
     c->data_dir = tg_strdup("tollgate-data");
     c->access_log = true;
+    c->upstream_fast_http1 = true;
     c->max_request_body = 32u << 20;
     c->max_header_size = 64u << 10;
     c->max_headers = 100;
@@ -667,6 +670,7 @@ static void free_config(tg_config_t *c)
     free(c->listen_host);
     free(c->data_dir);
     free(c->admin_token);
+    free(c->upstream_ca_file);
     for (size_t i = 0; i != c->num_builtins; ++i)
         free(c->builtin_base_urls[i]);
     free(c->builtin_base_urls);

@@ -165,6 +165,8 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
         .connect_timeout_ms = cfg->upstream_connect_timeout,
         .first_byte_timeout_ms = target->first_byte_timeout_ms,
         .idle_timeout_ms = cfg->upstream_idle_timeout,
+        .fast_http1 = cfg->upstream_fast_http1,
+        .ca_file = cfg->upstream_ca_file,
     };
     tg_http_set_generator(req, &generator_ops, px);
     atomic_fetch_add_explicit(&w->upstream_in_flight, 1, memory_order_relaxed);

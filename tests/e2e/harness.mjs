@@ -20,6 +20,8 @@ export const BIN = process.env.TOLLGATE_BIN ?? new URL('../../build/tollgate', i
 export const SANITIZED = process.env.TOLLGATE_SANITIZED === '1';
 /* generous waits under ASan, which is several times slower */
 export const SLOW = SANITIZED ? 4 : 1;
+/* TOLLGATE_TEST_CURL=1 runs the suites with libcurl for every upstream request (no HTTP/1.1 fast path) */
+const CURL_ONLY = process.env.TOLLGATE_TEST_CURL === '1';
 
 const SANITIZER_MARKERS = ['AddressSanitizer', 'LeakSanitizer', 'UndefinedBehaviorSanitizer', 'runtime error:'];
 
@@ -27,7 +29,8 @@ export async function startGateway({ config = {}, args = [], env = {}, waitListe
   const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-e2e-'));
   const configPath = path.join(dir, 'tollgate.json');
   const write = (c) =>
-    writeFileSync(configPath, JSON.stringify({ listen: '127.0.0.1:0', workers: 2, data_dir: path.join(dir, 'data'), ...c }, null, 2));
+    writeFileSync(configPath, JSON.stringify({ listen: '127.0.0.1:0', workers: 2, data_dir: path.join(dir, 'data'),
+      ...(CURL_ONLY ? { upstream_fast_http1: false } : {}), ...c }, null, 2));
   write(config);
   const proc = spawn(BIN, ['--config', configPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
