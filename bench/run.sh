@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-5}     # interleaved rounds of the 1-connection latency measurement
 WORKERS=${WORKERS:-1}   # workers of each proxy (and of the upstream nginx)
 CONNS=${CONNS:-64}
 STREAMS=${STREAMS:-1000}
@@ -121,18 +122,27 @@ done
 
 echo "Tollgate passthrough benchmark — $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
-echo "workers per proxy: $WORKERS; $DURATION s per measurement; POST of $(wc -c < <(awk -F'[[][[]|[]][]]' '/wrk.body/{print $2}' bench/post.lua)) bytes, answer of $(wc -c < bench/response.json) bytes"
+echo "workers per proxy: $WORKERS; $DURATION s per measurement (latency: median of $ROUNDS interleaved rounds); POST of $(wc -c < <(awk -F'[[][[]|[]][]]' '/wrk.body/{print $2}' bench/post.lua)) bytes, answer of $(wc -c < bench/response.json) bytes"
 echo
 
 # warm up connections and caches
 for u in "$direct_url" "$nginx_url" "$tg_url"; do wrk -t1 -c8 -d1s -s bench/post.lua "$u" > /dev/null; done
 rss_idle=$(rss_kib "$tg_pid")
 
+# latency at 1 connection: ROUNDS interleaved rounds, the median of each figure (the machine is shared by
+# the load generator, the upstream and the proxy, so single runs are noisy)
 declare -A p50 p99 rps
+declare -A l50 l99
+for round in $(seq 1 "$ROUNDS"); do
+    for name in direct nginx tollgate; do
+        url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url
+        wrk_run "${!url_var}" 1 1
+        l50[$name]+="$P50 "; l99[$name]+="$P99 "
+    done
+done
+median() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 for name in direct nginx tollgate; do
-    url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url
-    wrk_run "${!url_var}" 1 1
-    p50[$name]=$P50; p99[$name]=$P99
+    p50[$name]=$(median ${l50[$name]}); p99[$name]=$(median ${l99[$name]})
 done
 peak=0
 ( while kill -0 "$tg_pid" 2>/dev/null; do rss_kib "$tg_pid"; sleep 0.2; done ) > "$work/rss.log" &
