@@ -44,7 +44,9 @@ export async function startGateway({ config = {}, args = [], env = {}, waitListe
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => {
     err += d;
-    for (const w of waiters.slice()) if (w.re.test(err.slice(w.from))) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
+    for (const w of waiters.slice()) {
+      if (w.re.test(err.slice(w.from))) { waiters.splice(waiters.indexOf(w), 1); clearTimeout(w.timer); w.resolve(); }
+    }
   });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
 
@@ -52,9 +54,9 @@ export async function startGateway({ config = {}, args = [], env = {}, waitListe
   const waitLog = (re, timeoutMs = 5000 * SLOW, from = err.length) =>
     new Promise((resolve, reject) => {
       if (re.test(err.slice(from))) return resolve();
-      const w = { re, from, resolve };
+      const w = { re, from, resolve, timer: null };
       waiters.push(w);
-      setTimeout(() => {
+      w.timer = setTimeout(() => {
         const i = waiters.indexOf(w);
         if (i >= 0) { waiters.splice(i, 1); reject(new Error(`timed out waiting for ${re} in stderr:\n${err}`)); }
       }, timeoutMs);

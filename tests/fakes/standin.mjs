@@ -89,6 +89,7 @@
 // A record is pushed as soon as headers + body are in; the later fields are updated in place.
 
 import http from 'node:http';
+import http2 from 'node:http2';
 import { realpathSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
@@ -516,8 +517,9 @@ async function handle(ctx, matched, body) {
  * Start the stand-in. Resolves to
  * { port, url, requests, reset(), waitFor(pred, timeoutMs = 5000), close() }.
  * maxRecords (default unlimited) trims the oldest records in batches for long benchmarks.
+ * tls ({ key, cert } in PEM) serves HTTPS and offers HTTP/2; each record's httpVersion says which was used.
  */
-export async function startStandin({ port = 0, host = '127.0.0.1', maxRecords = Infinity } = {}) {
+export async function startStandin({ port = 0, host = '127.0.0.1', maxRecords = Infinity, tls = null } = {}) {
   const requests = [];
   const events = new EventEmitter();
   events.setMaxListeners(0);
@@ -527,7 +529,11 @@ export async function startStandin({ port = 0, host = '127.0.0.1', maxRecords = 
 
   const changed = (record) => { if (record.id > resetBelow) events.emit('change', record); };
 
-  const server = http.createServer({ noDelay: true }, (req, res) => {
+  // tls: { key, cert } serves HTTPS with HTTP/2 offered by ALPN (HTTP/1.1 still accepted), as real providers do
+  const create = tls
+    ? (handler) => http2.createSecureServer({ key: tls.key, cert: tls.cert, allowHTTP1: true }, handler)
+    : (handler) => http.createServer({ noDelay: true }, handler);
+  const server = create((req, res) => {
     const url = new URL(req.url, 'http://standin.invalid');
     const path = url.pathname;
 
@@ -554,6 +560,8 @@ export async function startStandin({ port = 0, host = '127.0.0.1', maxRecords = 
       const record = {
         id: nextId++,
         method: req.method,
+        httpVersion: req.httpVersion,
+        remotePort: req.socket?.remotePort ?? null, // the same port twice: the connection was reused
         url: req.url,
         path,
         query: Object.fromEntries(url.searchParams),
@@ -641,16 +649,20 @@ export async function startStandin({ port = 0, host = '127.0.0.1', maxRecords = 
     });
   }
 
+  const sockets = new Set(); // the TLS server has no closeAllConnections()
+  if (tls) server.on('secureConnection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); });
+
   let closing = null;
   function close() {
     closing ??= new Promise((resolve) => {
       server.close(() => resolve());
-      server.closeAllConnections();
+      if (tls) for (const sock of sockets) sock.destroy();
+      else server.closeAllConnections();
     });
     return closing;
   }
 
-  return { port: actualPort, url: `http://127.0.0.1:${actualPort}`, requests, reset, waitFor, close, server };
+  return { port: actualPort, url: `${tls ? 'https' : 'http'}://127.0.0.1:${actualPort}`, requests, reset, waitFor, close, server };
 }
 
 // ---------------------------------------------------------------------------
