@@ -75,6 +75,20 @@ bool tg_iov_eq_ci(tg_iovec_t a, const char *b, size_t blen);
 /* True when `a` starts with (pointer, length) `p`, ASCII case-insensitively. */
 bool tg_iov_prefix_ci(tg_iovec_t a, const char *p, size_t plen);
 
+/* Splits *rest at the first `sep`: returns what comes before it and leaves *rest after it (or empty when there is
+ * no `sep`, then *found is false). `found` may be NULL. */
+static inline tg_iovec_t tg_iov_split(tg_iovec_t *rest, char sep, bool *found)
+{
+    const char *at = memchr(rest->base, sep, rest->len);
+    tg_iovec_t head = tg_iov(rest->base, at != NULL ? (size_t)(at - rest->base) : rest->len);
+    size_t skip = head.len + (at != NULL ? 1 : 0);
+    rest->base += skip;
+    rest->len -= skip;
+    if (found != NULL)
+        *found = at != NULL;
+    return head;
+}
+
 static inline char tg_tolower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;

@@ -106,7 +106,7 @@ void tg_http_server_set_config(tg_http_server_t *server, tg_config_t *config);
 /* Stops accepting, closes idle connections, lets in-flight requests finish (connections close after their
  * response) and force-closes what is left after drain_timeout. Calls handler->on_drained when none is left. */
 void tg_http_server_drain(tg_http_server_t *server);
-/* Frees the server; only after on_drained. Handles are closed; run the loop once more to finish closing. */
+/* Frees the server (NULL is a no-op); only after on_drained. Handles are closed; run the loop once more. */
 void tg_http_server_destroy(tg_http_server_t *server);
 /* Open connections right now. */
 size_t tg_http_server_num_conns(const tg_http_server_t *server);

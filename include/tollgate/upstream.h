@@ -48,10 +48,8 @@ typedef struct st_tg_upstream_ops_t {
 
 /* Creates the client for `loop`. curl_global_init must have run. */
 tg_upstream_t *tg_upstream_create(uv_loop_t *loop);
-/* Frees the client; every request must have ended. Closes handles: run the loop once more afterwards. */
+/* Frees the client (NULL is a no-op); every request must have ended. Closes handles: run the loop once more. */
 void tg_upstream_destroy(tg_upstream_t *u);
-/* Requests in flight. */
-size_t tg_upstream_num_active(const tg_upstream_t *u);
 
 /*
  * Starts a request. Returns the request handle; the callbacks start from the event loop, never from inside this

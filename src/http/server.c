@@ -977,6 +977,8 @@ static void on_server_handle_closed(uv_handle_t *h)
 
 void tg_http_server_destroy(tg_http_server_t *s)
 {
+    if (s == NULL)
+        return;
     TG_BUG_ON(s->num_conns != 0);
     s->destroyed = true;
     s->handles_closing += 3;

@@ -148,16 +148,6 @@ const char *tg_provider_check_base_url(const char *url)
     return NULL;
 }
 
-/* Splits the first segment off *rest; returns it (without the slash). */
-static tg_iovec_t take_segment(tg_iovec_t *rest)
-{
-    const char *slash = memchr(rest->base, '/', rest->len);
-    tg_iovec_t seg = tg_iov(rest->base, slash != NULL ? (size_t)(slash - rest->base) : rest->len);
-    size_t skip = seg.len + (slash != NULL ? 1 : 0);
-    rest->base += skip;
-    rest->len -= skip;
-    return seg;
-}
 
 /* Rejects "." and ".." segments, literal or percent-encoded, anywhere in the path. */
 static bool has_dot_segment(tg_iovec_t path)
@@ -213,7 +203,7 @@ int tg_provider_build_url(const tg_provider_t *p, const char *base_url, tg_iovec
         for (unsigned i = 0; i != p->num_path_vars; ++i) {
             if (rest.len == 0)
                 return TG_E_BAD_PATH;
-            vars[p->path_vars[i]] = take_segment(&rest);
+            vars[p->path_vars[i]] = tg_iov_split(&rest, '/', NULL);
         }
         if (p->map != NULL && p->map(vars, rest, &rest_prefix) != 0)
             return TG_E_BAD_PATH;

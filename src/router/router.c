@@ -14,17 +14,6 @@
 #include "tollgate/tgtime.h"
 #include "tollgate/worker.h"
 
-/* Splits the next '/'-delimited segment off *p (which starts after a '/'). */
-static tg_iovec_t next_segment(tg_iovec_t *p, bool *had_slash)
-{
-    const char *slash = memchr(p->base, '/', p->len);
-    tg_iovec_t seg = tg_iov(p->base, slash != NULL ? (size_t)(slash - p->base) : p->len);
-    *had_slash = slash != NULL;
-    size_t skip = seg.len + (slash != NULL ? 1 : 0);
-    p->base += skip;
-    p->len -= skip;
-    return seg;
-}
 
 /* The value of cf-aig-request-timeout (milliseconds), or the configured first-byte timeout. -1 when malformed. */
 static int64_t request_timeout(const tg_req_t *req)
@@ -52,8 +41,8 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
     const tg_config_t *cfg = req->config;
     tg_iovec_t p = tg_iov(req->path.base + 4, req->path.len - 4); /* after "/v1/" */
     bool slash;
-    tg_iovec_t account = next_segment(&p, &slash);
-    tg_iovec_t gateway = slash ? next_segment(&p, &slash) : tg_iov("", 0);
+    tg_iovec_t account = tg_iov_split(&p, '/', &slash);
+    tg_iovec_t gateway = slash ? tg_iov_split(&p, '/', &slash) : tg_iov("", 0);
     if (account.len == 0 || gateway.len == 0) {
         tg_http_send_error(req, TG_E_NOT_FOUND,
                            "Expected /v1/{account}/{gateway}/{provider}/... (for example "
@@ -69,7 +58,7 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
         return;
     }
     req->log_gateway = gw->id;
-    tg_iovec_t slug = slash ? next_segment(&p, &slash) : tg_iov("", 0);
+    tg_iovec_t slug = slash ? tg_iov_split(&p, '/', &slash) : tg_iov("", 0);
     tg_iovec_t rest = p;
     if (slug.len == 0) {
         tg_http_send_error(req, TG_E_NOT_FOUND,

@@ -142,15 +142,12 @@ tg_upstream_t *tg_upstream_create(uv_loop_t *loop)
 
 void tg_upstream_destroy(tg_upstream_t *u)
 {
+    if (u == NULL)
+        return;
     TG_BUG_ON(u->active != 0);
     upstream_curl_destroy(u->curl);
     upstream_h1_destroy(u->h1);
     free(u);
-}
-
-size_t tg_upstream_num_active(const tg_upstream_t *u)
-{
-    return u->active;
 }
 
 tg_upstream_req_t *tg_upstream_start(tg_upstream_t *u, const tg_upstream_spec_t *spec, const tg_upstream_ops_t *ops,

@@ -18,12 +18,10 @@ static void on_conn_change(tg_http_server_t *server, bool opened, size_t num_con
         tg_metrics_connection(w->metrics);
 }
 
-static void on_drained(tg_http_server_t *server, void *data)
+/* Releases what the worker's loop holds and tells the process this worker is done. */
+static void finish(tg_worker_t *w)
 {
-    tg_worker_t *w = data;
-    (void)server;
-    /* every request has ended, so no upstream request is left either */
-    tg_http_server_destroy(w->http);
+    tg_http_server_destroy(w->http); /* NULL-safe */
     w->http = NULL;
     tg_upstream_destroy(w->upstream);
     w->upstream = NULL;
@@ -31,6 +29,12 @@ static void on_drained(tg_http_server_t *server, void *data)
     atomic_store(&w->drained, true);
     if (w->process->on_worker_drained != NULL)
         uv_async_send(w->process->on_worker_drained);
+}
+
+static void on_drained(tg_http_server_t *server, void *data)
+{
+    (void)server;
+    finish(data); /* every request has ended, so no upstream request is left either */
 }
 
 static void on_mailbox(uv_async_t *a)
@@ -64,12 +68,7 @@ static void worker_main(void *arg)
     w->listen_fd = -1;
     if (w->http == NULL) {
         tg_log_error("worker %u could not start its server", w->id);
-        tg_upstream_destroy(w->upstream);
-        w->upstream = NULL;
-        uv_close((uv_handle_t *)&w->mailbox, NULL);
-        atomic_store(&w->drained, true);
-        if (w->process->on_worker_drained != NULL)
-            uv_async_send(w->process->on_worker_drained);
+        finish(w);
     } else {
         on_mailbox(&w->mailbox); /* a stop or reload that came before the server existed */
     }
