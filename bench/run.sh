@@ -176,5 +176,5 @@ printf '             (now: PSS %.1f MiB, private dirty %.1f MiB; the rest of RSS
 if [ "$STREAMS" -gt 0 ]; then
     echo
     echo "Paced streams lane ($STREAMS concurrent streams through Tollgate, tests/slow/streams.test.mjs):"
-    (cd tests && STREAMS=$STREAMS TOLLGATE_BIN="../$BIN" node --test slow/ 2>&1 | grep -E '^# (#|pass|fail)' | sed 's/^# \\# /  /; s/^# /  /')
+    (cd tests && STREAMS=$STREAMS TOLLGATE_BIN="../$BIN" node --test slow/ 2>&1 | grep -E '^# (\\#|pass|fail)' | sed 's/^# \\# /  /; s/^# /  /')
 fi
