@@ -5,7 +5,6 @@
 #   make test       unit tests and end-to-end tests, on the normal build and under ASan+UBSan
 #   make test-slow  the long suites (1,000 concurrent streams)
 #   make bench      benchmarks against nginx (bench/README.md)
-#   make fuzz       fuzz the parsers with libFuzzer for a while (FUZZ_SECONDS=60)
 #
 # Dependencies come from Debian packages, found with pkg-config; llhttp is compiled from the C sources that
 # Debian ships in node-llhttp.

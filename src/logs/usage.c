@@ -1,0 +1,353 @@
+/*
+ * Usage extraction (usage.h): framing (SSE, AWS event stream, base64) in front of one jsonscan callback that
+ * matches (parent key, key) pairs against the fields every provider uses.
+ */
+#include <stdlib.h>
+#include "tollgate/usage.h"
+
+typedef struct {
+    const char *parent, *key;
+    int field;
+} field_rule_t;
+
+static const field_rule_t rules[] = {
+    {"usage", "prompt_tokens", TG_U_PROMPT},
+    {"usage", "completion_tokens", TG_U_COMPLETION},
+    {"prompt_tokens_details", "cached_tokens", TG_U_DETAILS_CACHED},
+    {"input_tokens_details", "cached_tokens", TG_U_DETAILS_CACHED},
+    {"usage", "input_tokens", TG_U_INPUT},
+    {"usage", "output_tokens", TG_U_OUTPUT},
+    {"usage", "cache_read_input_tokens", TG_U_CACHE_READ},
+    {"usage", "cache_creation_input_tokens", TG_U_CACHE_CREATION},
+    {"usageMetadata", "promptTokenCount", TG_U_G_PROMPT},
+    {"usageMetadata", "candidatesTokenCount", TG_U_G_CANDIDATES},
+    {"usageMetadata", "thoughtsTokenCount", TG_U_G_THOUGHTS},
+    {"usageMetadata", "cachedContentTokenCount", TG_U_G_CACHED},
+    {"billed_units", "input_tokens", TG_U_CO_INPUT},
+    {"billed_units", "output_tokens", TG_U_CO_OUTPUT},
+    {"usage", "inputTokens", TG_U_BR_INPUT},
+    {"usage", "outputTokens", TG_U_BR_OUTPUT},
+    {"usage", "cacheReadInputTokens", TG_U_BR_CACHE_READ},
+    {"usage", "cacheWriteInputTokens", TG_U_BR_CACHE_WRITE},
+    {"amazon-bedrock-invocationMetrics", "inputTokenCount", TG_U_BR_INPUT},
+    {"amazon-bedrock-invocationMetrics", "outputTokenCount", TG_U_BR_OUTPUT},
+    {"amazon-bedrock-invocationMetrics", "cacheReadInputTokenCount", TG_U_BR_CACHE_READ},
+    {"amazon-bedrock-invocationMetrics", "cacheWriteInputTokenCount", TG_U_BR_CACHE_WRITE},
+};
+
+/* A token count: a non-negative integer (a fraction or exponent is refused rather than guessed at). */
+static bool parse_count(const char *p, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 18)
+        return false;
+    int64_t v = 0;
+    for (size_t i = 0; i != n; ++i) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static void take_model(tg_usage_parser_t *u, const tg_jsonscan_value_t *v)
+{
+    if (u->model[0] != '\0' || v->truncated || v->len == 0 || v->len >= sizeof(u->model))
+        return;
+    memcpy(u->model, v->text, v->len);
+    u->model[v->len] = '\0';
+}
+
+static void on_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
+{
+    tg_usage_parser_t *u = data;
+    unsigned depth = tg_jsonscan_depth(s);
+    if (v->type == TG_JSON_STRING) {
+        if (depth == 1 && (tg_jsonscan_key_is(s, 0, "model") || tg_jsonscan_key_is(s, 0, "modelVersion")))
+            take_model(u, v);
+        else if (depth == 2 && tg_jsonscan_key_is(s, 0, "model") &&
+                 (tg_jsonscan_key_is(s, 1, "message") || tg_jsonscan_key_is(s, 1, "response")))
+            take_model(u, v);
+        return;
+    }
+    if (v->type != TG_JSON_NUMBER || depth < 2)
+        return;
+    for (size_t i = 0; i != TG_ARRAY_SIZE(rules); ++i) {
+        if (tg_jsonscan_key_is(s, 0, rules[i].key) && tg_jsonscan_key_is(s, 1, rules[i].parent)) {
+            int64_t n;
+            if (parse_count(v->text, v->len, &n))
+                u->fields[rules[i].field] = n;
+            return;
+        }
+    }
+}
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+static const tg_jsonscan_ops_t inner_ops = {on_value, NULL};
+
+/* The outer JSON of an event-stream frame: {"bytes":"<base64 of a provider event>"}. */
+static void on_string_part(tg_jsonscan_t *s, const char *p, size_t n, void *data)
+{
+    tg_usage_parser_t *u = data;
+    if (tg_jsonscan_depth(s) != 1 || !tg_jsonscan_key_is(s, 0, "bytes"))
+        return;
+    if (u->inner == NULL) {
+        u->inner = malloc(sizeof(*u->inner));
+        if (u->inner == NULL)
+            return;
+        tg_jsonscan_init(u->inner, &inner_ops, u);
+    }
+    char out[192];
+    size_t o = 0;
+    for (size_t i = 0; i != n; ++i) {
+        int b = b64val(p[i]);
+        if (b < 0)
+            continue; /* padding */
+        u->b64_acc = (u->b64_acc << 6) | (uint32_t)b;
+        u->b64_bits += 6;
+        if (u->b64_bits >= 8) {
+            u->b64_bits -= 8;
+            out[o++] = (char)((u->b64_acc >> u->b64_bits) & 0xFF);
+            if (o == sizeof(out)) {
+                tg_jsonscan_feed(u->inner, out, o);
+                o = 0;
+            }
+        }
+    }
+    if (o != 0)
+        tg_jsonscan_feed(u->inner, out, o);
+}
+
+static const tg_jsonscan_ops_t outer_ops = {on_value, on_string_part};
+
+void tg_usage_parser_init(tg_usage_parser_t *u, tg_body_kind_t kind)
+{
+    memset(u, 0, sizeof(*u));
+    u->kind = kind;
+    for (size_t i = 0; i != TG_U_NUM_FIELDS; ++i)
+        u->fields[i] = -1;
+    tg_jsonscan_init(&u->scan, &outer_ops, u);
+}
+
+void tg_usage_parser_dispose(tg_usage_parser_t *u)
+{
+    free(u->inner);
+    u->inner = NULL;
+}
+
+tg_body_kind_t tg_usage_kind_for(tg_iovec_t ct)
+{
+    tg_iovec_t mime = tg_iov_trim(tg_iov_split(&ct, ';', NULL));
+    if (tg_iov_eq_ci(mime, TG_LIT("text/event-stream")))
+        return TG_BODY_SSE;
+    if (tg_iov_eq_ci(mime, TG_LIT("application/vnd.amazon.eventstream")))
+        return TG_BODY_EVENTSTREAM;
+    return TG_BODY_JSON;
+}
+
+void tg_usage_parser_header(tg_usage_parser_t *u, tg_iovec_t name, tg_iovec_t value)
+{
+    int field;
+    if (tg_iov_eq_ci(name, TG_LIT("x-amzn-bedrock-input-token-count")))
+        field = TG_U_HDR_INPUT;
+    else if (tg_iov_eq_ci(name, TG_LIT("x-amzn-bedrock-output-token-count")))
+        field = TG_U_HDR_OUTPUT;
+    else
+        return;
+    value = tg_iov_trim(value);
+    int64_t n;
+    if (parse_count(value.base, value.len, &n))
+        u->fields[field] = n;
+}
+
+/* ---- SSE: the data lines of each event go to the scanner, which is reset between events --------------------- */
+
+enum { SSE_FIELD, SSE_SPACE, SSE_VALUE };
+
+static void sse_line_end(tg_usage_parser_t *u)
+{
+    if (u->sse_state == SSE_FIELD && u->sse_field_len == 0) { /* a blank line: the event ends */
+        tg_jsonscan_reset(&u->scan);
+        u->sse_data_seen = false;
+    }
+    u->sse_state = SSE_FIELD;
+    u->sse_field_len = 0;
+}
+
+static bool sse_is_data(const tg_usage_parser_t *u)
+{
+    return u->sse_field_len == 4 && memcmp(u->sse_field, "data", 4) == 0;
+}
+
+static void sse_feed(tg_usage_parser_t *u, const char *p, size_t n)
+{
+    const char *end = p + n;
+    while (p < end) {
+        char c = *p;
+        if (c == '\n' && u->sse_prev_cr) { /* the \n of a \r\n */
+            u->sse_prev_cr = false;
+            ++p;
+            continue;
+        }
+        u->sse_prev_cr = false;
+        if (c == '\r' || c == '\n') {
+            u->sse_prev_cr = c == '\r';
+            sse_line_end(u);
+            ++p;
+            continue;
+        }
+        switch (u->sse_state) {
+        case SSE_FIELD:
+            if (c == ':') {
+                u->sse_state = SSE_SPACE;
+                if (sse_is_data(u)) {
+                    if (u->sse_data_seen)
+                        tg_jsonscan_feed(&u->scan, "\n", 1); /* data lines join with a newline */
+                    u->sse_data_seen = true;
+                }
+            } else if (u->sse_field_len < sizeof(u->sse_field)) {
+                u->sse_field[u->sse_field_len++] = c;
+            } else {
+                u->sse_field[0] = '\0'; /* too long to be "data" */
+            }
+            ++p;
+            break;
+        case SSE_SPACE:
+            u->sse_state = SSE_VALUE;
+            if (c == ' ') {
+                ++p;
+                break;
+            }
+            /* fall through */
+        case SSE_VALUE: {
+            const char *q = p;
+            while (q < end && *q != '\r' && *q != '\n')
+                ++q;
+            if (sse_is_data(u))
+                tg_jsonscan_feed(&u->scan, p, (size_t)(q - p));
+            p = q;
+            break;
+        }
+        }
+    }
+}
+
+/* ---- AWS event stream: [total u32][headers u32][prelude crc][headers][payload][crc], payloads are JSON -------- */
+
+#define ES_MAX_FRAME (16u << 20)
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static void es_feed(tg_usage_parser_t *u, const char *p, size_t n)
+{
+    while (n != 0 && !u->failed) {
+        if (u->es_have < 12) {
+            size_t k = TG_MIN(n, (size_t)(12 - u->es_have));
+            memcpy(u->es_prelude + u->es_have, p, k);
+            u->es_have += (uint32_t)k;
+            p += k;
+            n -= k;
+            if (u->es_have == 12) {
+                u->es_total = be32(u->es_prelude);
+                u->es_headers = be32(u->es_prelude + 4);
+                if (u->es_total < 16 || u->es_total > ES_MAX_FRAME || u->es_headers > u->es_total - 16) {
+                    u->failed = true;
+                    return;
+                }
+                tg_jsonscan_reset(&u->scan);
+                if (u->inner != NULL)
+                    tg_jsonscan_reset(u->inner);
+                u->b64_acc = 0;
+                u->b64_bits = 0;
+            }
+            continue;
+        }
+        uint32_t payload_start = 12 + u->es_headers, payload_end = u->es_total - 4;
+        size_t k = TG_MIN(n, (size_t)(u->es_total - u->es_have));
+        /* the part of [es_have, es_have + k) that is payload */
+        uint32_t from = TG_MAX(u->es_have, payload_start), to = TG_MIN(u->es_have + (uint32_t)k, payload_end);
+        if (from < to)
+            tg_jsonscan_feed(&u->scan, p + (from - u->es_have), to - from);
+        u->es_have += (uint32_t)k;
+        p += k;
+        n -= k;
+        if (u->es_have == u->es_total)
+            u->es_have = 0;
+    }
+}
+
+void tg_usage_parser_feed(tg_usage_parser_t *u, const char *p, size_t n)
+{
+    switch (u->kind) {
+    case TG_BODY_JSON:
+        if (!u->failed && tg_jsonscan_feed(&u->scan, p, n) != 0)
+            u->failed = true;
+        break;
+    case TG_BODY_SSE:
+        sse_feed(u, p, n);
+        break;
+    case TG_BODY_EVENTSTREAM:
+        es_feed(u, p, n);
+        break;
+    }
+}
+
+static int64_t f0(const tg_usage_parser_t *u, int f)
+{
+    return u->fields[f] > 0 ? u->fields[f] : 0;
+}
+
+static bool seen(const tg_usage_parser_t *u, int f)
+{
+    return u->fields[f] >= 0;
+}
+
+tg_usage_t tg_usage_parser_result(const tg_usage_parser_t *u)
+{
+    tg_usage_t r = {-1, -1, 0, 0};
+    if (seen(u, TG_U_HDR_INPUT) || seen(u, TG_U_HDR_OUTPUT)) {
+        r.input = f0(u, TG_U_HDR_INPUT);
+        r.output = f0(u, TG_U_HDR_OUTPUT);
+    } else if (seen(u, TG_U_G_PROMPT) || seen(u, TG_U_G_CANDIDATES)) {
+        r.input = f0(u, TG_U_G_PROMPT);
+        r.output = f0(u, TG_U_G_CANDIDATES) + f0(u, TG_U_G_THOUGHTS);
+        r.cached = f0(u, TG_U_G_CACHED);
+    } else if (seen(u, TG_U_BR_INPUT) || seen(u, TG_U_BR_OUTPUT)) {
+        r.cached = f0(u, TG_U_BR_CACHE_READ);
+        r.cache_write = f0(u, TG_U_BR_CACHE_WRITE);
+        r.input = f0(u, TG_U_BR_INPUT) + r.cached + r.cache_write;
+        r.output = f0(u, TG_U_BR_OUTPUT);
+    } else if (seen(u, TG_U_CO_INPUT) || seen(u, TG_U_CO_OUTPUT)) {
+        r.input = f0(u, TG_U_CO_INPUT);
+        r.output = f0(u, TG_U_CO_OUTPUT);
+    } else if (seen(u, TG_U_PROMPT)) {
+        r.input = f0(u, TG_U_PROMPT);
+        r.output = f0(u, TG_U_COMPLETION);
+        r.cached = f0(u, TG_U_DETAILS_CACHED);
+    } else if (seen(u, TG_U_INPUT) || seen(u, TG_U_OUTPUT)) {
+        r.cached = f0(u, TG_U_CACHE_READ) + f0(u, TG_U_DETAILS_CACHED);
+        r.cache_write = f0(u, TG_U_CACHE_CREATION);
+        r.input = f0(u, TG_U_INPUT) + f0(u, TG_U_CACHE_READ) + r.cache_write;
+        r.output = f0(u, TG_U_OUTPUT);
+    }
+    if (r.input >= 0 && r.cached + r.cache_write > r.input) /* inconsistent report: never price below zero */
+        r.cached = r.input - r.cache_write > 0 ? r.input - r.cache_write : 0;
+    return r;
+}

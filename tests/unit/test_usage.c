@@ -1,0 +1,316 @@
+/*
+ * The push JSON scanner and the usage parsers: every input is fed whole, one byte at a time, and in uneven
+ * pieces, and must give the same result each way.
+ */
+#include "tollgate/jsonscan.h"
+#include "tollgate/usage.h"
+#include "unit.h"
+
+/* ---- jsonscan ------------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    char log[4096];
+    size_t len;
+} trace_t;
+
+static void trace_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
+{
+    trace_t *t = data;
+    static const char *const names[] = {"null", "false", "true", "num", "str", "{", "[", "end"};
+    char path[256] = "";
+    size_t pl = 0;
+    for (unsigned i = 0; i < tg_jsonscan_depth(s) && i < TG_JSONSCAN_MAX_DEPTH; ++i) {
+        const tg_jsonscan_level_t *l = &s->levels[i];
+        pl += (size_t)(l->is_array ? snprintf(path + pl, sizeof(path) - pl, "[%u]", l->index)
+                                   : snprintf(path + pl, sizeof(path) - pl, ".%s", l->key));
+    }
+    t->len += (size_t)snprintf(t->log + t->len, sizeof(t->log) - t->len, "%s=%s", path[0] ? path : "$",
+                               names[v->type]);
+    if (v->text != NULL)
+        t->len += (size_t)snprintf(t->log + t->len, sizeof(t->log) - t->len, ":%.*s%s", (int)v->len, v->text,
+                                   v->truncated ? "..." : "");
+    t->len += (size_t)snprintf(t->log + t->len, sizeof(t->log) - t->len, "@%llu-%llu;", (unsigned long long)v->start,
+                               (unsigned long long)v->end);
+}
+
+static const tg_jsonscan_ops_t trace_ops = {trace_value, NULL};
+
+/* Scans `in` with pieces of `step` bytes (0 = whole) and returns the trace; *rc gets the last feed's result. */
+static const char *scan_trace(const char *in, size_t step, int *rc)
+{
+    static trace_t t;
+    static tg_jsonscan_t s;
+    t.len = 0;
+    t.log[0] = '\0';
+    tg_jsonscan_init(&s, &trace_ops, &t);
+    size_t n = strlen(in);
+    *rc = 0;
+    if (step == 0)
+        step = n == 0 ? 1 : n;
+    for (size_t i = 0; i < n && *rc == 0; i += step)
+        *rc = tg_jsonscan_feed(&s, in + i, n - i < step ? n - i : step);
+    return t.log;
+}
+
+static void check_scan(const char *in, const char *expect, int expect_rc)
+{
+    static const size_t steps[] = {0, 1, 2, 3, 7};
+    for (size_t i = 0; i != sizeof(steps) / sizeof(steps[0]); ++i) {
+        int rc;
+        const char *got = scan_trace(in, steps[i], &rc);
+        T_EQ_STR(got, expect);
+        T_EQ_INT(rc, expect_rc);
+    }
+}
+
+static void test_scan_basic(void)
+{
+    check_scan("{\"a\":1,\"b\":[true,null,\"x\"],\"c\":{}}",
+               "$={@0-0;.a=num:1@5-6;.b=[@11-0;.b[0]=true:true@12-16;.b[1]=null:null@17-21;.b[2]=str:x@22-25;"
+               ".b=end@11-26;.c={@31-0;.c=end@31-33;$=end@0-34;",
+               0);
+    /* escapes, unicode and surrogate pairs decoded; whitespace anywhere */
+    check_scan(" { \"k\\\"ey\" : \"a\\n\\u00e9\\ud83d\\ude00\" } ",
+               "$={@1-0;.k\"ey=str:a\n\xc3\xa9\xf0\x9f\x98\x80@13-36;$=end@1-38;", 0);
+    /* numbers end at what follows them, several top-level values */
+    check_scan("[-1.5e3,0]\n{\"n\":2}", "$=[@0-0;[0]=num:-1.5e3@1-7;[1]=num:0@8-9;$=end@0-10;$={@11-0;.n=num:2@16-17;$=end@11-18;",
+               0);
+    /* errors stop the scan */
+    int rc;
+    scan_trace("{\"a\":tru}", 1, &rc);
+    T_EQ_INT(rc, -1);
+    scan_trace("{\"a\" 1}", 0, &rc);
+    T_EQ_INT(rc, -1);
+    scan_trace("[1,]x", 0, &rc);
+    T_EQ_INT(rc, -1);
+    scan_trace("{\"a\":\"\x01\"}", 0, &rc);
+    T_EQ_INT(rc, -1);
+    scan_trace("[}", 0, &rc);
+    T_EQ_INT(rc, -1);
+}
+
+static void test_scan_limits(void)
+{
+    /* a long string is reported truncated; a long key never matches */
+    char in[1024];
+    memset(in, 0, sizeof(in));
+    strcpy(in, "{\"");
+    memset(in + 2, 'k', 60);
+    strcat(in, "\":\"");
+    memset(in + strlen(in), 'v', 300);
+    strcat(in, "\"}");
+    tg_jsonscan_t s;
+    trace_t t = {.len = 0};
+    tg_jsonscan_init(&s, &trace_ops, &t);
+    T_EQ_INT(tg_jsonscan_feed(&s, in, strlen(in)), 0);
+    T_OK(strstr(t.log, "...@") != NULL);
+    T_OK(tg_jsonscan_complete(&s));
+
+    /* nesting deeper than MAX_DEPTH is scanned but not reported; deeper than HARD_DEPTH is an error */
+    char deep[2 * TG_JSONSCAN_HARD_DEPTH + 16];
+    size_t n = 0;
+    for (int i = 0; i < 30; ++i)
+        deep[n++] = '[';
+    deep[n++] = '1';
+    for (int i = 0; i < 30; ++i)
+        deep[n++] = ']';
+    deep[n] = '\0';
+    t.len = 0;
+    t.log[0] = '\0';
+    tg_jsonscan_reset(&s);
+    T_EQ_INT(tg_jsonscan_feed(&s, deep, n), 0);
+    T_OK(tg_jsonscan_complete(&s));
+    T_OK(strstr(t.log, "num") == NULL);
+    n = 0;
+    for (int i = 0; i < TG_JSONSCAN_HARD_DEPTH + 1; ++i)
+        deep[n++] = '[';
+    tg_jsonscan_reset(&s);
+    T_EQ_INT(tg_jsonscan_feed(&s, deep, n), -1);
+    T_OK(tg_jsonscan_failed(&s));
+}
+
+/* ---- usage --------------------------------------------------------------------------------------------------- */
+
+static tg_usage_t usage_of(tg_body_kind_t kind, const char *in, size_t n, size_t step, char *model, size_t msize)
+{
+    tg_usage_parser_t u;
+    tg_usage_parser_init(&u, kind);
+    if (step == 0)
+        step = n == 0 ? 1 : n;
+    for (size_t i = 0; i < n; i += step)
+        tg_usage_parser_feed(&u, in + i, n - i < step ? n - i : step);
+    tg_usage_t r = tg_usage_parser_result(&u);
+    snprintf(model, msize, "%s", u.model);
+    tg_usage_parser_dispose(&u);
+    return r;
+}
+
+static void check_usage_n(const char *name, tg_body_kind_t kind, const char *in, size_t n, int64_t input,
+                          int64_t output, int64_t cached, int64_t cache_write, const char *model)
+{
+    static const size_t steps[] = {0, 1, 2, 5, 13};
+    unit_current = name;
+    for (size_t i = 0; i != sizeof(steps) / sizeof(steps[0]); ++i) {
+        char m[128];
+        tg_usage_t r = usage_of(kind, in, n, steps[i], m, sizeof(m));
+        T_EQ_INT(r.input, input);
+        T_EQ_INT(r.output, output);
+        T_EQ_INT(r.cached, cached);
+        T_EQ_INT(r.cache_write, cache_write);
+        T_EQ_STR(m, model);
+    }
+}
+
+static void check_usage(const char *name, tg_body_kind_t kind, const char *in, int64_t input, int64_t output,
+                        int64_t cached, int64_t cache_write, const char *model)
+{
+    check_usage_n(name, kind, in, strlen(in), input, output, cached, cache_write, model);
+}
+
+static void test_usage_openai(void)
+{
+    check_usage("openai chat", TG_BODY_JSON,
+                "{\"id\":\"c1\",\"object\":\"chat.completion\",\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[{\"index\":0,"
+                "\"message\":{\"role\":\"assistant\",\"content\":\"usage: {\\\"prompt_tokens\\\": 999}\"}}],"
+                "\"usage\":{\"prompt_tokens\":120,\"completion_tokens\":7,\"total_tokens\":127,"
+                "\"prompt_tokens_details\":{\"cached_tokens\":100,\"audio_tokens\":0},"
+                "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}",
+                120, 7, 100, 0, "gpt-4o-mini-2024-07-18");
+    check_usage("openai chat stream", TG_BODY_SSE,
+                "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n"
+                "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,"
+                "\"completion_tokens\":3,\"total_tokens\":14}}\r\n\r\n"
+                "data: [DONE]\n\n",
+                11, 3, 0, 0, "gpt-4o");
+    check_usage("openai embeddings", TG_BODY_JSON,
+                "{\"object\":\"list\",\"data\":[{\"embedding\":[0.1,-0.2]}],\"model\":\"text-embedding-3-small\","
+                "\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}",
+                8, 0, 0, 0, "text-embedding-3-small");
+    check_usage("openai responses stream", TG_BODY_SSE,
+                "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-4.1\","
+                "\"usage\":null}}\n\n"
+                "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"model\":\"gpt-4.1\","
+                "\"usage\":{\"input_tokens\":50,\"input_tokens_details\":{\"cached_tokens\":20},\"output_tokens\":9}}}\n\n",
+                50, 9, 20, 0, "gpt-4.1");
+    check_usage("workers ai native", TG_BODY_JSON,
+                "{\"result\":{\"response\":\"hi\",\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}},\"success\":true}",
+                4, 2, 0, 0, "");
+    check_usage("no usage", TG_BODY_JSON, "{\"error\":{\"message\":\"bad\"}}", -1, -1, 0, 0, "");
+    check_usage("not json", TG_BODY_JSON, "<html>oops</html>", -1, -1, 0, 0, "");
+}
+
+static void test_usage_anthropic(void)
+{
+    check_usage("anthropic", TG_BODY_JSON,
+                "{\"id\":\"msg_1\",\"type\":\"message\",\"model\":\"claude-sonnet-4-5\",\"content\":[{\"type\":\"text\","
+                "\"text\":\"Hi\"}],\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":200,"
+                "\"cache_read_input_tokens\":1000,\"output_tokens\":25}}",
+                1210, 25, 1000, 200, "claude-sonnet-4-5");
+    check_usage("anthropic stream", TG_BODY_SSE,
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":"
+                "\"claude-haiku-4-5\",\"usage\":{\"input_tokens\":30,\"cache_creation_input_tokens\":0,"
+                "\"cache_read_input_tokens\":5,\"output_tokens\":1}}}\n\n"
+                "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                "\"text_delta\",\"text\":\"Hello\"}}\n\n"
+                "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+                "\"usage\":{\"output_tokens\":42}}\n\n"
+                "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+                35, 42, 5, 0, "claude-haiku-4-5");
+}
+
+static void test_usage_google_cohere(void)
+{
+    check_usage("google", TG_BODY_JSON,
+                "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}],\"usageMetadata\":{\"promptTokenCount\":"
+                "100,\"candidatesTokenCount\":20,\"thoughtsTokenCount\":5,\"cachedContentTokenCount\":60,"
+                "\"totalTokenCount\":125},\"modelVersion\":\"gemini-2.5-flash\"}",
+                100, 25, 60, 0, "gemini-2.5-flash");
+    check_usage("google streamed array", TG_BODY_JSON,
+                "[{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":9,\"candidatesTokenCount\":1}}\r\n,"
+                "{\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":9,\"candidatesTokenCount\":4}}]",
+                9, 4, 0, 0, "");
+    check_usage("google sse", TG_BODY_SSE,
+                "data: {\"usageMetadata\":{\"promptTokenCount\":9,\"candidatesTokenCount\":1},\"modelVersion\":\"g\"}\r\n\r\n"
+                "data: {\"usageMetadata\":{\"promptTokenCount\":9,\"candidatesTokenCount\":3}}\r\n\r\n",
+                9, 3, 0, 0, "g");
+    check_usage("cohere v2", TG_BODY_JSON,
+                "{\"id\":\"x\",\"message\":{\"content\":[]},\"usage\":{\"billed_units\":{\"input_tokens\":5,"
+                "\"output_tokens\":7},\"tokens\":{\"input_tokens\":70,\"output_tokens\":7}}}",
+                5, 7, 0, 0, "");
+    check_usage("cohere v1", TG_BODY_JSON,
+                "{\"text\":\"x\",\"meta\":{\"billed_units\":{\"input_tokens\":3,\"output_tokens\":2}}}", 3, 2, 0, 0, "");
+    /* an SSE data field split over two lines joins with a newline, and comments are skipped */
+    check_usage("sse multi-line data", TG_BODY_SSE,
+                ": keep-alive\ndata: {\"usage\":\ndata: {\"prompt_tokens\":2,\"completion_tokens\":1}}\n\n", 2, 1, 0, 0,
+                "");
+}
+
+/* Builds one AWS event-stream frame around `payload` (CRCs are not checked by the parser; zeros here). */
+static size_t es_frame(char *out, const char *payload)
+{
+    static const char hdr[] = "\x0b:event-type\x07\x00\x08metadata";
+    size_t hl = sizeof(hdr) - 1, pl = strlen(payload), total = 12 + hl + pl + 4;
+    unsigned char *o = (unsigned char *)out;
+    o[0] = (unsigned char)(total >> 24), o[1] = (unsigned char)(total >> 16), o[2] = (unsigned char)(total >> 8),
+    o[3] = (unsigned char)total;
+    o[4] = 0, o[5] = 0, o[6] = 0, o[7] = (unsigned char)hl;
+    memset(o + 8, 0, 4);
+    memcpy(o + 12, hdr, hl);
+    memcpy(o + 12 + hl, payload, pl);
+    memset(o + 12 + hl + pl, 0, 4);
+    return total;
+}
+
+static void test_usage_bedrock(void)
+{
+    check_usage("bedrock converse", TG_BODY_JSON,
+                "{\"output\":{\"message\":{\"content\":[{\"text\":\"hi\"}]}},\"stopReason\":\"end_turn\",\"usage\":"
+                "{\"inputTokens\":12,\"outputTokens\":4,\"totalTokens\":16,\"cacheReadInputTokens\":8,"
+                "\"cacheWriteInputTokens\":2}}",
+                22, 4, 8, 2, "");
+    char buf[2048];
+    size_t n = es_frame(buf, "{\"contentBlockIndex\":0,\"delta\":{\"text\":\"Hello\"}}");
+    n += es_frame(buf + n, "{\"metrics\":{\"latencyMs\":300},\"usage\":{\"inputTokens\":15,\"outputTokens\":6,"
+                           "\"totalTokens\":21}}");
+    check_usage_n("bedrock converse-stream", TG_BODY_EVENTSTREAM, buf, n, 15, 6, 0, 0, "");
+
+    /* InvokeModelWithResponseStream: {"bytes":"<base64 of an Anthropic event>"} */
+    n = es_frame(buf, "{\"bytes\":\"eyJ0eXBlIjoibWVzc2FnZV9zdGFydCIsIm1lc3NhZ2UiOnsibW9kZWwiOiJjbGF1ZGUtMyIsInVzYWdlIjp7"
+                      "ImlucHV0X3Rva2VucyI6MTMsIm91dHB1dF90b2tlbnMiOjF9fX0=\"}");
+    n += es_frame(buf + n, "{\"bytes\":\"eyJ0eXBlIjoibWVzc2FnZV9zdG9wIiwiYW1hem9uLWJlZHJvY2staW52b2NhdGlvbk1ldHJpY3MiOnsi"
+                           "aW5wdXRUb2tlbkNvdW50IjoxMywib3V0cHV0VG9rZW5Db3VudCI6OX19\"}");
+    check_usage_n("bedrock invoke-stream", TG_BODY_EVENTSTREAM, buf, n, 13, 9, 0, 0, "claude-3");
+
+    /* a frame whose length is absurd stops the parser, without reading past it */
+    memcpy(buf, "\xff\xff\xff\xff\0\0\0\0\0\0\0\0", 12);
+    check_usage_n("bedrock bad frame", TG_BODY_EVENTSTREAM, buf, 12, -1, -1, 0, 0, "");
+
+    unit_current = "bedrock headers";
+    tg_usage_parser_t u;
+    tg_usage_parser_init(&u, TG_BODY_JSON);
+    tg_usage_parser_header(&u, tg_iov_str("X-Amzn-Bedrock-Input-Token-Count"), tg_iov_str(" 31 "));
+    tg_usage_parser_header(&u, tg_iov_str("X-Amzn-Bedrock-Output-Token-Count"), tg_iov_str("12"));
+    tg_usage_parser_header(&u, tg_iov_str("X-Other"), tg_iov_str("5"));
+    tg_usage_parser_feed(&u, "{\"usage\":{\"input_tokens\":1}}", 27);
+    tg_usage_t r = tg_usage_parser_result(&u);
+    T_EQ_INT(r.input, 31);
+    T_EQ_INT(r.output, 12);
+    tg_usage_parser_dispose(&u);
+
+    unit_current = "content types";
+    T_EQ_INT(tg_usage_kind_for(tg_iov_str("text/event-stream; charset=utf-8")), TG_BODY_SSE);
+    T_EQ_INT(tg_usage_kind_for(tg_iov_str("Application/VND.amazon.eventstream")), TG_BODY_EVENTSTREAM);
+    T_EQ_INT(tg_usage_kind_for(tg_iov_str("application/json")), TG_BODY_JSON);
+    T_EQ_INT(tg_usage_kind_for(tg_iov_str("")), TG_BODY_JSON);
+}
+
+int main(void)
+{
+    T_RUN(test_scan_basic);
+    T_RUN(test_scan_limits);
+    T_RUN(test_usage_openai);
+    T_RUN(test_usage_anthropic);
+    T_RUN(test_usage_google_cohere);
+    T_RUN(test_usage_bedrock);
+    return unit_done("test_usage");
+}
