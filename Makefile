@@ -13,9 +13,9 @@ CC ?= cc
 BUILD ?= build
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
-PKGS = libuv libcurl jansson
+PKGS = libuv libcurl jansson sqlite3
 
-BUILD_DEBS = pkg-config gcc make libc6-dev libuv1-dev libcurl4-openssl-dev libjansson-dev node-llhttp
+BUILD_DEBS = pkg-config gcc make libc6-dev libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev node-llhttp
 TEST_DEBS = curl clang
 BENCH_DEBS = nginx-light wrk
 
@@ -39,8 +39,12 @@ UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))
 # variant directories: $(BUILD)/rel and $(BUILD)/asan
 REL = $(BUILD)/rel
 ASAN = $(BUILD)/asan
-REL_OBJS = $(patsubst src/%.c,$(REL)/obj/%.o,$(LIB_SRCS)) $(patsubst %.c,$(REL)/obj/llhttp/%.o,$(LLHTTP_SRCS))
-ASAN_OBJS = $(patsubst src/%.c,$(ASAN)/obj/%.o,$(LIB_SRCS)) $(patsubst %.c,$(ASAN)/obj/llhttp/%.o,$(LLHTTP_SRCS))
+# data files compiled into the binary (scripts/embed.sh)
+GEN_SRCS = $(BUILD)/gen/pricing_data.c
+REL_OBJS = $(patsubst src/%.c,$(REL)/obj/%.o,$(LIB_SRCS)) $(patsubst %.c,$(REL)/obj/llhttp/%.o,$(LLHTTP_SRCS)) \
+	$(REL)/obj/gen/pricing_data.o
+ASAN_OBJS = $(patsubst src/%.c,$(ASAN)/obj/%.o,$(LIB_SRCS)) $(patsubst %.c,$(ASAN)/obj/llhttp/%.o,$(LLHTTP_SRCS)) \
+	$(ASAN)/obj/gen/pricing_data.o
 REL_UNITS = $(patsubst tests/unit/%.c,$(REL)/tests/%,$(UNIT_SRCS))
 ASAN_UNITS = $(patsubst tests/unit/%.c,$(ASAN)/tests/%,$(UNIT_SRCS))
 
@@ -78,6 +82,18 @@ $(REL)/obj/%.o: src/%.c | deps
 $(ASAN)/obj/%.o: src/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(SAN_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/pricing_data.c: data/pricing.json scripts/embed.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh tg_pricing_json $< > $@.tmp && mv -f $@.tmp $@
+
+$(REL)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -c -o $@ $<
+
+$(ASAN)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -c -o $@ $<
 
 # llhttp's generated C is not ours to warn about
 $(REL)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c | deps

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include "tollgate/buf.h"
 #include "tollgate/common.h"
+#include "tollgate/pricing.h"
 #include "tollgate/provider.h"
 
 typedef enum { TG_RL_FIXED, TG_RL_SLIDING } tg_rl_technique_t;
@@ -74,6 +75,12 @@ typedef struct st_tg_config_t {
     uint64_t upstream_first_byte_timeout; /* request sent to first response byte; cf-aig-request-timeout overrides */
     uint64_t upstream_idle_timeout;       /* between two reads of an upstream body */
     uint64_t drain_timeout;               /* SIGTERM: how long in-flight requests get to finish */
+
+    /* request logs (doc/logs.md) */
+    uint32_t log_queue_size;   /* records waiting for the writer before new ones are dropped (and counted) */
+    uint64_t log_queue_memory; /* bytes of bodies waiting for the writer, same rule */
+    uint64_t log_max_body;     /* a request or response body larger than this is not stored (the record says so) */
+    tg_pricing_t *pricing;     /* the shipped price table merged with "pricing" */
 
     /* every built-in provider's effective base URL, indexed like tg_provider_builtins() */
     char **builtin_base_urls;

@@ -323,6 +323,9 @@ static const field_t root_fields[] = {
     F(upstream_fast_http1, T_BOOL, 0, 0),
     F(upstream_ca_file, T_STRING_OR_NULL, 0, 0),
     F(max_request_body, T_U64, 1, 1 << 30),
+    F(log_queue_size, T_U32, 16, 10000000),
+    F(log_queue_memory, T_U64, 1 << 20, UINT64_C(1) << 40),
+    F(log_max_body, T_U64, 0, 1 << 30),
     F(max_header_size, T_U32, 1024, 1 << 20),
     F(max_headers, T_U32, 8, 1000),
     F(max_url_length, T_U32, 256, 1 << 16),
@@ -594,6 +597,67 @@ static void parse_providers(ctx_t *ctx, tg_config_t *c, json_t *obj)
     qsort(c->customs, c->num_customs, sizeof(*c->customs), cmp_custom);
 }
 
+/* "pricing": {"openai": {"gpt-4o": {"input": 2.5, "output": 10, "cached_input": 1.25}}, "azure-openai": "openai"}
+ * in USD per million tokens, merged over the shipped table. */
+static void parse_pricing(ctx_t *ctx, tg_config_t *c, json_t *v)
+{
+    static const char *const fields[] = {"input", "output", "cached_input", "cache_write"};
+    const char *provider, *model, *field;
+    json_t *models, *p, *x;
+    if (!json_is_object(v)) {
+        cerr(ctx, false, "must be an object of providers, each an object of models with their prices");
+        return;
+    }
+    json_object_foreach(v, provider, models)
+    {
+        push_key(ctx, provider);
+        if (json_is_string(models) && json_string_length(models) != 0) {
+            tg_pricing_alias(c->pricing, provider, json_string_value(models));
+        } else if (!json_is_object(models)) {
+            cerr(ctx, false, "must be an object of models (or the name of a provider whose prices apply)");
+        } else {
+            json_object_foreach(models, model, p)
+            {
+                push_key(ctx, model);
+                double got[4] = {-1, -1, -1, -1};
+                bool ok = json_is_object(p);
+                if (!ok)
+                    cerr(ctx, false, "must be an object such as {\"input\": 2.5, \"output\": 10} (USD per million "
+                                     "tokens)");
+                json_object_foreach(p, field, x)
+                {
+                    push_key(ctx, field);
+                    size_t k = 0;
+                    while (k != 4 && strcmp(field, fields[k]) != 0)
+                        ++k;
+                    if (k == 4) {
+                        cerr(ctx, true, "unknown key \"%s\" (allowed: input, output, cached_input, cache_write)",
+                             field);
+                        ok = false;
+                    } else if (!json_is_number(x) || json_number_value(x) < 0 || json_number_value(x) > 1e6) {
+                        cerr(ctx, false, "must be a number of US dollars per million tokens, from 0 to 1000000");
+                        ok = false;
+                    } else {
+                        got[k] = json_number_value(x);
+                    }
+                    pop(ctx);
+                }
+                if (ok && (got[0] < 0 || got[1] < 0)) {
+                    cerr(ctx, false, "needs both \"input\" and \"output\"");
+                    ok = false;
+                }
+                if (ok) {
+                    tg_price_t price = {got[0] / 1e6, got[1] / 1e6, (got[2] >= 0 ? got[2] : got[0]) / 1e6,
+                                        (got[3] >= 0 ? got[3] : got[0]) / 1e6};
+                    tg_pricing_set(c->pricing, provider, model, &price);
+                }
+                pop(ctx);
+            }
+        }
+        pop(ctx);
+    }
+}
+
 static void parse_root(ctx_t *ctx, tg_config_t *c, json_t *root)
 {
     const char *key;
@@ -615,6 +679,8 @@ static void parse_root(ctx_t *ctx, tg_config_t *c, json_t *root)
             parse_providers(ctx, c, v);
         } else if (strcmp(key, "gateways") == 0) {
             parse_gateways(ctx, c, v);
+        } else if (strcmp(key, "pricing") == 0) {
+            parse_pricing(ctx, c, v);
         } else {
             cerr(ctx, true, "unknown key \"%s\" (see doc/config.md for the keys Tollgate reads)", key);
         }
@@ -660,6 +726,15 @@ static tg_config_t *new_defaults(void)
     c->builtin_base_urls = tg_calloc(c->num_builtins, sizeof(char *));
     for (size_t i = 0; i != c->num_builtins; ++i)
         c->builtin_base_urls[i] = tg_strdup(b[i].base_url);
+    tg_buf_t errs;
+    tg_buf_init(&errs, 4096);
+    c->pricing = tg_pricing_builtin(&errs);
+    if (c->pricing == NULL)
+        tg_fatal(__FILE__, __LINE__, "the built-in price table (data/pricing.json) does not parse");
+    tg_buf_free(&errs);
+    c->log_queue_size = 65536;
+    c->log_queue_memory = 256u << 20;
+    c->log_max_body = 10u << 20;
     return c;
 }
 
@@ -684,6 +759,7 @@ static void free_config(tg_config_t *c)
         free(c->gateways[i].id);
     }
     free(c->gateways);
+    tg_pricing_free(c->pricing);
     free(c);
 }
 

@@ -106,9 +106,7 @@ static void on_string_part(tg_jsonscan_t *s, const char *p, size_t n, void *data
     if (tg_jsonscan_depth(s) != 1 || !tg_jsonscan_key_is(s, 0, "bytes"))
         return;
     if (u->inner == NULL) {
-        u->inner = malloc(sizeof(*u->inner));
-        if (u->inner == NULL)
-            return;
+        u->inner = tg_malloc(sizeof(*u->inner));
         tg_jsonscan_init(u->inner, &inner_ops, u);
     }
     char out[192];
