@@ -214,6 +214,7 @@ static void reload(void)
         tg_log_warn("SIGHUP: data_dir takes effect on restart only");
     for (unsigned i = 0; i != process.num_workers; ++i)
         tg_worker_post_config(process.workers + i, c);
+    tg_logstore_set_limits(process.logs, c->log_queue_size, c->log_queue_memory);
     tg_config_release(current);
     current = c;
     atomic_fetch_add(&process.config_reloads, 1);
@@ -320,6 +321,18 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    char err[512];
+    process.logs = tg_logstore_open(current->data_dir, current->log_queue_size, current->log_queue_memory, err,
+                                    sizeof(err));
+    if (process.logs == NULL) {
+        tg_log_error("cannot open the log store: %s", err);
+        for (unsigned i = 0; i != n; ++i)
+            close(fds[i]);
+        free(fds);
+        tg_config_release(current);
+        return 1;
+    }
+
     uv_loop_t *loop = uv_default_loop();
     process.workers = tg_calloc(n, sizeof(tg_worker_t));
     process.num_workers = n;
@@ -354,6 +367,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i != n; ++i)
         tg_worker_join(process.workers + i);
     free(process.workers);
+    tg_logstore_close(process.logs); /* writes what is still queued */
     uv_loop_close(loop);
     tg_config_release(current);
     tg_log_info("stopped");

@@ -90,6 +90,9 @@ struct st_tg_req_t {
     const char *log_gateway;
     const char *log_provider;
     const char *log_note;
+    const char *error_message; /* the message of the gateway's own error answer (tg_http_send_error), pool */
+    /* the request's log recorder (recorder.h), owned by the router, finished in its on_done hook */
+    struct st_tg_recorder_t *recorder;
 
     tg_buf_t _body; /* owns body.base */
     tg_http_conn_t *_conn;

@@ -16,6 +16,7 @@
 
 #define TG_METRICS_MAX_PROVIDERS 128
 #define TG_METRICS_NUM_BUCKETS 14
+#define TG_METRICS_MAX_USAGE 256 /* (gateway, provider, model) series per shard; later ones count as "other" */
 
 /* Kinds of upstream failure, for tollgate_upstream_errors_total{kind}. */
 typedef enum {
@@ -36,6 +37,11 @@ typedef struct st_tg_metrics_gauges_t {
     uint64_t start_unix_ms;
     uint64_t config_reloads;
     uint64_t config_reload_failures;
+    /* the log writer (logstore.h) */
+    bool has_logs;
+    uint64_t log_written, log_dropped_full, log_dropped_retention, log_deleted_retention, log_write_errors;
+    uint64_t log_batches, log_batch_ns_sum, log_batch_ns_max;
+    uint64_t log_queue_depth, log_queue_bytes;
 } tg_metrics_gauges_t;
 
 tg_metrics_t *tg_metrics_create(void);
@@ -46,6 +52,9 @@ void tg_metrics_request(tg_metrics_t *m, const char *provider, int status, uint6
                         uint64_t bytes_out);
 /* An upstream failure. Owner thread only. */
 void tg_metrics_upstream_error(tg_metrics_t *m, const char *provider, tg_upstream_err_kind_t kind);
+/* Tokens and cost of a finished request (cost < 0: unknown, not added). Names are cut to fit. Owner thread only. */
+void tg_metrics_usage(tg_metrics_t *m, const char *gateway, const char *provider, const char *model, int64_t tokens_in,
+                      int64_t tokens_out, int64_t cached_tokens, double cost_usd);
 /* A connection accepted. Owner thread only. */
 void tg_metrics_connection(tg_metrics_t *m);
 

@@ -14,6 +14,7 @@
 #include <uv.h>
 #include "tollgate/config.h"
 #include "tollgate/http.h"
+#include "tollgate/logstore.h"
 #include "tollgate/metrics.h"
 #include "tollgate/upstream.h"
 
@@ -47,6 +48,7 @@ struct st_tg_process_t {
     atomic_bool draining;
     atomic_uint_fast64_t config_reloads;
     atomic_uint_fast64_t config_reload_failures;
+    tg_logstore_t *logs; /* the request log store (any thread may submit) */
     /* Called on the main thread's loop when a worker finished draining (set by main). */
     uv_async_t *on_worker_drained;
 };

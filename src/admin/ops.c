@@ -28,6 +28,21 @@ static void send_metrics(tg_req_t *req, tg_worker_t *w)
     g.start_unix_ms = p->start_unix_ms;
     g.config_reloads = atomic_load(&p->config_reloads);
     g.config_reload_failures = atomic_load(&p->config_reload_failures);
+    if (p->logs != NULL) {
+        tg_logstore_stats_t ls;
+        tg_logstore_stats(p->logs, &ls);
+        g.has_logs = true;
+        g.log_written = ls.written;
+        g.log_dropped_full = ls.dropped_full;
+        g.log_dropped_retention = ls.dropped_retention;
+        g.log_deleted_retention = ls.deleted_retention;
+        g.log_write_errors = ls.write_errors;
+        g.log_batches = ls.batches;
+        g.log_batch_ns_sum = ls.batch_ns_sum;
+        g.log_batch_ns_max = ls.batch_ns_max;
+        g.log_queue_depth = ls.queue_depth;
+        g.log_queue_bytes = ls.queue_bytes;
+    }
     tg_buf_t out;
     tg_buf_init(&out, 16u << 20);
     tg_metrics_render(shards, n, &g, &out);

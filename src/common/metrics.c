@@ -20,7 +20,14 @@ typedef struct {
     atomic_uint_fast64_t upstream_errors[TG_UPSTREAM_ERR__COUNT];
 } series_t;
 
+typedef struct {
+    char gateway[64], provider[72], model[128];
+    atomic_uint_fast64_t tokens_in, tokens_out, cached_tokens, cost_nusd; /* cost in nano-dollars */
+} usage_series_t;
+
 struct st_tg_metrics_t {
+    atomic_size_t num_usage;
+    usage_series_t usage[TG_METRICS_MAX_USAGE + 1]; /* last = "other" */
     atomic_size_t num_series;
     atomic_uint_fast64_t connections;
     series_t series[TG_METRICS_MAX_PROVIDERS + 2]; /* [0] = "none", last = "other" */
@@ -34,6 +41,8 @@ tg_metrics_t *tg_metrics_create(void)
     tg_metrics_t *m = tg_calloc(1, sizeof(*m));
     strcpy(m->series[0].name, "none");
     strcpy(m->series[TG_METRICS_MAX_PROVIDERS + 1].name, "other");
+    usage_series_t *o = &m->usage[TG_METRICS_MAX_USAGE];
+    strcpy(o->gateway, "other"), strcpy(o->provider, "other"), strcpy(o->model, "other");
     atomic_store(&m->num_series, 1);
     return m;
 }
@@ -77,6 +86,149 @@ void tg_metrics_request(tg_metrics_t *m, const char *provider, int status, uint6
 void tg_metrics_upstream_error(tg_metrics_t *m, const char *provider, tg_upstream_err_kind_t kind)
 {
     INC(find_series(m, provider)->upstream_errors[kind], 1);
+}
+
+static void copy_name(char *dst, size_t dstsz, const char *src)
+{
+    snprintf(dst, dstsz, "%s", src != NULL && *src != '\0' ? src : "none");
+}
+
+void tg_metrics_usage(tg_metrics_t *m, const char *gateway, const char *provider, const char *model, int64_t tokens_in,
+                      int64_t tokens_out, int64_t cached_tokens, double cost_usd)
+{
+    char g[64], p[72], mo[128];
+    copy_name(g, sizeof(g), gateway);
+    copy_name(p, sizeof(p), provider);
+    copy_name(mo, sizeof(mo), model);
+    size_t n = atomic_load_explicit(&m->num_usage, memory_order_relaxed), i = 0;
+    while (i != n && !(strcmp(m->usage[i].model, mo) == 0 && strcmp(m->usage[i].provider, p) == 0 &&
+                       strcmp(m->usage[i].gateway, g) == 0))
+        ++i;
+    usage_series_t *s;
+    if (i != n) {
+        s = &m->usage[i];
+    } else if (n == TG_METRICS_MAX_USAGE) {
+        s = &m->usage[TG_METRICS_MAX_USAGE];
+    } else {
+        s = &m->usage[n];
+        strcpy(s->gateway, g), strcpy(s->provider, p), strcpy(s->model, mo);
+        atomic_store_explicit(&m->num_usage, n + 1, memory_order_release);
+    }
+    if (tokens_in > 0)
+        INC(s->tokens_in, (uint64_t)tokens_in);
+    if (tokens_out > 0)
+        INC(s->tokens_out, (uint64_t)tokens_out);
+    if (cached_tokens > 0)
+        INC(s->cached_tokens, (uint64_t)cached_tokens);
+    if (cost_usd > 0)
+        INC(s->cost_nusd, (uint64_t)(cost_usd * 1e9 + 0.5));
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void append_label(tg_buf_t *out, const char *s)
+{
+    for (; *s != '\0'; ++s) {
+        if (*s == '\\' || *s == '"')
+            tg_buf_append(out, "\\", 1), tg_buf_append(out, s, 1);
+        else if (*s == '\n')
+            tg_buf_append(out, "\\n", 2);
+        else
+            tg_buf_append(out, s, 1);
+    }
+}
+
+static int cmp_usage(const void *a, const void *b)
+{
+    const usage_series_t *x = *(const usage_series_t *const *)a, *y = *(const usage_series_t *const *)b;
+    int c = strcmp(x->gateway, y->gateway);
+    if (c == 0)
+        c = strcmp(x->provider, y->provider);
+    return c != 0 ? c : strcmp(x->model, y->model);
+}
+
+static void render_usage(tg_metrics_t *const *shards, size_t num_shards, tg_buf_t *out)
+{
+    static const struct {
+        const char *name, *help;
+    } fams[] = {{"tollgate_tokens_input_total", "Prompt tokens reported by providers (cached ones included)."},
+                {"tollgate_tokens_output_total", "Completion tokens reported by providers."},
+                {"tollgate_tokens_cached_total", "Prompt tokens read from the providers' prompt caches."},
+                {"tollgate_cost_usd_total", "Estimated cost in US dollars (requests with a known price)."}};
+    /* every series of every shard, sorted by labels so equal ones are adjacent */
+    const usage_series_t **all = tg_malloc((TG_METRICS_MAX_USAGE + 1) * (num_shards != 0 ? num_shards : 1) *
+                                           sizeof(*all));
+    size_t n = 0;
+    for (size_t w = 0; w != num_shards; ++w) {
+        const tg_metrics_t *m = shards[w];
+        size_t k = atomic_load_explicit(&m->num_usage, memory_order_acquire);
+        for (size_t i = 0; i != k; ++i)
+            all[n++] = &m->usage[i];
+        all[n++] = &m->usage[TG_METRICS_MAX_USAGE];
+    }
+    qsort(all, n, sizeof(*all), cmp_usage);
+    for (size_t f = 0; f != TG_ARRAY_SIZE(fams); ++f) {
+        tg_buf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", fams[f].name, fams[f].help, fams[f].name);
+        for (size_t i = 0; i != n;) {
+            size_t j = i;
+            uint64_t sum = 0;
+            for (; j != n && cmp_usage(&all[i], &all[j]) == 0; ++j) {
+                const usage_series_t *t = all[j];
+                sum += f == 0 ? GET(t->tokens_in) : f == 1 ? GET(t->tokens_out) : f == 2 ? GET(t->cached_tokens)
+                                                                                          : GET(t->cost_nusd);
+            }
+            if (sum != 0) {
+                tg_buf_appendf(out, "%s{gateway=\"", fams[f].name);
+                append_label(out, all[i]->gateway);
+                tg_buf_append(out, TG_LIT("\",provider=\""));
+                append_label(out, all[i]->provider);
+                tg_buf_append(out, TG_LIT("\",model=\""));
+                append_label(out, all[i]->model);
+                if (f == 3)
+                    tg_buf_appendf(out, "\"} %.9f\n", (double)sum / 1e9);
+                else
+                    tg_buf_appendf(out, "\"} %llu\n", (unsigned long long)sum);
+            }
+            i = j;
+        }
+    }
+    free(all);
+}
+
+static void render_logs(const tg_metrics_gauges_t *g, tg_buf_t *out)
+{
+    if (!g->has_logs)
+        return;
+    tg_buf_appendf(out,
+                   "# HELP tollgate_log_records_written_total Log records stored.\n"
+                   "# TYPE tollgate_log_records_written_total counter\n"
+                   "tollgate_log_records_written_total %llu\n"
+                   "# HELP tollgate_log_records_dropped_total Log records not stored, by reason (queue_full: the "
+                   "writer fell behind; retention: STOP_INSERTING at log_management; error: database error).\n"
+                   "# TYPE tollgate_log_records_dropped_total counter\n"
+                   "tollgate_log_records_dropped_total{reason=\"queue_full\"} %llu\n"
+                   "tollgate_log_records_dropped_total{reason=\"retention\"} %llu\n"
+                   "tollgate_log_records_dropped_total{reason=\"error\"} %llu\n"
+                   "# HELP tollgate_log_records_deleted_total Log records deleted by DELETE_OLDEST retention.\n"
+                   "# TYPE tollgate_log_records_deleted_total counter\n"
+                   "tollgate_log_records_deleted_total %llu\n"
+                   "# HELP tollgate_log_queue_depth Log records waiting for the writer.\n"
+                   "# TYPE tollgate_log_queue_depth gauge\n"
+                   "tollgate_log_queue_depth %llu\n"
+                   "# HELP tollgate_log_queue_bytes Bytes of log records waiting for the writer.\n"
+                   "# TYPE tollgate_log_queue_bytes gauge\n"
+                   "tollgate_log_queue_bytes %llu\n"
+                   "# HELP tollgate_log_batch_seconds Time the writer spent in batch transactions.\n"
+                   "# TYPE tollgate_log_batch_seconds summary\n"
+                   "tollgate_log_batch_seconds_sum %.6f\n"
+                   "tollgate_log_batch_seconds_count %llu\n"
+                   "# HELP tollgate_log_batch_seconds_max The longest batch transaction so far.\n"
+                   "# TYPE tollgate_log_batch_seconds_max gauge\n"
+                   "tollgate_log_batch_seconds_max %.6f\n",
+                   (unsigned long long)g->log_written, (unsigned long long)g->log_dropped_full,
+                   (unsigned long long)g->log_dropped_retention, (unsigned long long)g->log_write_errors,
+                   (unsigned long long)g->log_deleted_retention, (unsigned long long)g->log_queue_depth,
+                   (unsigned long long)g->log_queue_bytes, (double)g->log_batch_ns_sum / 1e9,
+                   (unsigned long long)g->log_batches, (double)g->log_batch_ns_max / 1e9);
 }
 
 void tg_metrics_connection(tg_metrics_t *m)
@@ -206,5 +358,7 @@ void tg_metrics_render(tg_metrics_t *const *shards, size_t num_shards, const tg_
                    (unsigned long long)g->connections_open, (unsigned long long)connections,
                    (unsigned long long)g->upstream_in_flight, g->workers, (double)g->start_unix_ms / 1000.0,
                    (unsigned long long)g->config_reloads, (unsigned long long)g->config_reload_failures);
+    render_usage(shards, num_shards, out);
+    render_logs(g, out);
     free(totals);
 }

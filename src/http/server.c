@@ -737,6 +737,7 @@ void tg_http_send_error(tg_req_t *req, int err, const char *fmt, ...)
     tg_http_error_body(&body, err, msg);
     if (req->log_note == NULL)
         req->log_note = tg_err_name(err);
+    req->error_message = tg_mem_strdup_pool(&req->pool, msg, strlen(msg));
     tg_http_send_simple(req, tg_err_http_status(err), "application/json", body.base, body.len);
     tg_buf_free(&body);
 }

@@ -13,6 +13,7 @@
 #include "tollgate/error.h"
 #include "tollgate/log.h"
 #include "tollgate/proxy.h"
+#include "tollgate/recorder.h"
 
 typedef struct {
     tg_req_t *req;
@@ -73,6 +74,8 @@ static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t
         if (!tg_proxy_is_response_header_dropped(headers[i].name))
             out[m++] = headers[i];
     px->head_sent = true;
+    if (px->req->recorder != NULL)
+        tg_recorder_response_head(px->req->recorder, status, headers, n);
     tg_http_start_response(px->req, status, out, m, content_length);
 }
 
@@ -83,6 +86,8 @@ static int on_up_body(void *ctx, const char *p, size_t n)
         return TG_E_AGAIN; /* resumed from on_drain */
     if (tg_http_send(px->req, p, n) != 0)
         return TG_E_AGAIN; /* the client is gone; on_abort follows and cancels */
+    if (px->req->recorder != NULL)
+        tg_recorder_response_body(px->req->recorder, p, n);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "tollgate/error.h"
 #include "tollgate/log.h"
 #include "tollgate/proxy.h"
+#include "tollgate/recorder.h"
 #include "tollgate/router.h"
 #include "tollgate/tgtime.h"
 #include "tollgate/worker.h"
@@ -58,6 +59,9 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
         return;
     }
     req->log_gateway = gw->id;
+    tg_recorder_t *rc = tg_recorder_begin(req, gw);
+    if (rc == NULL)
+        return; /* a malformed cf-aig-* logging header, answered */
     tg_iovec_t slug = slash ? tg_iov_split(&p, '/', &slash) : tg_iov("", 0);
     tg_iovec_t rest = p;
     if (slug.len == 0) {
@@ -130,6 +134,7 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
             tg_http_send_error(req, TG_E_BAD_PATH, "Malformed request path: . and .. segments are not allowed");
         return;
     }
+    tg_recorder_set_target(rc, req, req->log_provider, rest);
     tg_proxy_target_t target = {
         .gateway = gw,
         .provider = req->log_provider,
@@ -144,6 +149,8 @@ void tg_router_on_request(tg_req_t *req, void *data)
 {
     tg_worker_t *w = data;
     if (tg_admin_handle_ops(req, w) == 0)
+        return;
+    if (tg_admin_handle_api(req, w) == 0)
         return;
     if (req->path.len > 4 && memcmp(req->path.base, "/v1/", 4) == 0) {
         handle_gateway_path(req, w);
@@ -161,6 +168,8 @@ void tg_router_on_done(tg_req_t *req, void *data)
     if (req->status == 0 && req->method < 0)
         return; /* a connection that closed in the middle of a request head: nothing was asked */
     tg_metrics_request(w->metrics, req->log_provider, req->status, dur, req->body.len, req->bytes_sent);
+    if (req->recorder != NULL)
+        tg_recorder_finish(req->recorder, req, w->process->logs, w->metrics);
     if (!req->config->access_log)
         return;
     char ts[32], line[1024];

@@ -1,0 +1,52 @@
+/*
+ * The log recorder of one request: reads the cf-aig-* logging headers, watches the response go by (head, body
+ * bytes as they are relayed: usage parsed incrementally, body copied up to log_max_body) and, when the request is
+ * over, prices it and hands the finished record to the log store.
+ *
+ * Life: tg_recorder_begin when the request is known to be for a gateway (the router), response hooks from the
+ * proxy, tg_recorder_finish from the router's on_done hook (whatever ended the request: success, a gateway
+ * error, a client that left). The recorder lives in the request pool; its record is heap memory that goes to
+ * the store. Worker thread only.
+ */
+#ifndef TOLLGATE_RECORDER_H
+#define TOLLGATE_RECORDER_H
+
+#include "tollgate/http.h"
+#include "tollgate/logstore.h"
+#include "tollgate/metrics.h"
+#include "tollgate/pricing.h"
+#include "tollgate/usage.h"
+
+typedef struct st_tg_recorder_t {
+    tg_logrec_t *rec; /* NULL when no record is kept (collect_logs off); usage is still parsed for metrics */
+    tg_usage_parser_t usage;
+    bool usage_started;
+    bool payload;
+    uint64_t max_body;
+    bool has_custom_price;
+    tg_price_t custom_price;
+    const char *provider;
+    char *request_model; /* from the request body or path (pool) */
+    bool stream;
+} tg_recorder_t;
+
+/*
+ * Starts the recorder for `req` on gateway `gw`: reads cf-aig-collect-log, cf-aig-collect-log-payload,
+ * cf-aig-metadata, cf-aig-event-id and cf-aig-custom-cost. Returns NULL after answering the request with a 400
+ * naming the header when one is malformed (the request is then over; a record of it is still finished).
+ */
+tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw);
+/* The provider and native path the request goes to (once known). */
+void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path);
+/* The response head from the provider. */
+void tg_recorder_response_head(tg_recorder_t *rc, int status, const tg_header_t *headers, size_t n);
+/* Response body bytes as they go to the client. */
+void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n);
+/* The request is over: completes the record and submits it (or drops it), and counts tokens and cost in `m`. */
+void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, tg_metrics_t *m);
+
+/* The model named by a request: the body's top-level "model", else a provider path (Google
+ * models/{model}:..., Bedrock model/{id}/...). Pool memory or NULL. */
+char *tg_recorder_request_model(tg_req_t *req, tg_iovec_t native_path);
+
+#endif

@@ -1,0 +1,1149 @@
+/*
+ * Log queries (logquery.h). SQL is only ever assembled from the fixed column names below; every value the caller
+ * sent is bound, never formatted into the statement.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "tollgate/logquery.h"
+#include "tollgate/logstore.h"
+#include "tollgate/tgtime.h"
+
+#define ERR(...) (snprintf(err, errsz, __VA_ARGS__), TG_LQ_BAD)
+
+/* ---- query parameters ------------------------------------------------------------------------------------- */
+
+static int hexv(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static char *decode(const char *p, size_t n, bool *ok)
+{
+    char *out = tg_malloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (p[i] == '%') {
+            if (i + 2 >= n) {
+                *ok = false;
+                break;
+            }
+            int a = hexv(p[i + 1]), b = hexv(p[i + 2]);
+            if (a < 0 || b < 0) {
+                *ok = false;
+                break;
+            }
+            out[o++] = (char)(a * 16 + b);
+            i += 2;
+        } else {
+            out[o++] = p[i] == '+' ? ' ' : p[i];
+        }
+    }
+    out[o] = '\0';
+    if (strlen(out) != o) /* an encoded NUL */
+        *ok = false;
+    return out;
+}
+
+int tg_qparams_parse(tg_qparams_t *q, tg_iovec_t query, char *err, size_t errsz)
+{
+    memset(q, 0, sizeof(*q));
+    while (query.len != 0) {
+        tg_iovec_t pair = tg_iov_split(&query, '&', NULL);
+        if (pair.len == 0)
+            continue;
+        if (q->n == TG_LQ_MAX_PARAMS) {
+            snprintf(err, errsz, "too many query parameters (at most %d)", TG_LQ_MAX_PARAMS);
+            return -1;
+        }
+        bool has_eq;
+        tg_iovec_t key = tg_iov_split(&pair, '=', &has_eq);
+        bool ok = true;
+        q->keys[q->n] = decode(key.base, key.len, &ok);
+        q->values[q->n] = decode(pair.base, pair.len, &ok);
+        q->n++;
+        if (!ok) {
+            snprintf(err, errsz, "query parameter \"%.64s\" is not correctly percent-encoded", q->keys[q->n - 1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void tg_qparams_free(tg_qparams_t *q)
+{
+    for (size_t i = 0; i != q->n; ++i) {
+        free(q->keys[i]);
+        free(q->values[i]);
+    }
+    q->n = 0;
+}
+
+const char *tg_qparams_get(const tg_qparams_t *q, const char *key)
+{
+    for (size_t i = 0; i != q->n; ++i)
+        if (strcmp(q->keys[i], key) == 0)
+            return q->values[i];
+    return NULL;
+}
+
+/* ---- dates ------------------------------------------------------------------------------------------------ */
+
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; ++i) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int tg_parse_date_ms(const char *s, int64_t *out)
+{
+    size_t n = strlen(s);
+    if (n > 0 && n <= 12 && strspn(s, "0123456789") == n) { /* unix seconds */
+        *out = (int64_t)strtoll(s, NULL, 10) * 1000;
+        return 0;
+    }
+    struct tm tm = {0};
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
+    if (n < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d))
+        return -1;
+    const char *p = s + 10;
+    int64_t offset_s = 0;
+    if (*p == 'T' || *p == ' ') {
+        if (strlen(p) < 6 || !digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi))
+            return -1;
+        p += 6;
+        if (*p == ':') {
+            if (!digits(p + 1, 2, &sec))
+                return -1;
+            p += 3;
+            if (*p == '.') {
+                int k = 0, frac = 0;
+                for (++p; *p >= '0' && *p <= '9'; ++p, ++k)
+                    if (k < 3)
+                        frac = frac * 10 + (*p - '0');
+                for (; k < 3; ++k)
+                    frac *= 10;
+                ms = frac;
+            }
+        }
+        if (*p == 'Z') {
+            ++p;
+        } else if (*p == '+' || *p == '-') {
+            int oh, om;
+            if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om))
+                return -1;
+            offset_s = (int64_t)(oh * 3600 + om * 60) * (*p == '+' ? 1 : -1);
+            p += 6;
+        }
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    *out = ((int64_t)t - offset_s) * 1000 + ms;
+    return 0;
+}
+
+/* ---- filters ---------------------------------------------------------------------------------------------- */
+
+static void bind_add_text(tg_logfilter_t *f, const char *s)
+{
+    f->binds[f->num_binds].type = SQLITE_TEXT;
+    f->binds[f->num_binds].text = tg_strdup(s);
+    f->num_binds++;
+}
+
+static void bind_add_int(tg_logfilter_t *f, int64_t v)
+{
+    f->binds[f->num_binds].type = SQLITE_INTEGER;
+    f->binds[f->num_binds].i = v;
+    f->binds[f->num_binds].text = NULL;
+    f->num_binds++;
+}
+
+static void bind_add_double(tg_logfilter_t *f, double v)
+{
+    f->binds[f->num_binds].type = SQLITE_FLOAT;
+    f->binds[f->num_binds].d = v;
+    f->binds[f->num_binds].text = NULL;
+    f->num_binds++;
+}
+
+void tg_logfilter_free(tg_logfilter_t *f)
+{
+    for (size_t i = 0; i != f->num_binds; ++i)
+        free(f->binds[i].text);
+    f->num_binds = 0;
+    tg_buf_free(&f->sql);
+}
+
+typedef enum { K_TEXT, K_INT, K_REAL, K_BOOL, K_DATE } kind_t;
+
+typedef struct {
+    const char *name;
+    const char *column;
+    kind_t kind;
+} filter_key_t;
+
+static const filter_key_t filter_keys[] = {
+    {"id", "l.id", K_TEXT},
+    {"created_at", "l.created_at", K_DATE},
+    {"provider", "l.provider", K_TEXT},
+    {"model", "l.model", K_TEXT},
+    {"path", "l.path", K_TEXT},
+    {"request_type", "l.request_type", K_TEXT},
+    {"request_content_type", "l.request_content_type", K_TEXT},
+    {"response_content_type", "l.response_content_type", K_TEXT},
+    {"user_agent", "l.user_agent", K_TEXT},
+    {"event_id", "l.event_id", K_TEXT},
+    {"success", "l.success", K_BOOL},
+    {"cached", "l.cached", K_BOOL},
+    {"status_code", "l.status_code", K_INT},
+    {"cost", "l.cost", K_REAL},
+    {"tokens", "(coalesce(l.tokens_in,0) + coalesce(l.tokens_out,0))", K_INT},
+    {"tokens_in", "l.tokens_in", K_INT},
+    {"tokens_out", "l.tokens_out", K_INT},
+    {"duration", "l.duration", K_INT},
+    {"feedback", "l.feedback", K_INT},
+};
+
+static const filter_key_t *find_key(const char *name)
+{
+    for (size_t i = 0; i != TG_ARRAY_SIZE(filter_keys); ++i)
+        if (strcmp(filter_keys[i].name, name) == 0)
+            return &filter_keys[i];
+    return NULL;
+}
+
+/* Binds one value of `kind` given as text (query parameters) or JSON (filters). Returns 0 or -1. */
+static int bind_value(tg_logfilter_t *f, kind_t kind, const char *text, const json_t *j)
+{
+    if (f->num_binds == TG_ARRAY_SIZE(f->binds))
+        return -1;
+    char buf[64];
+    if (j != NULL) {
+        if (json_is_string(j))
+            text = json_string_value(j);
+        else if (json_is_boolean(j))
+            text = json_is_true(j) ? "true" : "false";
+        else if (json_is_integer(j))
+            snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(j)), text = buf;
+        else if (json_is_real(j))
+            snprintf(buf, sizeof(buf), "%.17g", json_real_value(j)), text = buf;
+        else
+            return -1;
+    }
+    char *end;
+    switch (kind) {
+    case K_TEXT:
+        bind_add_text(f, text);
+        return 0;
+    case K_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
+            bind_add_int(f, 1);
+        else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
+            bind_add_int(f, 0);
+        else
+            return -1;
+        return 0;
+    case K_INT: {
+        long long v = strtoll(text, &end, 10);
+        if (*text == '\0' || *end != '\0')
+            return -1;
+        bind_add_int(f, v);
+        return 0;
+    }
+    case K_REAL: {
+        double v = strtod(text, &end);
+        if (*text == '\0' || *end != '\0' || !isfinite(v))
+            return -1;
+        bind_add_double(f, v);
+        return 0;
+    }
+    case K_DATE: {
+        int64_t ms;
+        if (tg_parse_date_ms(text, &ms) != 0)
+            return -1;
+        bind_add_int(f, ms);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static const char *const own_params[] = {"provider", "model", "success", "cached", "start_date", "end_date",
+                                         "event_id", "search", "min_cost", "max_cost", "filters", NULL};
+
+static bool listed(const char *key, const char *const *list)
+{
+    for (; list != NULL && *list != NULL; ++list)
+        if (strcmp(key, *list) == 0)
+            return true;
+    return false;
+}
+
+/* One entry of `filters`: {key, operator, value}. */
+static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char *err, size_t errsz)
+{
+    const char *key = json_string_value(json_object_get(e, "key"));
+    const char *op = json_string_value(json_object_get(e, "operator"));
+    const json_t *value = json_object_get(e, "value");
+    if (!json_is_object(e) || key == NULL || op == NULL || value == NULL)
+        return ERR("filters[%zu] must be an object {\"key\", \"operator\", \"value\"}", idx);
+    static const char *const ops[] = {"eq", "neq", "contains", "lt", "gt", "lte", "gte"};
+    static const char *const sql_ops[] = {"=", "<>", "LIKE", "<", ">", "<=", ">="};
+    size_t o = 0;
+    while (o != TG_ARRAY_SIZE(ops) && strcmp(op, ops[o]) != 0)
+        ++o;
+    if (o == TG_ARRAY_SIZE(ops))
+        return ERR("filters[%zu].operator must be one of eq, neq, contains, lt, gt, lte, gte", idx);
+    json_t *one = NULL;
+    if (!json_is_array(value)) {
+        one = json_array();
+        json_array_append(one, (json_t *)value);
+        value = one;
+    }
+    size_t nv = json_array_size(value);
+    int rc = TG_LQ_OK;
+    if (nv == 0 || nv > 20) {
+        rc = ERR("filters[%zu].value must hold 1 to 20 values", idx);
+        goto out;
+    }
+    /* metadata.{key}: a match in the metadata table */
+    const char *column;
+    kind_t kind;
+    const filter_key_t *fk = find_key(key);
+    bool meta = strncmp(key, "metadata.", 9) == 0 && key[9] != '\0';
+    if (fk != NULL) {
+        column = fk->column;
+        kind = fk->kind;
+    } else if (meta) {
+        column = "m.value";
+        kind = K_TEXT;
+    } else {
+        rc = ERR("filters[%zu].key \"%.64s\" is not a filterable field", idx, key);
+        goto out;
+    }
+    if (o == 2 && kind != K_TEXT) {
+        rc = ERR("filters[%zu]: contains applies to text fields only", idx);
+        goto out;
+    }
+    if (meta) {
+        tg_buf_appendf(&f->sql, " AND %sEXISTS (SELECT 1 FROM log_metadata m WHERE m.seq = l.seq AND m.key = ? AND (",
+                       o == 1 ? "NOT " : "");
+        bind_add_text(f, key + 9);
+    } else {
+        tg_buf_append(&f->sql, TG_LIT(o == 1 ? " AND NOT (" : " AND ("));
+    }
+    for (size_t i = 0; i != nv; ++i) {
+        const json_t *v = json_array_get(value, i);
+        tg_buf_appendf(&f->sql, "%s%s %s ?", i != 0 ? " OR " : "", column, o == 1 ? "=" : sql_ops[o]);
+        if (o == 2) {
+            const char *s = json_string_value(v);
+            if (s == NULL) {
+                rc = ERR("filters[%zu].value: contains needs strings", idx);
+                goto out;
+            }
+            size_t n = strlen(s);
+            char *pat = tg_malloc(n + 3);
+            pat[0] = '%';
+            memcpy(pat + 1, s, n);
+            pat[n + 1] = '%';
+            pat[n + 2] = '\0';
+            if (f->num_binds == TG_ARRAY_SIZE(f->binds)) {
+                free(pat);
+                rc = ERR("too many filter values");
+                goto out;
+            }
+            bind_add_text(f, pat);
+            free(pat);
+        } else if (bind_value(f, kind, NULL, v) != 0) {
+            rc = ERR("filters[%zu].value[%zu] is not a valid %s", idx, i,
+                     kind == K_BOOL ? "boolean" : kind == K_DATE ? "date" : kind == K_TEXT ? "string" : "number");
+            goto out;
+        }
+    }
+    tg_buf_append(&f->sql, TG_LIT(meta ? "))" : ")"));
+out:
+    json_decref(one);
+    return rc;
+}
+
+int tg_logfilter_build(tg_logfilter_t *f, const tg_qparams_t *q, const char *const *ignore, char *err, size_t errsz)
+{
+    memset(f, 0, sizeof(*f));
+    tg_buf_init(&f->sql, 64 << 10);
+    for (size_t i = 0; i != q->n; ++i) {
+        const char *k = q->keys[i], *v = q->values[i];
+        if (listed(k, ignore))
+            continue;
+        if (strncmp(k, "metadata.", 9) == 0 && k[9] != '\0') {
+            tg_buf_append(&f->sql, TG_LIT(" AND EXISTS (SELECT 1 FROM log_metadata m WHERE m.seq = l.seq AND m.key = ? "
+                                          "AND m.value = ?)"));
+            if (f->num_binds + 2 > TG_ARRAY_SIZE(f->binds))
+                return ERR("too many filters");
+            bind_add_text(f, k + 9);
+            bind_add_text(f, v);
+            continue;
+        }
+        if (!listed(k, own_params))
+            return ERR("unknown query parameter \"%.64s\"", k);
+        if (strcmp(k, "filters") == 0) {
+            json_error_t jerr;
+            json_t *arr = json_loads(v, JSON_REJECT_DUPLICATES, &jerr);
+            if (!json_is_array(arr)) {
+                json_decref(arr);
+                return ERR("filters must be a JSON array of {\"key\", \"operator\", \"value\"}");
+            }
+            int rc = TG_LQ_OK;
+            for (size_t j = 0; j != json_array_size(arr) && rc == TG_LQ_OK; ++j)
+                rc = add_json_filter(f, json_array_get(arr, j), j, err, errsz);
+            json_decref(arr);
+            if (rc != TG_LQ_OK)
+                return rc;
+            continue;
+        }
+        if (strcmp(k, "search") == 0) {
+            tg_buf_append(&f->sql, TG_LIT(" AND (l.provider LIKE ? OR l.model LIKE ? OR l.path LIKE ? OR "
+                                          "l.event_id LIKE ? OR l.metadata LIKE ? OR l.id = ?)"));
+            if (f->num_binds + 6 > TG_ARRAY_SIZE(f->binds))
+                return ERR("too many filters");
+            size_t n = strlen(v);
+            char *pat = tg_malloc(n + 3);
+            snprintf(pat, n + 3, "%%%s%%", v);
+            for (int r = 0; r != 5; ++r)
+                bind_add_text(f, pat);
+            free(pat);
+            bind_add_text(f, v);
+            continue;
+        }
+        const char *column;
+        const char *op = "=";
+        kind_t kind;
+        if (strcmp(k, "start_date") == 0 || strcmp(k, "end_date") == 0) {
+            column = "l.created_at";
+            kind = K_DATE;
+            op = k[0] == 's' ? ">=" : "<=";
+        } else if (strcmp(k, "min_cost") == 0 || strcmp(k, "max_cost") == 0) {
+            column = "l.cost";
+            kind = K_REAL;
+            op = k[1] == 'i' ? ">=" : "<=";
+        } else {
+            const filter_key_t *fk = find_key(k);
+            column = fk->column;
+            kind = fk->kind;
+        }
+        tg_buf_appendf(&f->sql, " AND %s %s ?", column, op);
+        if (bind_value(f, kind, v, NULL) != 0)
+            return ERR("query parameter %s: \"%.64s\" is not a valid %s", k, v,
+                       kind == K_BOOL   ? "boolean (true or false)"
+                       : kind == K_DATE ? "date (ISO 8601, such as 2026-11-23T10:00:00Z)"
+                                        : "value");
+    }
+    return TG_LQ_OK;
+}
+
+static void bind_filter(sqlite3_stmt *st, int first, const tg_logfilter_t *f)
+{
+    for (size_t i = 0; i != f->num_binds; ++i) {
+        int idx = first + (int)i;
+        switch (f->binds[i].type) {
+        case SQLITE_TEXT:
+            sqlite3_bind_text(st, idx, f->binds[i].text, -1, SQLITE_STATIC);
+            break;
+        case SQLITE_INTEGER:
+            sqlite3_bind_int64(st, idx, f->binds[i].i);
+            break;
+        default:
+            sqlite3_bind_double(st, idx, f->binds[i].d);
+            break;
+        }
+    }
+}
+
+/* ---- records as JSON -------------------------------------------------------------------------------------- */
+
+#define COLUMNS                                                                                                        \
+    "l.id, l.created_at, l.provider, l.model, l.path, l.request_type, l.success, l.status_code, l.cached, l.stream, "  \
+    "l.duration, l.time_to_first_byte, l.tokens_in, l.tokens_out, l.cached_tokens, l.cache_write_tokens, l.cost, "    \
+    "l.custom_cost, l.metadata, l.event_id, l.step, l.request_size, l.response_size, l.request_content_type, "         \
+    "l.response_content_type, l.user_agent, l.feedback, l.score, l.error, l.payload, l.request_body_dropped, "         \
+    "l.response_body_dropped, l.gateway, l.request_head, l.response_head"
+
+static json_t *column_json(sqlite3_stmt *st, int i)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_NULL:
+        return json_null();
+    case SQLITE_INTEGER:
+        return json_integer(sqlite3_column_int64(st, i));
+    case SQLITE_FLOAT:
+        return json_real(sqlite3_column_double(st, i));
+    default:
+        return json_stringn((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
+    }
+}
+
+static json_t *row_json(sqlite3_stmt *st, bool with_heads)
+{
+    static const char *const names[] = {
+        "id", "created_at", "provider", "model", "path", "request_type", "success", "status_code", "cached", "stream",
+        "duration", "time_to_first_byte", "tokens_in", "tokens_out", "cached_tokens", "cache_write_tokens", "cost",
+        "custom_cost", "metadata", "event_id", "step", "request_size", "response_size", "request_content_type",
+        "response_content_type", "user_agent", "feedback", "score", "error", "payload", "request_body_dropped",
+        "response_body_dropped", "gateway_id", "request_head", "response_head"};
+    static const bool is_bool[TG_ARRAY_SIZE(names)] = {[6] = true, [8] = true, [9] = true, [17] = true, [29] = true,
+                                                      [30] = true, [31] = true};
+    json_t *o = json_object();
+    int n = with_heads ? (int)TG_ARRAY_SIZE(names) : (int)TG_ARRAY_SIZE(names) - 2;
+    for (int i = 0; i < n; ++i) {
+        if (i == 1) {
+            char ts[40];
+            tg_format_iso8601_ms((uint64_t)sqlite3_column_int64(st, 1), ts, sizeof(ts));
+            json_object_set_new(o, names[i], json_string(ts));
+        } else if (is_bool[i]) {
+            json_object_set_new(o, names[i], json_boolean(sqlite3_column_int(st, i) != 0));
+        } else {
+            json_object_set_new(o, names[i], column_json(st, i));
+        }
+    }
+    if (with_heads) {
+        json_object_set_new(o, "request_head_complete", json_true());
+        json_object_set_new(o, "response_head_complete", json_true());
+    }
+    return o;
+}
+
+static int db_error(sqlite3 *db, char *err, size_t errsz)
+{
+    snprintf(err, errsz, "log database error: %s", sqlite3_errmsg(db));
+    return TG_LQ_DB;
+}
+
+static const char *const list_params[] = {"page", "per_page", "order_by", "order_by_direction", "meta_info", NULL};
+
+/* ORDER BY from order_by and order_by_direction. */
+static int order_clause(const tg_qparams_t *q, char *out, size_t outsz, char *err, size_t errsz)
+{
+    static const char *const orderable[] = {"created_at", "provider", "model", "model_type", "success", "cached",
+                                            "cost", "duration", "tokens_in", "tokens_out", "status_code"};
+    const char *by = tg_qparams_get(q, "order_by"), *dir = tg_qparams_get(q, "order_by_direction");
+    if (by == NULL)
+        by = "created_at";
+    size_t i = 0;
+    while (i != TG_ARRAY_SIZE(orderable) && strcmp(by, orderable[i]) != 0)
+        ++i;
+    if (i == TG_ARRAY_SIZE(orderable))
+        return ERR("order_by must be one of created_at, provider, model, success, cached, cost, duration, tokens_in, "
+                   "tokens_out, status_code");
+    if (strcmp(by, "model_type") == 0)
+        by = "request_type";
+    if (dir != NULL && strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0)
+        return ERR("order_by_direction must be asc or desc");
+    const char *d = dir != NULL && strcmp(dir, "asc") == 0 ? "ASC" : "DESC";
+    snprintf(out, outsz, " ORDER BY l.%s %s, l.seq %s", by, d, d);
+    return TG_LQ_OK;
+}
+
+static int get_int_param(const tg_qparams_t *q, const char *name, int64_t def, int64_t min, int64_t max, int64_t *out,
+                         char *err, size_t errsz)
+{
+    const char *v = tg_qparams_get(q, name);
+    if (v == NULL) {
+        *out = def;
+        return TG_LQ_OK;
+    }
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || x < min || x > max)
+        return ERR("%s must be a whole number from %lld to %lld", name, (long long)min, (long long)max);
+    *out = x;
+    return TG_LQ_OK;
+}
+
+int tg_logs_list(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, json_t **result,
+                 json_t **info, char *err, size_t errsz)
+{
+    int64_t page, per_page;
+    int rc;
+    if ((rc = get_int_param(q, "page", 1, 1, 1000000, &page, err, errsz)) != TG_LQ_OK ||
+        (rc = get_int_param(q, "per_page", 20, 1, 50, &per_page, err, errsz)) != TG_LQ_OK)
+        return rc;
+    char order[128];
+    if ((rc = order_clause(q, order, sizeof(order), err, errsz)) != TG_LQ_OK)
+        return rc;
+    tg_logfilter_t f;
+    if ((rc = tg_logfilter_build(&f, q, list_params, err, errsz)) != TG_LQ_OK) {
+        tg_logfilter_free(&f);
+        return rc;
+    }
+    tg_buf_t sql;
+    tg_buf_init(&sql, 128 << 10);
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    int64_t total = 0;
+    /* the count and the aggregates of result_info */
+    tg_buf_appendf(&sql,
+                   "SELECT count(*), min(l.cost), max(l.cost), min(l.duration), max(l.duration), min(l.tokens_in), "
+                   "max(l.tokens_in), min(l.tokens_out), max(l.tokens_out) FROM logs l WHERE l.account = ? AND "
+                   "l.gateway = ?%s",
+                   tg_buf_cstr(&f.sql));
+    if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK)
+        goto db_fail;
+    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+    bind_filter(st, 3, &f);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto db_fail;
+    total = sqlite3_column_int64(st, 0);
+    *info = json_object();
+    json_object_set_new(*info, "page", json_integer(page));
+    json_object_set_new(*info, "per_page", json_integer(per_page));
+    json_object_set_new(*info, "total_count", json_integer(total));
+    json_object_set_new(*info, "total_pages", json_integer((total + per_page - 1) / per_page));
+    static const char *const agg[] = {"min_cost",      "max_cost",      "min_duration",   "max_duration",
+                                      "min_tokens_in", "max_tokens_in", "min_tokens_out", "max_tokens_out"};
+    for (int i = 0; i != 8; ++i)
+        json_object_set_new(*info, agg[i], column_json(st, i + 1));
+    sqlite3_finalize(st);
+    st = NULL;
+
+    sql.len = 0;
+    tg_buf_appendf(&sql, "SELECT " COLUMNS " FROM logs l WHERE l.account = ? AND l.gateway = ?%s%s LIMIT ? OFFSET ?",
+                   tg_buf_cstr(&f.sql), order);
+    if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK)
+        goto db_fail;
+    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+    bind_filter(st, 3, &f);
+    sqlite3_bind_int64(st, 3 + (int)f.num_binds, per_page);
+    sqlite3_bind_int64(st, 4 + (int)f.num_binds, (page - 1) * per_page);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(arr, row_json(st, false));
+    if (rc != SQLITE_DONE)
+        goto db_fail;
+    json_object_set_new(*info, "count", json_integer((json_int_t)json_array_size(arr)));
+    sqlite3_finalize(st);
+    tg_buf_free(&sql);
+    tg_logfilter_free(&f);
+    *result = arr;
+    return TG_LQ_OK;
+db_fail:
+    rc = db_error(db, err, errsz);
+    sqlite3_finalize(st);
+    tg_buf_free(&sql);
+    tg_logfilter_free(&f);
+    json_decref(arr);
+    if (*info != NULL) {
+        json_decref(*info);
+        *info = NULL;
+    }
+    return rc;
+}
+
+static int get_row(sqlite3 *db, const char *account, const char *gateway, const char *id, json_t **result, char *err,
+                   size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT " COLUMNS " FROM logs l WHERE l.account = ? AND l.gateway = ? AND l.id = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_error(db, err, errsz);
+    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *result = row_json(st, true);
+        rc = TG_LQ_OK;
+    } else if (rc == SQLITE_DONE) {
+        snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);
+        rc = TG_LQ_NOT_FOUND;
+    } else {
+        rc = db_error(db, err, errsz);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tg_logs_get(sqlite3 *db, const char *account, const char *gateway, const char *id, json_t **result, char *err,
+                size_t errsz)
+{
+    return get_row(db, account, gateway, id, result, err, errsz);
+}
+
+int tg_logs_body(sqlite3 *db, const char *account, const char *gateway, const char *id, bool response,
+                 tg_buf_t *body, char **content_type, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    const char *sql = response ? "SELECT b.response, l.response_content_type, l.payload, l.response_body_dropped FROM "
+                                 "logs l LEFT JOIN log_bodies b ON b.seq = l.seq WHERE l.account = ? AND l.gateway = ? "
+                                 "AND l.id = ?"
+                               : "SELECT b.request, l.request_content_type, l.payload, l.request_body_dropped FROM "
+                                 "logs l LEFT JOIN log_bodies b ON b.seq = l.seq WHERE l.account = ? AND l.gateway = ? "
+                                 "AND l.id = ?";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_error(db, err, errsz);
+    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+            bool payload = sqlite3_column_int(st, 2) != 0, dropped = sqlite3_column_int(st, 3) != 0;
+            snprintf(err, errsz, "the %s body of log %.64s was not stored: %s", response ? "response" : "request", id,
+                     !payload ? "payload collection was off for this request"
+                     : dropped ? "it was larger than log_max_body"
+                               : "it was empty");
+            rc = TG_LQ_NOT_FOUND;
+        } else {
+            tg_buf_append(body, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+            const char *ct = (const char *)sqlite3_column_text(st, 1);
+            *content_type = ct != NULL ? tg_strdup(ct) : NULL;
+            rc = TG_LQ_OK;
+        }
+    } else if (rc == SQLITE_DONE) {
+        snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);
+        rc = TG_LQ_NOT_FOUND;
+    } else {
+        rc = db_error(db, err, errsz);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const char *id, const json_t *patch,
+                  json_t **result, char *err, size_t errsz)
+{
+    if (!json_is_object(patch))
+        return ERR("the body must be a JSON object with feedback, score and/or metadata");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)patch, key, v)
+    {
+        if (strcmp(key, "feedback") == 0) {
+            if (!json_is_null(v) && !(json_is_integer(v) && (json_integer_value(v) == -1 || json_integer_value(v) == 0 ||
+                                                             json_integer_value(v) == 1)))
+                return ERR("feedback must be -1, 0, 1 or null");
+        } else if (strcmp(key, "score") == 0) {
+            if (!json_is_null(v) && !(json_is_number(v) && isfinite(json_number_value(v))))
+                return ERR("score must be a number or null");
+        } else if (strcmp(key, "metadata") != 0) {
+            return ERR("unknown field \"%.64s\" (allowed: feedback, score, metadata)", key);
+        }
+    }
+    tg_logrec_t *meta = NULL;
+    json_t *m = json_object_get(patch, "metadata");
+    if (m != NULL && !json_is_null(m)) {
+        char *text = json_dumps(m, JSON_COMPACT);
+        const char *why = NULL;
+        meta = tg_logrec_new(0);
+        int mr = text != NULL ? tg_logrec_set_metadata(meta, text, strlen(text), &why) : -1;
+        free(text);
+        if (mr != 0) {
+            tg_logrec_free(meta);
+            return ERR("metadata %s", why != NULL ? why : "is not valid");
+        }
+    }
+    int rc = TG_LQ_OK;
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 seq = 0;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        tg_logrec_free(meta);
+        return db_error(db, err, errsz);
+    }
+    if (sqlite3_prepare_v2(db, "SELECT seq FROM logs WHERE account = ? AND gateway = ? AND id = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto db_fail;
+    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_DONE) {
+        snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);
+        rc = TG_LQ_NOT_FOUND;
+        goto out;
+    }
+    if (s != SQLITE_ROW)
+        goto db_fail;
+    seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    static const char *const fields[] = {"feedback", "score"};
+    for (int i = 0; i != 2; ++i) {
+        json_t *x = json_object_get(patch, fields[i]);
+        if (x == NULL)
+            continue;
+        char sql[96];
+        snprintf(sql, sizeof(sql), "UPDATE logs SET %s = ? WHERE seq = ?", fields[i]);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+            goto db_fail;
+        if (json_is_null(x))
+            sqlite3_bind_null(st, 1);
+        else if (json_is_integer(x))
+            sqlite3_bind_int64(st, 1, json_integer_value(x));
+        else
+            sqlite3_bind_double(st, 1, json_number_value(x));
+        sqlite3_bind_int64(st, 2, seq);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto db_fail;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (m != NULL) {
+        if (sqlite3_prepare_v2(db, "DELETE FROM log_metadata WHERE seq = ?", -1, &st, NULL) != SQLITE_OK)
+            goto db_fail;
+        sqlite3_bind_int64(st, 1, seq);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto db_fail;
+        sqlite3_finalize(st);
+        if (sqlite3_prepare_v2(db, "UPDATE logs SET metadata = ? WHERE seq = ?", -1, &st, NULL) != SQLITE_OK)
+            goto db_fail;
+        if (meta != NULL)
+            sqlite3_bind_text(st, 1, meta->metadata_json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, seq);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto db_fail;
+        sqlite3_finalize(st);
+        st = NULL;
+        for (size_t i = 0; meta != NULL && i != meta->num_metadata; ++i) {
+            if (sqlite3_prepare_v2(db, "INSERT INTO log_metadata (seq, key, value) VALUES (?, ?, ?)", -1, &st, NULL) !=
+                SQLITE_OK)
+                goto db_fail;
+            sqlite3_bind_int64(st, 1, seq);
+            sqlite3_bind_text(st, 2, meta->metadata[i].key, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, meta->metadata[i].value, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                goto db_fail;
+            sqlite3_finalize(st);
+            st = NULL;
+        }
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto db_fail;
+    tg_logrec_free(meta);
+    return get_row(db, account, gateway, id, result, err, errsz);
+db_fail:
+    rc = db_error(db, err, errsz);
+out:
+    sqlite3_finalize(st);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    tg_logrec_free(meta);
+    return rc;
+}
+
+int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, int64_t *deleted,
+                   char *err, size_t errsz)
+{
+    static const char *const own[] = {"limit", "order_by", "order_by_direction", NULL};
+    int64_t limit;
+    int rc;
+    if ((rc = get_int_param(q, "limit", -1, 1, INT64_MAX / 2, &limit, err, errsz)) != TG_LQ_OK)
+        return rc;
+    char order[128];
+    if ((rc = order_clause(q, order, sizeof(order), err, errsz)) != TG_LQ_OK)
+        return rc;
+    tg_logfilter_t f;
+    if ((rc = tg_logfilter_build(&f, q, own, err, errsz)) != TG_LQ_OK) {
+        tg_logfilter_free(&f);
+        return rc;
+    }
+    tg_buf_t sql;
+    tg_buf_init(&sql, 128 << 10);
+    tg_buf_appendf(&sql,
+                   "DELETE FROM logs WHERE seq IN (SELECT l.seq FROM logs l WHERE l.account = ? AND l.gateway = ?%s%s "
+                   "LIMIT ?)",
+                   tg_buf_cstr(&f.sql), order);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
+        rc = db_error(db, err, errsz);
+    } else {
+        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+        bind_filter(st, 3, &f);
+        sqlite3_bind_int64(st, 3 + (int)f.num_binds, limit);
+        if (sqlite3_step(st) == SQLITE_DONE) {
+            *deleted = sqlite3_changes(db);
+            rc = TG_LQ_OK;
+        } else {
+            rc = db_error(db, err, errsz);
+        }
+    }
+    sqlite3_finalize(st);
+    tg_buf_free(&sql);
+    tg_logfilter_free(&f);
+    return rc;
+}
+
+/* ---- analytics -------------------------------------------------------------------------------------------- */
+
+#define MAX_BUCKETS 1000
+#define MAX_GROUPS 200
+
+typedef struct {
+    int64_t requests, errors, cached, tokens_in, tokens_out;
+    double cost;
+    bool has_cost;
+    int64_t *durations;
+    size_t nd, capd;
+} agg_t;
+
+static void agg_add(agg_t *a, sqlite3_stmt *st)
+{
+    /* columns: 2 duration, 3 success, 4 cached, 5 tokens_in, 6 tokens_out, 7 cost */
+    a->requests++;
+    a->errors += sqlite3_column_int(st, 3) == 0;
+    a->cached += sqlite3_column_int(st, 4) != 0;
+    a->tokens_in += sqlite3_column_int64(st, 5);
+    a->tokens_out += sqlite3_column_int64(st, 6);
+    if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
+        a->cost += sqlite3_column_double(st, 7);
+        a->has_cost = true;
+    }
+    if (a->nd == a->capd) {
+        a->capd = a->capd != 0 ? a->capd * 2 : 64;
+        a->durations = tg_realloc(a->durations, a->capd * sizeof(*a->durations));
+    }
+    a->durations[a->nd++] = sqlite3_column_int64(st, 2);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted values. */
+static int64_t percentile(const int64_t *v, size_t n, double p)
+{
+    size_t rank = (size_t)ceil(p * (double)n);
+    return v[rank == 0 ? 0 : rank - 1];
+}
+
+static json_t *agg_json(agg_t *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "requests", json_integer(a->requests));
+    json_object_set_new(o, "errors", json_integer(a->errors));
+    json_object_set_new(o, "cache_hits", json_integer(a->cached));
+    json_object_set_new(o, "tokens_in", json_integer(a->tokens_in));
+    json_object_set_new(o, "tokens_out", json_integer(a->tokens_out));
+    json_object_set_new(o, "cost", a->has_cost ? json_real(a->cost) : json_null());
+    json_t *lat = json_object();
+    if (a->nd != 0) {
+        qsort(a->durations, a->nd, sizeof(*a->durations), cmp_i64);
+        json_object_set_new(lat, "p50", json_integer(percentile(a->durations, a->nd, 0.50)));
+        json_object_set_new(lat, "p95", json_integer(percentile(a->durations, a->nd, 0.95)));
+        json_object_set_new(lat, "p99", json_integer(percentile(a->durations, a->nd, 0.99)));
+    } else {
+        json_object_set_new(lat, "p50", json_null());
+        json_object_set_new(lat, "p95", json_null());
+        json_object_set_new(lat, "p99", json_null());
+    }
+    json_object_set_new(o, "latency_ms", lat);
+    free(a->durations);
+    memset(a, 0, sizeof(*a));
+    return o;
+}
+
+static int parse_interval(const char *s, int64_t *ms)
+{
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (end == s || n <= 0)
+        return -1;
+    int64_t unit = strcmp(end, "s") == 0 || *end == '\0' ? 1000
+                   : strcmp(end, "m") == 0                ? 60000
+                   : strcmp(end, "h") == 0                ? 3600000
+                   : strcmp(end, "d") == 0                ? 86400000
+                                                          : -1;
+    if (unit < 0 || n > 366LL * 86400)
+        return -1;
+    *ms = n * unit;
+    return 0;
+}
+
+int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, json_t **result,
+                      char *err, size_t errsz)
+{
+    static const char *const own[] = {"group_by", "interval", NULL};
+    const char *group_by = tg_qparams_get(q, "group_by"), *interval = tg_qparams_get(q, "interval");
+    const char *group_expr = "NULL";
+    const char *meta_key = NULL;
+    if (group_by != NULL) {
+        if (strcmp(group_by, "provider") == 0)
+            group_expr = "l.provider";
+        else if (strcmp(group_by, "model") == 0)
+            group_expr = "l.model";
+        else if (strncmp(group_by, "metadata.", 9) == 0 && group_by[9] != '\0')
+            group_expr = "m.value", meta_key = group_by + 9;
+        else
+            return ERR("group_by must be provider, model or metadata.{key}");
+    }
+    int64_t start_ms = INT64_MIN, end_ms = INT64_MAX, step_ms = 0;
+    const char *sd = tg_qparams_get(q, "start_date"), *ed = tg_qparams_get(q, "end_date");
+    if (sd != NULL && tg_parse_date_ms(sd, &start_ms) != 0)
+        return ERR("start_date: \"%.64s\" is not a valid date (ISO 8601, such as 2026-11-23T10:00:00Z)", sd);
+    if (ed != NULL && tg_parse_date_ms(ed, &end_ms) != 0)
+        return ERR("end_date: \"%.64s\" is not a valid date (ISO 8601, such as 2026-11-23T10:00:00Z)", ed);
+    if (interval != NULL) {
+        if (parse_interval(interval, &step_ms) != 0)
+            return ERR("interval must be a duration such as 60s, 5m, 1h or 1d");
+        if (sd == NULL || ed == NULL)
+            return ERR("interval needs start_date and end_date");
+        if (end_ms < start_ms || (end_ms - start_ms) / step_ms >= MAX_BUCKETS)
+            return ERR("interval: %s over that range makes more than %d buckets", interval, MAX_BUCKETS);
+    }
+    tg_logfilter_t f;
+    int rc = tg_logfilter_build(&f, q, own, err, errsz);
+    if (rc != TG_LQ_OK) {
+        tg_logfilter_free(&f);
+        return rc;
+    }
+    tg_buf_t sql;
+    tg_buf_init(&sql, 128 << 10);
+    char bucket[96];
+    if (step_ms != 0)
+        snprintf(bucket, sizeof(bucket), "((l.created_at - %lld) / %lld)", (long long)start_ms, (long long)step_ms);
+    else
+        snprintf(bucket, sizeof(bucket), "0");
+    tg_buf_appendf(&sql,
+                   "SELECT %s AS g, %s AS b, l.duration, l.success, l.cached, coalesce(l.tokens_in, 0), "
+                   "coalesce(l.tokens_out, 0), l.cost FROM logs l%s WHERE l.account = ? AND l.gateway = ?%s "
+                   "ORDER BY g, b",
+                   group_expr, bucket,
+                   meta_key != NULL ? " LEFT JOIN log_metadata m ON m.seq = l.seq AND m.key = ?" : "",
+                   tg_buf_cstr(&f.sql));
+    sqlite3_stmt *st = NULL;
+    json_t *out = NULL;
+    if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
+        rc = db_error(db, err, errsz);
+        goto done;
+    }
+    int bi = 1;
+    if (meta_key != NULL)
+        sqlite3_bind_text(st, bi++, meta_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, bi++, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, bi++, gateway, -1, SQLITE_STATIC);
+    bind_filter(st, bi, &f);
+
+    out = json_object();
+    json_t *groups = json_array();
+    agg_t total = {0}, group = {0}, bk = {0};
+    json_t *cur_group = NULL, *cur_buckets = NULL;
+    char *cur_key = NULL;
+    bool have_group = false, have_bucket = false, truncated = false;
+    int64_t cur_b = 0;
+    size_t ngroups = 0;
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *g = (const char *)sqlite3_column_text(st, 0);
+        int64_t b = sqlite3_column_int64(st, 1);
+        bool new_group = !have_group || (g == NULL) != (cur_key == NULL) || (g != NULL && strcmp(g, cur_key) != 0);
+        if (new_group || (have_bucket && b != cur_b)) {
+            if (have_bucket && step_ms != 0) {
+                json_t *bj = agg_json(&bk);
+                char ts[40];
+                tg_format_iso8601_ms((uint64_t)(start_ms + cur_b * step_ms), ts, sizeof(ts));
+                json_object_set_new(bj, "start", json_string(ts));
+                json_array_append_new(cur_buckets, bj);
+            } else if (have_bucket) {
+                free(bk.durations);
+                memset(&bk, 0, sizeof(bk));
+            }
+            have_bucket = false;
+        }
+        if (new_group) {
+            if (have_group) {
+                json_object_set_new(cur_group, "totals", agg_json(&group));
+                json_array_append_new(groups, cur_group);
+            }
+            free(cur_key);
+            cur_key = g != NULL ? tg_strdup(g) : NULL;
+            if (++ngroups > MAX_GROUPS) {
+                truncated = true;
+                have_group = false;
+                cur_group = NULL;
+                break;
+            }
+            cur_group = json_object();
+            json_object_set_new(cur_group, "key", g != NULL ? json_string(g) : json_null());
+            cur_buckets = json_array();
+            if (step_ms != 0)
+                json_object_set_new(cur_group, "buckets", cur_buckets);
+            else
+                json_decref(cur_buckets);
+            have_group = true;
+        }
+        if (!have_bucket) {
+            cur_b = b;
+            have_bucket = true;
+        }
+        agg_add(&total, st);
+        agg_add(&group, st);
+        if (step_ms != 0)
+            agg_add(&bk, st);
+    }
+    if (s != SQLITE_ROW && s != SQLITE_DONE) {
+        rc = db_error(db, err, errsz);
+        free(total.durations);
+        free(group.durations);
+        free(bk.durations);
+        free(cur_key);
+        json_decref(cur_group);
+        json_decref(groups);
+        json_decref(out);
+        out = NULL;
+        goto done;
+    }
+    if (have_bucket && step_ms != 0 && have_group) {
+        json_t *bj = agg_json(&bk);
+        char ts[40];
+        tg_format_iso8601_ms((uint64_t)(start_ms + cur_b * step_ms), ts, sizeof(ts));
+        json_object_set_new(bj, "start", json_string(ts));
+        json_array_append_new(cur_buckets, bj);
+    }
+    free(bk.durations);
+    if (have_group) {
+        json_object_set_new(cur_group, "totals", agg_json(&group));
+        json_array_append_new(groups, cur_group);
+    } else {
+        free(group.durations);
+    }
+    free(cur_key);
+    json_object_set_new(out, "totals", agg_json(&total));
+    json_object_set_new(out, "group_by", group_by != NULL ? json_string(group_by) : json_null());
+    json_object_set_new(out, "interval_seconds", step_ms != 0 ? json_integer(step_ms / 1000) : json_null());
+    if (group_by != NULL) {
+        json_object_set_new(out, "groups", groups);
+    } else {
+        /* no grouping: the one group's buckets are the answer's */
+        json_t *only = json_array_get(groups, 0);
+        json_t *b = only != NULL ? json_object_get(only, "buckets") : NULL;
+        if (step_ms != 0 && b != NULL)
+            json_object_set(out, "buckets", b);
+        else if (step_ms != 0)
+            json_object_set_new(out, "buckets", json_array());
+        json_decref(groups);
+    }
+    if (truncated)
+        json_object_set_new(out, "groups_truncated", json_true());
+    rc = TG_LQ_OK;
+done:
+    sqlite3_finalize(st);
+    tg_buf_free(&sql);
+    tg_logfilter_free(&f);
+    *result = out;
+    return rc;
+}

@@ -1,0 +1,325 @@
+/*
+ * The per-request log recorder (recorder.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include "tollgate/error.h"
+#include "tollgate/jsonscan.h"
+#include "tollgate/recorder.h"
+#include "tollgate/tgtime.h"
+
+#define MAX_EVENT_ID 256
+#define MAX_HEAD_JSON (64u << 10)
+
+/* Header values that are credentials: never stored. */
+static bool is_secret_header(tg_iovec_t name)
+{
+    static const char *const secret[] = {"authorization", "proxy-authorization", "x-api-key",  "api-key",
+                                         "x-goog-api-key", "cf-aig-authorization", "cookie", "set-cookie",
+                                         "x-amz-security-token", NULL};
+    for (const char *const *s = secret; *s != NULL; ++s)
+        if (tg_iov_eq_ci(name, *s, strlen(*s)))
+            return true;
+    return false;
+}
+
+/* {"name":"value",...} of the headers, credentials left out, bounded. malloc'ed. */
+static char *head_json(const tg_header_t *h, size_t n)
+{
+    tg_buf_t b;
+    tg_buf_init(&b, MAX_HEAD_JSON);
+    tg_buf_append(&b, "{", 1);
+    bool first = true;
+    for (size_t i = 0; i != n; ++i) {
+        if (is_secret_header(h[i].name))
+            continue;
+        size_t mark = b.len;
+        int r = tg_buf_append(&b, first ? "\"" : ",\"", first ? 1 : 2);
+        r = r != 0 ? r : tg_buf_append_json_escaped(&b, h[i].name.base, h[i].name.len);
+        r = r != 0 ? r : tg_buf_append(&b, "\":\"", 3);
+        r = r != 0 ? r : tg_buf_append_json_escaped(&b, h[i].value.base, TG_MIN(h[i].value.len, 4096));
+        r = r != 0 ? r : tg_buf_append(&b, "\"", 1);
+        if (r != 0 || b.len + 2 > MAX_HEAD_JSON) {
+            b.len = mark; /* what does not fit is left out */
+            break;
+        }
+        first = false;
+    }
+    tg_buf_append(&b, "}", 1);
+    char *s = tg_strndup(b.base, b.len);
+    tg_buf_free(&b);
+    return s;
+}
+
+static char *iov_dup(tg_iovec_t v)
+{
+    return v.base != NULL ? tg_strndup(v.base, v.len) : NULL;
+}
+
+/* "true"/"false" header value: 1, 0, or -1 when malformed; `def` when absent. */
+static int bool_header(tg_req_t *req, const char *name, int def)
+{
+    const tg_header_t *h = tg_http_find_header(req, name, strlen(name));
+    if (h == NULL)
+        return def;
+    tg_iovec_t v = tg_iov_trim(h->value);
+    if (tg_iov_eq_ci(v, TG_LIT("true")) || tg_iov_eq(v, TG_LIT("1")))
+        return 1;
+    if (tg_iov_eq_ci(v, TG_LIT("false")) || tg_iov_eq(v, TG_LIT("0")))
+        return 0;
+    return -1;
+}
+
+tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
+{
+    tg_recorder_t *rc = tg_mem_alloc_pool(&req->pool, sizeof(*rc));
+    memset(rc, 0, sizeof(*rc));
+    req->recorder = rc;
+    const tg_config_t *cfg = req->config;
+
+    int collect = bool_header(req, "cf-aig-collect-log", gw->collect_logs);
+    int payload = bool_header(req, "cf-aig-collect-log-payload", 1);
+    tg_logrec_t *rec = tg_logrec_new(req->start_unix_ms);
+    rec->account = tg_strdup(gw->account);
+    rec->gateway = tg_strdup(gw->id);
+    rec->request_type = tg_strdup("native");
+    rec->log_management = gw->log_management;
+    rec->log_management_strategy = gw->log_management_strategy;
+    rec->request_size = req->body.len;
+    rc->rec = rec; /* kept until the headers are checked, so a refused request is logged too */
+    rc->max_body = cfg->log_max_body;
+    rc->payload = payload == 1;
+    rec->payload = rc->payload;
+
+    const tg_header_t *h;
+    if (collect < 0) {
+        tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-collect-log must be true or false");
+        return NULL;
+    }
+    if (payload < 0) {
+        tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-collect-log-payload must be true or false");
+        return NULL;
+    }
+    if ((h = tg_http_find_header(req, TG_LIT("cf-aig-metadata"))) != NULL) {
+        const char *why = NULL;
+        if (tg_logrec_set_metadata(rec, h->value.base, h->value.len, &why) != 0) {
+            tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-metadata %s", why);
+            return NULL;
+        }
+    }
+    if ((h = tg_http_find_header(req, TG_LIT("cf-aig-event-id"))) != NULL) {
+        tg_iovec_t v = tg_iov_trim(h->value);
+        if (v.len == 0 || v.len > MAX_EVENT_ID) {
+            tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-event-id must be 1 to %d bytes long", MAX_EVENT_ID);
+            return NULL;
+        }
+        rec->event_id = iov_dup(v);
+    }
+    if ((h = tg_http_find_header(req, TG_LIT("cf-aig-custom-cost"))) != NULL) {
+        const char *why = NULL;
+        if (tg_pricing_parse_custom(h->value, &rc->custom_price, &why) != 0) {
+            tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-custom-cost %s", why);
+            return NULL;
+        }
+        rc->has_custom_price = true;
+    }
+    if ((h = tg_http_find_header(req, TG_LIT("user-agent"))) != NULL)
+        rec->user_agent = iov_dup(tg_iov(h->value.base, TG_MIN(h->value.len, 512)));
+    if ((h = tg_http_find_header(req, TG_LIT("content-type"))) != NULL)
+        rec->request_content_type = iov_dup(tg_iov(h->value.base, TG_MIN(h->value.len, 256)));
+    rec->request_head = head_json(req->headers, req->num_headers);
+    if (rc->payload && req->body.len != 0) {
+        if (req->body.len > rc->max_body) {
+            rec->request_body_dropped = true;
+        } else {
+            tg_buf_init(&rec->request_body, req->body.len);
+            tg_buf_append(&rec->request_body, req->body.base, req->body.len);
+        }
+    }
+    if (collect == 0) { /* no record, but usage still counts in the metrics */
+        tg_logrec_free(rec);
+        rc->rec = NULL;
+    }
+    return rc;
+}
+
+/* ---- the model a request names ---------------------------------------------------------------------------- */
+
+typedef struct {
+    char model[129];
+    bool stream;
+} body_info_t;
+
+static void on_body_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
+{
+    body_info_t *bi = data;
+    if (tg_jsonscan_depth(s) != 1)
+        return;
+    if (v->type == TG_JSON_STRING && tg_jsonscan_key_is(s, 0, "model") && !v->truncated && v->len < sizeof(bi->model) &&
+        bi->model[0] == '\0') {
+        memcpy(bi->model, v->text, v->len);
+        bi->model[v->len] = '\0';
+    } else if (v->type == TG_JSON_TRUE && tg_jsonscan_key_is(s, 0, "stream")) {
+        bi->stream = true;
+    }
+}
+
+static void scan_body(tg_iovec_t body, body_info_t *bi)
+{
+    static const tg_jsonscan_ops_t ops = {on_body_value, NULL};
+    memset(bi, 0, sizeof(*bi));
+    size_t i = 0; /* a body that is not a JSON object names no model */
+    while (i < body.len && (body.base[i] == ' ' || body.base[i] == '\n' || body.base[i] == '\r' || body.base[i] == '\t'))
+        ++i;
+    if (i == body.len || body.base[i] != '{')
+        return;
+    tg_jsonscan_t s;
+    tg_jsonscan_init(&s, &ops, bi);
+    tg_jsonscan_feed(&s, body.base, body.len);
+}
+
+/* The segment after `marker` in `path`, up to `stop` (or '/' or the end), %3A decoded. */
+static char *path_model(tg_req_t *req, tg_iovec_t path, const char *marker, char stop)
+{
+    size_t ml = strlen(marker);
+    for (size_t i = 0; i + ml <= path.len; ++i) {
+        if (memcmp(path.base + i, marker, ml) != 0 || (i != 0 && path.base[i - 1] != '/'))
+            continue;
+        const char *p = path.base + i + ml, *end = path.base + path.len;
+        char out[129];
+        size_t o = 0;
+        while (p < end && *p != '/' && *p != stop && o < sizeof(out) - 1) {
+            if (*p == '%' && end - p >= 3 && p[1] == '3' && (p[2] == 'A' || p[2] == 'a')) {
+                out[o++] = ':';
+                p += 3;
+            } else {
+                out[o++] = *p++;
+            }
+        }
+        return o != 0 ? tg_mem_strdup_pool(&req->pool, out, o) : NULL;
+    }
+    return NULL;
+}
+
+static char *model_of(tg_req_t *req, tg_iovec_t native_path, const body_info_t *bi)
+{
+    if (bi->model[0] != '\0')
+        return tg_mem_strdup_pool(&req->pool, bi->model, strlen(bi->model));
+    char *m = path_model(req, native_path, "models/", ':');
+    return m != NULL ? m : path_model(req, native_path, "model/", '/');
+}
+
+char *tg_recorder_request_model(tg_req_t *req, tg_iovec_t native_path)
+{
+    body_info_t bi;
+    scan_body(req->body, &bi);
+    return model_of(req, native_path, &bi);
+}
+
+void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path)
+{
+    body_info_t bi;
+    scan_body(req->body, &bi);
+    rc->provider = provider;
+    rc->request_model = model_of(req, native_path, &bi);
+    rc->stream = bi.stream;
+    for (size_t i = 0; i + 21 <= native_path.len && !rc->stream; ++i) /* Google: ...:streamGenerateContent */
+        rc->stream = memcmp(native_path.base + i, "streamGenerateContent", 21) == 0;
+    if (rc->rec != NULL) {
+        tg_logrec_t *rec = rc->rec;
+        free(rec->provider);
+        rec->provider = tg_strdup(provider);
+        free(rec->path);
+        rec->path = tg_strndup(native_path.base, TG_MIN(native_path.len, 2048));
+        rec->stream = rc->stream;
+    }
+}
+
+void tg_recorder_response_head(tg_recorder_t *rc, int status, const tg_header_t *headers, size_t n)
+{
+    (void)status;
+    tg_iovec_t ct = tg_iov("", 0);
+    for (size_t i = 0; i != n; ++i)
+        if (tg_iov_eq_ci(headers[i].name, TG_LIT("content-type")))
+            ct = headers[i].value;
+    tg_usage_parser_init(&rc->usage, tg_usage_kind_for(ct));
+    rc->usage_started = true;
+    for (size_t i = 0; i != n; ++i)
+        tg_usage_parser_header(&rc->usage, headers[i].name, headers[i].value);
+    if (rc->rec != NULL) {
+        rc->rec->response_head = head_json(headers, n);
+        if (ct.len != 0)
+            rc->rec->response_content_type = tg_strndup(ct.base, TG_MIN(ct.len, 256));
+    }
+}
+
+void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n)
+{
+    if (rc->usage_started)
+        tg_usage_parser_feed(&rc->usage, p, n);
+    tg_logrec_t *rec = rc->rec;
+    if (rec == NULL || !rc->payload || rec->response_body_dropped)
+        return;
+    if (rec->response_body.len + n > rc->max_body) {
+        rec->response_body_dropped = true; /* over the limit: none of it is kept */
+        tg_buf_free(&rec->response_body);
+        tg_buf_init(&rec->response_body, 0);
+        return;
+    }
+    if (rec->response_body.cap == 0)
+        tg_buf_init(&rec->response_body, rc->max_body);
+    tg_buf_append(&rec->response_body, p, n);
+}
+
+void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, tg_metrics_t *m)
+{
+    tg_usage_t usage = {-1, -1, 0, 0};
+    const char *resp_model = NULL;
+    if (rc->usage_started) {
+        usage = tg_usage_parser_result(&rc->usage);
+        resp_model = rc->usage.model[0] != '\0' ? rc->usage.model : NULL;
+    }
+    const char *model = rc->request_model != NULL ? rc->request_model : resp_model;
+    double cost = -1;
+    if (rc->has_custom_price) {
+        cost = tg_cost(&rc->custom_price, &usage);
+    } else if (rc->provider != NULL) {
+        tg_price_t price;
+        if ((model != NULL && tg_pricing_find(req->config->pricing, rc->provider, model, &price)) ||
+            (resp_model != NULL && tg_pricing_find(req->config->pricing, rc->provider, resp_model, &price)))
+            cost = tg_cost(&price, &usage);
+    }
+    if (rc->provider != NULL && usage.input >= 0)
+        tg_metrics_usage(m, req->log_gateway, rc->provider, model, usage.input, usage.output, usage.cached, cost);
+
+    tg_logrec_t *rec = rc->rec;
+    if (rc->usage_started)
+        tg_usage_parser_dispose(&rc->usage);
+    rc->usage_started = false;
+    if (rec == NULL)
+        return;
+    rc->rec = NULL;
+    uint64_t now = tg_now_mono_ns();
+    rec->status_code = req->status;
+    rec->duration_ms = (now - req->start_ns) / 1000000;
+    rec->ttfb_ms = req->first_byte_ns != 0 ? (req->first_byte_ns - req->start_ns) / 1000000 : 0;
+    rec->response_size = req->bytes_sent;
+    rec->aborted = req->aborted;
+    rec->success = req->status >= 200 && req->status < 400 && !req->aborted;
+    rec->usage = usage;
+    rec->cost = cost;
+    rec->custom_cost = rc->has_custom_price && cost >= 0;
+    if (model != NULL)
+        rec->model = tg_strdup(model);
+    if (req->error_message != NULL)
+        rec->error = tg_strdup(req->error_message);
+    else if (req->aborted)
+        rec->error = tg_strdup(req->log_note != NULL && strcmp(req->log_note, "upstream-truncated") == 0
+                                   ? "the provider's answer was cut off"
+                                   : "the client went away before the answer was complete");
+    if (store == NULL) {
+        tg_logrec_free(rec);
+        return;
+    }
+    tg_logstore_submit(store, rec);
+}
