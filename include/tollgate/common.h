@@ -89,6 +89,12 @@ static inline tg_iovec_t tg_iov_split(tg_iovec_t *rest, char sep, bool *found)
     return head;
 }
 
+/* Does `a` end with s[0, n)? */
+static inline bool tg_iov_suffix(tg_iovec_t a, const char *s, size_t n)
+{
+    return a.len >= n && memcmp(a.base + a.len - n, s, n) == 0;
+}
+
 static inline char tg_tolower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;

@@ -17,6 +17,7 @@ typedef struct st_tg_proxy_target_t {
     const tg_gateway_t *gateway;
     const char *provider;     /* slug, for logs and metrics (static or request pool) */
     const char *url;          /* upstream URL, NUL-terminated (request pool) */
+    tg_iovec_t native_path;   /* the provider-native path after the slug ("chat/completions") */
     uint64_t first_byte_timeout_ms;
 } tg_proxy_target_t;
 

@@ -27,6 +27,7 @@ typedef struct st_tg_recorder_t {
     tg_price_t custom_price;
     const char *provider;
     char *request_model; /* from the request body or path (pool) */
+    const char *event_id; /* cf-aig-event-id, echoed in the response (pool), NULL when none */
     bool stream;
 } tg_recorder_t;
 

@@ -114,6 +114,7 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
             return NULL;
         }
         rec->event_id = iov_dup(v);
+        rc->event_id = tg_mem_strdup_pool(&req->pool, v.base, v.len);
     }
     if ((h = tg_http_find_header(req, TG_LIT("cf-aig-custom-cost"))) != NULL) {
         const char *why = NULL;

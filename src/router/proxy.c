@@ -14,6 +14,7 @@
 #include "tollgate/log.h"
 #include "tollgate/proxy.h"
 #include "tollgate/recorder.h"
+#include "tollgate/streamusage.h"
 
 typedef struct {
     tg_req_t *req;
@@ -21,7 +22,20 @@ typedef struct {
     tg_upstream_req_t *up;
     const char *provider;
     bool head_sent;
+    /* usage asked for on the client's behalf (streamusage.h): the filter, active once a 2xx event stream starts */
+    tg_streamusage_strip_t *strip;
+    bool strip_active;
+    tg_buf_t scratch;
 } proxy_t;
+
+static void release(proxy_t *px)
+{
+    if (px->strip != NULL) {
+        tg_streamusage_strip_dispose(px->strip);
+        px->strip = NULL;
+    }
+    tg_buf_free(&px->scratch);
+}
 
 static bool in_list(tg_iovec_t name, const char *const *list)
 {
@@ -68,14 +82,29 @@ bool tg_proxy_is_response_header_dropped(tg_iovec_t name)
 static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t n, int64_t content_length)
 {
     proxy_t *px = ctx;
-    tg_header_t *out = tg_mem_alloc_pool(&px->req->pool, sizeof(*out) * (n + 1));
+    tg_header_t *out = tg_mem_alloc_pool(&px->req->pool, sizeof(*out) * (n + 2));
     size_t m = 0;
     for (size_t i = 0; i != n; ++i)
         if (!tg_proxy_is_response_header_dropped(headers[i].name))
             out[m++] = headers[i];
     px->head_sent = true;
-    if (px->req->recorder != NULL)
-        tg_recorder_response_head(px->req->recorder, status, headers, n);
+    if (px->strip != NULL && status >= 200 && status < 300) {
+        for (size_t i = 0; i != n; ++i)
+            if (tg_iov_eq_ci(headers[i].name, TG_LIT("content-type")) &&
+                tg_iov_prefix_ci(tg_iov_trim(headers[i].value), TG_LIT("text/event-stream")))
+                px->strip_active = true;
+        if (px->strip_active)
+            content_length = -1; /* the body changes length */
+    }
+    tg_recorder_t *rc = px->req->recorder;
+    if (rc != NULL) {
+        tg_recorder_response_head(rc, status, headers, n);
+        /* SPEC.md section 5: the log id whenever a record is written, and the event id echoed */
+        if (rc->rec != NULL)
+            out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
+        if (rc->event_id != NULL)
+            out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
+    }
     tg_http_start_response(px->req, status, out, m, content_length);
 }
 
@@ -84,8 +113,14 @@ static int on_up_body(void *ctx, const char *p, size_t n)
     proxy_t *px = ctx;
     if (tg_http_want_pause(px->req))
         return TG_E_AGAIN; /* resumed from on_drain */
-    if (tg_http_send(px->req, p, n) != 0)
+    if (px->strip_active) {
+        px->scratch.len = 0;
+        tg_streamusage_strip_feed(px->strip, p, n, &px->scratch);
+        if (px->scratch.len != 0 && tg_http_send(px->req, px->scratch.base, px->scratch.len) != 0)
+            return TG_E_AGAIN;
+    } else if (tg_http_send(px->req, p, n) != 0) {
         return TG_E_AGAIN; /* the client is gone; on_abort follows and cancels */
+    }
     if (px->req->recorder != NULL)
         tg_recorder_response_body(px->req->recorder, p, n);
     return 0;
@@ -98,9 +133,17 @@ static void on_up_done(void *ctx, int err, const char *detail)
     px->up = NULL;
     atomic_fetch_sub_explicit(&px->w->upstream_in_flight, 1, memory_order_relaxed);
     if (err == 0) {
+        if (px->strip_active) {
+            px->scratch.len = 0;
+            tg_streamusage_strip_finish(px->strip, &px->scratch);
+            if (px->scratch.len != 0)
+                tg_http_send(req, px->scratch.base, px->scratch.len);
+        }
+        release(px);
         tg_http_end_response(req);
         return;
     }
+    release(px);
     tg_upstream_err_kind_t kind = !px->head_sent                        ? TG_UPSTREAM_ERR_UNREACHABLE
                                   : TG_UPSTREAM_ERR_TRUNCATED;
     if (!px->head_sent && err == TG_E_UPSTREAM_TIMEOUT)
@@ -140,6 +183,7 @@ static void on_client_abort(tg_req_t *req)
         px->up = NULL;
         atomic_fetch_sub_explicit(&px->w->upstream_in_flight, 1, memory_order_relaxed);
     }
+    release(px);
 }
 
 static const tg_http_generator_ops_t generator_ops = {on_client_drain, on_client_abort};
@@ -161,12 +205,20 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
         if (!tg_proxy_is_request_header_dropped(req->headers[i].name, connection))
             hdrs[n++] = req->headers[i];
 
+    tg_iovec_t body = req->body;
+    tg_buf_init(&px->scratch, TG_STREAMUSAGE_MAX_EVENT + cfg->max_response_buffer + (256u << 10));
+    if (tg_streamusage_provider_ok(target->provider) && tg_iov_suffix(target->native_path, TG_LIT("chat/completions")) &&
+        tg_streamusage_inject(&req->pool, req->body, &body)) {
+        px->strip = tg_mem_alloc_pool(&req->pool, sizeof(*px->strip));
+        tg_streamusage_strip_init(px->strip);
+    }
+
     tg_upstream_spec_t spec = {
         .url = target->url,
         .method = req->method_name,
         .headers = hdrs,
         .num_headers = n,
-        .body = req->body,
+        .body = body,
         .connect_timeout_ms = cfg->upstream_connect_timeout,
         .first_byte_timeout_ms = target->first_byte_timeout_ms,
         .idle_timeout_ms = cfg->upstream_idle_timeout,

@@ -139,6 +139,7 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
         .gateway = gw,
         .provider = req->log_provider,
         .url = tg_mem_strdup_pool(&req->pool, url.base, url.len),
+        .native_path = rest,
         .first_byte_timeout_ms = (uint64_t)timeout,
     };
     tg_buf_free(&url);

@@ -59,6 +59,11 @@
 //                                 JSON answer: headers and half the body, then the same
 //   x-standin-garbage: 1          write "garbage\r\n\r\n" (no status line) to the raw socket
 //                                 and close it
+//   x-standin-cached-tokens: N    report N prompt tokens as read from the provider's prompt
+//                                 cache: OpenAI prompt_tokens_details.cached_tokens and Google
+//                                 cachedContentTokenCount (both part of the prompt count, so
+//                                 capped at it), Anthropic cache_read_input_tokens (beside
+//                                 input_tokens, as Anthropic counts them)
 //   x-standin-body-bytes: N       plain (non-streamed) answers: pad the text with "x" so the
 //                                 JSON body is at least N bytes (exactly N when padding is
 //                                 needed); usage is not changed by the padding
@@ -340,6 +345,7 @@ function readControls(h) {
     reset: (h['x-standin-reset'] ?? '').trim().toLowerCase(),
     garbage: ['1', 'true', 'yes'].includes((h['x-standin-garbage'] ?? '').trim().toLowerCase()),
     bodyBytes: int(h['x-standin-body-bytes'], 0),
+    cachedTokens: int(h['x-standin-cached-tokens'], 0),
   };
 }
 
@@ -367,7 +373,7 @@ function openaiChat(ctx, body) {
     prompt_tokens: prompt,
     completion_tokens: pieces.length,
     total_tokens: prompt + pieces.length,
-    prompt_tokens_details: { cached_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: Math.min(ctx.c.cachedTokens, prompt) },
   };
   if (!body.stream) {
     const build = (text) => ({
@@ -433,14 +439,14 @@ function anthropicMessages(ctx, body) {
       id, type: 'message', role: 'assistant', model,
       content: [{ type: 'text', text }],
       stop_reason: 'end_turn', stop_sequence: null,
-      usage: { input_tokens: input, output_tokens: pieces.length, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+      usage: { input_tokens: input, output_tokens: pieces.length, cache_read_input_tokens: ctx.c.cachedTokens, cache_creation_input_tokens: 0 },
     });
     return ctx.json(200, padded(ctx, build, pieces.join('')));
   }
   function* frames() {
     yield { data: sseEvent('message_start', { type: 'message_start', message: {
       id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null,
-      usage: { input_tokens: input, output_tokens: 1, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+      usage: { input_tokens: input, output_tokens: 1, cache_read_input_tokens: ctx.c.cachedTokens, cache_creation_input_tokens: 0 },
     } }) };
     yield { data: sseEvent('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }) };
     for (const p of pieces) {
@@ -465,7 +471,8 @@ function google(ctx, body, model, streamed) {
     if (done) cand.finishReason = 'STOP';
     return {
       candidates: [cand],
-      usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: completion, totalTokenCount: prompt + completion },
+      usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: completion, totalTokenCount: prompt + completion,
+        ...(ctx.c.cachedTokens > 0 ? { cachedContentTokenCount: Math.min(ctx.c.cachedTokens, prompt) } : {}) },
       modelVersion: model,
     };
   };
