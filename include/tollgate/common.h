@@ -19,7 +19,7 @@
 #define TG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TG_MAX(a, b) ((a) > (b) ? (a) : (b))
 /* A string literal as the (pointer, length) argument pair. */
-#define TG_LIT(s) (s), (sizeof(s) - 1)
+#define TG_LIT(s) ("" s), (sizeof(s) - 1) /* "" s: only a string literal compiles */
 
 #define TG_LIKELY(x) __builtin_expect(!!(x), 1)
 #define TG_UNLIKELY(x) __builtin_expect(!!(x), 0)

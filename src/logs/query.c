@@ -345,7 +345,7 @@ static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char 
                        o == 1 ? "NOT " : "");
         bind_add_text(f, key + 9);
     } else {
-        tg_buf_append(&f->sql, TG_LIT(o == 1 ? " AND NOT (" : " AND ("));
+        tg_buf_appendf(&f->sql, "%s", o == 1 ? " AND NOT (" : " AND (");
     }
     for (size_t i = 0; i != nv; ++i) {
         const json_t *v = json_array_get(value, i);
@@ -375,7 +375,7 @@ static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char 
             goto out;
         }
     }
-    tg_buf_append(&f->sql, TG_LIT(meta ? "))" : ")"));
+    tg_buf_appendf(&f->sql, "%s", meta ? "))" : ")");
 out:
     json_decref(one);
     return rc;

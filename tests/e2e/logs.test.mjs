@@ -1,0 +1,423 @@
+// Request logs end to end: the official SDKs through the gateway against the stand-in, then the logs API says what
+// happened — tokens (the stand-in's usage), cost (from data/pricing.json), status, duration, metadata, event id;
+// filters, pagination, payload collection, custom costs, feedback, deletion, analytics, retention, and records
+// that survive a restart. Streams whose client did not ask for usage are still counted, and the client's stream
+// is byte-identical to the one it asked for.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import { startStandin, promptTokensFor } from '../fakes/standin.mjs';
+import { startGateway } from './harness.mjs';
+
+const PRICES = JSON.parse(readFileSync(new URL('../../data/pricing.json', import.meta.url), 'utf8'));
+const price = (provider, model) => {
+  const p = PRICES[provider][model];
+  const m = 1e6;
+  return { in: p.input / m, out: p.output / m, cached: (p.cached_input ?? p.input) / m, write: (p.cache_write ?? p.input) / m };
+};
+const near = (a, b, what) => assert.ok(Math.abs(a - b) <= 1e-12 + Math.abs(b) * 1e-9, `${what}: ${a} != ${b}`);
+
+let s, gw, dataDir, openai, anthropic;
+
+function providers(url) {
+  return {
+    openai: { base_url: `${url}/v1` },
+    anthropic: { base_url: url },
+    'google-ai-studio': { base_url: url },
+  };
+}
+
+function config() {
+  return {
+    data_dir: dataDir,
+    providers: providers(s.url),
+    gateways: [
+      { account: 'local', id: 'default' },
+      { account: 'local', id: 'nolog', collect_logs: false },
+      { account: 'local', id: 'keep3', log_management: 3, log_management_strategy: 'DELETE_OLDEST' },
+      { account: 'local', id: 'first3', log_management: 3, log_management_strategy: 'STOP_INSERTING' },
+    ],
+  };
+}
+
+const api = (p, init) => fetch(`${gw.url}/client/v4/accounts/local/ai-gateway/gateways/${p}`, init);
+async function apiJson(p, init) {
+  const res = await api(p, init);
+  const body = await res.json();
+  return { status: res.status, body };
+}
+
+/** Waits until the gateway's list (with `query`) has `count` records, then returns them (newest first). */
+async function waitLogs(gateway, count, query = '') {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const { body } = await apiJson(`${gateway}/logs?per_page=50${query}`);
+    if (body.result_info?.total_count >= count || Date.now() > deadline) {
+      assert.equal(body.result_info.total_count, count, `records in ${gateway}${query}`);
+      return body.result;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+before(async () => {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-logs-'));
+  s = await startStandin();
+  gw = await startGateway({ config: config() });
+  openai = new OpenAI({ apiKey: 'sk-logs', baseURL: gw.base('openai'), maxRetries: 0 });
+  anthropic = new Anthropic({ apiKey: 'sk-ant-logs', baseURL: gw.base('anthropic'), maxRetries: 0 });
+});
+
+after(async () => {
+  await gw?.stop();
+  await s?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('records', () => {
+  test('openai plain call: tokens, cost, metadata, event id, log id header, bodies', async () => {
+    const params = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count my tokens please' }] };
+    const { data, response } = await openai.chat.completions
+      .create(params, {
+        headers: { 'cf-aig-metadata': '{"user":"alice","team":"search","n":3,"beta":true}', 'cf-aig-event-id': 'ev-plain',
+          'x-standin-cached-tokens': '4' },
+      })
+      .withResponse();
+    const logId = response.headers.get('cf-aig-log-id');
+    assert.match(logId, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+    assert.equal(response.headers.get('cf-aig-event-id'), 'ev-plain');
+    const [rec] = await waitLogs('default', 1, '&event_id=ev-plain');
+    assert.equal(rec.id, logId);
+    const prompt = promptTokensFor('openai.chat', params);
+    assert.equal(rec.tokens_in, prompt);
+    assert.equal(rec.tokens_in, data.usage.prompt_tokens);
+    assert.equal(rec.tokens_out, 5);
+    assert.equal(rec.cached_tokens, 4);
+    const p = price('openai', 'gpt-4o-mini');
+    near(rec.cost, (prompt - 4) * p.in + 4 * p.cached + 5 * p.out, 'cost');
+    assert.equal(rec.custom_cost, false);
+    assert.equal(rec.provider, 'openai');
+    assert.equal(rec.model, 'gpt-4o-mini');
+    assert.equal(rec.path, 'chat/completions');
+    assert.equal(rec.status_code, 200);
+    assert.equal(rec.success, true);
+    assert.equal(rec.stream, false);
+    assert.equal(rec.cached, false);
+    assert.ok(rec.duration >= 0 && rec.duration < 10000);
+    assert.deepEqual(JSON.parse(rec.metadata), { user: 'alice', team: 'search', n: 3, beta: true });
+    assert.match(rec.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+
+    const one = await apiJson(`default/logs/${logId}`);
+    assert.equal(one.status, 200);
+    assert.equal(one.body.result.id, logId);
+    const head = JSON.parse(one.body.result.request_head);
+    assert.equal(head.authorization, undefined, 'credentials are never stored');
+    assert.equal(head['cf-aig-event-id'], 'ev-plain');
+    const reqBody = await api(`default/logs/${logId}/request`);
+    assert.deepEqual(await reqBody.json(), params);
+    const respBody = await api(`default/logs/${logId}/response`);
+    assert.equal((await respBody.json()).choices[0].message.content, 'Hello from the stand-in.');
+  });
+
+  test('openai stream without include_usage: tokens logged, client stream byte-identical', async () => {
+    const body = { model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'one two three' }] };
+    const raw = async (b, eventId) => {
+      const res = await fetch(`${gw.base('openai')}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer sk-logs', 'cf-aig-event-id': eventId },
+        body: JSON.stringify(b),
+      });
+      assert.equal(res.status, 200);
+      return res.text();
+    };
+    s.reset();
+    const got = await raw(body, 'ev-nousage');
+    // what the stand-in sends when nobody adds the option: the same request straight to it
+    const direct = await (await fetch(`${s.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    })).text();
+    const norm = (t) => t.replace(/"created":\d+/g, '"created":0').replace(/chatcmpl-standin-\d+/g, 'chatcmpl-standin-N');
+    assert.equal(norm(got), norm(direct));
+    assert.ok(!got.includes('"usage"'));
+    // the gateway did ask the provider for usage
+    assert.equal(JSON.parse(s.requests[0].body).stream_options.include_usage, true);
+    const [rec] = await waitLogs('default', 1, '&event_id=ev-nousage');
+    assert.equal(rec.stream, true);
+    assert.equal(rec.tokens_in, promptTokensFor('openai.chat', body));
+    assert.equal(rec.tokens_out, 5);
+    const p = price('openai', 'gpt-4o');
+    near(rec.cost, rec.tokens_in * p.in + 5 * p.out, 'cost');
+
+    // a client that asks for usage itself gets it, untouched
+    const withUsage = await raw({ ...body, stream_options: { include_usage: true } }, 'ev-withusage');
+    assert.ok(withUsage.includes('"usage":{"prompt_tokens"'));
+    const [rec2] = await waitLogs('default', 1, '&event_id=ev-withusage');
+    assert.equal(rec2.tokens_out, 5);
+  });
+
+  test('openai SDK stream reads the same text with the gateway adding usage', async () => {
+    const stream = await openai.chat.completions.create(
+      { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] },
+      { headers: { 'cf-aig-event-id': 'ev-sdkstream' } },
+    );
+    let text = '';
+    let sawUsage = false;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      if (chunk.usage) sawUsage = true;
+    }
+    assert.equal(text, 'Hello from the stand-in.');
+    assert.equal(sawUsage, false);
+    const [rec] = await waitLogs('default', 1, '&event_id=ev-sdkstream');
+    assert.equal(rec.tokens_out, 5);
+  });
+
+  test('anthropic plain and streamed: input, output and cache-read tokens priced', async () => {
+    const params = { model: 'claude-haiku-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'hello there' }] };
+    await anthropic.messages.create(params, { headers: { 'cf-aig-event-id': 'ev-ant', 'x-standin-cached-tokens': '100' } });
+    const stream = anthropic.messages.stream({ ...params }, { headers: { 'cf-aig-event-id': 'ev-ant-s' } });
+    assert.equal(await stream.finalText(), 'Hello from the stand-in.');
+    const input = promptTokensFor('anthropic.messages', params);
+    const p = price('anthropic', 'claude-haiku-4-5');
+    const [plain] = await waitLogs('default', 1, '&event_id=ev-ant');
+    assert.equal(plain.tokens_in, input + 100); // Anthropic counts cache reads beside input_tokens
+    assert.equal(plain.cached_tokens, 100);
+    near(plain.cost, input * p.in + 100 * p.cached + 5 * p.out, 'anthropic cost');
+    const [streamed] = await waitLogs('default', 1, '&event_id=ev-ant-s');
+    assert.equal(streamed.stream, true);
+    assert.equal(streamed.tokens_in, input);
+    assert.equal(streamed.tokens_out, 5);
+  });
+
+  test('google plain, streamed JSON array and SSE: usageMetadata', async () => {
+    const body = { contents: [{ role: 'user', parts: [{ text: 'what is up' }] }] };
+    const call = async (suffix, eventId) => {
+      const res = await fetch(`${gw.base('google-ai-studio')}/v1beta/models/gemini-2.5-flash:${suffix}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-goog-api-key': 'g-key', 'cf-aig-event-id': eventId },
+        body: JSON.stringify(body),
+      });
+      assert.equal(res.status, 200);
+      await res.text();
+    };
+    await call('generateContent', 'ev-g1');
+    await call('streamGenerateContent', 'ev-g2');
+    await call('streamGenerateContent?alt=sse', 'ev-g3');
+    const prompt = promptTokensFor('google.generate', body);
+    const p = price('google-ai-studio', 'gemini-2.5-flash');
+    for (const ev of ['ev-g1', 'ev-g2', 'ev-g3']) {
+      const [rec] = await waitLogs('default', 1, `&event_id=${ev}`);
+      assert.equal(rec.model, 'gemini-2.5-flash', ev);
+      assert.equal(rec.tokens_in, prompt, ev);
+      assert.equal(rec.tokens_out, 5, ev);
+      near(rec.cost, prompt * p.in + 5 * p.out, ev);
+    }
+  });
+
+  test('errors, unknown models, custom costs', async () => {
+    const post = (headers, body = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }) =>
+      fetch(`${gw.base('openai')}/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer k', ...headers },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    assert.equal((await post({ 'x-standin-status': '500', 'cf-aig-event-id': 'ev-err' })).status, 500);
+    const [err] = await waitLogs('default', 1, '&event_id=ev-err');
+    assert.equal(err.success, false);
+    assert.equal(err.status_code, 500);
+    assert.equal(err.tokens_in, null);
+    assert.equal(err.cost, null);
+
+    await post({ 'cf-aig-event-id': 'ev-unknown' }, { model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] });
+    const [unk] = await waitLogs('default', 1, '&event_id=ev-unknown');
+    assert.ok(unk.tokens_in > 0);
+    assert.equal(unk.cost, null, 'an unknown price is null, not 0');
+
+    await post({ 'cf-aig-event-id': 'ev-custom', 'cf-aig-custom-cost': '{"per_token_in":0.001,"per_token_out":0.01}' });
+    const [cus] = await waitLogs('default', 1, '&event_id=ev-custom');
+    assert.equal(cus.custom_cost, true);
+    near(cus.cost, cus.tokens_in * 0.001 + cus.tokens_out * 0.01, 'custom cost');
+
+    // malformed logging headers: 400 naming the header, nothing forwarded
+    s.reset();
+    for (const [h, v] of [['cf-aig-metadata', '{"a":{"b":1}}'], ['cf-aig-metadata', 'not json'],
+      ['cf-aig-metadata', '{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}'], ['cf-aig-custom-cost', '{"per_token_in":1}'],
+      ['cf-aig-collect-log', 'maybe']]) {
+      const r = await post({ [h]: v });
+      assert.equal(r.status, 400, `${h}: ${v}`);
+      assert.match(JSON.parse(r.text).error[0].message, new RegExp(h), `${h}: ${v}`);
+    }
+    assert.equal(s.requests.length, 0);
+  });
+
+  test('collect_logs off, cf-aig-collect-log and payload collection', async () => {
+    const call = (gwId, headers) =>
+      fetch(`${gw.url}/v1/local/${gwId}/openai/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer k', ...headers },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+      }).then(async (r) => { await r.text(); return r; });
+    const r1 = await call('nolog', {});
+    assert.equal(r1.headers.get('cf-aig-log-id'), null);
+    await call('nolog', { 'cf-aig-collect-log': 'true', 'cf-aig-event-id': 'ev-forced' }); // the request overrides
+    await waitLogs('nolog', 1);
+    const r3 = await call('default', { 'cf-aig-collect-log': 'false', 'cf-aig-event-id': 'ev-skipped' });
+    assert.equal(r3.headers.get('cf-aig-log-id'), null);
+    const r4 = await call('default', { 'cf-aig-collect-log-payload': 'false', 'cf-aig-event-id': 'ev-nopayload' });
+    const id = r4.headers.get('cf-aig-log-id');
+    const [rec] = await waitLogs('default', 1, '&event_id=ev-nopayload');
+    assert.equal(rec.id, id);
+    assert.equal(rec.payload, false);
+    assert.ok(rec.tokens_in > 0, 'the record keeps its figures');
+    for (const part of ['request', 'response']) {
+      const r = await apiJson(`default/logs/${id}/${part}`);
+      assert.equal(r.status, 404);
+      assert.match(r.body.errors[0].message, /payload collection was off/);
+    }
+    await waitLogs('default', 0, '&event_id=ev-skipped');
+  });
+});
+
+describe('logs API', () => {
+  test('filters, pagination, ordering and bad parameters', async () => {
+    s.reset();
+    for (let i = 0; i < 4; i++) {
+      await openai.chat.completions.create(
+        { model: i % 2 ? 'gpt-4o' : 'gpt-4o-mini', messages: [{ role: 'user', content: `n ${i}` }] },
+        { headers: { 'cf-aig-metadata': JSON.stringify({ batch: 'pg', i }), 'cf-aig-event-id': `ev-pg-${i}` } },
+      );
+    }
+    const all = await waitLogs('default', 4, '&metadata.batch=pg');
+    assert.deepEqual(all.map((r) => r.event_id), ['ev-pg-3', 'ev-pg-2', 'ev-pg-1', 'ev-pg-0']); // newest first
+    const asc = await apiJson('default/logs?metadata.batch=pg&order_by_direction=asc&per_page=2&page=2');
+    assert.deepEqual(asc.body.result.map((r) => r.event_id), ['ev-pg-2', 'ev-pg-3']);
+    assert.equal(asc.body.result_info.total_count, 4);
+    assert.equal(asc.body.result_info.total_pages, 2);
+    const byModel = await apiJson('default/logs?metadata.batch=pg&model=gpt-4o');
+    assert.equal(byModel.body.result_info.total_count, 2);
+    const filters = encodeURIComponent(JSON.stringify([
+      { key: 'metadata.batch', operator: 'eq', value: ['pg'] },
+      { key: 'model', operator: 'neq', value: ['gpt-4o'] },
+      { key: 'tokens_in', operator: 'gt', value: [0] },
+    ]));
+    const viaFilters = await apiJson(`default/logs?filters=${filters}`);
+    assert.equal(viaFilters.status, 200, JSON.stringify(viaFilters.body));
+    assert.deepEqual(viaFilters.body.result.map((r) => r.event_id), ['ev-pg-2', 'ev-pg-0']);
+    const failed = await apiJson('default/logs?success=false&metadata.batch=pg');
+    assert.equal(failed.body.result_info.total_count, 0);
+    const future = await apiJson('default/logs?start_date=2999-01-01');
+    assert.equal(future.body.result_info.total_count, 0);
+    const searched = await apiJson('default/logs?search=ev-pg-1');
+    assert.equal(searched.body.result_info.total_count, 1);
+
+    for (const [q, name] of [['per_page=51', 'per_page'], ['page=0', 'page'], ['success=maybe', 'success'],
+      ['start_date=yesterday', 'start_date'], ['order_by=secret', 'order_by'], ['bogus=1', 'bogus'],
+      ['filters=%5B%7B%22key%22%3A%22x%22%7D%5D', 'filters']]) {
+      const r = await apiJson(`default/logs?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.equal(r.body.success, false);
+      assert.match(r.body.errors[0].message, new RegExp(name), q);
+    }
+    assert.equal((await apiJson('nope/logs')).status, 404);
+    assert.equal((await apiJson('default/logs/01NOSUCHLOG00000000000000')).status, 404);
+    assert.equal((await apiJson('default/logs', { method: 'POST' })).status, 405);
+  });
+
+  test('feedback, score and metadata by PATCH; delete by filter', async () => {
+    const [rec] = await waitLogs('default', 1, '&event_id=ev-pg-0');
+    const patched = await apiJson(`default/logs/${rec.id}`, {
+      method: 'PATCH', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ feedback: 1, score: 87, metadata: { batch: 'pg', reviewed: true } }),
+    });
+    assert.equal(patched.status, 200);
+    assert.equal(patched.body.result.feedback, 1);
+    assert.equal(patched.body.result.score, 87);
+    await waitLogs('default', 1, '&metadata.reviewed=true');
+    const bad = await apiJson(`default/logs/${rec.id}`, { method: 'PATCH', body: JSON.stringify({ feedback: 7 }) });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.errors[0].message, /feedback/);
+
+    const del = await apiJson('default/logs?metadata.batch=pg&model=gpt-4o', { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    assert.equal(del.body.result.deleted, 2);
+    await waitLogs('default', 2, '&metadata.batch=pg');
+  });
+
+  test('analytics: totals and groups with latency percentiles', async () => {
+    const { status, body } = await apiJson('default/analytics?group_by=provider');
+    assert.equal(status, 200);
+    const t = body.result.totals;
+    const list = await apiJson('default/logs?per_page=1');
+    assert.equal(t.requests, list.body.result_info.total_count);
+    assert.ok(t.errors >= 1);
+    assert.ok(t.tokens_in > 0 && t.tokens_out > 0 && t.cost > 0);
+    assert.ok(t.latency_ms.p50 <= t.latency_ms.p95 && t.latency_ms.p95 <= t.latency_ms.p99);
+    const keys = body.result.groups.map((g) => g.key ?? 'null').sort();
+    assert.deepEqual(keys, ['anthropic', 'google-ai-studio', 'null', 'openai']); // null: refused before a provider was chosen
+    const sum = body.result.groups.reduce((a, g) => a + g.totals.requests, 0);
+    assert.equal(sum, t.requests);
+    const now = new Date();
+    const start = new Date(now.getTime() - 3600e3).toISOString(), end = new Date(now.getTime() + 60e3).toISOString();
+    const bucketed = await apiJson(`default/analytics?group_by=model&interval=1h&start_date=${start}&end_date=${end}`);
+    assert.equal(bucketed.status, 200);
+    for (const g of bucketed.body.result.groups) {
+      assert.equal(g.buckets.reduce((a, b) => a + b.requests, 0), g.totals.requests);
+    }
+    const bad = await apiJson('default/analytics?group_by=colour');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.errors[0].message, /group_by/);
+    const tooMany = await apiJson(`default/analytics?interval=1s&start_date=2020-01-01&end_date=2026-01-01`);
+    assert.equal(tooMany.status, 400);
+    assert.match(tooMany.body.errors[0].message, /interval/);
+  });
+
+  test('metrics count tokens, cost and the writer', async () => {
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.match(text, /tollgate_tokens_input_total\{gateway="default",provider="openai",model="gpt-4o-mini"\} \d+/);
+    assert.match(text, /tollgate_cost_usd_total\{gateway="default",provider="anthropic",model="claude-haiku-4-5"\} 0\.\d+/);
+    const written = Number(/tollgate_log_records_written_total (\d+)/.exec(text)[1]);
+    assert.ok(written >= 20, `written ${written}`);
+    assert.match(text, /tollgate_log_records_dropped_total\{reason="queue_full"\} 0/);
+    assert.match(text, /tollgate_log_queue_depth \d+/);
+  });
+});
+
+describe('retention and restarts', () => {
+  test('DELETE_OLDEST keeps the newest, STOP_INSERTING the first', async () => {
+    for (let i = 0; i < 5; i++) {
+      for (const g of ['keep3', 'first3']) {
+        const r = await fetch(`${gw.url}/v1/local/${g}/openai/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: 'Bearer k', 'cf-aig-event-id': `r${i}` },
+          body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+        });
+        await r.text();
+      }
+    }
+    // the writer has taken all ten once the retention counter says so
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const m = await (await fetch(`${gw.url}/metrics`)).text();
+      if (/tollgate_log_records_dropped_total\{reason="retention"\} 2\b/.test(m) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const keep = await waitLogs('keep3', 3);
+    assert.deepEqual(keep.map((r) => r.event_id), ['r4', 'r3', 'r2']);
+    const first = await waitLogs('first3', 3);
+    assert.deepEqual(first.map((r) => r.event_id), ['r2', 'r1', 'r0']);
+  });
+
+  test('records survive a restart (SIGTERM flushes the queue)', async () => {
+    const before = (await apiJson('default/logs?per_page=1')).body.result_info.total_count;
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'last' }] },
+      { headers: { 'cf-aig-event-id': 'ev-last' } });
+    await gw.stop();
+    gw = await startGateway({ config: config() });
+    const after = await apiJson('default/logs?per_page=1');
+    assert.equal(after.body.result_info.total_count, before + 1);
+    await waitLogs('default', 1, '&event_id=ev-last');
+    openai = new OpenAI({ apiKey: 'sk-logs', baseURL: gw.base('openai'), maxRetries: 0 });
+  });
+});
