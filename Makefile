@@ -104,6 +104,12 @@ $(ASAN)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -I$(LLHTTP_INC) -O1 -g -w $(SAN_FLAGS) -c -o $@ $<
 
+# ---- benchmark programs
+
+$(REL)/bench/%: bench/%.c $(REL_OBJS) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(OPT_CFLAGS) -o $@ $< $(REL_OBJS) $(LDLIBS_ALL)
+
 # ---- unit tests (each may include the .c it tests; it links against everything but main)
 
 $(REL)/tests/%: tests/unit/%.c tests/unit/unit.h $(REL_OBJS) | deps
@@ -129,7 +135,7 @@ test: deps-test $(BUILD)/tollgate $(ASAN)/tollgate $(REL_UNITS) $(ASAN_UNITS)
 test-slow: deps-test $(BUILD)/tollgate
 	@cd tests && TOLLGATE_BIN=../$(BUILD)/tollgate node --test --test-concurrency=1 slow/
 
-bench: deps-bench $(BUILD)/tollgate
+bench: deps-bench $(BUILD)/tollgate $(REL)/bench/logwriter
 	@sh bench/run.sh
 
 clean:

@@ -85,7 +85,9 @@ pids+=($!)
 # ---- Tollgate
 cat > "$work/tollgate.json" <<EOF
 { "listen": "127.0.0.1:0", "workers": $WORKERS, "access_log": false, "data_dir": "$work/tg-data",
-  "providers": { "openai": { "base_url": "http://127.0.0.1:$UP/v1" } } }
+  "providers": { "openai": { "base_url": "http://127.0.0.1:$UP/v1" } },
+  "gateways": [ { "account": "local", "id": "default", "collect_logs": false },
+                { "account": "local", "id": "logged", "collect_logs": true } ] }
 EOF
 "$BIN" --config "$work/tollgate.json" 2> "$work/tollgate.log" &
 tg_pid=$!
@@ -96,7 +98,8 @@ wait_port "$UP"; wait_port "$NX"; wait_port "$TG"
 
 direct_url="http://127.0.0.1:$UP/v1/chat/completions"
 nginx_url="http://127.0.0.1:$NX/v1/chat/completions"
-tg_url="http://127.0.0.1:$TG/v1/local/default/openai/chat/completions"
+tg_url="http://127.0.0.1:$TG/v1/local/default/openai/chat/completions"   # logs off: the passthrough itself
+tglog_url="http://127.0.0.1:$TG/v1/local/logged/openai/chat/completions" # every request logged, bodies too
 
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
@@ -115,7 +118,7 @@ wrk_run() {
 }
 
 # sanity: each path answers the body
-for u in "$direct_url" "$nginx_url" "$tg_url"; do
+for u in "$direct_url" "$nginx_url" "$tg_url" "$tglog_url"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' -d '{}' "$u")
     [ "$code" = 200 ] || { echo "bench: $u answered $code" >&2; exit 1; }
 done
@@ -126,7 +129,7 @@ echo "workers per proxy: $WORKERS; $DURATION s per measurement (latency: median 
 echo
 
 # warm up connections and caches
-for u in "$direct_url" "$nginx_url" "$tg_url"; do wrk -t1 -c8 -d1s -s bench/post.lua "$u" > /dev/null; done
+for u in "$direct_url" "$nginx_url" "$tg_url" "$tglog_url"; do wrk -t1 -c8 -d1s -s bench/post.lua "$u" > /dev/null; done
 rss_idle=$(rss_kib "$tg_pid")
 
 # latency at 1 connection: ROUNDS interleaved rounds, the median of each figure (the machine is shared by
@@ -134,21 +137,21 @@ rss_idle=$(rss_kib "$tg_pid")
 declare -A p50 p99 rps
 declare -A l50 l99
 for round in $(seq 1 "$ROUNDS"); do
-    for name in direct nginx tollgate; do
-        url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url
+    for name in direct nginx tollgate tg+logs; do
+        url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url; [ "$name" = tg+logs ] && url_var=tglog_url
         wrk_run "${!url_var}" 1 1
         l50[$name]+="$P50 "; l99[$name]+="$P99 "
     done
 done
 median() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-for name in direct nginx tollgate; do
+for name in direct nginx tollgate tg+logs; do
     p50[$name]=$(median ${l50[$name]}); p99[$name]=$(median ${l99[$name]})
 done
 peak=0
 ( while kill -0 "$tg_pid" 2>/dev/null; do rss_kib "$tg_pid"; sleep 0.2; done ) > "$work/rss.log" &
 sampler=$!
-for name in direct nginx tollgate; do
-    url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url
+for name in direct nginx tollgate tg+logs; do
+    url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url; [ "$name" = tg+logs ] && url_var=tglog_url
     wrk_run "${!url_var}" "$CONNS" 2
     rps[$name]=$RPS
 done
@@ -157,7 +160,7 @@ peak=$(sort -n "$work/rss.log" | tail -1)
 rss_after=$(rss_kib "$tg_pid")
 
 printf '%-10s %12s %12s %14s %14s %16s\n' "path" "p50 @c1" "p99 @c1" "added p50" "added p99" "req/s @c$CONNS"
-for name in direct nginx tollgate; do
+for name in direct nginx tollgate tg+logs; do
     if [ "$name" = direct ]; then a50="-"; a99="-"; else
         a50=$(awk -v a="${p50[$name]}" -v b="${p50[direct]}" 'BEGIN{printf "%.1f us", a-b}')
         a99=$(awk -v a="${p99[$name]}" -v b="${p99[direct]}" 'BEGIN{printf "%.1f us", a-b}'); fi
@@ -167,11 +170,25 @@ echo
 awk -v t50="${p50[tollgate]}" -v n50="${p50[nginx]}" -v d50="${p50[direct]}" -v tr="${rps[tollgate]}" -v nr="${rps[nginx]}" 'BEGIN{
     printf "Tollgate added p50 / nginx added p50: %.2fx (target <= 1.5x)\n", (t50-d50)/((n50-d50) > 0 ? (n50-d50) : 1);
     printf "Tollgate req/s / nginx req/s @c64:    %.1f%% (target >= 90%%)\n", 100*tr/nr }'
+awk -v on="${rps[tg+logs]}" -v off="${rps[tollgate]}" 'BEGIN{
+    printf "Tollgate req/s logging on / off @c64: %.1f%% (target >= 90%%; \"tollgate\" is a gateway with collect_logs false)\n", 100*on/off }'
+m=$(curl -s "http://127.0.0.1:$TG/metrics")
+printf 'Log writer during the run: %s records written, %s dropped (queue full), %s batches, longest batch %s s\n' \
+    "$(echo "$m" | awk '/^tollgate_log_records_written_total/{print $2}')" \
+    "$(echo "$m" | awk '/^tollgate_log_records_dropped_total\{reason="queue_full"\}/{print $2}')" \
+    "$(echo "$m" | awk '/^tollgate_log_batch_seconds_count/{print $2}')" \
+    "$(echo "$m" | awk '/^tollgate_log_batch_seconds_max/{print $2}')"
 printf 'Tollgate RSS: idle %.1f MiB, peak under load %.1f MiB, after %.1f MiB (target idle < 10 MB)\n' \
     "$(awk -v k="$rss_idle" 'BEGIN{print k/1024}')" "$(awk -v k="$peak" 'BEGIN{print k/1024}')" "$(awk -v k="$rss_after" 'BEGIN{print k/1024}')"
 pss=$(awk '/^Pss:/{print $2}' "/proc/$tg_pid/smaps_rollup"); priv=$(awk '/^Private_Dirty:/{print $2}' "/proc/$tg_pid/smaps_rollup")
 printf '             (now: PSS %.1f MiB, private dirty %.1f MiB; the rest of RSS is shared library text)\n' \
     "$(awk -v k="$pss" 'BEGIN{print k/1024}')" "$(awk -v k="$priv" 'BEGIN{print k/1024}')"
+
+if [ -x build/rel/bench/logwriter ]; then
+    echo
+    echo "Log writer lane (bench/logwriter.c: two submitting threads, the default queue bounds, ~1.3 KB of bodies per record):"
+    build/rel/bench/logwriter "${LOG_RATE:-25000}" "${LOG_SECONDS:-5}" | sed 's/^/  /'
+fi
 
 if [ "$STREAMS" -gt 0 ]; then
     echo

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "tollgate/cli.h"
 #include <uv.h>
 #include <arpa/inet.h>
 #include "tollgate/config.h"
@@ -42,6 +43,8 @@ static tg_config_t *current;
 static void usage(FILE *fp)
 {
     fprintf(fp, "Usage: tollgate [options]\n"
+                "       tollgate logs [--data-dir DIR] [--gateway ACCOUNT/ID] [--json] [--limit N] [KEY=VALUE ...]\n"
+                "       tollgate stats [--data-dir DIR] [--gateway ACCOUNT/ID] [--json] [group_by=...] [KEY=VALUE ...]\n"
                 "\n"
                 "A self-hosted AI gateway: provider-native passthrough with the URL shapes of Cloudflare AI Gateway.\n"
                 "\n"
@@ -55,7 +58,8 @@ static void usage(FILE *fp)
                 "  --version            print the version and exit\n"
                 "  --help               print this help and exit\n"
                 "\n"
-                "Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads the configuration file.\n");
+                "Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads the configuration file.\n"
+                "logs and stats read the request logs in DIR/logs.db (doc/logs.md); --help after them for more.\n");
 }
 
 /* Applies the command line over a loaded configuration. Returns NULL or an error message. */
@@ -258,6 +262,11 @@ int main(int argc, char **argv)
         {"check-config", required_argument, NULL, OPT_CHECK}, {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},               {"no-access-log", no_argument, NULL, OPT_NO_LOG},
         {NULL, 0, NULL, 0}};
+    /* subcommands for people at a terminal */
+    if (argc >= 2 && strcmp(argv[1], "logs") == 0)
+        return tg_cli_logs(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "stats") == 0)
+        return tg_cli_stats(argc - 1, argv + 1);
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {

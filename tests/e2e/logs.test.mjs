@@ -11,7 +11,8 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startStandin, promptTokensFor } from '../fakes/standin.mjs';
-import { startGateway } from './harness.mjs';
+import { spawnSync } from 'node:child_process';
+import { BIN, startGateway } from './harness.mjs';
 
 const PRICES = JSON.parse(readFileSync(new URL('../../data/pricing.json', import.meta.url), 'utf8'));
 const price = (provider, model) => {
@@ -419,5 +420,32 @@ describe('retention and restarts', () => {
     assert.equal(after.body.result_info.total_count, before + 1);
     await waitLogs('default', 1, '&event_id=ev-last');
     openai = new OpenAI({ apiKey: 'sk-logs', baseURL: gw.base('openai'), maxRetries: 0 });
+  });
+
+  test('tollgate logs and tollgate stats read the store from a terminal', () => {
+    const run = (args) => spawnSync(BIN, args, { encoding: 'utf8', timeout: 20000 });
+    const json = run(['logs', '--data-dir', dataDir, '--json', 'event_id=ev-last']);
+    assert.equal(json.status, 0, json.stderr);
+    const lines = json.stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    const rec = JSON.parse(lines[0]);
+    assert.equal(rec.event_id, 'ev-last');
+    assert.equal(rec.model, 'gpt-4o-mini');
+    const table = run(['logs', '--data-dir', dataDir, '--limit', '3', 'provider=openai']);
+    assert.equal(table.status, 0, table.stderr);
+    const rows = table.stdout.trim().split('\n');
+    assert.match(rows[0], /^created_at\s+provider\s+model/);
+    assert.equal(rows.length, 4);
+    assert.ok(rows.slice(1).every((r) => /\sopenai\s/.test(r)));
+    const stats = run(['stats', '--data-dir', dataDir, '--json', 'group_by=provider']);
+    assert.equal(stats.status, 0, stats.stderr);
+    const st = JSON.parse(stats.stdout);
+    assert.ok(st.totals.requests > 10);
+    assert.ok(st.groups.some((g) => g.key === 'anthropic'));
+    const bad = run(['logs', '--data-dir', dataDir, 'success=maybe']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /success/);
+    const missing = run(['stats', '--data-dir', path.join(dataDir, 'nope')]);
+    assert.equal(missing.status, 1);
   });
 });

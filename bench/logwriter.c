@@ -1,0 +1,143 @@
+/*
+ * Log writer throughput: how many records per second the store's writer thread keeps up with.
+ *
+ *   build/rel/bench/logwriter [RATE [SECONDS]]
+ *
+ * Offers RATE records per second (default 25000) for SECONDS (default 5) from two submitting threads, paced in
+ * 1 ms steps, with the gateway's default queue bounds, then flushes and prints what was written and dropped; then
+ * the same unpaced ("as fast as submitters can go") for the ceiling. Records look like a real chat completion's:
+ * metadata, heads, and ~700-byte request and ~520-byte response bodies. Bounded in count and time; prints figures,
+ * passes or fails nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+#include "tollgate/logstore.h"
+#include "tollgate/tgtime.h"
+
+static const char req_body[] =
+    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"system\",\"content\":\"You are a concise assistant for a "
+    "weather app. Answer in one sentence, mention the time of day and whether to take an umbrella.\"},{\"role\":"
+    "\"user\",\"content\":\"What will the weather be like tomorrow morning in Lisbon, and should I bring an umbrella "
+    "on my walk to work? I leave at eight.\"}],\"temperature\":0.3,\"max_tokens\":120,\"user\":\"user-4711\"}";
+static const char resp_body[] =
+    "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"created\":1795425520,\"model\":\"gpt-4o-mini-2024-"
+    "07-18\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Tomorrow morning will be "
+    "cloudy with a chance of light rain around nine; take a compact umbrella.\",\"refusal\":null},\"finish_reason\":"
+    "\"stop\"}],\"usage\":{\"prompt_tokens\":74,\"completion_tokens\":19,\"total_tokens\":93}}";
+
+static tg_logrec_t *make_record(unsigned i)
+{
+    tg_logrec_t *r = tg_logrec_new(tg_now_unix_ms());
+    r->account = tg_strdup("local");
+    r->gateway = tg_strdup("default");
+    r->provider = tg_strdup("openai");
+    r->model = tg_strdup("gpt-4o-mini");
+    r->path = tg_strdup("chat/completions");
+    r->request_type = tg_strdup("native");
+    r->user_agent = tg_strdup("OpenAI/JS 6.49.0");
+    r->request_content_type = tg_strdup("application/json");
+    r->response_content_type = tg_strdup("application/json");
+    r->request_head = tg_strdup("{\"content-type\":\"application/json\",\"user-agent\":\"OpenAI/JS 6.49.0\"}");
+    r->response_head = tg_strdup("{\"content-type\":\"application/json\"}");
+    char meta[96];
+    snprintf(meta, sizeof(meta), "{\"user\":\"u%u\",\"feature\":\"weather\"}", i % 1000);
+    const char *why;
+    tg_logrec_set_metadata(r, meta, strlen(meta), &why);
+    r->status_code = 200;
+    r->success = true;
+    r->duration_ms = 350;
+    r->ttfb_ms = 340;
+    r->usage = (tg_usage_t){74, 19, 0, 0};
+    r->cost = 74 * 0.15e-6 + 19 * 0.6e-6;
+    r->request_size = sizeof(req_body) - 1;
+    r->response_size = sizeof(resp_body) - 1;
+    r->payload = true;
+    tg_buf_init(&r->request_body, 1 << 20);
+    tg_buf_append(&r->request_body, req_body, sizeof(req_body) - 1);
+    tg_buf_init(&r->response_body, 1 << 20);
+    tg_buf_append(&r->response_body, resp_body, sizeof(resp_body) - 1);
+    return r;
+}
+
+typedef struct {
+    tg_logstore_t *store;
+    double rate; /* per thread; 0 = unpaced */
+    uint64_t count;
+} submitter_t;
+
+static void submit_main(void *arg)
+{
+    submitter_t *s = arg;
+    uint64_t start = tg_now_mono_ns();
+    for (uint64_t i = 0; i != s->count; ++i) {
+        if (s->rate > 0) {
+            uint64_t due = start + (uint64_t)((double)i / s->rate * 1e9);
+            uint64_t now = tg_now_mono_ns();
+            if (due > now + 1000000)
+                usleep((useconds_t)((due - now) / 1000));
+        }
+        tg_logstore_submit(s->store, make_record((unsigned)i));
+    }
+}
+
+static void run(const char *dir, double rate, double seconds, uint64_t unpaced_count)
+{
+    char err[512];
+    tg_logstore_t *store = tg_logstore_open(dir, 65536, 256u << 20, err, sizeof(err));
+    if (store == NULL) {
+        fprintf(stderr, "logwriter: %s\n", err);
+        exit(1);
+    }
+    tg_logstore_stats_t before;
+    tg_logstore_stats(store, &before);
+    submitter_t sub[2];
+    uv_thread_t th[2];
+    uint64_t per_thread = rate > 0 ? (uint64_t)(rate * seconds / 2) : unpaced_count / 2;
+    uint64_t t0 = tg_now_mono_ns();
+    for (int i = 0; i != 2; ++i) {
+        sub[i] = (submitter_t){store, rate / 2, per_thread};
+        uv_thread_create(&th[i], submit_main, &sub[i]);
+    }
+    for (int i = 0; i != 2; ++i)
+        uv_thread_join(&th[i]);
+    uint64_t t_sub = tg_now_mono_ns();
+    tg_logstore_flush(store);
+    uint64_t t1 = tg_now_mono_ns();
+    tg_logstore_stats_t st;
+    tg_logstore_stats(store, &st);
+    uint64_t written = st.written - before.written, dropped = st.dropped_full - before.dropped_full;
+    double secs = (double)(t1 - t0) / 1e9;
+    if (rate > 0)
+        printf("offered %6.0f records/s for %.1f s: %llu written, %llu dropped; %.0f records/s written; flushed "
+               "%.0f ms after the last submit; %llu batches, longest %.1f ms\n",
+               rate, seconds, (unsigned long long)written, (unsigned long long)dropped, (double)written / secs,
+               (double)(t1 - t_sub) / 1e6, (unsigned long long)(st.batches - before.batches),
+               (double)st.batch_ns_max / 1e6);
+    else
+        printf("unpaced, %llu records: %llu written, %llu dropped (queue full); %.0f records/s written\n",
+               (unsigned long long)(2 * per_thread), (unsigned long long)written, (unsigned long long)dropped,
+               (double)written / secs);
+    tg_logstore_close(store);
+}
+
+int main(int argc, char **argv)
+{
+    double rate = argc > 1 ? atof(argv[1]) : 25000, seconds = argc > 2 ? atof(argv[2]) : 5;
+    if (rate <= 0 || rate > 1e6 || seconds <= 0 || seconds > 60) {
+        fprintf(stderr, "usage: logwriter [RATE (1..1000000)] [SECONDS (1..60)]\n");
+        return 2;
+    }
+    char dir[] = "/tmp/tollgate-logwriter.XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    run(dir, rate, seconds, 0);
+    run(dir, 0, 0, 200000);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
