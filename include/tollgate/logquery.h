@@ -25,7 +25,8 @@ typedef struct st_tg_qparams_t {
     size_t n;
 } tg_qparams_t;
 
-/* Parses "a=1&b=x%20y". Returns 0, or -1 (message in err) when there are too many parameters or bad escapes. */
+/* Parses "a=1&b=x%20y". Returns 0, or -1 (message in err) when there are too many parameters or bad escapes;
+ * free with tg_qparams_free either way. */
 int tg_qparams_parse(tg_qparams_t *q, tg_iovec_t query, char *err, size_t errsz);
 void tg_qparams_free(tg_qparams_t *q);
 const char *tg_qparams_get(const tg_qparams_t *q, const char *key);
@@ -70,7 +71,7 @@ int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const 
 int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, json_t **result,
                       char *err, size_t errsz);
 
-/* Parses an ISO 8601 date ("2026-11-23", "2026-11-23T10:00:00Z", "...T10:00:00.123+02:00") or unix seconds into
+/* Parses an ISO 8601 date ("2026-11-23", "2026-11-23T10:00:00Z", "...T10:00:00.123+02:00") or unix seconds (9 to 12 digits) into
  * unix ms. Returns 0 or -1. */
 int tg_parse_date_ms(const char *s, int64_t *out);
 

@@ -105,7 +105,7 @@ static bool digits(const char *s, int n, int *out)
 int tg_parse_date_ms(const char *s, int64_t *out)
 {
     size_t n = strlen(s);
-    if (n > 0 && n <= 12 && strspn(s, "0123456789") == n) { /* unix seconds */
+    if (n >= 9 && n <= 12 && strspn(s, "0123456789") == n) { /* unix seconds (1973 onwards) */
         *out = (int64_t)strtoll(s, NULL, 10) * 1000;
         return 0;
     }
