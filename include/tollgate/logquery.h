@@ -41,6 +41,7 @@ typedef struct st_tg_logfilter_t {
         double d;
     } binds[128];
     size_t num_binds;
+    bool overflow; /* more values than binds[] holds: the filter is refused */
 } tg_logfilter_t;
 
 /*
@@ -70,6 +71,9 @@ int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const 
 /* GET .../analytics: start_date, end_date, group_by (provider|model|metadata.{key}), interval (60s, 5m, 1h, 1d).*/
 int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, json_t **result,
                       char *err, size_t errsz);
+
+/* A JSON string of p[0, n); bytes that are not valid UTF-8 become U+FFFD (jansson refuses them otherwise). */
+json_t *tg_json_text(const char *p, size_t n);
 
 /* Parses an ISO 8601 date ("2026-11-23", "2026-11-23T10:00:00Z", "...T10:00:00.123+02:00") or unix seconds (9 to 12 digits) into
  * unix ms. Returns 0 or -1. */

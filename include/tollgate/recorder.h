@@ -17,10 +17,15 @@
 #include "tollgate/pricing.h"
 #include "tollgate/usage.h"
 
+typedef struct z_stream_s z_stream;
+
 typedef struct st_tg_recorder_t {
     tg_logrec_t *rec; /* NULL when no record is kept (collect_logs off); usage is still parsed for metrics */
     tg_usage_parser_t usage;
     bool usage_started;
+    z_stream *inflate;      /* a gzip/deflate answer is inflated for the parser and the stored body (heap) */
+    uint64_t inflated;      /* bytes inflated so far (bounded) */
+    bool undecodable;       /* an encoding we cannot read (br, zstd): no usage, body kept as it came */
     bool payload;
     uint64_t max_body;
     bool has_custom_price;
@@ -41,6 +46,9 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw);
 void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path);
 /* The response head from the provider. */
 void tg_recorder_response_head(tg_recorder_t *rc, int status, const tg_header_t *headers, size_t n);
+/* The Accept-Encoding to send upstream in place of the client's: only encodings the recorder can read (gzip,
+ * deflate), or identity when `identity_only`. Static string. */
+const char *tg_recorder_accept_encoding(tg_iovec_t client_value, bool identity_only);
 /* Response body bytes as they go to the client. */
 void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n);
 /* The request is over: completes the record and submits it (or drops it), and counts tokens and cost in `m`. */

@@ -49,7 +49,7 @@ static void send_envelope(tg_req_t *req, int status, json_t *result, json_t *inf
     if (status >= 300) {
         json_t *e = json_object();
         json_object_set_new(e, "code", json_integer(code));
-        json_object_set_new(e, "message", json_string(message));
+        json_object_set_new(e, "message", tg_json_text(message, strlen(message)));
         json_array_append_new(errors, e);
     }
     json_object_set_new(o, "errors", errors);

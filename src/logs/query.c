@@ -158,8 +158,13 @@ int tg_parse_date_ms(const char *s, int64_t *out)
 
 /* ---- filters ---------------------------------------------------------------------------------------------- */
 
+/* The bind_add_* set f->overflow instead of writing past binds[]; tg_logfilter_build then refuses the filter. */
 static void bind_add_text(tg_logfilter_t *f, const char *s)
 {
+    if (f->num_binds == TG_ARRAY_SIZE(f->binds)) {
+        f->overflow = true;
+        return;
+    }
     f->binds[f->num_binds].type = SQLITE_TEXT;
     f->binds[f->num_binds].text = tg_strdup(s);
     f->num_binds++;
@@ -167,6 +172,10 @@ static void bind_add_text(tg_logfilter_t *f, const char *s)
 
 static void bind_add_int(tg_logfilter_t *f, int64_t v)
 {
+    if (f->num_binds == TG_ARRAY_SIZE(f->binds)) {
+        f->overflow = true;
+        return;
+    }
     f->binds[f->num_binds].type = SQLITE_INTEGER;
     f->binds[f->num_binds].i = v;
     f->binds[f->num_binds].text = NULL;
@@ -175,6 +184,10 @@ static void bind_add_int(tg_logfilter_t *f, int64_t v)
 
 static void bind_add_double(tg_logfilter_t *f, double v)
 {
+    if (f->num_binds == TG_ARRAY_SIZE(f->binds)) {
+        f->overflow = true;
+        return;
+    }
     f->binds[f->num_binds].type = SQLITE_FLOAT;
     f->binds[f->num_binds].d = v;
     f->binds[f->num_binds].text = NULL;
@@ -294,6 +307,22 @@ static bool listed(const char *key, const char *const *list)
     return false;
 }
 
+/* "%s%" with the LIKE wildcards of s escaped (used with ESCAPE '\'), so a user's % or _ is matched literally. */
+static char *like_pattern(const char *s)
+{
+    size_t n = strlen(s), o = 0;
+    char *p = tg_malloc(2 * n + 3);
+    p[o++] = '%';
+    for (size_t i = 0; i != n; ++i) {
+        if (s[i] == '%' || s[i] == '_' || s[i] == '\\')
+            p[o++] = '\\';
+        p[o++] = s[i];
+    }
+    p[o++] = '%';
+    p[o] = '\0';
+    return p;
+}
+
 /* One entry of `filters`: {key, operator, value}. */
 static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char *err, size_t errsz)
 {
@@ -349,24 +378,15 @@ static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char 
     }
     for (size_t i = 0; i != nv; ++i) {
         const json_t *v = json_array_get(value, i);
-        tg_buf_appendf(&f->sql, "%s%s %s ?", i != 0 ? " OR " : "", column, o == 1 ? "=" : sql_ops[o]);
+        tg_buf_appendf(&f->sql, "%s%s %s ?%s", i != 0 ? " OR " : "", column, o == 1 ? "=" : sql_ops[o],
+                       o == 2 ? " ESCAPE '\\'" : "");
         if (o == 2) {
             const char *s = json_string_value(v);
             if (s == NULL) {
                 rc = ERR("filters[%zu].value: contains needs strings", idx);
                 goto out;
             }
-            size_t n = strlen(s);
-            char *pat = tg_malloc(n + 3);
-            pat[0] = '%';
-            memcpy(pat + 1, s, n);
-            pat[n + 1] = '%';
-            pat[n + 2] = '\0';
-            if (f->num_binds == TG_ARRAY_SIZE(f->binds)) {
-                free(pat);
-                rc = ERR("too many filter values");
-                goto out;
-            }
+            char *pat = like_pattern(s);
             bind_add_text(f, pat);
             free(pat);
         } else if (bind_value(f, kind, NULL, v) != 0) {
@@ -416,13 +436,9 @@ int tg_logfilter_build(tg_logfilter_t *f, const tg_qparams_t *q, const char *con
             continue;
         }
         if (strcmp(k, "search") == 0) {
-            tg_buf_append(&f->sql, TG_LIT(" AND (l.provider LIKE ? OR l.model LIKE ? OR l.path LIKE ? OR "
-                                          "l.event_id LIKE ? OR l.metadata LIKE ? OR l.id = ?)"));
-            if (f->num_binds + 6 > TG_ARRAY_SIZE(f->binds))
-                return ERR("too many filters");
-            size_t n = strlen(v);
-            char *pat = tg_malloc(n + 3);
-            snprintf(pat, n + 3, "%%%s%%", v);
+            tg_buf_append(&f->sql, TG_LIT(" AND (l.provider LIKE ? ESCAPE '\\' OR l.model LIKE ? ESCAPE '\\' OR l.path LIKE ? ESCAPE '\\' OR "
+                                          "l.event_id LIKE ? ESCAPE '\\' OR l.metadata LIKE ? ESCAPE '\\' OR l.id = ?)"));
+            char *pat = like_pattern(v);
             for (int r = 0; r != 5; ++r)
                 bind_add_text(f, pat);
             free(pat);
@@ -452,6 +468,8 @@ int tg_logfilter_build(tg_logfilter_t *f, const tg_qparams_t *q, const char *con
                        : kind == K_DATE ? "date (ISO 8601, such as 2026-11-23T10:00:00Z)"
                                         : "value");
     }
+    if (f->overflow)
+        return ERR("too many filter values (at most %zu in all)", TG_ARRAY_SIZE(f->binds));
     return TG_LQ_OK;
 }
 
@@ -482,6 +500,38 @@ static void bind_filter(sqlite3_stmt *st, int first, const tg_logfilter_t *f)
     "l.response_content_type, l.user_agent, l.feedback, l.score, l.error, l.payload, l.request_body_dropped, "         \
     "l.response_body_dropped, l.gateway, l.request_head, l.response_head"
 
+json_t *tg_json_text(const char *p, size_t n)
+{
+    json_t *j = json_stringn(p, n);
+    if (j != NULL)
+        return j;
+    /* replace what is not UTF-8, one byte at a time, keeping the valid sequences */
+    tg_buf_t b;
+    tg_buf_init(&b, 3 * n + 1);
+    const unsigned char *s = (const unsigned char *)p;
+    for (size_t i = 0; i < n;) {
+        size_t len = s[i] < 0x80 ? 1 : (s[i] >> 5) == 6 ? 2 : (s[i] >> 4) == 14 ? 3 : (s[i] >> 3) == 30 ? 4 : 0;
+        bool ok = len != 0 && i + len <= n && (len != 1 || s[i] != 0);
+        for (size_t k = 1; ok && k < len; ++k)
+            ok = (s[i + k] & 0xC0) == 0x80;
+        if (ok && len > 1) {
+            json_t *probe = json_stringn(p + i, len); /* overlong forms and surrogates are refused here */
+            ok = probe != NULL;
+            json_decref(probe);
+        }
+        if (ok) {
+            tg_buf_append(&b, p + i, len);
+            i += len;
+        } else {
+            tg_buf_append(&b, "\xEF\xBF\xBD", 3);
+            i += 1;
+        }
+    }
+    j = json_stringn(b.base != NULL ? b.base : "", b.len);
+    tg_buf_free(&b);
+    return j != NULL ? j : json_string("");
+}
+
 static json_t *column_json(sqlite3_stmt *st, int i)
 {
     switch (sqlite3_column_type(st, i)) {
@@ -492,7 +542,7 @@ static json_t *column_json(sqlite3_stmt *st, int i)
     case SQLITE_FLOAT:
         return json_real(sqlite3_column_double(st, i));
     default:
-        return json_stringn((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
+        return tg_json_text((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
     }
 }
 
@@ -1078,7 +1128,7 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
                 break;
             }
             cur_group = json_object();
-            json_object_set_new(cur_group, "key", g != NULL ? json_string(g) : json_null());
+            json_object_set_new(cur_group, "key", g != NULL ? tg_json_text(g, strlen(g)) : json_null());
             cur_buckets = json_array();
             if (step_ms != 0)
                 json_object_set_new(cur_group, "buckets", cur_buckets);

@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <zlib.h>
 #include "tollgate/error.h"
 #include "tollgate/jsonscan.h"
 #include "tollgate/recorder.h"
@@ -124,6 +125,11 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
         }
         rc->has_custom_price = true;
     }
+    if (collect == 0) { /* no record, but usage still counts in the metrics */
+        tg_logrec_free(rec);
+        rc->rec = NULL;
+        return rc;
+    }
     if ((h = tg_http_find_header(req, TG_LIT("user-agent"))) != NULL)
         rec->user_agent = iov_dup(tg_iov(h->value.base, TG_MIN(h->value.len, 512)));
     if ((h = tg_http_find_header(req, TG_LIT("content-type"))) != NULL)
@@ -136,10 +142,6 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
             tg_buf_init(&rec->request_body, req->body.len);
             tg_buf_append(&rec->request_body, req->body.base, req->body.len);
         }
-    }
-    if (collect == 0) { /* no record, but usage still counts in the metrics */
-        tg_logrec_free(rec);
-        rc->rec = NULL;
     }
     return rc;
 }
@@ -236,13 +238,48 @@ void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provid
     }
 }
 
+#define MAX_INFLATED (256u << 20) /* a compressed answer is read this far at most */
+
+const char *tg_recorder_accept_encoding(tg_iovec_t v, bool identity_only)
+{
+    if (identity_only || v.len == 0)
+        return "identity";
+    bool gzip = false, deflate = false;
+    while (v.len != 0) {
+        tg_iovec_t tok = tg_iov_trim(tg_iov_split(&v, ',', NULL));
+        tg_iovec_t name = tg_iov_trim(tg_iov_split(&tok, ';', NULL));
+        tg_iovec_t params = tg_iov_trim(tok);
+        if (tg_iov_eq_ci(params, TG_LIT("q=0")) || tg_iov_eq_ci(params, TG_LIT("q=0.0")))
+            continue;
+        gzip |= tg_iov_eq_ci(name, TG_LIT("gzip")) || tg_iov_eq_ci(name, TG_LIT("x-gzip"));
+        deflate |= tg_iov_eq_ci(name, TG_LIT("deflate"));
+    }
+    return gzip && deflate ? "gzip, deflate" : gzip ? "gzip" : deflate ? "deflate" : "identity";
+}
+
+/* Feeds decoded body bytes to the usage parser and the stored body. */
+static void take_plain(tg_recorder_t *rc, const char *p, size_t n);
+
 void tg_recorder_response_head(tg_recorder_t *rc, int status, const tg_header_t *headers, size_t n)
 {
     (void)status;
-    tg_iovec_t ct = tg_iov("", 0);
-    for (size_t i = 0; i != n; ++i)
+    tg_iovec_t ct = tg_iov("", 0), ce = tg_iov("", 0);
+    for (size_t i = 0; i != n; ++i) {
         if (tg_iov_eq_ci(headers[i].name, TG_LIT("content-type")))
             ct = headers[i].value;
+        else if (tg_iov_eq_ci(headers[i].name, TG_LIT("content-encoding")))
+            ce = tg_iov_trim(headers[i].value);
+    }
+    if (tg_iov_eq_ci(ce, TG_LIT("gzip")) || tg_iov_eq_ci(ce, TG_LIT("x-gzip")) || tg_iov_eq_ci(ce, TG_LIT("deflate"))) {
+        rc->inflate = tg_calloc(1, sizeof(*rc->inflate));
+        if (inflateInit2(rc->inflate, 15 + 32) != Z_OK) { /* 15 + 32: zlib or gzip, detected from the header */
+            free(rc->inflate);
+            rc->inflate = NULL;
+            rc->undecodable = true;
+        }
+    } else if (ce.len != 0 && !tg_iov_eq_ci(ce, TG_LIT("identity"))) {
+        rc->undecodable = true;
+    }
     tg_usage_parser_init(&rc->usage, tg_usage_kind_for(ct));
     rc->usage_started = true;
     for (size_t i = 0; i != n; ++i)
@@ -254,9 +291,44 @@ void tg_recorder_response_head(tg_recorder_t *rc, int status, const tg_header_t 
     }
 }
 
+static void end_inflate(tg_recorder_t *rc)
+{
+    if (rc->inflate != NULL) {
+        inflateEnd(rc->inflate);
+        free(rc->inflate);
+        rc->inflate = NULL;
+    }
+}
+
 void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n)
 {
-    if (rc->usage_started)
+    if (rc->inflate == NULL) {
+        take_plain(rc, p, n);
+        return;
+    }
+    char out[16384];
+    rc->inflate->next_in = (Bytef *)(uintptr_t)p;
+    rc->inflate->avail_in = (uInt)n;
+    while (rc->inflate->avail_in != 0) {
+        rc->inflate->next_out = (Bytef *)out;
+        rc->inflate->avail_out = sizeof(out);
+        int r = inflate(rc->inflate, Z_NO_FLUSH);
+        size_t got = sizeof(out) - rc->inflate->avail_out;
+        rc->inflated += got;
+        if (got != 0)
+            take_plain(rc, out, got);
+        if (r == Z_STREAM_END || (r != Z_OK && r != Z_BUF_ERROR) || rc->inflated > MAX_INFLATED) {
+            end_inflate(rc); /* done, corrupt, or too large: what was read so far counts */
+            return;
+        }
+        if (got == 0 && r == Z_BUF_ERROR)
+            break;
+    }
+}
+
+static void take_plain(tg_recorder_t *rc, const char *p, size_t n)
+{
+    if (rc->usage_started && !rc->undecodable)
         tg_usage_parser_feed(&rc->usage, p, n);
     tg_logrec_t *rec = rc->rec;
     if (rec == NULL || !rc->payload || rec->response_body_dropped)
@@ -294,6 +366,7 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
         tg_metrics_usage(m, req->log_gateway, rc->provider, model, usage.input, usage.output, usage.cached, cost);
 
     tg_logrec_t *rec = rc->rec;
+    end_inflate(rc);
     if (rc->usage_started)
         tg_usage_parser_dispose(&rc->usage);
     rc->usage_started = false;

@@ -157,9 +157,14 @@ out:
 size_t tg_logrec_size(const tg_logrec_t *r)
 {
     size_t n = sizeof(*r) + r->request_body.cap + r->response_body.cap;
-    const char *strs[] = {r->path, r->metadata_json, r->request_head, r->response_head, r->error, r->user_agent};
+    const char *strs[] = {r->account,    r->gateway,       r->provider,     r->model,
+                          r->path,       r->request_type,  r->event_id,     r->metadata_json,
+                          r->user_agent, r->request_content_type, r->response_content_type,
+                          r->request_head, r->response_head, r->error};
     for (size_t i = 0; i != TG_ARRAY_SIZE(strs); ++i)
-        n += strs[i] != NULL ? strlen(strs[i]) : 0;
+        n += strs[i] != NULL ? strlen(strs[i]) + 1 : 0;
+    for (size_t i = 0; i != r->num_metadata; ++i)
+        n += strlen(r->metadata[i].key) + strlen(r->metadata[i].value) + 2;
     return n;
 }
 
@@ -431,7 +436,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n)
     }
     uint64_t written = 0, refused = 0, errors = 0, deleted = 0;
     char *err = NULL;
-    if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, &err) != SQLITE_OK) {
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) {
         tg_log_error("log store: cannot begin a transaction: %s", err != NULL ? err : "?");
         sqlite3_free(err);
         errors = n;
@@ -444,14 +449,23 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n)
                 ++refused;
             else
                 ++errors;
+            if (rc < 0 && sqlite3_get_autocommit(s->db)) { /* SQLite rolled the whole batch back (full disk, I/O) */
+                errors = n;
+                written = refused = 0;
+                break;
+            }
         }
-        deleted = apply_retention(s, batch);
-        if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+        if (!sqlite3_get_autocommit(s->db))
+            deleted = apply_retention(s, batch);
+        if (sqlite3_get_autocommit(s->db)) {
+            for (size_t i = 0; i != s->num_counts; ++i)
+                s->counts[i].count = -1;
+        } else if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
             tg_log_error("log store: commit failed: %s", err != NULL ? err : "?");
             sqlite3_free(err);
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-            errors += written;
-            written = 0;
+            errors = n;
+            written = refused = deleted = 0;
             for (size_t i = 0; i != s->num_counts; ++i)
                 s->counts[i].count = -1;
         }

@@ -138,7 +138,8 @@ void tg_usage_parser_init(tg_usage_parser_t *u, tg_body_kind_t kind)
     u->kind = kind;
     for (size_t i = 0; i != TG_U_NUM_FIELDS; ++i)
         u->fields[i] = -1;
-    tg_jsonscan_init(&u->scan, &outer_ops, u);
+    /* the base64 "bytes" member only means something inside an AWS event stream frame */
+    tg_jsonscan_init(&u->scan, kind == TG_BODY_EVENTSTREAM ? &outer_ops : &inner_ops, u);
 }
 
 void tg_usage_parser_dispose(tg_usage_parser_t *u)

@@ -199,12 +199,6 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
 
     const tg_header_t *conn_hdr = tg_http_find_header(req, TG_LIT("connection"));
     tg_iovec_t connection = conn_hdr != NULL ? conn_hdr->value : tg_iov("", 0);
-    tg_header_t *hdrs = tg_mem_alloc_pool(&req->pool, sizeof(*hdrs) * (req->num_headers + 1));
-    size_t n = 0;
-    for (size_t i = 0; i != req->num_headers; ++i)
-        if (!tg_proxy_is_request_header_dropped(req->headers[i].name, connection))
-            hdrs[n++] = req->headers[i];
-
     tg_iovec_t body = req->body;
     tg_buf_init(&px->scratch, TG_STREAMUSAGE_MAX_EVENT + cfg->max_response_buffer + (256u << 10));
     if (tg_streamusage_provider_ok(target->provider) && tg_iov_suffix(target->native_path, TG_LIT("chat/completions")) &&
@@ -212,6 +206,21 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
         px->strip = tg_mem_alloc_pool(&req->pool, sizeof(*px->strip));
         tg_streamusage_strip_init(px->strip);
     }
+
+    /* The answer must stay readable for the recorder: Accept-Encoding is narrowed to what it can inflate (gzip,
+     * deflate), and to identity when the stream is edited on its way. */
+    const tg_header_t *ae = tg_http_find_header(req, TG_LIT("accept-encoding"));
+    bool own_ae = req->recorder != NULL && (ae != NULL || px->strip != NULL);
+    tg_header_t *hdrs = tg_mem_alloc_pool(&req->pool, sizeof(*hdrs) * (req->num_headers + 1));
+    size_t n = 0;
+    for (size_t i = 0; i != req->num_headers; ++i)
+        if (!tg_proxy_is_request_header_dropped(req->headers[i].name, connection) &&
+            !(own_ae && tg_iov_eq_ci(req->headers[i].name, TG_LIT("accept-encoding"))))
+            hdrs[n++] = req->headers[i];
+    if (own_ae)
+        hdrs[n++] = (tg_header_t){tg_iov(TG_LIT("accept-encoding")),
+                                  tg_iov_str(tg_recorder_accept_encoding(ae != NULL ? ae->value : tg_iov("", 0),
+                                                                         px->strip != NULL))};
 
     tg_upstream_spec_t spec = {
         .url = target->url,

@@ -7,8 +7,8 @@
 
 bool tg_streamusage_provider_ok(const char *provider)
 {
-    static const char *const ok[] = {"openai", "azure-openai", "groq", "deepseek", "grok", "openrouter",
-                                     "fireworks", "cerebras", NULL};
+    /* not azure-openai: api-versions before 2024-09 refuse stream_options */
+    static const char *const ok[] = {"openai", "groq", "deepseek", "grok", "openrouter", "fireworks", "cerebras", NULL};
     for (const char *const *p = ok; *p != NULL; ++p)
         if (strcmp(provider, *p) == 0)
             return true;
@@ -201,12 +201,12 @@ static void emit_event(const char *ev, size_t n, tg_buf_t *out)
 static size_t event_length(const char *b, size_t n, size_t from)
 {
     for (size_t i = from > 3 ? from - 3 : 1; i < n; ++i) {
-        if (b[i] != '\n')
-            continue;
-        if (b[i - 1] == '\n')
+        /* a blank line: \n\n, \r\n\r\n, \r\r, or the mixed \n\r\n (a lone \r line end followed by \r\n
+         * would need one more byte to tell; such streams just wait for the next event's end) */
+        if (b[i] == '\n' && (b[i - 1] == '\n' || (i >= 2 && b[i - 1] == '\r' && b[i - 2] == '\n')))
             return i + 1;
-        if (i >= 3 && b[i - 1] == '\r' && b[i - 2] == '\n' && b[i - 3] == '\r')
-            return i + 1;
+        if (b[i] == '\r' && b[i - 1] == '\r')
+            return i + 1 < n && b[i + 1] == '\n' ? i + 2 : i + 1;
     }
     return 0;
 }

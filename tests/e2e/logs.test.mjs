@@ -124,6 +124,25 @@ describe('records', () => {
     assert.equal((await respBody.json()).choices[0].message.content, 'Hello from the stand-in.');
   });
 
+  test('a gzip answer is relayed as it came and still logged with its tokens and readable body', async () => {
+    s.reset();
+    const params = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'squeeze this' }] };
+    const res = await fetch(`${gw.base('openai')}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer k', 'accept-encoding': 'br, gzip;q=0.8, zstd',
+        'x-standin-gzip': '1', 'cf-aig-event-id': 'ev-gzip' },
+      body: JSON.stringify(params),
+    });
+    assert.equal(res.headers.get('content-encoding'), 'gzip');
+    assert.equal((await res.json()).choices[0].message.content, 'Hello from the stand-in.'); // fetch inflates
+    assert.equal(s.requests[0].headers['accept-encoding'], 'gzip', 'narrowed to what the gateway can read');
+    const [rec] = await waitLogs('default', 1, '&event_id=ev-gzip');
+    assert.equal(rec.tokens_in, promptTokensFor('openai.chat', params));
+    assert.equal(rec.tokens_out, 5);
+    const body = await api(`default/logs/${rec.id}/response`);
+    assert.equal((await body.json()).usage.completion_tokens, 5); // stored inflated
+  });
+
   test('openai stream without include_usage: tokens logged, client stream byte-identical', async () => {
     const body = { model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'one two three' }] };
     const raw = async (b, eventId) => {

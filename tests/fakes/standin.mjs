@@ -64,6 +64,8 @@
 //                                 cachedContentTokenCount (both part of the prompt count, so
 //                                 capped at it), Anthropic cache_read_input_tokens (beside
 //                                 input_tokens, as Anthropic counts them)
+//   x-standin-gzip: 1             plain JSON answers are gzip-compressed (content-encoding: gzip)
+//                                 when the request's accept-encoding allows gzip
 //   x-standin-body-bytes: N       plain (non-streamed) answers: pad the text with "x" so the
 //                                 JSON body is at least N bytes (exactly N when padding is
 //                                 needed); usage is not changed by the padding
@@ -96,6 +98,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import { realpathSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
 
@@ -277,8 +280,14 @@ class Ctx {
 
   /** A complete JSON answer with content-length; honours stall after-headers / reset mid-stream. */
   json(status, obj) {
-    const buf = Buffer.from(JSON.stringify(obj));
-    this.head(status, { 'content-type': 'application/json', 'content-length': String(buf.length) });
+    let buf = Buffer.from(JSON.stringify(obj));
+    const headers = { 'content-type': 'application/json' };
+    if (this.c.gzip && /\bgzip\b/.test(this.req.headers['accept-encoding'] ?? '')) {
+      buf = gzipSync(buf);
+      headers['content-encoding'] = 'gzip';
+    }
+    headers['content-length'] = String(buf.length);
+    this.head(status, headers);
     if (this.c.stall === 'after-headers') { this.res.flushHeaders(); return; }
     if (this.c.reset === 'mid-stream') {
       this.res.write(buf.subarray(0, buf.length >> 1));
@@ -346,6 +355,7 @@ function readControls(h) {
     garbage: ['1', 'true', 'yes'].includes((h['x-standin-garbage'] ?? '').trim().toLowerCase()),
     bodyBytes: int(h['x-standin-body-bytes'], 0),
     cachedTokens: int(h['x-standin-cached-tokens'], 0),
+    gzip: ['1', 'true', 'yes'].includes((h['x-standin-gzip'] ?? '').trim().toLowerCase()),
   };
 }
 

@@ -82,7 +82,8 @@ static void test_store_and_filters(void)
     T_EQ_INT(count(db, "min_cost=0.3", err, sizeof(err)), 2);
     T_EQ_INT(count(db, "start_date=2026-11-18T11:06:42Z&end_date=1795000003", err, sizeof(err)), 2);
     T_EQ_INT(count(db, "search=haiku", err, sizeof(err)), 1);
-    T_EQ_INT(count(db, "search=%25", err, sizeof(err)), 4); /* a literal % matches everything, harmlessly */
+    T_EQ_INT(count(db, "search=%25", err, sizeof(err)), 0); /* a % is matched literally, not as a wildcard */
+    T_EQ_INT(count(db, "search=gpt-4o_mini", err, sizeof(err)), 0);
     /* filters: values of one entry are alternatives, entries all apply */
     T_EQ_INT(count(db,
                    "filters=%5B%7B%22key%22%3A%22provider%22%2C%22operator%22%3A%22eq%22%2C%22value%22%3A%5B%22openai%22"
