@@ -80,17 +80,21 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
 
     int collect = bool_header(req, "cf-aig-collect-log", gw->collect_logs);
     int payload = bool_header(req, "cf-aig-collect-log-payload", 1);
-    tg_logrec_t *rec = tg_logrec_new(req->start_unix_ms);
-    rec->account = tg_strdup(gw->account);
-    rec->gateway = tg_strdup(gw->id);
-    rec->request_type = tg_strdup("native");
-    rec->log_management = gw->log_management;
-    rec->log_management_strategy = gw->log_management_strategy;
-    rec->request_size = req->body.len;
-    rc->rec = rec; /* kept until the headers are checked, so a refused request is logged too */
     rc->max_body = cfg->log_max_body;
     rc->payload = payload == 1;
-    rec->payload = rc->payload;
+    /* no record when collection is off (usage still counts in the metrics); a malformed collect header is logged */
+    tg_logrec_t *rec = NULL;
+    if (collect != 0) {
+        rec = tg_logrec_new(req->start_unix_ms);
+        rec->account = tg_strdup(gw->account);
+        rec->gateway = tg_strdup(gw->id);
+        rec->request_type = tg_strdup("native");
+        rec->log_management = gw->log_management;
+        rec->log_management_strategy = gw->log_management_strategy;
+        rec->request_size = req->body.len;
+        rec->payload = rc->payload;
+        rc->rec = rec; /* set before the headers are checked, so a refused request is logged too */
+    }
 
     const tg_header_t *h;
     if (collect < 0) {
@@ -103,7 +107,11 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
     }
     if ((h = tg_http_find_header(req, TG_LIT("cf-aig-metadata"))) != NULL) {
         const char *why = NULL;
-        if (tg_logrec_set_metadata(rec, h->value.base, h->value.len, &why) != 0) {
+        tg_logrec_t *into = rec != NULL ? rec : tg_logrec_new(0); /* checked even when nothing is kept */
+        int bad = tg_logrec_set_metadata(into, h->value.base, h->value.len, &why);
+        if (into != rec)
+            tg_logrec_free(into);
+        if (bad != 0) {
             tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-metadata %s", why);
             return NULL;
         }
@@ -114,7 +122,8 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
             tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-event-id must be 1 to %d bytes long", MAX_EVENT_ID);
             return NULL;
         }
-        rec->event_id = iov_dup(v);
+        if (rec != NULL)
+            rec->event_id = iov_dup(v);
         rc->event_id = tg_mem_strdup_pool(&req->pool, v.base, v.len);
     }
     if ((h = tg_http_find_header(req, TG_LIT("cf-aig-custom-cost"))) != NULL) {
@@ -125,11 +134,8 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
         }
         rc->has_custom_price = true;
     }
-    if (collect == 0) { /* no record, but usage still counts in the metrics */
-        tg_logrec_free(rec);
-        rc->rec = NULL;
+    if (rec == NULL)
         return rc;
-    }
     if ((h = tg_http_find_header(req, TG_LIT("user-agent"))) != NULL)
         rec->user_agent = iov_dup(tg_iov(h->value.base, TG_MIN(h->value.len, 512)));
     if ((h = tg_http_find_header(req, TG_LIT("content-type"))) != NULL)
