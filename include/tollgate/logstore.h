@@ -72,6 +72,8 @@ int tg_logrec_set_metadata(tg_logrec_t *r, const char *json, size_t len, const c
 /* Bytes the record holds (for the queue's memory bound). */
 size_t tg_logrec_size(const tg_logrec_t *r);
 
+/* The time part of a ULID (unix ms); -1 when `id` is not one. Records are found by id through it. */
+int tg_ulid_time(const char *id, uint64_t *ms);
 /* A ULID for `ms` (26 characters of Crockford base32 plus NUL): time-ordered, 80 random bits. Any thread. */
 void tg_ulid(uint64_t ms, char out[TG_ULID_LEN + 1]);
 

@@ -703,16 +703,28 @@ db_fail:
     return rc;
 }
 
+/* A record is found by id through the time its ULID carries (the gateway/time index), not an index of its own. */
+#define BY_ID "l.account = ? AND l.gateway = ? AND l.created_at = ? AND l.id = ?"
+
+static int bind_id(sqlite3_stmt *st, const char *account, const char *gateway, const char *id)
+{
+    uint64_t ms;
+    if (tg_ulid_time(id, &ms) != 0)
+        ms = 0; /* not a ULID: matches nothing */
+    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)ms);
+    sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+    return 0;
+}
+
 static int get_row(sqlite3 *db, const char *account, const char *gateway, const char *id, json_t **result, char *err,
                    size_t errsz)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT " COLUMNS " FROM logs l WHERE l.account = ? AND l.gateway = ? AND l.id = ?", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT " COLUMNS " FROM logs l WHERE " BY_ID, -1, &st, NULL) != SQLITE_OK)
         return db_error(db, err, errsz);
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    bind_id(st, account, gateway, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *result = row_json(st, true);
@@ -737,17 +749,13 @@ int tg_logs_body(sqlite3 *db, const char *account, const char *gateway, const ch
                  tg_buf_t *body, char **content_type, char *err, size_t errsz)
 {
     sqlite3_stmt *st = NULL;
-    const char *sql = response ? "SELECT b.response, l.response_content_type, l.payload, l.response_body_dropped FROM "
-                                 "logs l LEFT JOIN log_bodies b ON b.seq = l.seq WHERE l.account = ? AND l.gateway = ? "
-                                 "AND l.id = ?"
-                               : "SELECT b.request, l.request_content_type, l.payload, l.request_body_dropped FROM "
-                                 "logs l LEFT JOIN log_bodies b ON b.seq = l.seq WHERE l.account = ? AND l.gateway = ? "
-                                 "AND l.id = ?";
+    const char *sql = response ? "SELECT l.response_body, l.response_content_type, l.payload, l.response_body_dropped "
+                                 "FROM logs l WHERE " BY_ID
+                               : "SELECT l.request_body, l.request_content_type, l.payload, l.request_body_dropped "
+                                 "FROM logs l WHERE " BY_ID;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return db_error(db, err, errsz);
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    bind_id(st, account, gateway, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
@@ -813,12 +821,9 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
         tg_logrec_free(meta);
         return db_error(db, err, errsz);
     }
-    if (sqlite3_prepare_v2(db, "SELECT seq FROM logs WHERE account = ? AND gateway = ? AND id = ?", -1, &st, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT l.seq FROM logs l WHERE " BY_ID, -1, &st, NULL) != SQLITE_OK)
         goto db_fail;
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    bind_id(st, account, gateway, id);
     int s = sqlite3_step(st);
     if (s == SQLITE_DONE) {
         snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);

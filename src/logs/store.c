@@ -39,6 +39,22 @@ static uint64_t rng_next(void)
     return rng_state[1] + s0;
 }
 
+int tg_ulid_time(const char *id, uint64_t *ms)
+{
+    if (strlen(id) != TG_ULID_LEN)
+        return -1;
+    uint64_t v = 0;
+    for (int i = 0; i != 10; ++i) {
+        char c = id[i] >= 'a' && id[i] <= 'z' ? (char)(id[i] - 32) : id[i];
+        const char *at = strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", c);
+        if (c == '\0' || at == NULL)
+            return -1;
+        v = v << 5 | (uint64_t)(at - "0123456789ABCDEFGHJKMNPQRSTVWXYZ");
+    }
+    *ms = v;
+    return 0;
+}
+
 void tg_ulid(uint64_t ms, char out[TG_ULID_LEN + 1])
 {
     static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -173,7 +189,7 @@ size_t tg_logrec_size(const tg_logrec_t *r)
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS logs ("
     " seq INTEGER PRIMARY KEY,"
-    " id TEXT NOT NULL UNIQUE,"
+    " id TEXT NOT NULL,"
     " account TEXT NOT NULL, gateway TEXT NOT NULL,"
     " created_at INTEGER NOT NULL,"
     " provider TEXT, model TEXT, path TEXT, request_type TEXT,"
@@ -186,15 +202,15 @@ static const char schema[] =
     " request_content_type TEXT, response_content_type TEXT, user_agent TEXT,"
     " request_head TEXT, response_head TEXT, error TEXT,"
     " payload INTEGER NOT NULL, request_body_dropped INTEGER NOT NULL, response_body_dropped INTEGER NOT NULL,"
-    " feedback INTEGER, score REAL);"
+    " feedback INTEGER, score REAL,"
+    " request_body BLOB, response_body BLOB);"
     "CREATE INDEX IF NOT EXISTS logs_gw_time ON logs(account, gateway, created_at);"
     "CREATE INDEX IF NOT EXISTS logs_gw_event ON logs(account, gateway, event_id) WHERE event_id IS NOT NULL;"
-    "CREATE TABLE IF NOT EXISTS log_bodies (seq INTEGER PRIMARY KEY, request BLOB, response BLOB);"
     "CREATE TABLE IF NOT EXISTS log_metadata (seq INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS log_metadata_kv ON log_metadata(key, value);"
     "CREATE INDEX IF NOT EXISTS log_metadata_seq ON log_metadata(seq);"
     "CREATE TRIGGER IF NOT EXISTS logs_cleanup AFTER DELETE ON logs BEGIN"
-    " DELETE FROM log_bodies WHERE seq = old.seq; DELETE FROM log_metadata WHERE seq = old.seq; END;"
+    " DELETE FROM log_metadata WHERE seq = old.seq; END;"
     "PRAGMA user_version = 1;";
 
 static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *errbuf, size_t errbufsz)
@@ -230,7 +246,7 @@ typedef struct {
     int64_t count; /* rows stored for the gateway, -1 = not counted yet */
 } gw_count_t;
 
-enum { ST_INSERT, ST_BODY, ST_META, ST_COUNT, ST_TRIM, ST_NUM };
+enum { ST_INSERT, ST_META, ST_COUNT, ST_TRIM, ST_NUM };
 
 struct st_tg_logstore_t {
     char *data_dir;
@@ -260,10 +276,9 @@ static const char *const statements[ST_NUM] = {
                   " status_code, cached, stream, duration, time_to_first_byte, tokens_in, tokens_out, cached_tokens,"
                   " cache_write_tokens, cost, custom_cost, metadata, event_id, step, request_size, response_size,"
                   " request_content_type, response_content_type, user_agent, request_head, response_head, error,"
-                  " payload, request_body_dropped, response_body_dropped)"
+                  " payload, request_body_dropped, response_body_dropped, request_body, response_body)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
-                  " ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
-    [ST_BODY] = "INSERT INTO log_bodies (seq, request, response) VALUES (?1, ?2, ?3)",
+                  " ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
     [ST_META] = "INSERT INTO log_metadata (seq, key, value) VALUES (?1, ?2, ?3)",
     [ST_COUNT] = "SELECT count(*) FROM logs WHERE account = ?1 AND gateway = ?2",
     [ST_TRIM] = "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE account = ?1 AND gateway = ?2"
@@ -361,29 +376,24 @@ static int insert_one(tg_logstore_t *s, tg_logrec_t *r)
     sqlite3_bind_int(st, i++, r->payload);
     sqlite3_bind_int(st, i++, r->request_body_dropped);
     sqlite3_bind_int(st, i++, r->response_body_dropped);
+    /* the bodies last in the row, so listing records never reads them */
+    bool req_body = r->payload && !r->request_body_dropped && r->request_body.len != 0;
+    bool resp_body = r->payload && !r->response_body_dropped && r->response_body.len != 0;
+    if (req_body)
+        sqlite3_bind_blob64(st, i++, r->request_body.base, r->request_body.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i++);
+    if (resp_body)
+        sqlite3_bind_blob64(st, i++, r->response_body.base, r->response_body.len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i++);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE) {
         tg_log_error("log store: cannot insert a record: %s", sqlite3_errmsg(s->db));
         return -1;
     }
     sqlite3_int64 seq = sqlite3_last_insert_rowid(s->db);
-    if (r->payload && (r->request_body.len != 0 || r->response_body.len != 0)) {
-        st = s->st[ST_BODY];
-        sqlite3_bind_int64(st, 1, seq);
-        if (!r->request_body_dropped)
-            sqlite3_bind_blob64(st, 2, r->request_body.base != NULL ? r->request_body.base : "",
-                                r->request_body.len, SQLITE_STATIC);
-        if (!r->response_body_dropped)
-            sqlite3_bind_blob64(st, 3, r->response_body.base != NULL ? r->response_body.base : "",
-                                r->response_body.len, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        if (rc != SQLITE_DONE)
-            tg_log_error("log store: cannot store bodies: %s", sqlite3_errmsg(s->db));
-    }
     for (size_t m = 0; m != r->num_metadata; ++m) {
         st = s->st[ST_META];
         sqlite3_bind_int64(st, 1, seq);
