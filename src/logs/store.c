@@ -7,6 +7,7 @@
  * generation number that makes it count again.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -506,6 +507,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n)
 static void writer_main(void *arg)
 {
     tg_logstore_t *s = arg;
+    pthread_setname_np(pthread_self(), "tg-logwriter");
     uv_mutex_lock(&s->mutex);
     for (;;) {
         while (s->head == NULL && !s->stop)
@@ -540,7 +542,7 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     if (db == NULL)
         return NULL;
     char *err = NULL;
-    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &err) != SQLITE_OK ||
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192;", NULL, NULL, &err) != SQLITE_OK ||
         sqlite3_exec(db, schema, NULL, NULL, &err) != SQLITE_OK) {
         snprintf(errbuf, errbufsz, "cannot set up %s/logs.db: %s", data_dir, err != NULL ? err : "?");
         sqlite3_free(err);
