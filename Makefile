@@ -24,7 +24,8 @@ ifeq ($(CI),true)
 WARN += -Werror
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+# libcurl is compiled against but not linked: it is opened with dlopen on first use (src/upstream/curlapi.h)
+PKG_LIBS = $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)))
 CPPFLAGS_ALL = -D_GNU_SOURCE -Iinclude -I$(LLHTTP_INC)
 OPT_CFLAGS = -std=c11 -O2 -g $(WARN)
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

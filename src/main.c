@@ -8,7 +8,7 @@
  * Every worker gets its own listening socket bound with SO_REUSEPORT, so the kernel spreads connections over the
  * workers with no shared accept lock.
  */
-#include <curl/curl.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -290,7 +290,10 @@ int main(int argc, char **argv)
         case OPT_CHECK:
             return check_config(optarg);
         case OPT_VERSION:
-            printf("tollgate %s (libuv %s, %s)\n", TG_VERSION, uv_version_string(), curl_version());
+        {
+            printf("tollgate %s (libuv %s, SQLite %s, %s)\n", TG_VERSION, uv_version_string(), sqlite3_libversion(),
+                   tg_upstream_curl_version());
+        }
             return 0;
         case OPT_HELP:
             usage(stdout);

@@ -63,4 +63,7 @@ void tg_upstream_resume(tg_upstream_req_t *r);
 /* Stops the request (closing its upstream connection if the response was not complete). No callback follows. */
 void tg_upstream_cancel(tg_upstream_req_t *r);
 
+/* libcurl's version string (loading it if needed; libcurl is opened on first use), or why it cannot be loaded. */
+const char *tg_upstream_curl_version(void);
+
 #endif

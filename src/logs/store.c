@@ -7,6 +7,7 @@
  * generation number that makes it count again.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,15 +504,30 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n)
 
 #define GROUP_TARGET 512
 #define GROUP_WAIT_NS 5000000u /* 5 ms */
+#define IDLE_TRIM_NS 1000000000u /* 1 s */
 
 static void writer_main(void *arg)
 {
     tg_logstore_t *s = arg;
     pthread_setname_np(pthread_self(), "tg-logwriter");
+    bool idle_trimmed = true;
     uv_mutex_lock(&s->mutex);
     for (;;) {
-        while (s->head == NULL && !s->stop)
-            uv_cond_wait(&s->wake, &s->mutex);
+        while (s->head == NULL && !s->stop) {
+            if (idle_trimmed) {
+                uv_cond_wait(&s->wake, &s->mutex);
+                continue;
+            }
+            /* a second with nothing to write: give back the page cache and the freed heap, so an idle gateway
+             * holds little memory whatever its last burst was */
+            if (uv_cond_timedwait(&s->wake, &s->mutex, IDLE_TRIM_NS) == UV_ETIMEDOUT && s->head == NULL) {
+                uv_mutex_unlock(&s->mutex);
+                sqlite3_db_release_memory(s->db);
+                malloc_trim(0);
+                uv_mutex_lock(&s->mutex);
+                idle_trimmed = true;
+            }
+        }
         if (s->head == NULL && s->stop)
             break;
         /* group commit: a commit costs about the same for 1 record as for 500 (the pages it rewrites), so a small
@@ -526,6 +542,7 @@ static void writer_main(void *arg)
         s->bytes = 0;
         uv_mutex_unlock(&s->mutex);
         write_batch(s, batch, n);
+        idle_trimmed = false;
         uv_mutex_lock(&s->mutex);
     }
     uv_mutex_unlock(&s->mutex);
@@ -542,7 +559,8 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     if (db == NULL)
         return NULL;
     char *err = NULL;
-    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192;", NULL, NULL, &err) != SQLITE_OK ||
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=8192; "
+                         "PRAGMA cache_size=-1024;", NULL, NULL, &err) != SQLITE_OK ||
         sqlite3_exec(db, schema, NULL, NULL, &err) != SQLITE_OK) {
         snprintf(errbuf, errbufsz, "cannot set up %s/logs.db: %s", data_dir, err != NULL ? err : "?");
         sqlite3_free(err);

@@ -11,7 +11,7 @@
  * allocation. Easy handles are recycled through a small free list (curl_easy_reset keeps nothing
  * request-specific; connections and the DNS cache belong to the multi handle).
  */
-#include <curl/curl.h>
+#include "curlapi.h" /* libcurl through dlopen, under its own names */
 #include <stdio.h>
 #include <stdlib.h>
 #include "internal.h"
@@ -309,8 +309,9 @@ upstream_curl_t *upstream_curl_create(tg_upstream_t *u)
 }
 
 /*
- * libcurl (and with it OpenSSL, about 3 MiB of touched pages) is initialised on the first request that needs it,
- * so a gateway whose upstreams are all cleartext never pays for it. curl_global_init is thread-safe in this
+ * libcurl (and with it OpenSSL, about 4 MiB of touched pages) is loaded (curlapi.h; tg_upstream_start has checked
+ * that it could be) and initialised on the first request that needs it, so a gateway whose upstreams are all
+ * cleartext never pays for it. curl_global_init is thread-safe in this
  * libcurl (the "threadsafe" feature, 7.84+) and reference-counted: each worker balances its own call.
  */
 static void ensure_multi(upstream_curl_t *c)

@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include "curlapi.h"
 #include "internal.h"
 #include "tollgate/error.h"
 
@@ -150,15 +151,41 @@ void tg_upstream_destroy(tg_upstream_t *u)
     free(u);
 }
 
+const char *tg_upstream_curl_version(void)
+{
+    const char *why;
+    return tg_curl_load(&why) == 0 ? curl_version() : why;
+}
+
+/* A request that can only fail (libcurl could not be loaded): it reports the error from the loop. */
+static void failed_release(tg_upstream_req_t *r)
+{
+    upstream_req_release(r);
+}
+
+static void failed_resume(tg_upstream_req_t *r)
+{
+    (void)r;
+}
+
+static const upstream_backend_t failed_backend = {failed_resume, failed_release};
+
 tg_upstream_req_t *tg_upstream_start(tg_upstream_t *u, const tg_upstream_spec_t *spec, const tg_upstream_ops_t *ops,
                                      void *ctx)
 {
     tg_upstream_req_t *r = NULL;
     if (u->h1_enabled && spec->fast_http1)
         r = upstream_h1_start(u->h1, spec, ops, ctx);
-    if (r == NULL)
-        r = upstream_curl_start(u->curl, spec, ops, ctx);
-    return r;
+    if (r != NULL)
+        return r;
+    const char *why;
+    if (tg_curl_load(&why) != 0) {
+        r = tg_calloc(1, sizeof(*r));
+        upstream_req_init(r, u, &failed_backend, spec, ops, ctx);
+        upstream_req_fail_deferred(r, TG_E_UPSTREAM_UNREACHABLE, why);
+        return r;
+    }
+    return upstream_curl_start(u->curl, spec, ops, ctx);
 }
 
 void tg_upstream_resume(tg_upstream_req_t *r)
