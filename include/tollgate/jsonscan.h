@@ -72,6 +72,7 @@ struct st_tg_jsonscan_t {
     const tg_jsonscan_ops_t *ops;
     void *data;
     uint64_t offset;
+    bool stop; /* a callback sets it to end the scan: tg_jsonscan_feed returns at once (until a reset) */
     unsigned depth;   /* open containers, including those beyond MAX_DEPTH */
     uint8_t state;
     uint8_t lit_pos;  /* within true/false/null */
@@ -89,7 +90,8 @@ struct st_tg_jsonscan_t {
 void tg_jsonscan_init(tg_jsonscan_t *s, const tg_jsonscan_ops_t *ops, void *data);
 /* Back to the start of a document (offsets from 0, errors forgotten). */
 void tg_jsonscan_reset(tg_jsonscan_t *s);
-/* Scans n bytes. Returns 0, or -1 once the input is not JSON (then everything is ignored until a reset). */
+/* Scans n bytes. Returns 0, or -1 once the input is not JSON (then everything is ignored until a reset). After a
+ * callback set s->stop it returns 0 and scans nothing more. */
 int tg_jsonscan_feed(tg_jsonscan_t *s, const char *p, size_t n);
 /* True when the input so far ends between top-level values (a complete document, or nothing). */
 bool tg_jsonscan_complete(const tg_jsonscan_t *s);

@@ -26,6 +26,7 @@ typedef struct st_tg_recorder_t {
     z_stream *inflate;      /* a gzip/deflate answer is inflated for the parser and the stored body (heap) */
     uint64_t inflated;      /* bytes inflated so far (bounded) */
     bool undecodable;       /* an encoding we cannot read (br, zstd): no usage, body kept as it came */
+    uint64_t expected_len;  /* the answer's Content-Length (0 when unknown): the stored body's first allocation */
     bool payload;
     uint64_t max_body;
     bool has_custom_price;

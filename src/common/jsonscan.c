@@ -32,6 +32,7 @@ void tg_jsonscan_init(tg_jsonscan_t *s, const tg_jsonscan_ops_t *ops, void *data
 void tg_jsonscan_reset(tg_jsonscan_t *s)
 {
     s->offset = 0;
+    s->stop = false;
     s->depth = 0;
     s->state = S_VALUE;
     s->lit_pos = 0;
@@ -269,7 +270,7 @@ static int hexval(char c)
 int tg_jsonscan_feed(tg_jsonscan_t *s, const char *p, size_t n)
 {
     const char *end = p + n;
-    while (p < end) {
+    while (p < end && !s->stop) {
         char c = *p;
         switch (s->state) {
         case S_ERROR:

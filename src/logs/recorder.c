@@ -29,6 +29,10 @@ static char *head_json(const tg_header_t *h, size_t n)
 {
     tg_buf_t b;
     tg_buf_init(&b, MAX_HEAD_JSON);
+    size_t estimate = 3; /* one allocation for the usual head: names, values, quotes and separators */
+    for (size_t i = 0; i != n; ++i)
+        estimate += h[i].name.len + TG_MIN(h[i].value.len, 4096) + 6;
+    tg_buf_reserve(&b, TG_MIN(estimate + estimate / 8, (size_t)MAX_HEAD_JSON));
     tg_buf_append(&b, "{", 1);
     bool first = true;
     for (size_t i = 0; i != n; ++i) {
@@ -47,9 +51,7 @@ static char *head_json(const tg_header_t *h, size_t n)
         first = false;
     }
     tg_buf_append(&b, "}", 1);
-    char *s = tg_strndup(b.base, b.len);
-    tg_buf_free(&b);
-    return s;
+    return tg_buf_cstr(&b); /* the buffer's allocation becomes the string */
 }
 
 static char *iov_dup(tg_iovec_t v)
@@ -157,6 +159,7 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
 typedef struct {
     char model[129];
     bool stream;
+    bool need_stream; /* the body mentions "stream": scan on after the model */
 } body_info_t;
 
 static void on_body_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
@@ -168,6 +171,7 @@ static void on_body_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *
         bi->model[0] == '\0') {
         memcpy(bi->model, v->text, v->len);
         bi->model[v->len] = '\0';
+        s->stop = !bi->need_stream; /* nothing else to learn from the rest of the body */
     } else if (v->type == TG_JSON_TRUE && tg_jsonscan_key_is(s, 0, "stream")) {
         bi->stream = true;
     }
@@ -182,6 +186,7 @@ static void scan_body(tg_iovec_t body, body_info_t *bi)
         ++i;
     if (i == body.len || body.base[i] != '{')
         return;
+    bi->need_stream = memmem(body.base, body.len, "\"stream\"", 8) != NULL;
     tg_jsonscan_t s;
     tg_jsonscan_init(&s, &ops, bi);
     tg_jsonscan_feed(&s, body.base, body.len);
@@ -275,6 +280,8 @@ void tg_recorder_response_head(tg_recorder_t *rc, int status, const tg_header_t 
             ct = headers[i].value;
         else if (tg_iov_eq_ci(headers[i].name, TG_LIT("content-encoding")))
             ce = tg_iov_trim(headers[i].value);
+        else if (tg_iov_eq_ci(headers[i].name, TG_LIT("content-length")))
+            tg_parse_u64(headers[i].value.base, headers[i].value.len, UINT64_MAX, &rc->expected_len);
     }
     if (tg_iov_eq_ci(ce, TG_LIT("gzip")) || tg_iov_eq_ci(ce, TG_LIT("x-gzip")) || tg_iov_eq_ci(ce, TG_LIT("deflate"))) {
         rc->inflate = tg_calloc(1, sizeof(*rc->inflate));
@@ -345,8 +352,12 @@ static void take_plain(tg_recorder_t *rc, const char *p, size_t n)
         tg_buf_init(&rec->response_body, 0);
         return;
     }
-    if (rec->response_body.cap == 0)
+    if (rec->response_body.cap == 0) {
         tg_buf_init(&rec->response_body, rc->max_body);
+        /* one allocation when the size is announced (and not inflated), else a first 4 KiB */
+        uint64_t want = rc->expected_len != 0 && rc->inflate == NULL ? rc->expected_len : 4096;
+        tg_buf_reserve(&rec->response_body, (size_t)TG_MIN(TG_MAX(want, n), rc->max_body));
+    }
     tg_buf_append(&rec->response_body, p, n);
 }
 

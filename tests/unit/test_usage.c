@@ -129,6 +129,30 @@ static void test_scan_limits(void)
     T_OK(tg_jsonscan_failed(&s));
 }
 
+static int stop_calls;
+
+static void stop_at_second(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
+{
+    (void)v, (void)data;
+    if (++stop_calls == 2)
+        s->stop = true;
+}
+
+static void test_scan_stop(void)
+{
+    static const tg_jsonscan_ops_t ops = {stop_at_second, NULL};
+    tg_jsonscan_t s;
+    tg_jsonscan_init(&s, &ops, NULL);
+    stop_calls = 0;
+    T_EQ_INT(tg_jsonscan_feed(&s, "{\"a\":1,\"b\":2,\"c\":3}", 19), 0);
+    T_EQ_INT(stop_calls, 2); /* the object start and "a"; nothing after the stop */
+    T_EQ_INT(tg_jsonscan_feed(&s, "garbage", 7), 0);
+    T_EQ_INT(stop_calls, 2);
+    tg_jsonscan_reset(&s); /* a reset starts over */
+    T_EQ_INT(tg_jsonscan_feed(&s, "[1]", 3), 0);
+    T_EQ_INT(stop_calls, 5); /* [, 1, ] */
+}
+
 /* ---- usage --------------------------------------------------------------------------------------------------- */
 
 static tg_usage_t usage_of(tg_body_kind_t kind, const char *in, size_t n, size_t step, char *model, size_t msize)
@@ -308,6 +332,7 @@ int main(void)
 {
     T_RUN(test_scan_basic);
     T_RUN(test_scan_limits);
+    T_RUN(test_scan_stop);
     T_RUN(test_usage_openai);
     T_RUN(test_usage_anthropic);
     T_RUN(test_usage_google_cohere);
