@@ -35,6 +35,7 @@ function providers(url) {
 function config() {
   return {
     data_dir: dataDir,
+    log_max_body: 4096,
     providers: providers(s.url),
     gateways: [
       { account: 'local', id: 'default' },
@@ -236,6 +237,30 @@ describe('records', () => {
       assert.equal(rec.tokens_out, 5, ev);
       near(rec.cost, prompt * p.in + 5 * p.out, ev);
     }
+  });
+
+  test('bodies over log_max_body are not stored, and the record says so', async () => {
+    const big = 'word '.repeat(1000); // a request body over 4096 bytes
+    const r1 = await openai.chat.completions
+      .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: big }] }, { headers: { 'cf-aig-event-id': 'ev-bigreq' } })
+      .withResponse();
+    assert.equal(r1.data.usage.prompt_tokens, promptTokensFor('openai.chat', { messages: [{ role: 'user', content: big }] }));
+    const [a] = await waitLogs('default', 1, '&event_id=ev-bigreq');
+    assert.equal(a.request_body_dropped, true);
+    assert.equal(a.response_body_dropped, false);
+    assert.ok(a.tokens_in > 1000, 'the figures are kept');
+    const reqBody = await apiJson(`default/logs/${a.id}/request`);
+    assert.equal(reqBody.status, 404);
+    assert.match(reqBody.body.errors[0].message, /larger than log_max_body/);
+    assert.equal((await api(`default/logs/${a.id}/response`)).status, 200);
+
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'pad' }] },
+      { headers: { 'cf-aig-event-id': 'ev-bigresp', 'x-standin-body-bytes': '6000' } });
+    const [b] = await waitLogs('default', 1, '&event_id=ev-bigresp');
+    assert.equal(b.request_body_dropped, false);
+    assert.equal(b.response_body_dropped, true);
+    assert.equal(b.tokens_out, 5, 'usage is still read from the whole answer');
+    assert.ok(b.response_size >= 6000);
   });
 
   test('errors, unknown models, custom costs', async () => {
