@@ -1103,6 +1103,10 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
     size_t ngroups = 0;
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (truncated) { /* past MAX_GROUPS: the rows still count in the totals */
+            agg_add(&total, st);
+            continue;
+        }
         const char *g = (const char *)sqlite3_column_text(st, 0);
         int64_t b = sqlite3_column_int64(st, 1);
         bool new_group = !have_group || (g == NULL) != (cur_key == NULL) || (g != NULL && strcmp(g, cur_key) != 0);
@@ -1129,8 +1133,10 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
             if (++ngroups > MAX_GROUPS) {
                 truncated = true;
                 have_group = false;
+                have_bucket = false;
                 cur_group = NULL;
-                break;
+                agg_add(&total, st);
+                continue;
             }
             cur_group = json_object();
             json_object_set_new(cur_group, "key", g != NULL ? tg_json_text(g, strlen(g)) : json_null());
