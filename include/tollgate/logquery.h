@@ -31,15 +31,18 @@ int tg_qparams_parse(tg_qparams_t *q, tg_iovec_t query, char *err, size_t errsz)
 void tg_qparams_free(tg_qparams_t *q);
 const char *tg_qparams_get(const tg_qparams_t *q, const char *key);
 
+/* A value to bind. */
+typedef struct st_tg_logbind_t {
+    int type; /* SQLITE_TEXT, SQLITE_INTEGER, SQLITE_FLOAT */
+    char *text;
+    int64_t i;
+    double d;
+} tg_logbind_t;
+
 /* A compiled filter: " AND ..." SQL over the logs table (aliased l) and the values to bind, in order. */
 typedef struct st_tg_logfilter_t {
     tg_buf_t sql;
-    struct {
-        int type; /* SQLITE_TEXT, SQLITE_INTEGER, SQLITE_FLOAT */
-        char *text;
-        int64_t i;
-        double d;
-    } binds[128];
+    tg_logbind_t binds[128];
     size_t num_binds;
     bool overflow; /* more values than binds[] holds: the filter is refused */
 } tg_logfilter_t;

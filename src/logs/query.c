@@ -158,40 +158,38 @@ int tg_parse_date_ms(const char *s, int64_t *out)
 
 /* ---- filters ---------------------------------------------------------------------------------------------- */
 
-/* The bind_add_* set f->overflow instead of writing past binds[]; tg_logfilter_build then refuses the filter. */
-static void bind_add_text(tg_logfilter_t *f, const char *s)
+/* The next bind slot, or NULL (and f->overflow set, so tg_logfilter_build refuses the filter) when binds[] is full. */
+static tg_logbind_t *bind_slot(tg_logfilter_t *f, int type)
 {
     if (f->num_binds == TG_ARRAY_SIZE(f->binds)) {
         f->overflow = true;
-        return;
+        return NULL;
     }
-    f->binds[f->num_binds].type = SQLITE_TEXT;
-    f->binds[f->num_binds].text = tg_strdup(s);
-    f->num_binds++;
+    tg_logbind_t *b = &f->binds[f->num_binds++];
+    memset(b, 0, sizeof(*b));
+    b->type = type;
+    return b;
+}
+
+static void bind_add_text(tg_logfilter_t *f, const char *s)
+{
+    tg_logbind_t *b = bind_slot(f, SQLITE_TEXT);
+    if (b != NULL)
+        b->text = tg_strdup(s);
 }
 
 static void bind_add_int(tg_logfilter_t *f, int64_t v)
 {
-    if (f->num_binds == TG_ARRAY_SIZE(f->binds)) {
-        f->overflow = true;
-        return;
-    }
-    f->binds[f->num_binds].type = SQLITE_INTEGER;
-    f->binds[f->num_binds].i = v;
-    f->binds[f->num_binds].text = NULL;
-    f->num_binds++;
+    tg_logbind_t *b = bind_slot(f, SQLITE_INTEGER);
+    if (b != NULL)
+        b->i = v;
 }
 
 static void bind_add_double(tg_logfilter_t *f, double v)
 {
-    if (f->num_binds == TG_ARRAY_SIZE(f->binds)) {
-        f->overflow = true;
-        return;
-    }
-    f->binds[f->num_binds].type = SQLITE_FLOAT;
-    f->binds[f->num_binds].d = v;
-    f->binds[f->num_binds].text = NULL;
-    f->num_binds++;
+    tg_logbind_t *b = bind_slot(f, SQLITE_FLOAT);
+    if (b != NULL)
+        b->d = v;
 }
 
 void tg_logfilter_free(tg_logfilter_t *f)
