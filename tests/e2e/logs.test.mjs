@@ -429,6 +429,28 @@ describe('logs API', () => {
   });
 });
 
+describe('management API authentication', () => {
+  test('with admin_token set, the API wants Authorization: Bearer {admin_token}', async () => {
+    const g = await startGateway({ config: { admin_token: 'env:TG_TEST_ADMIN', providers: providers(s.url) },
+      env: { TG_TEST_ADMIN: 's3cret-token' } });
+    try {
+      const url = `${g.url}/client/v4/accounts/local/ai-gateway/gateways/default/logs`;
+      for (const auth of [undefined, 'Bearer wrong', 'Bearer s3cret-toke', 'Basic s3cret-token']) {
+        const r = await fetch(url, { headers: auth ? { authorization: auth } : {} });
+        assert.equal(r.status, 401, String(auth));
+        const body = await r.json();
+        assert.equal(body.success, false);
+        assert.equal(body.errors[0].code, 10000);
+      }
+      const ok = await fetch(url, { headers: { authorization: 'Bearer s3cret-token' } });
+      assert.equal(ok.status, 200);
+      assert.equal((await ok.json()).success, true);
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
 describe('retention and restarts', () => {
   test('DELETE_OLDEST keeps the newest, STOP_INSERTING the first', async () => {
     for (let i = 0; i < 5; i++) {
