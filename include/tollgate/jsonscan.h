@@ -97,6 +97,9 @@ int tg_jsonscan_feed(tg_jsonscan_t *s, const char *p, size_t n);
 bool tg_jsonscan_complete(const tg_jsonscan_t *s);
 bool tg_jsonscan_failed(const tg_jsonscan_t *s);
 
+/* Does `text` contain the quoted key `"key"` anywhere (a cheap test before a scan that only matters if it does)? */
+bool tg_json_mentions(tg_iovec_t text, const char *key);
+
 /* During a callback: how many enclosing levels the value has (0 at the top level). */
 static inline unsigned tg_jsonscan_depth(const tg_jsonscan_t *s)
 {

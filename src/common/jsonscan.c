@@ -53,6 +53,18 @@ bool tg_jsonscan_failed(const tg_jsonscan_t *s)
     return s->state == S_ERROR;
 }
 
+bool tg_json_mentions(tg_iovec_t text, const char *key)
+{
+    size_t n = strlen(key);
+    const char *p = text.base, *end = text.base + text.len;
+    while (end - p >= (ptrdiff_t)(n + 2) && (p = memchr(p, '"', (size_t)(end - p - (ptrdiff_t)(n + 1)))) != NULL) {
+        if (memcmp(p + 1, key, n) == 0 && p[n + 1] == '"')
+            return true;
+        ++p;
+    }
+    return false;
+}
+
 bool tg_jsonscan_key_is(const tg_jsonscan_t *s, unsigned up, const char *key)
 {
     if (up >= s->depth || s->depth > TG_JSONSCAN_MAX_DEPTH)

@@ -90,7 +90,11 @@ void tg_metrics_upstream_error(tg_metrics_t *m, const char *provider, tg_upstrea
 
 static void copy_name(char *dst, size_t dstsz, const char *src)
 {
-    snprintf(dst, dstsz, "%s", src != NULL && *src != '\0' ? src : "none");
+    if (src == NULL || *src == '\0')
+        src = "none";
+    size_t n = strnlen(src, dstsz - 1); /* cut to fit */
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 void tg_metrics_usage(tg_metrics_t *m, const char *gateway, const char *provider, const char *model, int64_t tokens_in,

@@ -186,7 +186,7 @@ static void scan_body(tg_iovec_t body, body_info_t *bi)
         ++i;
     if (i == body.len || body.base[i] != '{')
         return;
-    bi->need_stream = memmem(body.base, body.len, "\"stream\"", 8) != NULL;
+    bi->need_stream = tg_json_mentions(body, "stream");
     tg_jsonscan_t s;
     tg_jsonscan_init(&s, &ops, bi);
     tg_jsonscan_feed(&s, body.base, body.len);

@@ -8,31 +8,46 @@
 typedef struct {
     const char *parent, *key;
     int field;
+    size_t parent_len, key_len;
 } field_rule_t;
 
+#define RULE(parent, key, field) {parent, key, field, sizeof(parent) - 1, sizeof(key) - 1}
+
+/* The key of level `i` when it is a plain object key (not an array element, not truncated), else NULL. */
+static inline const tg_jsonscan_level_t *plain_key(const tg_jsonscan_t *s, unsigned i)
+{
+    const tg_jsonscan_level_t *l = &s->levels[i];
+    return l->is_array || l->key_truncated ? NULL : l;
+}
+
+static inline bool key_eq(const tg_jsonscan_level_t *l, const char *k, size_t n)
+{
+    return l->key_len == n && memcmp(l->key, k, n) == 0;
+}
+
 static const field_rule_t rules[] = {
-    {"usage", "prompt_tokens", TG_U_PROMPT},
-    {"usage", "completion_tokens", TG_U_COMPLETION},
-    {"prompt_tokens_details", "cached_tokens", TG_U_DETAILS_CACHED},
-    {"input_tokens_details", "cached_tokens", TG_U_DETAILS_CACHED},
-    {"usage", "input_tokens", TG_U_INPUT},
-    {"usage", "output_tokens", TG_U_OUTPUT},
-    {"usage", "cache_read_input_tokens", TG_U_CACHE_READ},
-    {"usage", "cache_creation_input_tokens", TG_U_CACHE_CREATION},
-    {"usageMetadata", "promptTokenCount", TG_U_G_PROMPT},
-    {"usageMetadata", "candidatesTokenCount", TG_U_G_CANDIDATES},
-    {"usageMetadata", "thoughtsTokenCount", TG_U_G_THOUGHTS},
-    {"usageMetadata", "cachedContentTokenCount", TG_U_G_CACHED},
-    {"billed_units", "input_tokens", TG_U_CO_INPUT},
-    {"billed_units", "output_tokens", TG_U_CO_OUTPUT},
-    {"usage", "inputTokens", TG_U_BR_INPUT},
-    {"usage", "outputTokens", TG_U_BR_OUTPUT},
-    {"usage", "cacheReadInputTokens", TG_U_BR_CACHE_READ},
-    {"usage", "cacheWriteInputTokens", TG_U_BR_CACHE_WRITE},
-    {"amazon-bedrock-invocationMetrics", "inputTokenCount", TG_U_BR_INPUT},
-    {"amazon-bedrock-invocationMetrics", "outputTokenCount", TG_U_BR_OUTPUT},
-    {"amazon-bedrock-invocationMetrics", "cacheReadInputTokenCount", TG_U_BR_CACHE_READ},
-    {"amazon-bedrock-invocationMetrics", "cacheWriteInputTokenCount", TG_U_BR_CACHE_WRITE},
+    RULE("usage", "prompt_tokens", TG_U_PROMPT),
+    RULE("usage", "completion_tokens", TG_U_COMPLETION),
+    RULE("prompt_tokens_details", "cached_tokens", TG_U_DETAILS_CACHED),
+    RULE("input_tokens_details", "cached_tokens", TG_U_DETAILS_CACHED),
+    RULE("usage", "input_tokens", TG_U_INPUT),
+    RULE("usage", "output_tokens", TG_U_OUTPUT),
+    RULE("usage", "cache_read_input_tokens", TG_U_CACHE_READ),
+    RULE("usage", "cache_creation_input_tokens", TG_U_CACHE_CREATION),
+    RULE("usageMetadata", "promptTokenCount", TG_U_G_PROMPT),
+    RULE("usageMetadata", "candidatesTokenCount", TG_U_G_CANDIDATES),
+    RULE("usageMetadata", "thoughtsTokenCount", TG_U_G_THOUGHTS),
+    RULE("usageMetadata", "cachedContentTokenCount", TG_U_G_CACHED),
+    RULE("billed_units", "input_tokens", TG_U_CO_INPUT),
+    RULE("billed_units", "output_tokens", TG_U_CO_OUTPUT),
+    RULE("usage", "inputTokens", TG_U_BR_INPUT),
+    RULE("usage", "outputTokens", TG_U_BR_OUTPUT),
+    RULE("usage", "cacheReadInputTokens", TG_U_BR_CACHE_READ),
+    RULE("usage", "cacheWriteInputTokens", TG_U_BR_CACHE_WRITE),
+    RULE("amazon-bedrock-invocationMetrics", "inputTokenCount", TG_U_BR_INPUT),
+    RULE("amazon-bedrock-invocationMetrics", "outputTokenCount", TG_U_BR_OUTPUT),
+    RULE("amazon-bedrock-invocationMetrics", "cacheReadInputTokenCount", TG_U_BR_CACHE_READ),
+    RULE("amazon-bedrock-invocationMetrics", "cacheWriteInputTokenCount", TG_U_BR_CACHE_WRITE),
 };
 
 /* A token count: a non-negative integer (a fraction or exponent is refused rather than guessed at). */
@@ -58,22 +73,36 @@ static void take_model(tg_usage_parser_t *u, const tg_jsonscan_value_t *v)
     u->model[v->len] = '\0';
 }
 
+/* Called for every value of every answer, so the common case (a value that is none of ours) leaves early: only
+ * numbers under one of the few parent keys, and strings named model, go further. */
 static void on_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
 {
     tg_usage_parser_t *u = data;
     unsigned depth = tg_jsonscan_depth(s);
+    if (depth == 0 || depth > TG_JSONSCAN_MAX_DEPTH)
+        return;
     if (v->type == TG_JSON_STRING) {
-        if (depth == 1 && (tg_jsonscan_key_is(s, 0, "model") || tg_jsonscan_key_is(s, 0, "modelVersion")))
+        const tg_jsonscan_level_t *k = plain_key(s, depth - 1);
+        if (u->model[0] != '\0' || k == NULL || depth > 2 || (k->key[0] != 'm'))
+            return;
+        if (depth == 1 && (key_eq(k, TG_LIT("model")) || key_eq(k, TG_LIT("modelVersion"))))
             take_model(u, v);
-        else if (depth == 2 && tg_jsonscan_key_is(s, 0, "model") &&
+        else if (depth == 2 && key_eq(k, TG_LIT("model")) &&
                  (tg_jsonscan_key_is(s, 1, "message") || tg_jsonscan_key_is(s, 1, "response")))
             take_model(u, v);
         return;
     }
     if (v->type != TG_JSON_NUMBER || depth < 2)
         return;
+    const tg_jsonscan_level_t *parent = plain_key(s, depth - 2), *leaf = plain_key(s, depth - 1);
+    if (parent == NULL || leaf == NULL)
+        return;
+    /* every parent key in the rules is at least 5 bytes and starts with one of u, p, i, b, a */
+    char c = parent->key[0];
+    if (parent->key_len < 5 || (c != 'u' && c != 'p' && c != 'i' && c != 'b' && c != 'a'))
+        return;
     for (size_t i = 0; i != TG_ARRAY_SIZE(rules); ++i) {
-        if (tg_jsonscan_key_is(s, 0, rules[i].key) && tg_jsonscan_key_is(s, 1, rules[i].parent)) {
+        if (key_eq(parent, rules[i].parent, rules[i].parent_len) && key_eq(leaf, rules[i].key, rules[i].key_len)) {
             int64_t n;
             if (parse_count(v->text, v->len, &n))
                 u->fields[rules[i].field] = n;

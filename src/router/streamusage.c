@@ -69,7 +69,7 @@ static tg_iovec_t splice(tg_mem_pool_t *pool, tg_iovec_t body, size_t at, size_t
 bool tg_streamusage_inject(tg_mem_pool_t *pool, tg_iovec_t body, tg_iovec_t *out)
 {
     static const tg_jsonscan_ops_t ops = {on_req_value, NULL};
-    if (memmem(body.base, body.len, "\"stream\"", 8) == NULL)
+    if (!tg_json_mentions(body, "stream"))
         return false; /* most requests: no need to scan */
     req_scan_t r = {.so_type = -1, .iu_type = -1};
     tg_jsonscan_t s;

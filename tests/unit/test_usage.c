@@ -138,6 +138,16 @@ static void stop_at_second(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void 
         s->stop = true;
 }
 
+static void test_mentions(void)
+{
+    T_OK(tg_json_mentions(tg_iov_str("{\"model\":\"m\",\"stream\":true}"), "stream"));
+    T_OK(tg_json_mentions(tg_iov_str("\"stream\""), "stream"));
+    T_OK(!tg_json_mentions(tg_iov_str("{\"streams\":1,\"upstream\":2}"), "stream"));
+    T_OK(!tg_json_mentions(tg_iov_str("{\"stream"), "stream"));
+    T_OK(!tg_json_mentions(tg_iov_str(""), "stream"));
+    T_OK(!tg_json_mentions(tg_iov_str("\""), "stream"));
+}
+
 static void test_scan_stop(void)
 {
     static const tg_jsonscan_ops_t ops = {stop_at_second, NULL};
@@ -333,6 +343,7 @@ int main(void)
     T_RUN(test_scan_basic);
     T_RUN(test_scan_limits);
     T_RUN(test_scan_stop);
+    T_RUN(test_mentions);
     T_RUN(test_usage_openai);
     T_RUN(test_usage_anthropic);
     T_RUN(test_usage_google_cohere);
