@@ -67,6 +67,8 @@ int tg_buf_append_json_escaped(tg_buf_t *b, const char *s, size_t n)
     size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i != n; ++i) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue; /* the common case first, in one test */
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
         size_t elen = 2;
         if (c == '"' || c == '\\')
@@ -77,10 +79,8 @@ int tg_buf_append_json_escaped(tg_buf_t *b, const char *s, size_t n)
             esc[1] = 'r';
         else if (c == '\t')
             esc[1] = 't';
-        else if (c < 0x20)
-            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15], elen = 6;
         else
-            continue;
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15], elen = 6;
         int r = tg_buf_append(b, s + run, i - run);
         if (r == 0)
             r = tg_buf_append(b, esc, elen);

@@ -367,14 +367,21 @@ int tg_jsonscan_feed(tg_jsonscan_t *s, const char *p, size_t n)
             break;
         }
 
-        case S_NUMBER:
-            if ((c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
-                scalar_add(s, &c, 1);
-                break;
+        case S_NUMBER: {
+            /* the run of number bytes in one go */
+            const char *q = p;
+            while (q < end && ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' || *q == '+' || *q == '-'))
+                ++q;
+            if (q != p) {
+                scalar_add(s, p, (size_t)(q - p));
+                s->offset += (uint64_t)(q - p);
+                p = q;
+                continue;
             }
             report(s, TG_JSON_NUMBER, s->value_start, s->offset);
             value_done(s);
             continue; /* this byte belongs to what follows the number */
+        }
 
         case S_LITERAL: {
             const char *lit = literals[s->scalar[0] == 'n' ? 0 : s->scalar[0] == 'f' ? 1 : 2];
