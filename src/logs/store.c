@@ -188,6 +188,21 @@ size_t tg_logrec_size(const tg_logrec_t *r)
 
 /* ---- schema ----------------------------------------------------------------------------------------------- */
 
+#define SCHEMA_VERSION 2
+#define TG_STR_(x) #x
+#define TG_STR(x) TG_STR_(x)
+
+/* The layout version of an existing database (0 for a new one). */
+static int user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS logs ("
     " seq INTEGER PRIMARY KEY,"
@@ -213,7 +228,7 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS log_metadata_seq ON log_metadata(seq);"
     "CREATE TRIGGER IF NOT EXISTS logs_cleanup AFTER DELETE ON logs BEGIN"
     " DELETE FROM log_metadata WHERE seq = old.seq; END;"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = " TG_STR(SCHEMA_VERSION) ";";
 
 static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *errbuf, size_t errbufsz)
 {
@@ -559,6 +574,15 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     if (db == NULL)
         return NULL;
     char *err = NULL;
+    int version = user_version(db);
+    if (version != 0 && version != SCHEMA_VERSION) {
+        snprintf(errbuf, errbufsz,
+                 "%s/logs.db has log layout %d and this Tollgate writes layout %d; move the file away (it is an "
+                 "ordinary SQLite database) and start again",
+                 data_dir, version, SCHEMA_VERSION);
+        sqlite3_close(db);
+        return NULL;
+    }
     /* 32 KiB pages (a new database only): a batch is written with an eighth of the system calls of 4 KiB pages,
      * which measured 20% more logged requests/s on the benchmark machine (bench/RESULTS.md); a checkpoint every
      * 1024 pages keeps the WAL near 32 MiB and one checkpoint under ~0.1 s */
