@@ -45,7 +45,7 @@ struct st_tg_logrec_t {
     char *request_head, *response_head; /* JSON objects of headers, credentials removed */
     char *error;                        /* what went wrong, when the gateway knows (NULL otherwise) */
     int status_code;                    /* 0 when nothing was sent */
-    bool success, cached, stream, custom_cost, aborted;
+    bool success, cached, stream, custom_cost;
     uint64_t duration_ms, ttfb_ms;
     tg_usage_t usage;
     double cost; /* USD; < 0 = unknown (null) */

@@ -34,7 +34,6 @@ typedef struct st_tg_recorder_t {
     const char *provider;
     char *request_model; /* from the request body or path (pool) */
     const char *event_id; /* cf-aig-event-id, echoed in the response (pool), NULL when none */
-    bool stream;
 } tg_recorder_t;
 
 /*
@@ -46,7 +45,7 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw);
 /* The provider and native path the request goes to (once known). */
 void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path);
 /* The response head from the provider. */
-void tg_recorder_response_head(tg_recorder_t *rc, int status, const tg_header_t *headers, size_t n);
+void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, size_t n);
 /* The Accept-Encoding to send upstream in place of the client's: only encodings the recorder can read (gzip,
  * deflate), or identity when `identity_only`. Static string. */
 const char *tg_recorder_accept_encoding(tg_iovec_t client_value, bool identity_only);
@@ -54,9 +53,5 @@ const char *tg_recorder_accept_encoding(tg_iovec_t client_value, bool identity_o
 void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n);
 /* The request is over: completes the record and submits it (or drops it), and counts tokens and cost in `m`. */
 void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, tg_metrics_t *m);
-
-/* The model named by a request: the body's top-level "model", else a provider path (Google
- * models/{model}:..., Bedrock model/{id}/...). Pool memory or NULL. */
-char *tg_recorder_request_model(tg_req_t *req, tg_iovec_t native_path);
 
 #endif

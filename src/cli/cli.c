@@ -28,7 +28,7 @@ static void usage(FILE *f, const char *cmd)
             strcmp(cmd, "stats") == 0 ? "\n  group_by=provider|model|metadata.KEY interval=1h (needs both dates)" : "");
 }
 
-/* Parses options; returns 0, or the exit code to return. */
+/* Parses options; returns 0, -1 after --help, or the exit code for bad usage. */
 static int parse(int argc, char **argv, const char *cmd, cli_opts_t *o)
 {
     enum { O_DATA = 256, O_CONFIG, O_GATEWAY, O_JSON, O_LIMIT, O_HELP };
@@ -78,7 +78,7 @@ static int parse(int argc, char **argv, const char *cmd, cli_opts_t *o)
         } break;
         case O_HELP:
             usage(stdout, cmd);
-            return 1;
+            return -1;
         default:
             usage(stderr, cmd);
             return 2;
@@ -124,6 +124,19 @@ static sqlite3 *open_store(const cli_opts_t *o, const char *cmd)
     return db;
 }
 
+/* Options and the store for `cmd`. Sets *db, or leaves it NULL (everything released) and returns the exit code:
+ * 0 after --help, 2 for bad usage, 1 when the store cannot be opened. */
+static int start(int argc, char **argv, const char *cmd, cli_opts_t *o, sqlite3 **db)
+{
+    *db = NULL;
+    int rc = parse(argc, argv, cmd, o);
+    if (rc == 0 && (*db = open_store(o, cmd)) == NULL)
+        rc = 1;
+    if (*db == NULL)
+        tg_qparams_free(&o->params);
+    return rc < 0 ? 0 : rc;
+}
+
 static const char *str_or(json_t *o, const char *key, const char *def)
 {
     const char *s = json_string_value(json_object_get(o, key));
@@ -149,16 +162,10 @@ static void print_cost(json_t *v, int width)
 int tg_cli_logs(int argc, char **argv)
 {
     cli_opts_t o;
-    int rc = parse(argc, argv, "logs", &o);
-    if (rc != 0) {
-        tg_qparams_free(&o.params);
-        return rc == 1 ? 0 : rc;
-    }
-    sqlite3 *db = open_store(&o, "logs");
-    if (db == NULL) {
-        tg_qparams_free(&o.params);
-        return 1;
-    }
+    sqlite3 *db;
+    int rc = start(argc, argv, "logs", &o, &db);
+    if (db == NULL)
+        return rc;
     long shown = 0;
     char err[512];
     for (long page = 1; shown < o.limit; ++page) {
@@ -238,16 +245,10 @@ static void print_totals(const char *label, json_t *t)
 int tg_cli_stats(int argc, char **argv)
 {
     cli_opts_t o;
-    int rc = parse(argc, argv, "stats", &o);
-    if (rc != 0) {
-        tg_qparams_free(&o.params);
-        return rc == 1 ? 0 : rc;
-    }
-    sqlite3 *db = open_store(&o, "stats");
-    if (db == NULL) {
-        tg_qparams_free(&o.params);
-        return 1;
-    }
+    sqlite3 *db;
+    int rc = start(argc, argv, "stats", &o, &db);
+    if (db == NULL)
+        return rc;
     char err[512];
     json_t *result = NULL;
     int r = tg_logs_analytics(db, o.account, o.gateway, &o.params, &result, err, sizeof(err));

@@ -580,6 +580,19 @@ static int db_error(sqlite3 *db, char *err, size_t errsz)
     return TG_LQ_DB;
 }
 
+/* Prepares `sql` (whose first placeholders are account, gateway, then the filter's) and binds them. Returns the
+ * index of the next placeholder, or 0 when the statement does not prepare. */
+static int prepare_scoped(sqlite3 *db, const tg_buf_t *sql, const char *account, const char *gateway,
+                          const tg_logfilter_t *f, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v2(db, sql->base, (int)sql->len, st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(*st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(*st, 2, gateway, -1, SQLITE_STATIC);
+    bind_filter(*st, 3, f);
+    return 3 + (int)f->num_binds;
+}
+
 static const char *const list_params[] = {"page", "per_page", "order_by", "order_by_direction", "meta_info", NULL};
 
 /* ORDER BY from order_by and order_by_direction. */
@@ -603,6 +616,18 @@ static int order_clause(const tg_qparams_t *q, char *out, size_t outsz, char *er
     const char *d = dir != NULL && strcmp(dir, "asc") == 0 ? "ASC" : "DESC";
     snprintf(out, outsz, " ORDER BY l.%s %s, l.seq %s", by, d, d);
     return TG_LQ_OK;
+}
+
+/* The ORDER BY and the filter of a list or delete request; `own` are the request's other parameters. */
+static int order_and_filter(const tg_qparams_t *q, const char *const *own, char *order, size_t ordersz,
+                            tg_logfilter_t *f, char *err, size_t errsz)
+{
+    int rc = order_clause(q, order, ordersz, err, errsz);
+    if (rc != TG_LQ_OK)
+        return rc;
+    if ((rc = tg_logfilter_build(f, q, own, err, errsz)) != TG_LQ_OK)
+        tg_logfilter_free(f);
+    return rc;
 }
 
 static int get_int_param(const tg_qparams_t *q, const char *name, int64_t def, int64_t min, int64_t max, int64_t *out,
@@ -630,13 +655,9 @@ int tg_logs_list(sqlite3 *db, const char *account, const char *gateway, const tg
         (rc = get_int_param(q, "per_page", 20, 1, 50, &per_page, err, errsz)) != TG_LQ_OK)
         return rc;
     char order[128];
-    if ((rc = order_clause(q, order, sizeof(order), err, errsz)) != TG_LQ_OK)
-        return rc;
     tg_logfilter_t f;
-    if ((rc = tg_logfilter_build(&f, q, list_params, err, errsz)) != TG_LQ_OK) {
-        tg_logfilter_free(&f);
+    if ((rc = order_and_filter(q, list_params, order, sizeof(order), &f, err, errsz)) != TG_LQ_OK)
         return rc;
-    }
     tg_buf_t sql;
     tg_buf_init(&sql, 128 << 10);
     sqlite3_stmt *st = NULL;
@@ -648,12 +669,7 @@ int tg_logs_list(sqlite3 *db, const char *account, const char *gateway, const tg
                    "max(l.tokens_in), min(l.tokens_out), max(l.tokens_out) FROM logs l WHERE l.account = ? AND "
                    "l.gateway = ?%s",
                    tg_buf_cstr(&f.sql));
-    if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK)
-        goto db_fail;
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
-    bind_filter(st, 3, &f);
-    if (sqlite3_step(st) != SQLITE_ROW)
+    if (prepare_scoped(db, &sql, account, gateway, &f, &st) == 0 || sqlite3_step(st) != SQLITE_ROW)
         goto db_fail;
     total = sqlite3_column_int64(st, 0);
     *info = json_object();
@@ -671,13 +687,11 @@ int tg_logs_list(sqlite3 *db, const char *account, const char *gateway, const tg
     sql.len = 0;
     tg_buf_appendf(&sql, "SELECT " COLUMNS " FROM logs l WHERE l.account = ? AND l.gateway = ?%s%s LIMIT ? OFFSET ?",
                    tg_buf_cstr(&f.sql), order);
-    if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK)
+    int next = prepare_scoped(db, &sql, account, gateway, &f, &st);
+    if (next == 0)
         goto db_fail;
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
-    bind_filter(st, 3, &f);
-    sqlite3_bind_int64(st, 3 + (int)f.num_binds, per_page);
-    sqlite3_bind_int64(st, 4 + (int)f.num_binds, (page - 1) * per_page);
+    sqlite3_bind_int64(st, next, per_page);
+    sqlite3_bind_int64(st, next + 1, (page - 1) * per_page);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         json_array_append_new(arr, row_json(st, false));
     if (rc != SQLITE_DONE)
@@ -704,7 +718,7 @@ db_fail:
 /* A record is found by id through the time its ULID carries (the gateway/time index), not an index of its own. */
 #define BY_ID "l.account = ? AND l.gateway = ? AND l.created_at = ? AND l.id = ?"
 
-static int bind_id(sqlite3_stmt *st, const char *account, const char *gateway, const char *id)
+static void bind_id(sqlite3_stmt *st, const char *account, const char *gateway, const char *id)
 {
     uint64_t ms;
     if (tg_ulid_time(id, &ms) != 0)
@@ -713,7 +727,6 @@ static int bind_id(sqlite3_stmt *st, const char *account, const char *gateway, c
     sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)ms);
     sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-    return 0;
 }
 
 static int get_row(sqlite3 *db, const char *account, const char *gateway, const char *id, json_t **result, char *err,
@@ -905,13 +918,9 @@ int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const 
     if ((rc = get_int_param(q, "limit", -1, 1, INT64_MAX / 2, &limit, err, errsz)) != TG_LQ_OK)
         return rc;
     char order[128];
-    if ((rc = order_clause(q, order, sizeof(order), err, errsz)) != TG_LQ_OK)
-        return rc;
     tg_logfilter_t f;
-    if ((rc = tg_logfilter_build(&f, q, own, err, errsz)) != TG_LQ_OK) {
-        tg_logfilter_free(&f);
+    if ((rc = order_and_filter(q, own, order, sizeof(order), &f, err, errsz)) != TG_LQ_OK)
         return rc;
-    }
     tg_buf_t sql;
     tg_buf_init(&sql, 128 << 10);
     tg_buf_appendf(&sql,
@@ -919,19 +928,14 @@ int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const 
                    "LIMIT ?)",
                    tg_buf_cstr(&f.sql), order);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
-        rc = db_error(db, err, errsz);
+    int next = prepare_scoped(db, &sql, account, gateway, &f, &st);
+    if (next != 0)
+        sqlite3_bind_int64(st, next, limit);
+    if (next != 0 && sqlite3_step(st) == SQLITE_DONE) {
+        *deleted = sqlite3_changes(db);
+        rc = TG_LQ_OK;
     } else {
-        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
-        bind_filter(st, 3, &f);
-        sqlite3_bind_int64(st, 3 + (int)f.num_binds, limit);
-        if (sqlite3_step(st) == SQLITE_DONE) {
-            *deleted = sqlite3_changes(db);
-            rc = TG_LQ_OK;
-        } else {
-            rc = db_error(db, err, errsz);
-        }
+        rc = db_error(db, err, errsz);
     }
     sqlite3_finalize(st);
     tg_buf_free(&sql);

@@ -223,29 +223,20 @@ static char *model_of(tg_req_t *req, tg_iovec_t native_path, const body_info_t *
     return m != NULL ? m : path_model(req, native_path, "model/", '/');
 }
 
-char *tg_recorder_request_model(tg_req_t *req, tg_iovec_t native_path)
-{
-    body_info_t bi;
-    scan_body(req->body, &bi);
-    return model_of(req, native_path, &bi);
-}
-
 void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path)
 {
     body_info_t bi;
     scan_body(req->body, &bi);
     rc->provider = provider;
     rc->request_model = model_of(req, native_path, &bi);
-    rc->stream = bi.stream;
-    for (size_t i = 0; i + 21 <= native_path.len && !rc->stream; ++i) /* Google: ...:streamGenerateContent */
-        rc->stream = memcmp(native_path.base + i, "streamGenerateContent", 21) == 0;
     if (rc->rec != NULL) {
         tg_logrec_t *rec = rc->rec;
         free(rec->provider);
         rec->provider = tg_strdup(provider);
         free(rec->path);
         rec->path = tg_strndup(native_path.base, TG_MIN(native_path.len, 2048));
-        rec->stream = rc->stream;
+        /* "stream": true, or Google's ...:streamGenerateContent */
+        rec->stream = bi.stream || memmem(native_path.base, native_path.len, TG_LIT("streamGenerateContent")) != NULL;
     }
 }
 
@@ -271,9 +262,8 @@ const char *tg_recorder_accept_encoding(tg_iovec_t v, bool identity_only)
 /* Feeds decoded body bytes to the usage parser and the stored body. */
 static void take_plain(tg_recorder_t *rc, const char *p, size_t n);
 
-void tg_recorder_response_head(tg_recorder_t *rc, int status, const tg_header_t *headers, size_t n)
+void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, size_t n)
 {
-    (void)status;
     tg_iovec_t ct = tg_iov("", 0), ce = tg_iov("", 0);
     for (size_t i = 0; i != n; ++i) {
         if (tg_iov_eq_ci(headers[i].name, TG_LIT("content-type")))
@@ -395,7 +385,6 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
     rec->duration_ms = (now - req->start_ns) / 1000000;
     rec->ttfb_ms = req->first_byte_ns != 0 ? (req->first_byte_ns - req->start_ns) / 1000000 : 0;
     rec->response_size = req->bytes_sent;
-    rec->aborted = req->aborted;
     rec->success = req->status >= 200 && req->status < 400 && !req->aborted;
     rec->usage = usage;
     rec->cost = cost;

@@ -98,7 +98,7 @@ static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t
     }
     tg_recorder_t *rc = px->req->recorder;
     if (rc != NULL) {
-        tg_recorder_response_head(rc, status, headers, n);
+        tg_recorder_response_head(rc, headers, n);
         /* SPEC.md section 5: the log id whenever a record is written, and the event id echoed */
         if (rc->rec != NULL)
             out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
@@ -200,11 +200,12 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
     const tg_header_t *conn_hdr = tg_http_find_header(req, TG_LIT("connection"));
     tg_iovec_t connection = conn_hdr != NULL ? conn_hdr->value : tg_iov("", 0);
     tg_iovec_t body = req->body;
-    tg_buf_init(&px->scratch, TG_STREAMUSAGE_MAX_EVENT + cfg->max_response_buffer + (256u << 10));
     if (tg_streamusage_provider_ok(target->provider) && tg_iov_suffix(target->native_path, TG_LIT("chat/completions")) &&
         tg_streamusage_inject(&req->pool, req->body, &body)) {
         px->strip = tg_mem_alloc_pool(&req->pool, sizeof(*px->strip));
         tg_streamusage_strip_init(px->strip);
+        /* what one upstream read can turn into: a held event plus the read */
+        tg_buf_init(&px->scratch, TG_STREAMUSAGE_MAX_EVENT + cfg->max_response_buffer + (256u << 10));
     }
 
     /* The answer must stay readable for the recorder: Accept-Encoding is narrowed to what it can inflate (gzip,
