@@ -729,64 +729,61 @@ static void bind_id(sqlite3_stmt *st, const char *account, const char *gateway, 
     sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
 }
 
-static int get_row(sqlite3 *db, const char *account, const char *gateway, const char *id, json_t **result, char *err,
-                   size_t errsz)
+/* Runs `sql` (ending in BY_ID) for one record. TG_LQ_OK with *st on its row (finalize it), or the error. */
+static int step_by_id(sqlite3 *db, const char *sql, const char *account, const char *gateway, const char *id,
+                      sqlite3_stmt **st, char *err, size_t errsz)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT " COLUMNS " FROM logs l WHERE " BY_ID, -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
         return db_error(db, err, errsz);
-    bind_id(st, account, gateway, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *result = row_json(st, true);
-        rc = TG_LQ_OK;
-    } else if (rc == SQLITE_DONE) {
+    bind_id(*st, account, gateway, id);
+    int s = sqlite3_step(*st), rc = TG_LQ_OK;
+    if (s == SQLITE_DONE) {
         snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);
         rc = TG_LQ_NOT_FOUND;
-    } else {
+    } else if (s != SQLITE_ROW) {
         rc = db_error(db, err, errsz);
     }
-    sqlite3_finalize(st);
+    if (rc != TG_LQ_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+    }
     return rc;
 }
 
 int tg_logs_get(sqlite3 *db, const char *account, const char *gateway, const char *id, json_t **result, char *err,
                 size_t errsz)
 {
-    return get_row(db, account, gateway, id, result, err, errsz);
+    sqlite3_stmt *st;
+    int rc = step_by_id(db, "SELECT " COLUMNS " FROM logs l WHERE " BY_ID, account, gateway, id, &st, err, errsz);
+    if (rc == TG_LQ_OK) {
+        *result = row_json(st, true);
+        sqlite3_finalize(st);
+    }
+    return rc;
 }
 
 int tg_logs_body(sqlite3 *db, const char *account, const char *gateway, const char *id, bool response,
                  tg_buf_t *body, char **content_type, char *err, size_t errsz)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st;
     const char *sql = response ? "SELECT l.response_body, l.response_content_type, l.payload, l.response_body_dropped "
                                  "FROM logs l WHERE " BY_ID
                                : "SELECT l.request_body, l.request_content_type, l.payload, l.request_body_dropped "
                                  "FROM logs l WHERE " BY_ID;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_error(db, err, errsz);
-    bind_id(st, account, gateway, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-            bool payload = sqlite3_column_int(st, 2) != 0, dropped = sqlite3_column_int(st, 3) != 0;
-            snprintf(err, errsz, "the %s body of log %.64s was not stored: %s", response ? "response" : "request", id,
-                     !payload ? "payload collection was off for this request"
-                     : dropped ? "it was larger than log_max_body"
-                               : "it was empty");
-            rc = TG_LQ_NOT_FOUND;
-        } else {
-            tg_buf_append(body, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-            const char *ct = (const char *)sqlite3_column_text(st, 1);
-            *content_type = ct != NULL ? tg_strdup(ct) : NULL;
-            rc = TG_LQ_OK;
-        }
-    } else if (rc == SQLITE_DONE) {
-        snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);
+    int rc = step_by_id(db, sql, account, gateway, id, &st, err, errsz);
+    if (rc != TG_LQ_OK)
+        return rc;
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+        bool payload = sqlite3_column_int(st, 2) != 0, dropped = sqlite3_column_int(st, 3) != 0;
+        snprintf(err, errsz, "the %s body of log %.64s was not stored: %s", response ? "response" : "request", id,
+                 !payload ? "payload collection was off for this request"
+                 : dropped ? "it was larger than log_max_body"
+                           : "it was empty");
         rc = TG_LQ_NOT_FOUND;
     } else {
-        rc = db_error(db, err, errsz);
+        tg_buf_append(body, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+        const char *ct = (const char *)sqlite3_column_text(st, 1);
+        *content_type = ct != NULL ? tg_strdup(ct) : NULL;
     }
     sqlite3_finalize(st);
     return rc;
@@ -832,17 +829,9 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
         tg_logrec_free(meta);
         return db_error(db, err, errsz);
     }
-    if (sqlite3_prepare_v2(db, "SELECT l.seq FROM logs l WHERE " BY_ID, -1, &st, NULL) != SQLITE_OK)
-        goto db_fail;
-    bind_id(st, account, gateway, id);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_DONE) {
-        snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);
-        rc = TG_LQ_NOT_FOUND;
+    if ((rc = step_by_id(db, "SELECT l.seq FROM logs l WHERE " BY_ID, account, gateway, id, &st, err, errsz)) !=
+        TG_LQ_OK)
         goto out;
-    }
-    if (s != SQLITE_ROW)
-        goto db_fail;
     seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     st = NULL;
@@ -899,7 +888,7 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto db_fail;
     tg_logrec_free(meta);
-    return get_row(db, account, gateway, id, result, err, errsz);
+    return tg_logs_get(db, account, gateway, id, result, err, errsz);
 db_fail:
     rc = db_error(db, err, errsz);
 out:
