@@ -30,18 +30,18 @@ static const char resp_body[] =
 
 static tg_logrec_t *make_record(unsigned i)
 {
-    tg_logrec_t *r = tg_logrec_new(tg_now_unix_ms());
-    r->account = tg_strdup("local");
-    r->gateway = tg_strdup("default");
-    r->provider = tg_strdup("openai");
-    r->model = tg_strdup("gpt-4o-mini");
-    r->path = tg_strdup("chat/completions");
-    r->request_type = tg_strdup("native");
-    r->user_agent = tg_strdup("OpenAI/JS 6.49.0");
-    r->request_content_type = tg_strdup("application/json");
-    r->response_content_type = tg_strdup("application/json");
-    r->request_head = tg_strdup("{\"content-type\":\"application/json\",\"user-agent\":\"OpenAI/JS 6.49.0\"}");
-    r->response_head = tg_strdup("{\"content-type\":\"application/json\"}");
+    tg_logrec_t *r = tg_logrec_new(tg_now_unix_ms(), 2048);
+    r->account = tg_logrec_strdup(r, "local");
+    r->gateway = tg_logrec_strdup(r, "default");
+    r->provider = tg_logrec_strdup(r, "openai");
+    r->model = tg_logrec_strdup(r, "gpt-4o-mini");
+    r->path = tg_logrec_strdup(r, "chat/completions");
+    r->request_type = tg_logrec_strdup(r, "native");
+    r->user_agent = tg_logrec_strdup(r, "OpenAI/JS 6.49.0");
+    r->request_content_type = tg_logrec_strdup(r, "application/json");
+    r->response_content_type = tg_logrec_strdup(r, "application/json");
+    r->request_head = tg_logrec_strdup(r, "{\"content-type\":\"application/json\",\"user-agent\":\"OpenAI/JS 6.49.0\"}");
+    r->response_head = tg_logrec_strdup(r, "{\"content-type\":\"application/json\"}");
     char meta[96];
     snprintf(meta, sizeof(meta), "{\"user\":\"u%u\",\"feature\":\"weather\"}", i % 1000);
     const char *why;
@@ -55,8 +55,7 @@ static tg_logrec_t *make_record(unsigned i)
     r->request_size = sizeof(req_body) - 1;
     r->response_size = sizeof(resp_body) - 1;
     r->payload = true;
-    tg_buf_init(&r->request_body, 1 << 20);
-    tg_buf_append(&r->request_body, req_body, sizeof(req_body) - 1);
+    r->request_body = tg_iov(tg_logrec_strndup(r, req_body, sizeof(req_body) - 1), sizeof(req_body) - 1);
     tg_buf_init(&r->response_body, 1 << 20);
     tg_buf_append(&r->response_body, resp_body, sizeof(resp_body) - 1);
     return r;

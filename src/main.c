@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -313,6 +314,11 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
+    /* Log records are allocated by the workers and freed in batches by the log writer: with glibc's default 128 KiB
+     * trim threshold every batch shrank the worker's heap and the next requests grew it again, a page fault per
+     * page (11,700 faults in 4 s at 25k requests/s). The heap is kept instead; the writer gives it back with
+     * malloc_trim after a second of idleness, so an idle gateway stays small. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     current = load_config();
     if (current == NULL)
         return 1;

@@ -37,6 +37,10 @@ static inline int tg_buf_append_str(tg_buf_t *b, const char *s)
 int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends `s` as the body of a JSON string literal (without the quotes). */
 int tg_buf_append_json_escaped(tg_buf_t *b, const char *s, size_t n);
+/* The length of s[0..n) escaped for a JSON string literal, and the escaping itself into `out` (which has room for
+ * that length); returns the end of what was written. Bytes >= 0x80 are copied as they are. */
+size_t tg_json_escaped_len(const char *s, size_t n);
+char *tg_json_escape_into(char *out, const char *s, size_t n);
 /* Drops the first `n` bytes. */
 void tg_buf_consume(tg_buf_t *b, size_t n);
 /* Empties the buffer but keeps its allocation. */

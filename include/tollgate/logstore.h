@@ -10,7 +10,11 @@
  * Reading: the logs API and the CLI open their own connections (tg_logstore_reader) and query through
  * logquery.h; WAL lets them read while the writer writes.
  *
- * Records are plain heap objects: created with tg_logrec_new, filled in by the worker, then owned by the store.
+ * Records are heap objects created with tg_logrec_new, filled in by the worker, then owned by the store. A record
+ * carries its own arena: its strings, heads and request body are bump-allocated in the record's own allocation
+ * (more chunks only when they do not fit), so a record costs the worker two allocations (the record and a response
+ * body) and the writer two frees, instead of one per field: most of what logging cost a worker was malloc traffic
+ * between the worker's and the writer's heaps (bench/RESULTS.md).
  */
 #ifndef TOLLGATE_LOGSTORE_H
 #define TOLLGATE_LOGSTORE_H
@@ -26,24 +30,26 @@
 #define TG_METADATA_MAX_ENTRIES 5
 
 typedef struct st_tg_logrec_t tg_logrec_t;
+typedef struct st_tg_logrec_chunk_t tg_logrec_chunk_t;
 
 typedef struct st_tg_logmeta_t {
-    char *key;
-    char *value; /* as text: strings as they are, numbers as written, true/false */
+    const char *key;
+    const char *value; /* as text: strings as they are, numbers as written, true/false */
 } tg_logmeta_t;
 
 struct st_tg_logrec_t {
     tg_logrec_t *_next;
     char id[TG_ULID_LEN + 1];
     uint64_t created_at_ms; /* unix ms when the request arrived */
-    char *account, *gateway, *provider, *model, *path, *request_type;
-    char *event_id;      /* NULL when none */
-    char *metadata_json; /* the flat object as stored, NULL when none */
+    /* strings: NUL-terminated, in the record's arena (tg_logrec_strndup) or static; never freed one by one */
+    const char *account, *gateway, *provider, *model, *path, *request_type;
+    const char *event_id;      /* NULL when none */
+    const char *metadata_json; /* the flat object as stored, NULL when none */
     tg_logmeta_t metadata[TG_METADATA_MAX_ENTRIES];
     size_t num_metadata;
-    char *user_agent, *request_content_type, *response_content_type;
-    char *request_head, *response_head; /* JSON objects of headers, credentials removed */
-    char *error;                        /* what went wrong, when the gateway knows (NULL otherwise) */
+    const char *user_agent, *request_content_type, *response_content_type;
+    const char *request_head, *response_head; /* JSON objects of headers, credentials removed */
+    const char *error;                        /* what went wrong, when the gateway knows (NULL otherwise) */
     int status_code;                    /* 0 when nothing was sent */
     bool success, cached, stream, custom_cost;
     uint64_t duration_ms, ttfb_ms;
@@ -54,15 +60,30 @@ struct st_tg_logrec_t {
     /* bodies: kept unless payload collection is off or the body is over log_max_body */
     bool payload;                            /* payload collection was on */
     bool request_body_dropped, response_body_dropped; /* over the limit: not stored */
-    tg_buf_t request_body, response_body;
+    tg_iovec_t request_body; /* in the arena */
+    tg_buf_t response_body;  /* grows as the answer arrives */
     /* retention of the gateway, as configured when the request arrived */
     int64_t log_management;
     tg_log_strategy_t log_management_strategy;
+    /* the arena: `arena_left` bytes free at `arena_cur`, in the inline space or the newest chunk */
+    char *arena_cur;
+    size_t arena_left, arena_size;
+    tg_logrec_chunk_t *chunks;
+    char arena[];
 };
 
-/* A record with every field empty (strings NULL, sizes 0, cost unknown, step -1) and a fresh ULID. */
-tg_logrec_t *tg_logrec_new(uint64_t created_at_ms);
+/* A record with every field empty (strings NULL, sizes 0, cost unknown, step -1), a fresh ULID, and `arena` bytes
+ * of space for its strings in the same allocation (more is added on demand). */
+tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena);
 void tg_logrec_free(tg_logrec_t *r);
+/* `n` bytes (unaligned: for text) from the record's arena; they live as long as the record. */
+char *tg_logrec_alloc(tg_logrec_t *r, size_t n);
+/* A NUL-terminated copy of s[0..n) in the record's arena; NULL when s is NULL. */
+const char *tg_logrec_strndup(tg_logrec_t *r, const char *s, size_t n);
+static inline const char *tg_logrec_strdup(tg_logrec_t *r, const char *s)
+{
+    return s != NULL ? tg_logrec_strndup(r, s, strlen(s)) : NULL;
+}
 /*
  * Sets the record's metadata from a cf-aig-metadata value (or a PATCH body): a flat JSON object of at most
  * TG_METADATA_MAX_ENTRIES entries whose values are strings, numbers or booleans; keys beginning "cf." are reserved

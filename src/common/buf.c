@@ -61,34 +61,54 @@ int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...)
     return 0;
 }
 
-int tg_buf_append_json_escaped(tg_buf_t *b, const char *s, size_t n)
+/* Bytes each byte takes inside a JSON string literal: 1, 2 for \" \\ \n \r \t, 6 for other control bytes (\u00XX). */
+static const unsigned char json_esc_len[256] = {
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 6, 6, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+size_t tg_json_escaped_len(const char *s, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i != n; ++i)
+        len += json_esc_len[(unsigned char)s[i]];
+    return len;
+}
+
+char *tg_json_escape_into(char *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i != n; ++i) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue; /* the common case first, in one test */
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t elen = 2;
-        if (c == '"' || c == '\\')
-            esc[1] = (char)c;
-        else if (c == '\n')
-            esc[1] = 'n';
-        else if (c == '\r')
-            esc[1] = 'r';
-        else if (c == '\t')
-            esc[1] = 't';
-        else
-            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15], elen = 6;
-        int r = tg_buf_append(b, s + run, i - run);
-        if (r == 0)
-            r = tg_buf_append(b, esc, elen);
-        if (r != 0)
-            return r;
-        run = i + 1;
+        if (json_esc_len[c] == 1) {
+            *out++ = (char)c;
+        } else if (json_esc_len[c] == 2) {
+            *out++ = '\\';
+            *out++ = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
+        } else {
+            memcpy(out, "\\u00", 4);
+            out[4] = hex[c >> 4];
+            out[5] = hex[c & 15];
+            out += 6;
+        }
     }
-    return tg_buf_append(b, s + run, n - run);
+    return out;
+}
+
+int tg_buf_append_json_escaped(tg_buf_t *b, const char *s, size_t n)
+{
+    size_t len = tg_json_escaped_len(s, n);
+    int r = tg_buf_reserve(b, len);
+    if (r != 0)
+        return r;
+    tg_json_escape_into(b->base + b->len, s, n);
+    b->len += len;
+    return 0;
 }
 
 void tg_buf_consume(tg_buf_t *b, size_t n)

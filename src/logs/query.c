@@ -544,6 +544,43 @@ static json_t *column_json(sqlite3_stmt *st, int i)
     }
 }
 
+/*
+ * A stored head as the API shows it: the text of a JSON object of the headers. Heads are stored as "name: value"
+ * lines (recorder.c); databases written before that hold the JSON text itself, which starts with '{' (a character
+ * no header name can begin with) and is passed on as it is.
+ */
+static json_t *head_json(const char *text, size_t len)
+{
+    if (text == NULL)
+        return json_null();
+    if (len != 0 && text[0] == '{')
+        return tg_json_text(text, len);
+    tg_buf_t b;
+    tg_buf_init(&b, 8 * len + 16); /* escaping makes a byte 6 at most */
+    tg_buf_reserve(&b, len + len / 4 + 16);
+    tg_buf_append(&b, "{", 1);
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            eol = end;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon != NULL) {
+            const char *v = colon + 1 < eol && colon[1] == ' ' ? colon + 2 : colon + 1;
+            tg_buf_append(&b, b.len == 1 ? "\"" : ",\"", b.len == 1 ? 1 : 2);
+            tg_buf_append_json_escaped(&b, p, (size_t)(colon - p));
+            tg_buf_append(&b, "\":\"", 3);
+            tg_buf_append_json_escaped(&b, v, (size_t)(eol - v));
+            tg_buf_append(&b, "\"", 1);
+        }
+        p = eol + 1;
+    }
+    tg_buf_append(&b, "}", 1);
+    json_t *j = tg_json_text(b.base, b.len);
+    tg_buf_free(&b);
+    return j;
+}
+
 static json_t *row_json(sqlite3_stmt *st, bool with_heads)
 {
     static const char *const names[] = {
@@ -563,6 +600,9 @@ static json_t *row_json(sqlite3_stmt *st, bool with_heads)
             json_object_set_new(o, names[i], json_string(ts));
         } else if (is_bool[i]) {
             json_object_set_new(o, names[i], json_boolean(sqlite3_column_int(st, i) != 0));
+        } else if (i >= (int)TG_ARRAY_SIZE(names) - 2) { /* request_head, response_head: the last two */
+            json_object_set_new(o, names[i], head_json((const char *)sqlite3_column_text(st, i),
+                                                       (size_t)sqlite3_column_bytes(st, i)));
         } else {
             json_object_set_new(o, names[i], column_json(st, i));
         }
@@ -814,7 +854,7 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
     if (m != NULL && !json_is_null(m)) {
         char *text = json_dumps(m, JSON_COMPACT);
         const char *why = NULL;
-        meta = tg_logrec_new(0);
+        meta = tg_logrec_new(0, 0);
         int mr = text != NULL ? tg_logrec_set_metadata(meta, text, strlen(text), &why) : -1;
         free(text);
         if (mr != 0) {

@@ -10,53 +10,73 @@
 #include "tollgate/tgtime.h"
 
 #define MAX_EVENT_ID 256
-#define MAX_HEAD_JSON (64u << 10)
+#define MAX_HEAD_TEXT (64u << 10)
+/* arena room beyond the request's part: provider, path, model, the answer's head and content type */
+#define ARENA_SLACK 1536
 
-/* Header values that are credentials: never stored. */
+/* Header values that are credentials: never stored. Compared by length first: most names match no length. */
 static bool is_secret_header(tg_iovec_t name)
 {
-    static const char *const secret[] = {"authorization", "proxy-authorization", "x-api-key",  "api-key",
-                                         "x-goog-api-key", "cf-aig-authorization", "cookie", "set-cookie",
-                                         "x-amz-security-token", NULL};
-    for (const char *const *s = secret; *s != NULL; ++s)
-        if (tg_iov_eq_ci(name, *s, strlen(*s)))
+#define S(x) {x, sizeof(x) - 1}
+    static const struct {
+        const char *name;
+        size_t len;
+    } secret[] = {S("authorization"),  S("proxy-authorization"), S("x-api-key"), S("api-key"),
+                  S("x-goog-api-key"), S("cf-aig-authorization"), S("cookie"),    S("set-cookie"),
+                  S("x-amz-security-token")};
+#undef S
+    for (size_t i = 0; i != TG_ARRAY_SIZE(secret); ++i)
+        if (name.len == secret[i].len && tg_iov_eq_ci(name, secret[i].name, secret[i].len))
             return true;
     return false;
 }
 
-/* {"name":"value",...} of the headers, credentials left out, bounded. malloc'ed. */
-static char *head_json(const tg_header_t *h, size_t n)
+#define HEAD_VALUE_MAX 4096 /* a longer header value is stored cut to this */
+
+/*
+ * Heads are stored as they came, one "name: value" line per header, credentials left out: a copy, not an encoding
+ * (JSON-escaping both heads was a fifth of what logging cost a worker). The logs API turns them into JSON when a
+ * record is read (logquery.h). The length of that text for the headers; headers past MAX_HEAD_TEXT are left out
+ * and `*count` says how many of the headers are covered.
+ */
+static size_t head_text_len(const tg_header_t *h, size_t n, size_t *count)
 {
-    tg_buf_t b;
-    tg_buf_init(&b, MAX_HEAD_JSON);
-    size_t estimate = 3; /* one allocation for the usual head: names, values, quotes and separators */
-    for (size_t i = 0; i != n; ++i)
-        estimate += h[i].name.len + TG_MIN(h[i].value.len, 4096) + 6;
-    tg_buf_reserve(&b, TG_MIN(estimate + estimate / 8, (size_t)MAX_HEAD_JSON));
-    tg_buf_append(&b, "{", 1);
-    bool first = true;
-    for (size_t i = 0; i != n; ++i) {
+    size_t len = 0, i;
+    for (i = 0; i != n; ++i) {
         if (is_secret_header(h[i].name))
             continue;
-        size_t mark = b.len;
-        int r = tg_buf_append(&b, first ? "\"" : ",\"", first ? 1 : 2);
-        r = r != 0 ? r : tg_buf_append_json_escaped(&b, h[i].name.base, h[i].name.len);
-        r = r != 0 ? r : tg_buf_append(&b, "\":\"", 3);
-        r = r != 0 ? r : tg_buf_append_json_escaped(&b, h[i].value.base, TG_MIN(h[i].value.len, 4096));
-        r = r != 0 ? r : tg_buf_append(&b, "\"", 1);
-        if (r != 0 || b.len + 2 > MAX_HEAD_JSON) {
-            b.len = mark; /* what does not fit is left out */
-            break;
-        }
-        first = false;
+        size_t one = h[i].name.len + 3 + TG_MIN(h[i].value.len, HEAD_VALUE_MAX);
+        if (len + one > MAX_HEAD_TEXT)
+            break; /* what does not fit is left out */
+        len += one;
     }
-    tg_buf_append(&b, "}", 1);
-    return tg_buf_cstr(&b); /* the buffer's allocation becomes the string */
+    *count = i;
+    return len;
 }
 
-static char *iov_dup(tg_iovec_t v)
+/* The head text in the record's arena; `len` and `count` from head_text_len. */
+static const char *head_text(tg_logrec_t *rec, const tg_header_t *h, size_t count, size_t len)
 {
-    return v.base != NULL ? tg_strndup(v.base, v.len) : NULL;
+    char *out = tg_logrec_alloc(rec, len + 1), *p = out;
+    for (size_t i = 0; i != count; ++i) {
+        if (is_secret_header(h[i].name))
+            continue;
+        size_t vlen = TG_MIN(h[i].value.len, HEAD_VALUE_MAX);
+        memcpy(p, h[i].name.base, h[i].name.len);
+        p += h[i].name.len;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, h[i].value.base, vlen);
+        p += vlen;
+        *p++ = '\n';
+    }
+    *p = '\0';
+    return out;
+}
+
+static const char *iov_dup(tg_logrec_t *rec, tg_iovec_t v, size_t max)
+{
+    return v.base != NULL ? tg_logrec_strndup(rec, v.base, TG_MIN(v.len, max)) : NULL;
 }
 
 /* "true"/"false" header value: 1, 0, or -1 when malformed; `def` when absent. */
@@ -86,11 +106,17 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
     rc->payload = payload == 1;
     /* no record when collection is off (usage still counts in the metrics); a malformed collect header is logged */
     tg_logrec_t *rec = NULL;
+    size_t head_count = 0, head_len = 0;
     if (collect != 0) {
-        rec = tg_logrec_new(req->start_unix_ms);
-        rec->account = tg_strdup(gw->account);
-        rec->gateway = tg_strdup(gw->id);
-        rec->request_type = tg_strdup("native");
+        /* one allocation for the record, its request head and body, and room for what the answer adds */
+        head_len = head_text_len(req->headers, req->num_headers, &head_count);
+        bool keep_body = rc->payload && req->body.len != 0 && req->body.len <= rc->max_body;
+        size_t arena = strlen(gw->account) + strlen(gw->id) + head_len + 2 + (keep_body ? req->body.len : 0) +
+                       ARENA_SLACK;
+        rec = tg_logrec_new(req->start_unix_ms, arena);
+        rec->account = tg_logrec_strdup(rec, gw->account);
+        rec->gateway = tg_logrec_strdup(rec, gw->id);
+        rec->request_type = "native";
         rec->log_management = gw->log_management;
         rec->log_management_strategy = gw->log_management_strategy;
         rec->request_size = req->body.len;
@@ -109,7 +135,7 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
     }
     if ((h = tg_http_find_header(req, TG_LIT("cf-aig-metadata"))) != NULL) {
         const char *why = NULL;
-        tg_logrec_t *into = rec != NULL ? rec : tg_logrec_new(0); /* checked even when nothing is kept */
+        tg_logrec_t *into = rec != NULL ? rec : tg_logrec_new(0, 0); /* checked even when nothing is kept */
         int bad = tg_logrec_set_metadata(into, h->value.base, h->value.len, &why);
         if (into != rec)
             tg_logrec_free(into);
@@ -125,7 +151,7 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
             return NULL;
         }
         if (rec != NULL)
-            rec->event_id = iov_dup(v);
+            rec->event_id = iov_dup(rec, v, MAX_EVENT_ID);
         rc->event_id = tg_mem_strdup_pool(&req->pool, v.base, v.len);
     }
     if ((h = tg_http_find_header(req, TG_LIT("cf-aig-custom-cost"))) != NULL) {
@@ -139,16 +165,17 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
     if (rec == NULL)
         return rc;
     if ((h = tg_http_find_header(req, TG_LIT("user-agent"))) != NULL)
-        rec->user_agent = iov_dup(tg_iov(h->value.base, TG_MIN(h->value.len, 512)));
+        rec->user_agent = iov_dup(rec, h->value, 512);
     if ((h = tg_http_find_header(req, TG_LIT("content-type"))) != NULL)
-        rec->request_content_type = iov_dup(tg_iov(h->value.base, TG_MIN(h->value.len, 256)));
-    rec->request_head = head_json(req->headers, req->num_headers);
+        rec->request_content_type = iov_dup(rec, h->value, 256);
+    rec->request_head = head_text(rec, req->headers, head_count, head_len);
     if (rc->payload && req->body.len != 0) {
         if (req->body.len > rc->max_body) {
             rec->request_body_dropped = true;
         } else {
-            tg_buf_init(&rec->request_body, req->body.len);
-            tg_buf_append(&rec->request_body, req->body.base, req->body.len);
+            char *body = tg_logrec_alloc(rec, req->body.len);
+            memcpy(body, req->body.base, req->body.len);
+            rec->request_body = tg_iov(body, req->body.len);
         }
     }
     return rc;
@@ -231,10 +258,8 @@ void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provid
     rc->request_model = model_of(req, native_path, &bi);
     if (rc->rec != NULL) {
         tg_logrec_t *rec = rc->rec;
-        free(rec->provider);
-        rec->provider = tg_strdup(provider);
-        free(rec->path);
-        rec->path = tg_strndup(native_path.base, TG_MIN(native_path.len, 2048));
+        rec->provider = tg_logrec_strdup(rec, provider);
+        rec->path = iov_dup(rec, native_path, 2048);
         /* "stream": true, or Google's ...:streamGenerateContent */
         rec->stream = bi.stream || memmem(native_path.base, native_path.len, TG_LIT("streamGenerateContent")) != NULL;
     }
@@ -288,9 +313,10 @@ void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, si
     for (size_t i = 0; i != n; ++i)
         tg_usage_parser_header(&rc->usage, headers[i].name, headers[i].value);
     if (rc->rec != NULL) {
-        rc->rec->response_head = head_json(headers, n);
+        size_t count, len = head_text_len(headers, n, &count);
+        rc->rec->response_head = head_text(rc->rec, headers, count, len);
         if (ct.len != 0)
-            rc->rec->response_content_type = tg_strndup(ct.base, TG_MIN(ct.len, 256));
+            rc->rec->response_content_type = iov_dup(rc->rec, ct, 256);
     }
 }
 
@@ -389,14 +415,13 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
     rec->usage = usage;
     rec->cost = cost;
     rec->custom_cost = rc->has_custom_price && cost >= 0;
-    if (model != NULL)
-        rec->model = tg_strdup(model);
+    rec->model = tg_logrec_strdup(rec, model);
     if (req->error_message != NULL)
-        rec->error = tg_strdup(req->error_message);
+        rec->error = tg_logrec_strdup(rec, req->error_message);
     else if (req->aborted)
-        rec->error = tg_strdup(req->log_note != NULL && strcmp(req->log_note, "upstream-truncated") == 0
-                                   ? "the provider's answer was cut off"
-                                   : "the client went away before the answer was complete");
+        rec->error = req->log_note != NULL && strcmp(req->log_note, "upstream-truncated") == 0
+                         ? "the provider's answer was cut off"
+                         : "the client went away before the answer was complete";
     if (store == NULL) {
         tg_logrec_free(rec);
         return;

@@ -75,35 +75,65 @@ void tg_ulid(uint64_t ms, char out[TG_ULID_LEN + 1])
 
 /* ---- records ---------------------------------------------------------------------------------------------- */
 
-tg_logrec_t *tg_logrec_new(uint64_t created_at_ms)
+struct st_tg_logrec_chunk_t {
+    tg_logrec_chunk_t *next;
+    char data[];
+};
+
+#define ARENA_CHUNK_MIN 1024
+
+tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena)
 {
-    tg_logrec_t *r = tg_calloc(1, sizeof(*r));
+    tg_logrec_t *r = tg_malloc(sizeof(*r) + arena);
+    memset(r, 0, sizeof(*r)); /* not the arena: it is handed out as it is written */
     r->created_at_ms = created_at_ms;
     tg_ulid(created_at_ms, r->id);
     r->usage = (tg_usage_t){-1, -1, 0, 0};
     r->cost = -1;
     r->step = -1;
     r->log_management = -1;
-    tg_buf_init(&r->request_body, 0);
     tg_buf_init(&r->response_body, 0);
+    r->arena_cur = r->arena;
+    r->arena_left = arena;
+    r->arena_size = arena;
     return r;
+}
+
+char *tg_logrec_alloc(tg_logrec_t *r, size_t n)
+{
+    if (n > r->arena_left) {
+        size_t cap = TG_MAX(n, (size_t)ARENA_CHUNK_MIN);
+        tg_logrec_chunk_t *c = tg_malloc(sizeof(*c) + cap);
+        c->next = r->chunks;
+        r->chunks = c;
+        r->arena_cur = c->data;
+        r->arena_left = cap;
+        r->arena_size += cap;
+    }
+    char *p = r->arena_cur;
+    r->arena_cur += n;
+    r->arena_left -= n;
+    return p;
+}
+
+const char *tg_logrec_strndup(tg_logrec_t *r, const char *s, size_t n)
+{
+    if (s == NULL)
+        return NULL;
+    char *p = tg_logrec_alloc(r, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
 }
 
 void tg_logrec_free(tg_logrec_t *r)
 {
     if (r == NULL)
         return;
-    char **strs[] = {&r->account,    &r->gateway,   &r->provider,      &r->model,
-                     &r->path,       &r->request_type, &r->event_id,   &r->metadata_json,
-                     &r->user_agent, &r->request_content_type, &r->response_content_type,
-                     &r->request_head, &r->response_head, &r->error};
-    for (size_t i = 0; i != TG_ARRAY_SIZE(strs); ++i)
-        free(*strs[i]);
-    for (size_t i = 0; i != r->num_metadata; ++i) {
-        free(r->metadata[i].key);
-        free(r->metadata[i].value);
+    for (tg_logrec_chunk_t *c = r->chunks, *next; c != NULL; c = next) {
+        next = c->next;
+        free(c);
     }
-    tg_buf_free(&r->request_body);
     tg_buf_free(&r->response_body);
     free(r);
 }
@@ -138,11 +168,7 @@ int tg_logrec_set_metadata(tg_logrec_t *r, const char *json, size_t len, const c
             goto out;
         }
     }
-    for (size_t i = 0; i != r->num_metadata; ++i) {
-        free(r->metadata[i].key);
-        free(r->metadata[i].value);
-    }
-    r->num_metadata = 0;
+    r->num_metadata = 0; /* a second call leaves the first's strings in the arena, unused */
     json_t *kept = json_object();
     json_object_foreach(o, key, v)
     {
@@ -158,13 +184,17 @@ int tg_logrec_set_metadata(tg_logrec_t *r, const char *json, size_t len, const c
             snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)), text = num;
         else
             snprintf(num, sizeof(num), "%.17g", json_real_value(v)), text = num;
-        r->metadata[r->num_metadata].key = tg_strdup(key);
-        r->metadata[r->num_metadata].value = tg_strdup(text);
+        r->metadata[r->num_metadata].key = tg_logrec_strdup(r, key);
+        r->metadata[r->num_metadata].value = tg_logrec_strdup(r, text);
         r->num_metadata++;
         json_object_set(kept, key, v);
     }
-    free(r->metadata_json);
-    r->metadata_json = r->num_metadata != 0 ? json_dumps(kept, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    r->metadata_json = NULL;
+    if (r->num_metadata != 0) {
+        char *dumped = json_dumps(kept, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        r->metadata_json = tg_logrec_strdup(r, dumped);
+        free(dumped);
+    }
     json_decref(kept);
     rc = 0;
 out:
@@ -174,16 +204,7 @@ out:
 
 size_t tg_logrec_size(const tg_logrec_t *r)
 {
-    size_t n = sizeof(*r) + r->request_body.cap + r->response_body.cap;
-    const char *strs[] = {r->account,    r->gateway,       r->provider,     r->model,
-                          r->path,       r->request_type,  r->event_id,     r->metadata_json,
-                          r->user_agent, r->request_content_type, r->response_content_type,
-                          r->request_head, r->response_head, r->error};
-    for (size_t i = 0; i != TG_ARRAY_SIZE(strs); ++i)
-        n += strs[i] != NULL ? strlen(strs[i]) + 1 : 0;
-    for (size_t i = 0; i != r->num_metadata; ++i)
-        n += strlen(r->metadata[i].key) + strlen(r->metadata[i].value) + 2;
-    return n;
+    return sizeof(*r) + r->arena_size + r->response_body.cap;
 }
 
 /* ---- schema ----------------------------------------------------------------------------------------------- */

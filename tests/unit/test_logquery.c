@@ -15,12 +15,12 @@ static char dir[] = "/tmp/tollgate-unit-logs.XXXXXX";
 static tg_logrec_t *rec(const char *gateway, const char *provider, const char *model, int status, int64_t in,
                         double cost, uint64_t ms, const char *meta)
 {
-    tg_logrec_t *r = tg_logrec_new(ms);
-    r->account = tg_strdup("local");
-    r->gateway = tg_strdup(gateway);
-    r->provider = tg_strdup(provider);
-    r->model = tg_strdup(model);
-    r->path = tg_strdup("chat/completions");
+    tg_logrec_t *r = tg_logrec_new(ms, 64);
+    r->account = tg_logrec_strdup(r, "local");
+    r->gateway = tg_logrec_strdup(r, gateway);
+    r->provider = tg_logrec_strdup(r, provider);
+    r->model = tg_logrec_strdup(r, model);
+    r->path = tg_logrec_strdup(r, "chat/completions");
     r->status_code = status;
     r->success = status < 400;
     r->duration_ms = (uint64_t)in; /* distinct durations for the percentiles */
@@ -205,7 +205,7 @@ static void test_dates_and_params(void)
 
 static void test_metadata_rules(void)
 {
-    tg_logrec_t *r = tg_logrec_new(0);
+    tg_logrec_t *r = tg_logrec_new(0, 0);
     const char *why = NULL;
     T_EQ_INT(tg_logrec_set_metadata(r, TG_LIT("{\"a\":\"x\",\"b\":2,\"c\":true,\"d\":1.5,\"cf.secret\":1}"), &why), 0);
     T_EQ_INT(r->num_metadata, 4); /* cf.* is reserved and not kept */
@@ -229,6 +229,48 @@ static void test_metadata_rules(void)
     T_OK(strspn(a, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 26);
 }
 
+/* Heads are stored as "name: value" lines and read back as the text of a JSON object; older databases hold the
+ * JSON text itself, which is passed on. */
+static void test_heads(void)
+{
+    char err[512];
+    tg_logstore_t *s = tg_logstore_open(dir, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s == NULL)
+        return;
+    tg_logrec_t *a = rec("heads", "openai", "gpt-4o", 200, 1, 0, 1795000000000ull, NULL);
+    a->request_head = "content-type: application/json\nx-quote: say \"hi\"\\now\nx-empty: \nx-ctl: a\tb\n";
+    a->response_head = "";
+    char id_a[TG_ULID_LEN + 1];
+    memcpy(id_a, a->id, sizeof(id_a));
+    tg_logrec_t *b = rec("heads", "openai", "gpt-4o", 200, 1, 0, 1795000000001ull, NULL);
+    b->request_head = "{\"legacy\":\"json\"}";
+    char id_b[TG_ULID_LEN + 1];
+    memcpy(id_b, b->id, sizeof(id_b));
+    tg_logstore_submit(s, a);
+    tg_logstore_submit(s, b);
+    tg_logstore_flush(s);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_OK(db != NULL);
+    json_t *one = NULL;
+    T_EQ_INT(tg_logs_get(db, "local", "heads", id_a, &one, err, sizeof(err)), 0);
+    T_EQ_STR(json_string_value(json_object_get(one, "request_head")),
+             "{\"content-type\":\"application/json\",\"x-quote\":\"say \\\"hi\\\"\\\\now\",\"x-empty\":\"\","
+             "\"x-ctl\":\"a\\tb\"}");
+    T_EQ_STR(json_string_value(json_object_get(one, "response_head")), "{}");
+    json_t *parsed = json_loads(json_string_value(json_object_get(one, "request_head")), 0, NULL);
+    T_EQ_STR(json_string_value(json_object_get(parsed, "x-quote")), "say \"hi\"\\now");
+    json_decref(parsed);
+    json_decref(one);
+    one = NULL;
+    T_EQ_INT(tg_logs_get(db, "local", "heads", id_b, &one, err, sizeof(err)), 0);
+    T_EQ_STR(json_string_value(json_object_get(one, "request_head")), "{\"legacy\":\"json\"}");
+    T_OK(json_is_null(json_object_get(one, "response_head")));
+    json_decref(one);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -236,6 +278,7 @@ int main(void)
     T_RUN(test_store_and_filters);
     T_RUN(test_dates_and_params);
     T_RUN(test_metadata_rules);
+    T_RUN(test_heads);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
