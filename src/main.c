@@ -201,6 +201,23 @@ static void on_drained_async(uv_async_t *a)
     signal(SIGHUP, SIG_IGN);
 }
 
+/* cache_invalidate_on_update: a gateway whose settings changed with the reload loses its cache entries. */
+static void purge_updated_gateways(const tg_config_t *old, const tg_config_t *c)
+{
+    for (size_t i = 0; i != c->num_gateways; ++i) {
+        const tg_gateway_t *g = c->gateways + i, *was = NULL;
+        for (size_t j = 0; j != old->num_gateways && was == NULL; ++j)
+            if (strcmp(old->gateways[j].account, g->account) == 0 && strcmp(old->gateways[j].id, g->id) == 0)
+                was = old->gateways + j;
+        if (was != NULL && (g->cache_invalidate_on_update || was->cache_invalidate_on_update) &&
+            !tg_gateway_same_settings(was, g)) {
+            int64_t n = tg_cache_purge(process.cache, g->account, g->id, NULL);
+            tg_log_info("SIGHUP: gateway %s/%s changed; %lld cache entr%s purged (cache_invalidate_on_update)",
+                        g->account, g->id, (long long)n, n == 1 ? "y" : "ies");
+        }
+    }
+}
+
 static void reload(void)
 {
     if (cli.config_path == NULL) {
@@ -220,6 +237,8 @@ static void reload(void)
     for (unsigned i = 0; i != process.num_workers; ++i)
         tg_worker_post_config(process.workers + i, c);
     tg_logstore_set_limits(process.logs, c->log_queue_size, c->log_queue_memory);
+    tg_cache_set_limits(process.cache, c->cache_max_memory, c->cache_max_disk);
+    purge_updated_gateways(current, c);
     tg_config_release(current);
     current = c;
     atomic_fetch_add(&process.config_reloads, 1);
@@ -351,6 +370,18 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    process.cache = tg_cache_open(current->data_dir, current->cache_max_memory, current->cache_max_disk, err,
+                                  sizeof(err));
+    if (process.cache == NULL) {
+        tg_log_error("cannot open the response cache: %s", err);
+        tg_logstore_close(process.logs);
+        for (unsigned i = 0; i != n; ++i)
+            close(fds[i]);
+        free(fds);
+        tg_config_release(current);
+        return 1;
+    }
+
     uv_loop_t *loop = uv_default_loop();
     process.workers = tg_calloc(n, sizeof(tg_worker_t));
     process.num_workers = n;
@@ -386,6 +417,7 @@ int main(int argc, char **argv)
         tg_worker_join(process.workers + i);
     free(process.workers);
     tg_logstore_close(process.logs); /* writes what is still queued */
+    tg_cache_close(process.cache);
     uv_loop_close(loop);
     tg_config_release(current);
     tg_log_info("stopped");

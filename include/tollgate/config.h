@@ -37,6 +37,9 @@ typedef struct st_tg_gateway_t {
     tg_log_strategy_t log_management_strategy;
 } tg_gateway_t;
 
+/* True when two gateways' settings (everything but account and id) are the same. */
+bool tg_gateway_same_settings(const tg_gateway_t *a, const tg_gateway_t *b);
+
 /* A custom provider ("custom-{slug}"), or the base_url override of a built-in one. */
 typedef struct st_tg_provider_conf_t {
     char *slug;
@@ -81,6 +84,11 @@ typedef struct st_tg_config_t {
     uint64_t log_queue_memory; /* bytes of bodies waiting for the writer, same rule */
     uint64_t log_max_body;     /* a request or response body larger than this is not stored (the record says so) */
     tg_pricing_t *pricing;     /* the shipped price table merged with "pricing" */
+
+    /* the response cache (doc/cache.md) */
+    uint64_t cache_max_memory; /* the in-memory tier's bytes (LRU) */
+    uint64_t cache_max_disk;   /* the persistent tier's bytes (oldest evicted first) */
+    uint64_t cache_max_entry;  /* an answer larger than this is relayed but not stored */
 
     /* every built-in provider's effective base URL, indexed like tg_provider_builtins() */
     char **builtin_base_urls;

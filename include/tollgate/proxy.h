@@ -21,8 +21,11 @@ typedef struct st_tg_proxy_target_t {
     uint64_t first_byte_timeout_ms;
 } tg_proxy_target_t;
 
-/* Takes over `req` (see http.h for the ownership rule) and forwards it to `target`. */
-void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target);
+typedef struct st_tg_cache_fill_t tg_cache_fill_t;
+
+/* Takes over `req` (see http.h for the ownership rule) and forwards it to `target`. With `fill` (cacheserve.h) the
+ * answer is collected for the response cache and the client is told cf-aig-cache-status: MISS. */
+void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target, tg_cache_fill_t *fill);
 
 /* True for a request header that must not be forwarded upstream (hop-by-hop, cf-aig-*, Host, framing). `connection`
  * is the value of the request's Connection header (its tokens name more hop-by-hop headers), or an empty iovec. */

@@ -34,6 +34,8 @@ typedef struct st_tg_recorder_t {
     const char *provider;
     char *request_model; /* from the request body or path (pool) */
     const char *event_id; /* cf-aig-event-id, echoed in the response (pool), NULL when none */
+    bool stream;          /* the request asks for an event stream ("stream": true, or Google's stream path) */
+    bool cached;          /* answered from the response cache: cost 0, no usage counted in the metrics */
 } tg_recorder_t;
 
 /*
@@ -44,6 +46,11 @@ typedef struct st_tg_recorder_t {
 tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw);
 /* The provider and native path the request goes to (once known). */
 void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path);
+/* The answer comes from the response cache. */
+static inline void tg_recorder_set_cached(tg_recorder_t *rc)
+{
+    rc->cached = true;
+}
 /* The response head from the provider. */
 void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, size_t n);
 /* The Accept-Encoding to send upstream in place of the client's: only encodings the recorder can read (gzip,

@@ -12,6 +12,7 @@
 
 #include <stdatomic.h>
 #include <uv.h>
+#include "tollgate/cache.h"
 #include "tollgate/config.h"
 #include "tollgate/http.h"
 #include "tollgate/logstore.h"
@@ -49,6 +50,7 @@ struct st_tg_process_t {
     atomic_uint_fast64_t config_reloads;
     atomic_uint_fast64_t config_reload_failures;
     tg_logstore_t *logs; /* the request log store (any thread may submit) */
+    tg_cache_t *cache;   /* the response cache (cache.h; any thread) */
     /* Called on the main thread's loop when a worker finished draining (set by main). */
     uv_async_t *on_worker_drained;
 };

@@ -8,6 +8,7 @@
  *   PATCH  logs/{id}                 {feedback, score, metadata}
  *   GET    logs/{id}/request|response  the stored body
  *   GET    analytics                 requests, errors, cache hits, tokens, cost, latency percentiles
+ *   DELETE cache[?key=K]             purge the gateway's response cache, or the entries of custom key K
  *
  * Requests are checked on the worker's loop (path, auth, method); the database work runs on libuv's thread pool
  * with a pooled connection, and the answer is sent back from the loop. A client that leaves meanwhile is simply
@@ -16,18 +17,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "tollgate/admin.h"
+#include "tollgate/cache.h"
 #include "tollgate/error.h"
 #include "tollgate/logquery.h"
 #include "tollgate/logstore.h"
 
 #define MAX_PATCH_BODY (64u << 10)
 
-typedef enum { OP_LIST, OP_DELETE, OP_GET, OP_PATCH, OP_BODY_REQ, OP_BODY_RESP, OP_ANALYTICS } op_t;
+typedef enum { OP_LIST, OP_DELETE, OP_GET, OP_PATCH, OP_BODY_REQ, OP_BODY_RESP, OP_ANALYTICS, OP_CACHE_PURGE } op_t;
 
 typedef struct {
     uv_work_t work;
     tg_req_t *req; /* NULL once the client left */
     tg_logstore_t *store;
+    tg_cache_t *cache;
     op_t op;
     char *account, *gateway, *id;
     tg_qparams_t params;
@@ -97,9 +100,40 @@ static void on_job_abort(tg_req_t *req)
 
 static const tg_http_generator_ops_t job_gen = {NULL, on_job_abort};
 
+/* DELETE cache[?key=K]: a custom key's entries are those of its plain and its streamed requests. */
+static void run_purge(job_t *j)
+{
+    const char *custom = tg_qparams_get(&j->params, "key");
+    int64_t n;
+    if (custom == NULL) {
+        n = tg_cache_purge(j->cache, j->account, j->gateway, NULL);
+    } else {
+        n = 0;
+        for (int stream = 0; stream != 2 && n >= 0; ++stream) {
+            tg_cache_key_parts_t parts = {.account = j->account, .gateway = j->gateway, .stream = stream != 0};
+            tg_cache_key_t k;
+            tg_cache_key(&parts, tg_iov_str(custom), &k);
+            int64_t one = tg_cache_purge(j->cache, j->account, j->gateway, &k);
+            n = one < 0 ? one : n + one;
+        }
+    }
+    if (n < 0) {
+        j->status = 500;
+        j->code = 1005;
+        snprintf(j->err, sizeof(j->err), "the cache database could not be purged (see the gateway's log)");
+        return;
+    }
+    j->status = 200;
+    j->result = json_pack("{sI}", "deleted", (json_int_t)n);
+}
+
 static void run_job(uv_work_t *w)
 {
     job_t *j = w->data;
+    if (j->op == OP_CACHE_PURGE) {
+        run_purge(j);
+        return;
+    }
     sqlite3 *db = tg_logstore_acquire(j->store, j->err, sizeof(j->err));
     if (db == NULL) {
         j->status = 500;
@@ -133,6 +167,8 @@ static void run_job(uv_work_t *w)
         break;
     case OP_ANALYTICS:
         rc = tg_logs_analytics(db, j->account, j->gateway, &j->params, &j->result, j->err, sizeof(j->err));
+        break;
+    case OP_CACHE_PURGE: /* run_purge, above */
         break;
     }
     tg_logstore_release(j->store, db);
@@ -216,7 +252,7 @@ int tg_admin_handle_api(tg_req_t *req, tg_worker_t *w)
         !tg_iov_eq(seg[3], TG_LIT("gateways"))) {
         send_api_error(req, 404, 1004,
                        "No such management endpoint; this version serves "
-                       "/client/v4/accounts/{account}/ai-gateway/gateways/{gateway}/logs[...] and .../analytics");
+                       "/client/v4/accounts/{account}/ai-gateway/gateways/{gateway}/logs[...], .../analytics and .../cache");
         return 0;
     }
     const tg_gateway_t *gw = tg_config_find_gateway(cfg, seg[1], seg[4]);
@@ -248,6 +284,11 @@ int tg_admin_handle_api(tg_req_t *req, tg_worker_t *w)
         op = tg_iov_eq(seg[7], TG_LIT("request")) ? OP_BODY_REQ : OP_BODY_RESP;
         if (!method_is(req, "GET"))
             goto bad_method;
+    } else if (n == 6 && tg_iov_eq(seg[5], TG_LIT("cache"))) {
+        allowed = "DELETE";
+        op = OP_CACHE_PURGE;
+        if (!method_is(req, "DELETE"))
+            goto bad_method;
     } else if (n == 6 && tg_iov_eq(seg[5], TG_LIT("analytics"))) {
         allowed = "GET";
         op = OP_ANALYTICS;
@@ -255,17 +296,22 @@ int tg_admin_handle_api(tg_req_t *req, tg_worker_t *w)
             goto bad_method;
     } else {
         send_api_error(req, 404, 1004, "No such management endpoint under gateway %s (logs, logs/{id}, "
-                                       "logs/{id}/request, logs/{id}/response, analytics)", gw->id);
+                                       "logs/{id}/request, logs/{id}/response, analytics, cache)", gw->id);
         return 0;
     }
-    if (w->process->logs == NULL) {
+    if (op != OP_CACHE_PURGE && w->process->logs == NULL) {
         send_api_error(req, 503, 1005, "the log store is not open");
+        return 0;
+    }
+    if (op == OP_CACHE_PURGE && w->process->cache == NULL) {
+        send_api_error(req, 503, 1005, "the response cache is not open");
         return 0;
     }
 
     job_t *j = tg_calloc(1, sizeof(*j));
     j->op = op;
     j->store = w->process->logs;
+    j->cache = w->process->cache;
     j->account = tg_strdup(gw->account);
     j->gateway = tg_strdup(gw->id);
     j->id = id.len != 0 ? tg_strndup(id.base, TG_MIN(id.len, 64)) : NULL;

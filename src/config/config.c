@@ -302,6 +302,15 @@ static int get_nullable_int(ctx_t *ctx, json_t *v, int64_t min, int64_t max, int
     return 0;
 }
 
+bool tg_gateway_same_settings(const tg_gateway_t *a, const tg_gateway_t *b)
+{
+    return a->collect_logs == b->collect_logs && a->cache_ttl == b->cache_ttl &&
+           a->cache_invalidate_on_update == b->cache_invalidate_on_update &&
+           a->rate_limiting_limit == b->rate_limiting_limit && a->rate_limiting_interval == b->rate_limiting_interval &&
+           a->rate_limiting_technique == b->rate_limiting_technique && a->authentication == b->authentication &&
+           a->log_management == b->log_management && a->log_management_strategy == b->log_management_strategy;
+}
+
 /* ---- the schema ----------------------------------------------------------------------------------------- */
 
 enum { T_STRING, T_STRING_OR_NULL, T_LISTEN, T_BOOL, T_U32, T_U64, T_SECONDS };
@@ -326,6 +335,9 @@ static const field_t root_fields[] = {
     F(log_queue_size, T_U32, 16, 10000000),
     F(log_queue_memory, T_U64, 1 << 20, UINT64_C(1) << 40),
     F(log_max_body, T_U64, 0, 1 << 30),
+    F(cache_max_memory, T_U64, 0, UINT64_C(1) << 40),
+    F(cache_max_disk, T_U64, 0, UINT64_C(1) << 44),
+    F(cache_max_entry, T_U64, 1024, 1 << 30),
     F(max_header_size, T_U32, 1024, 1 << 20),
     F(max_headers, T_U32, 8, 1000),
     F(max_url_length, T_U32, 256, 1 << 16),
@@ -735,6 +747,9 @@ static tg_config_t *new_defaults(void)
     c->log_queue_size = 65536;
     c->log_queue_memory = 256u << 20;
     c->log_max_body = 10u << 20;
+    c->cache_max_memory = 64u << 20;
+    c->cache_max_disk = UINT64_C(1) << 30;
+    c->cache_max_entry = 10u << 20;
     return c;
 }
 

@@ -256,12 +256,13 @@ void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provid
     scan_body(req->body, &bi);
     rc->provider = provider;
     rc->request_model = model_of(req, native_path, &bi);
+    /* "stream": true, or Google's ...:streamGenerateContent */
+    rc->stream = bi.stream || memmem(native_path.base, native_path.len, TG_LIT("streamGenerateContent")) != NULL;
     if (rc->rec != NULL) {
         tg_logrec_t *rec = rc->rec;
         rec->provider = tg_logrec_strdup(rec, provider);
         rec->path = iov_dup(rec, native_path, 2048);
-        /* "stream": true, or Google's ...:streamGenerateContent */
-        rec->stream = bi.stream || memmem(native_path.base, native_path.len, TG_LIT("streamGenerateContent")) != NULL;
+        rec->stream = rc->stream;
     }
 }
 
@@ -387,7 +388,9 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
     }
     const char *model = rc->request_model != NULL ? rc->request_model : resp_model;
     double cost = -1;
-    if (rc->has_custom_price) {
+    if (rc->cached) {
+        cost = 0; /* a cache hit costs nothing */
+    } else if (rc->has_custom_price) {
         cost = tg_cost(&rc->custom_price, &usage);
     } else if (rc->provider != NULL) {
         tg_price_t price;
@@ -395,7 +398,7 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
             (resp_model != NULL && tg_pricing_find(req->config->pricing, rc->provider, resp_model, &price)))
             cost = tg_cost(&price, &usage);
     }
-    if (rc->provider != NULL && usage.input >= 0)
+    if (rc->provider != NULL && usage.input >= 0 && !rc->cached)
         tg_metrics_usage(m, req->log_gateway, rc->provider, model, usage.input, usage.output, usage.cached, cost);
 
     tg_logrec_t *rec = rc->rec;
@@ -414,7 +417,8 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
     rec->success = req->status >= 200 && req->status < 400 && !req->aborted;
     rec->usage = usage;
     rec->cost = cost;
-    rec->custom_cost = rc->has_custom_price && cost >= 0;
+    rec->custom_cost = rc->has_custom_price && !rc->cached && cost >= 0;
+    rec->cached = rc->cached;
     rec->model = tg_logrec_strdup(rec, model);
     if (req->error_message != NULL)
         rec->error = tg_logrec_strdup(rec, req->error_message);

@@ -10,6 +10,7 @@
  * curl transfer; on_drain resumes it.
  */
 #include <stdio.h>
+#include "tollgate/cacheserve.h"
 #include "tollgate/error.h"
 #include "tollgate/log.h"
 #include "tollgate/proxy.h"
@@ -26,10 +27,15 @@ typedef struct {
     tg_streamusage_strip_t *strip;
     bool strip_active;
     tg_buf_t scratch;
+    tg_cache_fill_t *fill; /* caching applies: the answer is collected for the store (cacheserve.h) */
 } proxy_t;
 
 static void release(proxy_t *px)
 {
+    if (px->fill != NULL) {
+        tg_cache_fill_end(px->fill, false); /* not stored unless on_up_done ended it complete first */
+        px->fill = NULL;
+    }
     if (px->strip != NULL) {
         tg_streamusage_strip_dispose(px->strip);
         px->strip = NULL;
@@ -82,7 +88,7 @@ bool tg_proxy_is_response_header_dropped(tg_iovec_t name)
 static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t n, int64_t content_length)
 {
     proxy_t *px = ctx;
-    tg_header_t *out = tg_mem_alloc_pool(&px->req->pool, sizeof(*out) * (n + 2));
+    tg_header_t *out = tg_mem_alloc_pool(&px->req->pool, sizeof(*out) * (n + 3));
     size_t m = 0;
     for (size_t i = 0; i != n; ++i)
         if (!tg_proxy_is_response_header_dropped(headers[i].name))
@@ -95,6 +101,10 @@ static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t
                 px->strip_active = true;
         if (px->strip_active)
             content_length = -1; /* the body changes length */
+    }
+    if (px->fill != NULL) {
+        tg_cache_fill_head(px->fill, status, headers, n);
+        out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), tg_iov(TG_LIT("MISS"))};
     }
     tg_recorder_t *rc = px->req->recorder;
     if (rc != NULL) {
@@ -118,8 +128,12 @@ static int on_up_body(void *ctx, const char *p, size_t n)
         tg_streamusage_strip_feed(px->strip, p, n, &px->scratch);
         if (px->scratch.len != 0 && tg_http_send(px->req, px->scratch.base, px->scratch.len) != 0)
             return TG_E_AGAIN;
+        if (px->fill != NULL) /* what the client receives is what a hit replays */
+            tg_cache_fill_body(px->fill, px->scratch.base, px->scratch.len);
     } else if (tg_http_send(px->req, p, n) != 0) {
         return TG_E_AGAIN; /* the client is gone; on_abort follows and cancels */
+    } else if (px->fill != NULL) {
+        tg_cache_fill_body(px->fill, p, n);
     }
     if (px->req->recorder != NULL)
         tg_recorder_response_body(px->req->recorder, p, n);
@@ -136,8 +150,15 @@ static void on_up_done(void *ctx, int err, const char *detail)
         if (px->strip_active) {
             px->scratch.len = 0;
             tg_streamusage_strip_finish(px->strip, &px->scratch);
-            if (px->scratch.len != 0)
+            if (px->scratch.len != 0) {
                 tg_http_send(req, px->scratch.base, px->scratch.len);
+                if (px->fill != NULL)
+                    tg_cache_fill_body(px->fill, px->scratch.base, px->scratch.len);
+            }
+        }
+        if (px->fill != NULL) {
+            tg_cache_fill_end(px->fill, true);
+            px->fill = NULL;
         }
         release(px);
         tg_http_end_response(req);
@@ -188,7 +209,7 @@ static void on_client_abort(tg_req_t *req)
 
 static const tg_http_generator_ops_t generator_ops = {on_client_drain, on_client_abort};
 
-void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target)
+void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target, tg_cache_fill_t *fill)
 {
     const tg_config_t *cfg = req->config;
     proxy_t *px = tg_mem_alloc_pool(&req->pool, sizeof(*px));
@@ -196,6 +217,7 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
     px->req = req;
     px->w = w;
     px->provider = target->provider;
+    px->fill = fill;
 
     const tg_header_t *conn_hdr = tg_http_find_header(req, TG_LIT("connection"));
     tg_iovec_t connection = conn_hdr != NULL ? conn_hdr->value : tg_iov("", 0);
@@ -209,9 +231,10 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
     }
 
     /* The answer must stay readable for the recorder: Accept-Encoding is narrowed to what it can inflate (gzip,
-     * deflate), and to identity when the stream is edited on its way. */
+     * deflate), and to identity when the stream is edited on its way or may be cached (a stored answer is plain,
+     * so any client can be served from it). */
     const tg_header_t *ae = tg_http_find_header(req, TG_LIT("accept-encoding"));
-    bool own_ae = req->recorder != NULL && (ae != NULL || px->strip != NULL);
+    bool own_ae = (req->recorder != NULL && (ae != NULL || px->strip != NULL)) || fill != NULL;
     tg_header_t *hdrs = tg_mem_alloc_pool(&req->pool, sizeof(*hdrs) * (req->num_headers + 1));
     size_t n = 0;
     for (size_t i = 0; i != req->num_headers; ++i)
@@ -221,7 +244,7 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
     if (own_ae)
         hdrs[n++] = (tg_header_t){tg_iov(TG_LIT("accept-encoding")),
                                   tg_iov_str(tg_recorder_accept_encoding(ae != NULL ? ae->value : tg_iov("", 0),
-                                                                         px->strip != NULL))};
+                                                                         px->strip != NULL || fill != NULL))};
 
     tg_upstream_spec_t spec = {
         .url = target->url,

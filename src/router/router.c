@@ -9,6 +9,7 @@
 #include "tollgate/admin.h"
 #include "tollgate/error.h"
 #include "tollgate/log.h"
+#include "tollgate/cacheserve.h"
 #include "tollgate/proxy.h"
 #include "tollgate/recorder.h"
 #include "tollgate/router.h"
@@ -143,7 +144,7 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
         .first_byte_timeout_ms = (uint64_t)timeout,
     };
     tg_buf_free(&url);
-    tg_proxy_handle(req, w, &target);
+    tg_cache_route(req, w, &target);
 }
 
 void tg_router_on_request(tg_req_t *req, void *data)

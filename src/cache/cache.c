@@ -1,0 +1,766 @@
+/*
+ * The response cache store (cache.h).
+ *
+ * Keys are BLAKE2b-256 digests (libsodium) over length-prefixed fields, so no two different requests can be
+ * confused by where one field ends and the next begins. The memory tier is a chained hash table plus an LRU list
+ * (memcached's layout) under one mutex; entries are reference counted so eviction never frees an entry that a
+ * replay is still sending. The persistent tier is one SQLite table written by a writer thread in batches (as the
+ * log store does) and read from the threadpool.
+ */
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include "tollgate/cache.h"
+#include "tollgate/log.h"
+#include "tollgate/tgtime.h"
+
+/* ---- keys ------------------------------------------------------------------------------------------------- */
+
+static void put_field(crypto_generichash_state *st, const void *p, size_t n)
+{
+    uint64_t len = n;
+    crypto_generichash_update(st, (const unsigned char *)&len, sizeof(len));
+    if (n != 0)
+        crypto_generichash_update(st, p, n);
+}
+
+static void put_str(crypto_generichash_state *st, const char *s)
+{
+    put_field(st, s, s != NULL ? strlen(s) : 0);
+}
+
+void tg_cache_key(const tg_cache_key_parts_t *parts, tg_iovec_t custom, tg_cache_key_t *out)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, TG_CACHE_KEY_LEN);
+    uint8_t stream = parts->stream ? 1 : 0;
+    if (custom.len != 0) {
+        put_str(&st, "tollgate-cache-custom-v1");
+        put_str(&st, parts->account);
+        put_str(&st, parts->gateway);
+        put_field(&st, custom.base, custom.len);
+        put_field(&st, &stream, 1);
+    } else {
+        put_str(&st, "tollgate-cache-v1");
+        put_str(&st, parts->account);
+        put_str(&st, parts->gateway);
+        put_str(&st, parts->provider);
+        put_field(&st, parts->method.base, parts->method.len);
+        put_field(&st, parts->path.base, parts->path.len);
+        put_field(&st, parts->query.base, parts->query.len);
+        put_field(&st, parts->credential.base, parts->credential.len);
+        put_field(&st, parts->body.base, parts->body.len);
+        put_field(&st, &stream, 1);
+    }
+    crypto_generichash_final(&st, out->b, TG_CACHE_KEY_LEN);
+}
+
+void tg_cache_key_hex(const tg_cache_key_t *k, char out[2 * TG_CACHE_KEY_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i != TG_CACHE_KEY_LEN; ++i) {
+        out[2 * i] = hex[k->b[i] >> 4];
+        out[2 * i + 1] = hex[k->b[i] & 15];
+    }
+    out[2 * TG_CACHE_KEY_LEN] = '\0';
+}
+
+/* ---- entries ---------------------------------------------------------------------------------------------- */
+
+tg_cache_entry_t *tg_cache_entry_new(const tg_cache_key_t *key, const char *account, const char *gateway,
+                                     uint64_t created_ms, uint64_t expires_ms, int status, bool stream,
+                                     tg_iovec_t head, tg_iovec_t body)
+{
+    size_t al = strlen(account) + 1, gl = strlen(gateway) + 1;
+    size_t n = al + gl + head.len + 1 + body.len;
+    tg_cache_entry_t *e = tg_malloc(sizeof(*e) + n);
+    memset(e, 0, sizeof(*e));
+    atomic_init(&e->refs, 1);
+    e->key = *key;
+    e->created_ms = created_ms;
+    e->expires_ms = expires_ms;
+    e->status = status;
+    e->stream = stream;
+    char *p = e->data;
+    memcpy(p, account, al);
+    e->account = p;
+    p += al;
+    memcpy(p, gateway, gl);
+    e->gateway = p;
+    p += gl;
+    if (head.len != 0)
+        memcpy(p, head.base, head.len);
+    p[head.len] = '\0';
+    e->head = p;
+    e->head_len = head.len;
+    p += head.len + 1;
+    if (body.len != 0)
+        memcpy(p, body.base, body.len);
+    e->body = p;
+    e->body_len = body.len;
+    e->size = sizeof(*e) + n;
+    return e;
+}
+
+void tg_cache_entry_retain(tg_cache_entry_t *e)
+{
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+}
+
+void tg_cache_entry_release(tg_cache_entry_t *e)
+{
+    if (e != NULL && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        free(e);
+}
+
+/* ---- the store -------------------------------------------------------------------------------------------- */
+
+#define PERSIST_QUEUE_BYTES (64u << 20)
+#define SWEEP_EVERY_MS 60000u
+#define NUM_READERS 4
+
+typedef struct persist_item_t {
+    struct persist_item_t *next;
+    tg_cache_entry_t *e;
+} persist_item_t;
+
+struct st_tg_cache_t {
+    uv_mutex_t mutex; /* the memory tier and the stats */
+    tg_cache_entry_t **buckets;
+    size_t num_buckets, count;
+    tg_cache_entry_t *lru_head, *lru_tail; /* head: most recently used */
+    uint64_t bytes, max_memory, max_disk;
+    tg_cache_stats_t stats;
+
+    /* persistent tier */
+    char *path;
+    sqlite3 *wdb; /* the writer's connection */
+    uv_thread_t writer;
+    bool has_writer;
+    uv_mutex_t qmutex; /* the persist queue, the readers and the disk figures */
+    uv_cond_t qwake, qdone;
+    persist_item_t *qhead, **qtail;
+    uint64_t qbytes, queued, persisted;
+    bool stop;
+    sqlite3 *readers[NUM_READERS];
+    size_t num_readers;
+    uint64_t disk_bytes, disk_entries, evictions_disk;
+};
+
+static size_t bucket_of(const tg_cache_t *c, const tg_cache_key_t *k)
+{
+    uint64_t h;
+    memcpy(&h, k->b, sizeof(h)); /* the digest is uniform already */
+    return (size_t)(h & (c->num_buckets - 1));
+}
+
+static void lru_unlink(tg_cache_t *c, tg_cache_entry_t *e)
+{
+    if (e->_prev != NULL)
+        e->_prev->_next = e->_next;
+    else
+        c->lru_head = e->_next;
+    if (e->_next != NULL)
+        e->_next->_prev = e->_prev;
+    else
+        c->lru_tail = e->_prev;
+    e->_prev = e->_next = NULL;
+}
+
+static void lru_push_front(tg_cache_t *c, tg_cache_entry_t *e)
+{
+    e->_prev = NULL;
+    e->_next = c->lru_head;
+    if (c->lru_head != NULL)
+        c->lru_head->_prev = e;
+    c->lru_head = e;
+    if (c->lru_tail == NULL)
+        c->lru_tail = e;
+}
+
+/* Takes `e` out of the memory tier and drops the tier's reference. Under the mutex. */
+static void mem_remove(tg_cache_t *c, tg_cache_entry_t *e)
+{
+    tg_cache_entry_t **pp = &c->buckets[bucket_of(c, &e->key)];
+    while (*pp != e)
+        pp = &(*pp)->_hnext;
+    *pp = e->_hnext;
+    e->_hnext = NULL;
+    lru_unlink(c, e);
+    e->_linked = false;
+    c->count--;
+    c->bytes -= e->size;
+    tg_cache_entry_release(e);
+}
+
+static tg_cache_entry_t *mem_find(tg_cache_t *c, const tg_cache_key_t *k)
+{
+    for (tg_cache_entry_t *e = c->buckets[bucket_of(c, k)]; e != NULL; e = e->_hnext)
+        if (memcmp(e->key.b, k->b, TG_CACHE_KEY_LEN) == 0)
+            return e;
+    return NULL;
+}
+
+static void mem_grow(tg_cache_t *c)
+{
+    size_t n = c->num_buckets * 2;
+    tg_cache_entry_t **b = tg_calloc(n, sizeof(*b));
+    for (size_t i = 0; i != c->num_buckets; ++i) {
+        for (tg_cache_entry_t *e = c->buckets[i], *next; e != NULL; e = next) {
+            next = e->_hnext;
+            uint64_t h;
+            memcpy(&h, e->key.b, sizeof(h));
+            size_t j = (size_t)(h & (n - 1));
+            e->_hnext = b[j];
+            b[j] = e;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->num_buckets = n;
+}
+
+/* Evicts least recently used entries until `need` more bytes fit. Under the mutex. */
+static void mem_make_room(tg_cache_t *c, uint64_t need)
+{
+    while (c->lru_tail != NULL && c->bytes + need > c->max_memory) {
+        mem_remove(c, c->lru_tail);
+        c->stats.evictions_memory++;
+    }
+}
+
+/* Inserts `e` (a new reference for the tier), replacing an entry of the same key. Under the mutex. */
+static void mem_insert(tg_cache_t *c, tg_cache_entry_t *e)
+{
+    tg_cache_entry_t *old = mem_find(c, &e->key);
+    if (old != NULL)
+        mem_remove(c, old);
+    if (e->size > c->max_memory)
+        return; /* larger than the whole tier: disk only */
+    mem_make_room(c, e->size);
+    if (c->count >= c->num_buckets)
+        mem_grow(c);
+    tg_cache_entry_retain(e);
+    size_t b = bucket_of(c, &e->key);
+    e->_hnext = c->buckets[b];
+    c->buckets[b] = e;
+    lru_push_front(c, e);
+    e->_linked = true;
+    c->count++;
+    c->bytes += e->size;
+}
+
+tg_cache_entry_t *tg_cache_get_memory(tg_cache_t *c, const tg_cache_key_t *key, uint64_t now_ms)
+{
+    uv_mutex_lock(&c->mutex);
+    tg_cache_entry_t *e = mem_find(c, key);
+    if (e != NULL && e->expires_ms <= now_ms) {
+        mem_remove(c, e);
+        c->stats.expired++;
+        e = NULL;
+    }
+    if (e != NULL) {
+        lru_unlink(c, e);
+        lru_push_front(c, e);
+        tg_cache_entry_retain(e);
+    }
+    uv_mutex_unlock(&c->mutex);
+    return e;
+}
+
+/* ---- persistent tier -------------------------------------------------------------------------------------- */
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS entries ("
+    " key BLOB PRIMARY KEY, account TEXT NOT NULL, gateway TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+    " status INTEGER NOT NULL, stream INTEGER NOT NULL, head TEXT NOT NULL, body BLOB NOT NULL, size INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires_at);"
+    "CREATE INDEX IF NOT EXISTS entries_created ON entries(created_at);"
+    "CREATE INDEX IF NOT EXISTS entries_gateway ON entries(account, gateway);";
+
+static sqlite3 *open_conn(const char *path, char *err, size_t errsz)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errsz, "cannot open %s: %s", path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static bool exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        tg_log_error("cache store: %s: %s", sql, msg != NULL ? msg : "?");
+        sqlite3_free(msg);
+        return false;
+    }
+    return true;
+}
+
+static sqlite3 *reader_acquire(tg_cache_t *c)
+{
+    sqlite3 *db = NULL;
+    uv_mutex_lock(&c->qmutex);
+    if (c->num_readers != 0)
+        db = c->readers[--c->num_readers];
+    uv_mutex_unlock(&c->qmutex);
+    if (db == NULL) {
+        char err[256];
+        db = open_conn(c->path, err, sizeof(err));
+        if (db == NULL)
+            tg_log_error("cache store: %s", err);
+    }
+    return db;
+}
+
+static void reader_release(tg_cache_t *c, sqlite3 *db)
+{
+    uv_mutex_lock(&c->qmutex);
+    if (c->num_readers < NUM_READERS) {
+        c->readers[c->num_readers++] = db;
+        db = NULL;
+    }
+    uv_mutex_unlock(&c->qmutex);
+    sqlite3_close(db);
+}
+
+bool tg_cache_has_disk(tg_cache_t *c)
+{
+    return c->path != NULL;
+}
+
+tg_cache_entry_t *tg_cache_get_disk(tg_cache_t *c, const tg_cache_key_t *key, uint64_t now_ms)
+{
+    if (c->path == NULL)
+        return NULL;
+    sqlite3 *db = reader_acquire(c);
+    if (db == NULL)
+        return NULL;
+    sqlite3_stmt *st = NULL;
+    tg_cache_entry_t *e = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT account, gateway, created_at, expires_at, status, stream, head, body FROM entries "
+                           "WHERE key = ? AND expires_at > ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_blob(st, 1, key->b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const char *head = (const char *)sqlite3_column_text(st, 6);
+            size_t head_len = (size_t)sqlite3_column_bytes(st, 6);
+            const char *body = sqlite3_column_blob(st, 7);
+            size_t body_len = (size_t)sqlite3_column_bytes(st, 7);
+            e = tg_cache_entry_new(key, (const char *)sqlite3_column_text(st, 0),
+                                   (const char *)sqlite3_column_text(st, 1), (uint64_t)sqlite3_column_int64(st, 2),
+                                   (uint64_t)sqlite3_column_int64(st, 3), sqlite3_column_int(st, 4),
+                                   sqlite3_column_int(st, 5) != 0, tg_iov(head != NULL ? head : "", head_len),
+                                   tg_iov(body != NULL ? body : "", body_len));
+        }
+    }
+    sqlite3_finalize(st);
+    reader_release(c, db);
+    if (e != NULL) { /* promoted: the next hit is served from memory */
+        uv_mutex_lock(&c->mutex);
+        if (mem_find(c, key) == NULL)
+            mem_insert(c, e);
+        uv_mutex_unlock(&c->mutex);
+    }
+    return e;
+}
+
+/* The disk figures change under qmutex (the writer, purges and sweeps all move them). */
+static void disk_adjust(tg_cache_t *c, int64_t bytes, int64_t entries, uint64_t evicted)
+{
+    uv_mutex_lock(&c->qmutex);
+    c->disk_bytes = bytes < 0 ? c->disk_bytes - TG_MIN((uint64_t)-bytes, c->disk_bytes) : c->disk_bytes + (uint64_t)bytes;
+    c->disk_entries = entries < 0 ? c->disk_entries - TG_MIN((uint64_t)-entries, c->disk_entries)
+                                  : c->disk_entries + (uint64_t)entries;
+    c->evictions_disk += evicted;
+    uv_mutex_unlock(&c->qmutex);
+}
+
+static uint64_t disk_bytes_now(tg_cache_t *c, uint64_t *max)
+{
+    uv_mutex_lock(&c->qmutex);
+    uint64_t b = c->disk_bytes;
+    *max = c->max_disk;
+    uv_mutex_unlock(&c->qmutex);
+    return b;
+}
+
+/* Deletes the oldest entries until the tier is under 90% of max_disk. Writer connection, in a transaction. */
+static void disk_evict(tg_cache_t *c)
+{
+    uint64_t max;
+    if (disk_bytes_now(c, &max) <= max)
+        return;
+    sqlite3_stmt *sel = NULL, *del = NULL;
+    if (sqlite3_prepare_v2(c->wdb, "SELECT key, size FROM entries ORDER BY created_at LIMIT 256", -1, &sel, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(c->wdb, "DELETE FROM entries WHERE key = ?", -1, &del, NULL) != SQLITE_OK) {
+        sqlite3_finalize(sel);
+        return;
+    }
+    uint64_t target = max - max / 10;
+    while (disk_bytes_now(c, &max) > target) {
+        int got = 0;
+        while (disk_bytes_now(c, &max) > target && sqlite3_step(sel) == SQLITE_ROW) {
+            ++got;
+            sqlite3_bind_blob(del, 1, sqlite3_column_blob(sel, 0), sqlite3_column_bytes(sel, 0), SQLITE_TRANSIENT);
+            if (sqlite3_step(del) == SQLITE_DONE && sqlite3_changes(c->wdb) == 1)
+                disk_adjust(c, -sqlite3_column_int64(sel, 1), -1, 1);
+            sqlite3_reset(del);
+        }
+        sqlite3_reset(sel);
+        if (got == 0)
+            break;
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(del);
+}
+
+static void disk_write(tg_cache_t *c, persist_item_t *items)
+{
+    sqlite3_stmt *old = NULL, *ins = NULL;
+    if (!exec(c->wdb, "BEGIN IMMEDIATE"))
+        return;
+    sqlite3_prepare_v2(c->wdb, "SELECT size FROM entries WHERE key = ?", -1, &old, NULL);
+    sqlite3_prepare_v2(c->wdb,
+                       "INSERT OR REPLACE INTO entries (key, account, gateway, created_at, expires_at, status, stream, "
+                       "head, body, size) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       -1, &ins, NULL);
+    for (persist_item_t *it = items; it != NULL && old != NULL && ins != NULL; it = it->next) {
+        tg_cache_entry_t *e = it->e;
+        sqlite3_bind_blob(old, 1, e->key.b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
+        if (sqlite3_step(old) == SQLITE_ROW)
+            disk_adjust(c, -sqlite3_column_int64(old, 0), -1, 0);
+        sqlite3_reset(old);
+        sqlite3_bind_blob(ins, 1, e->key.b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, e->account, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, e->gateway, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 4, (sqlite3_int64)e->created_ms);
+        sqlite3_bind_int64(ins, 5, (sqlite3_int64)e->expires_ms);
+        sqlite3_bind_int(ins, 6, e->status);
+        sqlite3_bind_int(ins, 7, e->stream);
+        sqlite3_bind_text(ins, 8, e->head, (int)e->head_len, SQLITE_STATIC);
+        sqlite3_bind_blob64(ins, 9, e->body, e->body_len, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 10, (sqlite3_int64)e->size);
+        if (sqlite3_step(ins) == SQLITE_DONE) {
+            disk_adjust(c, (int64_t)e->size, 1, 0);
+        } else {
+            tg_log_error("cache store: cannot store an entry: %s", sqlite3_errmsg(c->wdb));
+        }
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(old);
+    sqlite3_finalize(ins);
+    disk_evict(c);
+    if (!exec(c->wdb, "COMMIT"))
+        exec(c->wdb, "ROLLBACK");
+}
+
+static void disk_figures(tg_cache_t *c)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->wdb, "SELECT count(*), coalesce(sum(size), 0) FROM entries", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        c->disk_entries = (uint64_t)sqlite3_column_int64(st, 0);
+        c->disk_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+}
+
+static void writer_main(void *arg)
+{
+    tg_cache_t *c = arg;
+    pthread_setname_np(pthread_self(), "tg-cachewriter");
+    uint64_t next_sweep = tg_now_unix_ms() + SWEEP_EVERY_MS;
+    uv_mutex_lock(&c->qmutex);
+    for (;;) {
+        while (c->qhead == NULL && !c->stop) {
+            uint64_t now = tg_now_unix_ms();
+            if (now >= next_sweep) {
+                uv_mutex_unlock(&c->qmutex);
+                tg_cache_sweep(c, now);
+                uv_mutex_lock(&c->qmutex);
+                next_sweep = now + SWEEP_EVERY_MS;
+                continue;
+            }
+            uv_cond_timedwait(&c->qwake, &c->qmutex, (next_sweep - now) * 1000000u);
+        }
+        if (c->qhead == NULL && c->stop)
+            break;
+        persist_item_t *items = c->qhead;
+        size_t n = 0;
+        for (persist_item_t *it = items; it != NULL; it = it->next)
+            ++n;
+        c->qhead = NULL;
+        c->qtail = &c->qhead;
+        c->qbytes = 0;
+        uv_mutex_unlock(&c->qmutex);
+        disk_write(c, items);
+        while (items != NULL) {
+            persist_item_t *next = items->next;
+            tg_cache_entry_release(items->e);
+            free(items);
+            items = next;
+        }
+        uv_mutex_lock(&c->qmutex);
+        c->persisted += n;
+        uv_cond_broadcast(&c->qdone);
+    }
+    uv_mutex_unlock(&c->qmutex);
+}
+
+void tg_cache_put(tg_cache_t *c, tg_cache_entry_t *e)
+{
+    uv_mutex_lock(&c->mutex);
+    mem_insert(c, e);
+    uv_mutex_unlock(&c->mutex);
+    if (!c->has_writer) {
+        tg_cache_entry_release(e);
+        return;
+    }
+    uv_mutex_lock(&c->qmutex);
+    if (c->stop || c->qbytes + e->size > PERSIST_QUEUE_BYTES || e->size > c->max_disk) {
+        uv_mutex_unlock(&c->qmutex);
+        uv_mutex_lock(&c->mutex);
+        c->stats.persist_dropped++;
+        uv_mutex_unlock(&c->mutex);
+        tg_cache_entry_release(e);
+        return;
+    }
+    persist_item_t *it = tg_malloc(sizeof(*it));
+    it->next = NULL;
+    it->e = e;
+    *c->qtail = it;
+    c->qtail = &it->next;
+    c->qbytes += e->size;
+    c->queued++;
+    uv_cond_signal(&c->qwake);
+    uv_mutex_unlock(&c->qmutex);
+}
+
+void tg_cache_flush(tg_cache_t *c)
+{
+    if (!c->has_writer)
+        return;
+    uv_mutex_lock(&c->qmutex);
+    uint64_t want = c->queued;
+    while (c->persisted < want)
+        uv_cond_wait(&c->qdone, &c->qmutex);
+    uv_mutex_unlock(&c->qmutex);
+}
+
+static bool entry_matches(const tg_cache_entry_t *e, const char *account, const char *gateway,
+                          const tg_cache_key_t *key)
+{
+    return strcmp(e->account, account) == 0 && strcmp(e->gateway, gateway) == 0 &&
+           (key == NULL || memcmp(e->key.b, key->b, TG_CACHE_KEY_LEN) == 0);
+}
+
+int64_t tg_cache_purge(tg_cache_t *c, const char *account, const char *gateway, const tg_cache_key_t *key)
+{
+    int64_t removed = 0;
+    /* entries still waiting to be persisted are dropped first, so none is written after the purge */
+    uv_mutex_lock(&c->qmutex);
+    for (persist_item_t **pp = &c->qhead; *pp != NULL;) {
+        persist_item_t *it = *pp;
+        if (entry_matches(it->e, account, gateway, key)) {
+            *pp = it->next;
+            c->qbytes -= it->e->size;
+            c->persisted++; /* it counts as handled for flushers */
+            tg_cache_entry_release(it->e);
+            free(it);
+        } else {
+            pp = &it->next;
+        }
+    }
+    c->qtail = &c->qhead;
+    while (*c->qtail != NULL)
+        c->qtail = &(*c->qtail)->next;
+    uv_mutex_unlock(&c->qmutex);
+
+    uv_mutex_lock(&c->mutex);
+    int64_t in_memory = 0;
+    for (tg_cache_entry_t *e = c->lru_head, *next; e != NULL; e = next) {
+        next = e->_next;
+        if (entry_matches(e, account, gateway, key)) {
+            mem_remove(c, e);
+            ++in_memory;
+        }
+    }
+    uv_mutex_unlock(&c->mutex);
+    removed = in_memory;
+
+    if (c->path == NULL)
+        return removed;
+    sqlite3 *db = reader_acquire(c);
+    if (db == NULL)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    int64_t on_disk = -1;
+    const char *sql = key != NULL
+                          ? "DELETE FROM entries WHERE account = ? AND gateway = ? AND key = ? RETURNING size"
+                          : "DELETE FROM entries WHERE account = ? AND gateway = ? RETURNING size";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+        if (key != NULL)
+            sqlite3_bind_blob(st, 3, key->b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
+        uint64_t bytes = 0;
+        int rc;
+        on_disk = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            bytes += (uint64_t)sqlite3_column_int64(st, 0);
+            ++on_disk;
+        }
+        if (rc != SQLITE_DONE) {
+            tg_log_error("cache store: purge failed: %s", sqlite3_errmsg(db));
+            on_disk = -1;
+        } else {
+            disk_adjust(c, -(int64_t)bytes, -on_disk, 0);
+        }
+    }
+    sqlite3_finalize(st);
+    reader_release(c, db);
+    if (on_disk < 0)
+        return -1;
+    /* an entry is in memory and on disk at once most of the time: count each once */
+    return TG_MAX(in_memory, on_disk);
+}
+
+void tg_cache_sweep(tg_cache_t *c, uint64_t now_ms)
+{
+    uv_mutex_lock(&c->mutex);
+    for (tg_cache_entry_t *e = c->lru_head, *next; e != NULL; e = next) {
+        next = e->_next;
+        if (e->expires_ms <= now_ms) {
+            mem_remove(c, e);
+            c->stats.expired++;
+        }
+    }
+    uv_mutex_unlock(&c->mutex);
+    if (c->path == NULL)
+        return;
+    sqlite3 *db = reader_acquire(c);
+    if (db == NULL)
+        return;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "DELETE FROM entries WHERE expires_at <= ? RETURNING size", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
+        uint64_t bytes = 0, n = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            bytes += (uint64_t)sqlite3_column_int64(st, 0);
+            ++n;
+        }
+        disk_adjust(c, -(int64_t)bytes, -(int64_t)n, 0);
+    }
+    sqlite3_finalize(st);
+    reader_release(c, db);
+}
+
+tg_cache_t *tg_cache_open(const char *data_dir, uint64_t max_memory, uint64_t max_disk, char *err, size_t errsz)
+{
+    if (sodium_init() < 0) {
+        snprintf(err, errsz, "libsodium cannot start");
+        return NULL;
+    }
+    tg_cache_t *c = tg_calloc(1, sizeof(*c));
+    uv_mutex_init(&c->mutex);
+    uv_mutex_init(&c->qmutex);
+    uv_cond_init(&c->qwake);
+    uv_cond_init(&c->qdone);
+    c->num_buckets = 1024;
+    c->buckets = tg_calloc(c->num_buckets, sizeof(*c->buckets));
+    c->max_memory = max_memory;
+    c->max_disk = max_disk;
+    c->qtail = &c->qhead;
+    if (data_dir == NULL)
+        return c;
+    size_t n = strlen(data_dir) + sizeof("/cache.db");
+    c->path = tg_malloc(n);
+    snprintf(c->path, n, "%s/cache.db", data_dir);
+    c->wdb = open_conn(c->path, err, errsz);
+    if (c->wdb == NULL || !exec(c->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") ||
+        !exec(c->wdb, schema)) {
+        if (c->wdb != NULL)
+            snprintf(err, errsz, "cannot set up %s: %s", c->path, sqlite3_errmsg(c->wdb));
+        tg_cache_close(c);
+        return NULL;
+    }
+    disk_figures(c);
+    if (uv_thread_create(&c->writer, writer_main, c) != 0) {
+        snprintf(err, errsz, "cannot start the cache writer thread");
+        tg_cache_close(c);
+        return NULL;
+    }
+    c->has_writer = true;
+    return c;
+}
+
+void tg_cache_close(tg_cache_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->has_writer) {
+        uv_mutex_lock(&c->qmutex);
+        c->stop = true;
+        uv_cond_signal(&c->qwake);
+        uv_mutex_unlock(&c->qmutex);
+        uv_thread_join(&c->writer);
+    }
+    while (c->qhead != NULL) { /* only when the writer never started */
+        persist_item_t *next = c->qhead->next;
+        tg_cache_entry_release(c->qhead->e);
+        free(c->qhead);
+        c->qhead = next;
+    }
+    while (c->lru_head != NULL)
+        mem_remove(c, c->lru_head);
+    for (size_t i = 0; i != c->num_readers; ++i)
+        sqlite3_close(c->readers[i]);
+    sqlite3_close(c->wdb);
+    free(c->buckets);
+    free(c->path);
+    uv_cond_destroy(&c->qwake);
+    uv_cond_destroy(&c->qdone);
+    uv_mutex_destroy(&c->mutex);
+    uv_mutex_destroy(&c->qmutex);
+    free(c);
+}
+
+void tg_cache_set_limits(tg_cache_t *c, uint64_t max_memory, uint64_t max_disk)
+{
+    uv_mutex_lock(&c->mutex);
+    c->max_memory = max_memory;
+    mem_make_room(c, 0);
+    uv_mutex_unlock(&c->mutex);
+    uv_mutex_lock(&c->qmutex);
+    c->max_disk = max_disk; /* the writer evicts down to it with its next batch */
+    uv_mutex_unlock(&c->qmutex);
+}
+
+void tg_cache_stats(tg_cache_t *c, tg_cache_stats_t *out)
+{
+    uv_mutex_lock(&c->mutex);
+    *out = c->stats;
+    out->memory_entries = c->count;
+    out->memory_bytes = c->bytes;
+    uv_mutex_unlock(&c->mutex);
+    uv_mutex_lock(&c->qmutex);
+    out->disk_entries = c->disk_entries;
+    out->disk_bytes = c->disk_bytes;
+    out->evictions_disk = c->evictions_disk;
+    uv_mutex_unlock(&c->qmutex);
+}
