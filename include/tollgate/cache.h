@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "tollgate/buf.h"
 #include "tollgate/common.h"
 
 #define TG_CACHE_KEY_LEN 32
@@ -107,5 +108,17 @@ void tg_cache_sweep(tg_cache_t *c, uint64_t now_ms);
 /* Waits until every put so far is on disk (tests, shutdown). */
 void tg_cache_flush(tg_cache_t *c);
 void tg_cache_stats(tg_cache_t *c, tg_cache_stats_t *out);
+
+/* What happened to one request, counted per gateway for /metrics. */
+typedef enum {
+    TG_CACHE_HIT,
+    TG_CACHE_MISS,
+    TG_CACHE_COALESCED, /* waited for an identical request's upstream call instead of making one */
+    TG_CACHE_STORED,    /* an answer was stored (`bytes`: its size) */
+    TG_CACHE__EVENTS
+} tg_cache_event_t;
+void tg_cache_count(tg_cache_t *c, const char *account, const char *gateway, tg_cache_event_t ev, uint64_t bytes);
+/* The cache's series in the Prometheus text format (appended to `out`). Any thread. */
+void tg_cache_render_metrics(tg_cache_t *c, tg_buf_t *out);
 
 #endif

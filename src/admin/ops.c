@@ -46,6 +46,8 @@ static void send_metrics(tg_req_t *req, tg_worker_t *w)
     tg_buf_t out;
     tg_buf_init(&out, 16u << 20);
     tg_metrics_render(shards, n, &g, &out);
+    if (p->cache != NULL)
+        tg_cache_render_metrics(p->cache, &out);
     tg_http_send_simple(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.base, out.len);
     tg_buf_free(&out);
 }

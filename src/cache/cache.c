@@ -127,8 +127,18 @@ typedef struct persist_item_t {
     tg_cache_entry_t *e;
 } persist_item_t;
 
+#define MAX_GATEWAY_SERIES 256 /* per-gateway counters; later gateways count under "other" */
+
+typedef struct {
+    char account[64], gateway[64];
+    uint64_t events[TG_CACHE__EVENTS];
+    uint64_t stored_bytes;
+} gw_series_t;
+
 struct st_tg_cache_t {
-    uv_mutex_t mutex; /* the memory tier and the stats */
+    uv_mutex_t mutex; /* the memory tier, the stats and the per-gateway counters */
+    gw_series_t *series;
+    size_t num_series;
     tg_cache_entry_t **buckets;
     size_t num_buckets, count;
     tg_cache_entry_t *lru_head, *lru_tail; /* head: most recently used */
@@ -732,6 +742,7 @@ void tg_cache_close(tg_cache_t *c)
         sqlite3_close(c->readers[i]);
     sqlite3_close(c->wdb);
     free(c->buckets);
+    free(c->series);
     free(c->path);
     uv_cond_destroy(&c->qwake);
     uv_cond_destroy(&c->qdone);
@@ -763,4 +774,77 @@ void tg_cache_stats(tg_cache_t *c, tg_cache_stats_t *out)
     out->disk_bytes = c->disk_bytes;
     out->evictions_disk = c->evictions_disk;
     uv_mutex_unlock(&c->qmutex);
+}
+
+/* ---- metrics ---------------------------------------------------------------------------------------------- */
+
+void tg_cache_count(tg_cache_t *c, const char *account, const char *gateway, tg_cache_event_t ev, uint64_t bytes)
+{
+    uv_mutex_lock(&c->mutex);
+    gw_series_t *g = NULL;
+    for (size_t i = 0; i != c->num_series && g == NULL; ++i)
+        if (strcmp(c->series[i].gateway, gateway) == 0 && strcmp(c->series[i].account, account) == 0)
+            g = c->series + i;
+    if (g == NULL) {
+        if (c->series == NULL)
+            c->series = tg_calloc(MAX_GATEWAY_SERIES + 1, sizeof(*c->series));
+        size_t i = c->num_series < MAX_GATEWAY_SERIES ? c->num_series++ : MAX_GATEWAY_SERIES;
+        g = c->series + i;
+        if (g->gateway[0] == '\0') {
+            snprintf(g->account, sizeof(g->account), "%s", i < MAX_GATEWAY_SERIES ? account : "other");
+            snprintf(g->gateway, sizeof(g->gateway), "%s", i < MAX_GATEWAY_SERIES ? gateway : "other");
+        }
+    }
+    g->events[ev]++;
+    if (ev == TG_CACHE_STORED)
+        g->stored_bytes += bytes;
+    uv_mutex_unlock(&c->mutex);
+}
+
+void tg_cache_render_metrics(tg_cache_t *c, tg_buf_t *out)
+{
+    static const char *const names[TG_CACHE__EVENTS] = {"hits", "misses", "coalesced", "stores"};
+    static const char *const help[TG_CACHE__EVENTS] = {
+        "Requests answered from the response cache.", "Cacheable requests that went to the provider.",
+        "Requests that waited for an identical request's provider call instead of making one.",
+        "Answers stored in the response cache."};
+    tg_cache_stats_t st;
+    tg_cache_stats(c, &st);
+    uv_mutex_lock(&c->mutex);
+    size_t n = c->num_series + (c->num_series == MAX_GATEWAY_SERIES && c->series[MAX_GATEWAY_SERIES].gateway[0]);
+    for (int ev = 0; ev != TG_CACHE__EVENTS; ++ev) {
+        tg_buf_appendf(out, "# HELP tollgate_cache_%s_total %s\n# TYPE tollgate_cache_%s_total counter\n", names[ev],
+                       help[ev], names[ev]);
+        for (size_t i = 0; i != n; ++i)
+            tg_buf_appendf(out, "tollgate_cache_%s_total{account=\"%s\",gateway=\"%s\"} %llu\n", names[ev],
+                           c->series[i].account, c->series[i].gateway, (unsigned long long)c->series[i].events[ev]);
+    }
+    tg_buf_appendf(out, "# HELP tollgate_cache_stored_bytes_total Bytes of answers stored in the response cache.\n"
+                        "# TYPE tollgate_cache_stored_bytes_total counter\n");
+    for (size_t i = 0; i != n; ++i)
+        tg_buf_appendf(out, "tollgate_cache_stored_bytes_total{account=\"%s\",gateway=\"%s\"} %llu\n",
+                       c->series[i].account, c->series[i].gateway, (unsigned long long)c->series[i].stored_bytes);
+    uv_mutex_unlock(&c->mutex);
+    tg_buf_appendf(out,
+                   "# HELP tollgate_cache_entries Entries in the response cache, by tier.\n"
+                   "# TYPE tollgate_cache_entries gauge\n"
+                   "tollgate_cache_entries{tier=\"memory\"} %llu\ntollgate_cache_entries{tier=\"disk\"} %llu\n"
+                   "# HELP tollgate_cache_bytes Bytes held by the response cache, by tier.\n"
+                   "# TYPE tollgate_cache_bytes gauge\n"
+                   "tollgate_cache_bytes{tier=\"memory\"} %llu\ntollgate_cache_bytes{tier=\"disk\"} %llu\n"
+                   "# HELP tollgate_cache_evictions_total Entries evicted to stay within a tier's bound.\n"
+                   "# TYPE tollgate_cache_evictions_total counter\n"
+                   "tollgate_cache_evictions_total{tier=\"memory\"} %llu\n"
+                   "tollgate_cache_evictions_total{tier=\"disk\"} %llu\n"
+                   "# HELP tollgate_cache_expired_total Expired entries removed.\n"
+                   "# TYPE tollgate_cache_expired_total counter\n"
+                   "tollgate_cache_expired_total %llu\n"
+                   "# HELP tollgate_cache_persist_dropped_total Entries kept in memory only: the persist queue was "
+                   "full.\n"
+                   "# TYPE tollgate_cache_persist_dropped_total counter\n"
+                   "tollgate_cache_persist_dropped_total %llu\n",
+                   (unsigned long long)st.memory_entries, (unsigned long long)st.disk_entries,
+                   (unsigned long long)st.memory_bytes, (unsigned long long)st.disk_bytes,
+                   (unsigned long long)st.evictions_memory, (unsigned long long)st.evictions_disk,
+                   (unsigned long long)st.expired, (unsigned long long)st.persist_dropped);
 }

@@ -109,7 +109,7 @@ static size_t parse_head(tg_req_t *req, const char *p, size_t len, tg_header_t *
 
 static void serve_hit(tg_req_t *req, tg_worker_t *w, tg_cache_entry_t *e)
 {
-    (void)w;
+    tg_cache_count(w->process->cache, e->account, e->gateway, TG_CACHE_HIT, 0);
     tg_header_t *h;
     size_t n = parse_head(req, e->head, e->head_len, &h, 3);
     tg_recorder_t *rc = req->recorder;
@@ -127,6 +127,13 @@ static void serve_hit(tg_req_t *req, tg_worker_t *w, tg_cache_entry_t *e)
     tg_http_set_generator(req, &replay_ops, rp);
     tg_http_start_response(req, e->status, h, n, e->stream ? -1 : (int64_t)e->body_len);
     replay_pump(rp);
+}
+
+/* A miss: the provider is asked, and the answer collected for the store. */
+static void go_upstream(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target, tg_cache_fill_t *fill)
+{
+    tg_cache_count(fill->cache, fill->account, fill->gateway, TG_CACHE_MISS, 0);
+    tg_proxy_handle(req, w, target, fill);
 }
 
 /* ---- lookups on disk (threadpool) ------------------------------------------------------------------------- */
@@ -172,7 +179,7 @@ static void lookup_done(uv_work_t *wk, int status)
     if (lk->found != NULL)
         serve_hit(req, lk->w, lk->found);
     else
-        tg_proxy_handle(req, lk->w, &lk->target, lk->fill);
+        go_upstream(req, lk->w, &lk->target, lk->fill);
     free(lk);
 }
 
@@ -245,7 +252,7 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
     };
     tg_cache_key(&parts, custom, &fill->key);
     if (skip) {
-        tg_proxy_handle(req, w, target, fill); /* fetched afresh, and the fresh answer stored */
+        go_upstream(req, w, target, fill); /* fetched afresh, and the fresh answer stored */
         return;
     }
     uint64_t now = tg_now_unix_ms();
@@ -255,7 +262,7 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
         return;
     }
     if (!tg_cache_has_disk(cache)) {
-        tg_proxy_handle(req, w, target, fill);
+        go_upstream(req, w, target, fill);
         return;
     }
     lookup_t *lk = tg_malloc(sizeof(*lk));
@@ -272,7 +279,7 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
     if (uv_queue_work(&w->loop, &lk->work, lookup_run, lookup_done) != 0) {
         tg_http_set_generator(req, NULL, NULL);
         free(lk);
-        tg_proxy_handle(req, w, target, fill);
+        go_upstream(req, w, target, fill);
     }
 }
 
@@ -342,6 +349,7 @@ void tg_cache_fill_end(tg_cache_fill_t *f, bool complete)
         tg_cache_entry_t *e =
             tg_cache_entry_new(&f->key, f->account, f->gateway, now, now + f->ttl_ms, f->status, f->stream,
                                tg_iov(f->head.base, f->head.len), tg_iov(f->body.base, f->body.len));
+        tg_cache_count(f->cache, f->account, f->gateway, TG_CACHE_STORED, e->size);
         tg_cache_put(f->cache, e);
     }
     fill_free(f);

@@ -129,6 +129,20 @@ describe('hits and misses', () => {
     assert.equal(calls(), 2);
   });
 
+  test('/metrics counts hits, misses and stores per gateway, and the tiers', async () => {
+    const metric = (text, name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const m0 = await (await fetch(`${gw.url}/metrics`)).text();
+    await raw('cached', ask('metrics one'));
+    await raw('cached', ask('metrics one'));
+    const m1 = await (await fetch(`${gw.url}/metrics`)).text();
+    const label = '\\{account="local",gateway="cached"\\}';
+    for (const [name, delta] of [['hits', 1], ['misses', 1], ['stores', 1]])
+      assert.equal(metric(m1, `tollgate_cache_${name}_total${label}`) - metric(m0, `tollgate_cache_${name}_total${label}`), delta, name);
+    assert.ok(metric(m1, `tollgate_cache_stored_bytes_total${label}`) > metric(m0, `tollgate_cache_stored_bytes_total${label}`));
+    assert.ok(metric(m1, 'tollgate_cache_entries\\{tier="memory"\\}') >= 1);
+    assert.ok(metric(m1, 'tollgate_cache_bytes\\{tier="memory"\\}') > 0);
+  });
+
   test('malformed cache headers are refused naming the header', async () => {
     for (const [name, value] of [['cf-aig-cache-ttl', '10'], ['cf-aig-cache-ttl', 'soon'], ['cf-aig-cache-ttl', '2592001'],
       ['cf-aig-skip-cache', 'maybe']]) {
