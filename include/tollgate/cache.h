@@ -109,6 +109,18 @@ void tg_cache_sweep(tg_cache_t *c, uint64_t now_ms);
 void tg_cache_flush(tg_cache_t *c);
 void tg_cache_stats(tg_cache_t *c, tg_cache_stats_t *out);
 
+/*
+ * In-flight misses, for coalescing (cacheserve.h): a table from key to the caller's flight object, guarded by its
+ * own lock, which also guards everything the caller keeps in its flights. The functions below the lock call are
+ * for when it is held.
+ */
+void tg_cache_flights_lock(tg_cache_t *c);
+void tg_cache_flights_unlock(tg_cache_t *c);
+void *tg_cache_flight_get(tg_cache_t *c, const tg_cache_key_t *key);
+void tg_cache_flight_add(tg_cache_t *c, const tg_cache_key_t *key, void *flight);
+/* Removes the key's slot if it holds `flight`. */
+void tg_cache_flight_del(tg_cache_t *c, const tg_cache_key_t *key, void *flight);
+
 /* What happened to one request, counted per gateway for /metrics. */
 typedef enum {
     TG_CACHE_HIT,

@@ -16,28 +16,32 @@
 #include "tollgate/proxy.h"
 #include "tollgate/worker.h"
 
-/* What a miss collects for the store (proxy.c feeds it). Lives in the request pool; its buffers are heap. */
+typedef struct st_tg_cache_flight_t tg_cache_flight_t;
+
+/* What a miss collects (proxy.c feeds it): the answer as it arrives, in a flight that identical requests arriving
+ * meanwhile wait on instead of calling the provider themselves. Lives in the request pool. */
 typedef struct st_tg_cache_fill_t {
     tg_cache_t *cache;
     tg_cache_key_t key;
     const char *account, *gateway;
     uint64_t ttl_ms;
     uint64_t max_entry;
-    bool active; /* still worth collecting: a 2xx head, plain encoding, under max_entry so far */
-    bool stream; /* the answer is an event stream */
-    int status;
-    tg_buf_t head, body;
+    tg_cache_flight_t *flight;
 } tg_cache_fill_t;
 
 /* Routes a request for `target`: from the cache, or to the proxy (with a fill when the answer may be stored).
  * Answers 400 naming the header when a cache header is malformed. Takes over `req`. */
 void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target);
 
-/* The answer's head: starts collecting when it is a plain 2xx. */
+/* The worker's wakeup for requests waiting on another request's answer (worker.c installs it; any thread sends). */
+void tg_cache_on_wake(uv_async_t *a);
+
+/* The answer's head (stored if it is a plain 2xx; relayed to waiters whatever it is). */
 void tg_cache_fill_head(tg_cache_fill_t *f, int status, const tg_header_t *headers, size_t n);
 /* Body bytes as they go to the client. */
 void tg_cache_fill_body(tg_cache_fill_t *f, const char *p, size_t n);
-/* The answer is over: `complete` stores it (unless it is a stream that carried an error event); always frees. */
+/* The answer is over: `complete` stores a 2xx (unless it is a stream that carried an error event); waiters get
+ * the end, or a cut answer when it is not complete. Call once. */
 void tg_cache_fill_end(tg_cache_fill_t *f, bool complete);
 
 /* True when a stored event stream reports an error (an "error" event, or a data line holding an error object). */

@@ -32,6 +32,9 @@ typedef struct st_tg_worker_t {
     tg_upstream_t *upstream;
     tg_metrics_t *metrics;
     tg_config_t *config; /* current snapshot (worker thread) */
+    /* requests waiting on another request's upstream call (cacheserve.h): woken through cache_wake */
+    uv_async_t cache_wake;
+    struct st_tg_cache_waiter_t *cache_waiters; /* worker thread only */
 
     /* mailbox slots, written by the main thread */
     _Atomic(tg_config_t *) new_config;

@@ -135,7 +135,17 @@ typedef struct {
     uint64_t stored_bytes;
 } gw_series_t;
 
+#define FLIGHT_BUCKETS 256
+
+typedef struct flight_slot_t {
+    struct flight_slot_t *next;
+    tg_cache_key_t key;
+    void *flight;
+} flight_slot_t;
+
 struct st_tg_cache_t {
+    uv_mutex_t fmutex; /* in-flight misses (and the callers' flight objects) */
+    flight_slot_t *flights[FLIGHT_BUCKETS];
     uv_mutex_t mutex; /* the memory tier, the stats and the per-gateway counters */
     gw_series_t *series;
     size_t num_series;
@@ -687,6 +697,7 @@ tg_cache_t *tg_cache_open(const char *data_dir, uint64_t max_memory, uint64_t ma
         return NULL;
     }
     tg_cache_t *c = tg_calloc(1, sizeof(*c));
+    uv_mutex_init(&c->fmutex);
     uv_mutex_init(&c->mutex);
     uv_mutex_init(&c->qmutex);
     uv_cond_init(&c->qwake);
@@ -746,6 +757,13 @@ void tg_cache_close(tg_cache_t *c)
     free(c->path);
     uv_cond_destroy(&c->qwake);
     uv_cond_destroy(&c->qdone);
+    for (size_t i = 0; i != FLIGHT_BUCKETS; ++i) /* none is left once every worker has drained */
+        while (c->flights[i] != NULL) {
+            flight_slot_t *next = c->flights[i]->next;
+            free(c->flights[i]);
+            c->flights[i] = next;
+        }
+    uv_mutex_destroy(&c->fmutex);
     uv_mutex_destroy(&c->mutex);
     uv_mutex_destroy(&c->qmutex);
     free(c);
@@ -847,4 +865,51 @@ void tg_cache_render_metrics(tg_cache_t *c, tg_buf_t *out)
                    (unsigned long long)st.memory_bytes, (unsigned long long)st.disk_bytes,
                    (unsigned long long)st.evictions_memory, (unsigned long long)st.evictions_disk,
                    (unsigned long long)st.expired, (unsigned long long)st.persist_dropped);
+}
+
+/* ---- in-flight misses ------------------------------------------------------------------------------------- */
+
+void tg_cache_flights_lock(tg_cache_t *c)
+{
+    uv_mutex_lock(&c->fmutex);
+}
+
+void tg_cache_flights_unlock(tg_cache_t *c)
+{
+    uv_mutex_unlock(&c->fmutex);
+}
+
+static flight_slot_t **flight_bucket(tg_cache_t *c, const tg_cache_key_t *key)
+{
+    return &c->flights[key->b[0]]; /* FLIGHT_BUCKETS is 256: one byte of a uniform digest */
+}
+
+void *tg_cache_flight_get(tg_cache_t *c, const tg_cache_key_t *key)
+{
+    for (flight_slot_t *s = *flight_bucket(c, key); s != NULL; s = s->next)
+        if (memcmp(s->key.b, key->b, TG_CACHE_KEY_LEN) == 0)
+            return s->flight;
+    return NULL;
+}
+
+void tg_cache_flight_add(tg_cache_t *c, const tg_cache_key_t *key, void *flight)
+{
+    flight_slot_t *s = tg_malloc(sizeof(*s));
+    s->key = *key;
+    s->flight = flight;
+    flight_slot_t **b = flight_bucket(c, key);
+    s->next = *b;
+    *b = s;
+}
+
+void tg_cache_flight_del(tg_cache_t *c, const tg_cache_key_t *key, void *flight)
+{
+    for (flight_slot_t **pp = flight_bucket(c, key); *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->flight == flight && memcmp((*pp)->key.b, key->b, TG_CACHE_KEY_LEN) == 0) {
+            flight_slot_t *s = *pp;
+            *pp = s->next;
+            free(s);
+            return;
+        }
+    }
 }

@@ -129,10 +129,186 @@ static void serve_hit(tg_req_t *req, tg_worker_t *w, tg_cache_entry_t *e)
     replay_pump(rp);
 }
 
-/* A miss: the provider is asked, and the answer collected for the store. */
-static void go_upstream(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target, tg_cache_fill_t *fill)
+/* ---- coalescing: a flight is one upstream call and the requests waiting on it -------------------------------- */
+
+enum { F_PENDING, F_HEAD, F_DONE, F_FAILED };
+
+typedef struct st_tg_cache_waiter_t tg_cache_waiter_t;
+
+/* Everything in a flight is guarded by the cache's flight lock. */
+struct st_tg_cache_flight_t {
+    tg_cache_t *cache;
+    tg_cache_key_t key;
+    unsigned refs; /* the leader's fill, and each waiter */
+    int state;
+    bool in_table, storable, stream;
+    int status;
+    tg_buf_t head, body;
+    tg_cache_waiter_t *waiters;
+};
+
+struct st_tg_cache_waiter_t {
+    tg_cache_waiter_t *next;       /* in the flight's list */
+    tg_cache_waiter_t *next_local; /* in the worker's list */
+    tg_req_t *req;
+    tg_worker_t *w;
+    tg_cache_flight_t *f;
+    size_t sent;
+    bool started;
+};
+
+static void flight_unref(tg_cache_flight_t *f) /* under the lock */
 {
-    tg_cache_count(fill->cache, fill->account, fill->gateway, TG_CACHE_MISS, 0);
+    if (--f->refs != 0)
+        return;
+    tg_buf_free(&f->head);
+    tg_buf_free(&f->body);
+    free(f);
+}
+
+static void flight_wake(tg_cache_flight_t *f) /* under the lock */
+{
+    for (tg_cache_waiter_t *wt = f->waiters; wt != NULL; wt = wt->next)
+        uv_async_send(&wt->w->cache_wake); /* several sends before the wakeup runs make one */
+}
+
+/* Takes `wt` out of its flight and its worker's list. Worker thread; takes the lock. */
+static void waiter_leave(tg_cache_waiter_t *wt)
+{
+    tg_cache_t *c = wt->f->cache;
+    tg_cache_flights_lock(c);
+    for (tg_cache_waiter_t **pp = &wt->f->waiters; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == wt) {
+            *pp = wt->next;
+            break;
+        }
+    flight_unref(wt->f);
+    tg_cache_flights_unlock(c);
+    for (tg_cache_waiter_t **pp = &wt->w->cache_waiters; *pp != NULL; pp = &(*pp)->next_local)
+        if (*pp == wt) {
+            *pp = wt->next_local;
+            break;
+        }
+    wt->f = NULL;
+}
+
+/* Sends a waiter what its flight has that it has not sent yet, and ends it when the flight has ended. */
+static void waiter_pump(tg_cache_waiter_t *wt)
+{
+    tg_req_t *req = wt->req;
+    tg_cache_flight_t *f = wt->f;
+    tg_cache_t *c = f->cache;
+    enum { GO_ON, END, CUT, FAIL } outcome = GO_ON;
+    tg_cache_flights_lock(c);
+    if (!wt->started && f->state != F_PENDING && f->head.base != NULL) {
+        tg_header_t *h;
+        size_t n = parse_head(req, f->head.base, f->head.len, &h, 3);
+        tg_recorder_t *rc = req->recorder;
+        bool ok = f->status >= 200 && f->status <= 299;
+        if (rc != NULL) {
+            tg_recorder_set_cached(rc); /* no upstream call of its own: cost 0 */
+            tg_recorder_response_head(rc, h, n);
+        }
+        h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), ok ? tg_iov(TG_LIT("HIT")) : tg_iov(TG_LIT("MISS"))};
+        if (rc != NULL && rc->rec != NULL)
+            h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
+        if (rc != NULL && rc->event_id != NULL)
+            h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
+        tg_http_start_response(req, f->status, h, n, f->state == F_DONE ? (int64_t)f->body.len : -1);
+        wt->started = true;
+    }
+    if (!wt->started) {
+        if (f->state == F_FAILED || f->state == F_DONE)
+            outcome = FAIL; /* the call failed before any answer came */
+    } else {
+        while (wt->sent < f->body.len && !tg_http_want_pause(req)) {
+            size_t n = TG_MIN(f->body.len - wt->sent, (size_t)REPLAY_CHUNK);
+            const char *p = f->body.base + wt->sent;
+            wt->sent += n;
+            if (req->recorder != NULL)
+                tg_recorder_response_body(req->recorder, p, n);
+            if (tg_http_send(req, p, n) != 0)
+                break; /* on_abort follows */
+        }
+        if (wt->sent == f->body.len && f->state == F_DONE)
+            outcome = END;
+        else if (wt->sent == f->body.len && f->state == F_FAILED)
+            outcome = CUT;
+    }
+    tg_cache_flights_unlock(c);
+    if (outcome == GO_ON)
+        return;
+    waiter_leave(wt);
+    tg_http_set_generator(req, NULL, NULL);
+    if (outcome == END) {
+        tg_http_end_response(req);
+    } else if (outcome == CUT) {
+        req->log_note = "coalesced-truncated";
+        tg_http_abort_response(req);
+    } else {
+        tg_http_send_error(req, TG_E_UPSTREAM_UNREACHABLE,
+                           "The identical request this one waited for failed before the provider answered");
+    }
+}
+
+static void waiter_drain(tg_req_t *req)
+{
+    waiter_pump(req->gen_data);
+}
+
+static void waiter_abort(tg_req_t *req)
+{
+    waiter_leave(req->gen_data);
+}
+
+static const tg_http_generator_ops_t waiter_ops = {waiter_drain, waiter_abort};
+
+void tg_cache_on_wake(uv_async_t *a)
+{
+    tg_worker_t *w = a->data;
+    for (tg_cache_waiter_t *wt = w->cache_waiters, *next; wt != NULL; wt = next) {
+        next = wt->next_local; /* the pump may end it */
+        waiter_pump(wt);
+    }
+}
+
+/*
+ * A miss: joins the identical request already calling the provider (when `coalesce`), or calls the provider with
+ * a fresh flight that later identical requests can join.
+ */
+static void go_upstream(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *target, tg_cache_fill_t *fill,
+                        bool coalesce)
+{
+    tg_cache_t *c = fill->cache;
+    tg_cache_flights_lock(c);
+    tg_cache_flight_t *f = coalesce ? tg_cache_flight_get(c, &fill->key) : NULL;
+    if (f != NULL) {
+        tg_cache_waiter_t *wt = tg_mem_alloc_pool(&req->pool, sizeof(*wt));
+        *wt = (tg_cache_waiter_t){.next = f->waiters, .req = req, .w = w, .f = f};
+        f->waiters = wt;
+        f->refs++;
+        tg_cache_flights_unlock(c);
+        wt->next_local = w->cache_waiters;
+        w->cache_waiters = wt;
+        tg_cache_count(c, fill->account, fill->gateway, TG_CACHE_COALESCED, 0);
+        tg_http_set_generator(req, &waiter_ops, wt);
+        waiter_pump(wt);
+        return;
+    }
+    f = tg_calloc(1, sizeof(*f));
+    f->cache = c;
+    f->key = fill->key;
+    f->refs = 1;
+    f->state = F_PENDING;
+    tg_buf_init(&f->head, 64u << 10);
+    tg_buf_init(&f->body, fill->max_entry);
+    if (coalesce) {
+        tg_cache_flight_add(c, &fill->key, f);
+        f->in_table = true;
+    }
+    tg_cache_flights_unlock(c);
+    fill->flight = f;
+    tg_cache_count(c, fill->account, fill->gateway, TG_CACHE_MISS, 0);
     tg_proxy_handle(req, w, target, fill);
 }
 
@@ -179,7 +355,7 @@ static void lookup_done(uv_work_t *wk, int status)
     if (lk->found != NULL)
         serve_hit(req, lk->w, lk->found);
     else
-        go_upstream(req, lk->w, &lk->target, lk->fill);
+        go_upstream(req, lk->w, &lk->target, lk->fill, true);
     free(lk);
 }
 
@@ -237,8 +413,6 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
     fill->gateway = gw->id;
     fill->ttl_ms = ttl * 1000;
     fill->max_entry = req->config->cache_max_entry;
-    tg_buf_init(&fill->head, 64u << 10);
-    tg_buf_init(&fill->body, fill->max_entry);
     tg_cache_key_parts_t parts = {
         .account = gw->account,
         .gateway = gw->id,
@@ -252,7 +426,7 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
     };
     tg_cache_key(&parts, custom, &fill->key);
     if (skip) {
-        go_upstream(req, w, target, fill); /* fetched afresh, and the fresh answer stored */
+        go_upstream(req, w, target, fill, false); /* fetched afresh, and the fresh answer stored */
         return;
     }
     uint64_t now = tg_now_unix_ms();
@@ -262,7 +436,7 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
         return;
     }
     if (!tg_cache_has_disk(cache)) {
-        go_upstream(req, w, target, fill);
+        go_upstream(req, w, target, fill, true);
         return;
     }
     lookup_t *lk = tg_malloc(sizeof(*lk));
@@ -279,7 +453,7 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
     if (uv_queue_work(&w->loop, &lk->work, lookup_run, lookup_done) != 0) {
         tg_http_set_generator(req, NULL, NULL);
         free(lk);
-        go_upstream(req, w, target, fill);
+        go_upstream(req, w, target, fill, true);
     }
 }
 
@@ -295,41 +469,54 @@ static bool stored_header(tg_iovec_t name)
     return !tg_iov_prefix_ci(name, TG_LIT("cf-aig-"));
 }
 
-static void fill_free(tg_cache_fill_t *f)
-{
-    f->active = false;
-    tg_buf_free(&f->head);
-    tg_buf_free(&f->body);
-}
-
 void tg_cache_fill_head(tg_cache_fill_t *f, int status, const tg_header_t *headers, size_t n)
 {
-    if (status < 200 || status > 299)
-        return; /* errors are never stored */
-    f->status = status;
-    f->active = true;
-    for (size_t i = 0; i != n && f->active; ++i) {
+    tg_cache_flight_t *fl = f->flight;
+    tg_cache_flights_lock(f->cache);
+    fl->status = status;
+    fl->storable = status >= 200 && status <= 299; /* errors are never stored, only handed to waiters */
+    for (size_t i = 0; i != n; ++i) {
         tg_iovec_t name = headers[i].name, value = tg_iov_trim(headers[i].value);
         if (tg_iov_eq_ci(name, TG_LIT("content-encoding")) && value.len != 0 &&
             !tg_iov_eq_ci(value, TG_LIT("identity")))
-            f->active = false; /* asked for identity; a provider that compresses anyway is not cached */
+            fl->storable = false; /* asked for identity; a provider that compresses anyway is not cached */
         else if (tg_iov_eq_ci(name, TG_LIT("content-type")) && tg_iov_prefix_ci(value, TG_LIT("text/event-stream")))
-            f->stream = true;
+            fl->stream = true;
         if (!stored_header(name))
             continue;
-        if (tg_buf_append(&f->head, name.base, name.len) != 0 || tg_buf_append(&f->head, ": ", 2) != 0 ||
-            tg_buf_append(&f->head, headers[i].value.base, headers[i].value.len) != 0 ||
-            tg_buf_append(&f->head, "\n", 1) != 0)
-            f->active = false;
+        if (tg_buf_append(&fl->head, name.base, name.len) != 0 || tg_buf_append(&fl->head, ": ", 2) != 0 ||
+            tg_buf_append(&fl->head, headers[i].value.base, headers[i].value.len) != 0 ||
+            tg_buf_append(&fl->head, "\n", 1) != 0)
+            fl->storable = false;
     }
-    if (!f->active)
-        fill_free(f);
+    if (fl->head.base == NULL)
+        tg_buf_reserve(&fl->head, 1); /* a head with no stored header is still a head */
+    fl->state = F_HEAD;
+    flight_wake(fl);
+    tg_cache_flights_unlock(f->cache);
+}
+
+/* The flight cannot keep the whole answer: no one else joins, waiters get what there is and then a cut. */
+static void flight_overflow(tg_cache_flight_t *fl) /* under the lock */
+{
+    fl->storable = false;
+    fl->state = F_FAILED;
+    if (fl->in_table) {
+        tg_cache_flight_del(fl->cache, &fl->key, fl);
+        fl->in_table = false;
+    }
 }
 
 void tg_cache_fill_body(tg_cache_fill_t *f, const char *p, size_t n)
 {
-    if (f->active && tg_buf_append(&f->body, p, n) != 0)
-        fill_free(f); /* over cache_max_entry: relayed, not stored */
+    tg_cache_flight_t *fl = f->flight;
+    tg_cache_flights_lock(f->cache);
+    if (fl->state == F_HEAD) {
+        if (tg_buf_append(&fl->body, p, n) != 0)
+            flight_overflow(fl); /* over cache_max_entry: relayed to the leader's client, not stored */
+        flight_wake(fl);
+    }
+    tg_cache_flights_unlock(f->cache);
 }
 
 bool tg_cache_stream_has_error(const char *body, size_t len)
@@ -344,13 +531,28 @@ bool tg_cache_stream_has_error(const char *body, size_t len)
 
 void tg_cache_fill_end(tg_cache_fill_t *f, bool complete)
 {
-    if (f->active && complete && !(f->stream && tg_cache_stream_has_error(f->body.base, f->body.len))) {
+    tg_cache_flight_t *fl = f->flight;
+    if (fl == NULL)
+        return;
+    f->flight = NULL;
+    tg_cache_entry_t *e = NULL;
+    tg_cache_flights_lock(f->cache);
+    if (fl->in_table) { /* from now on an identical request finds the entry, or calls the provider itself */
+        tg_cache_flight_del(f->cache, &f->key, fl);
+        fl->in_table = false;
+    }
+    bool ok = complete && fl->state == F_HEAD;
+    fl->state = ok ? F_DONE : F_FAILED;
+    if (ok && fl->storable && !(fl->stream && tg_cache_stream_has_error(fl->body.base, fl->body.len))) {
         uint64_t now = tg_now_unix_ms();
-        tg_cache_entry_t *e =
-            tg_cache_entry_new(&f->key, f->account, f->gateway, now, now + f->ttl_ms, f->status, f->stream,
-                               tg_iov(f->head.base, f->head.len), tg_iov(f->body.base, f->body.len));
+        e = tg_cache_entry_new(&f->key, f->account, f->gateway, now, now + f->ttl_ms, fl->status, fl->stream,
+                               tg_iov(fl->head.base, fl->head.len), tg_iov(fl->body.base, fl->body.len));
+    }
+    flight_wake(fl);
+    flight_unref(fl);
+    tg_cache_flights_unlock(f->cache);
+    if (e != NULL) {
         tg_cache_count(f->cache, f->account, f->gateway, TG_CACHE_STORED, e->size);
         tg_cache_put(f->cache, e);
     }
-    fill_free(f);
 }

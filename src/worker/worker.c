@@ -5,6 +5,7 @@
  * Messages from the main thread arrive through atomic slots and one uv_async wakeup: a new config snapshot
  * (exchanged, so a burst of reloads leaves only the newest), and the stop flag.
  */
+#include "tollgate/cacheserve.h"
 #include "tollgate/log.h"
 #include "tollgate/router.h"
 #include "tollgate/worker.h"
@@ -26,6 +27,7 @@ static void finish(tg_worker_t *w)
     tg_upstream_destroy(w->upstream);
     w->upstream = NULL;
     uv_close((uv_handle_t *)&w->mailbox, NULL);
+    uv_close((uv_handle_t *)&w->cache_wake, NULL); /* no request waits any more: nothing sends to it */
     atomic_store(&w->drained, true);
     if (w->process->on_worker_drained != NULL)
         uv_async_send(w->process->on_worker_drained);
@@ -91,6 +93,8 @@ void tg_worker_init(tg_worker_t *w, tg_process_t *process, unsigned id, int list
     uv_loop_init(&w->loop);
     uv_async_init(&w->loop, &w->mailbox, on_mailbox);
     w->mailbox.data = w;
+    uv_async_init(&w->loop, &w->cache_wake, tg_cache_on_wake);
+    w->cache_wake.data = w;
 }
 
 int tg_worker_start(tg_worker_t *w)

@@ -194,6 +194,58 @@ describe('streams', () => {
   });
 });
 
+describe('coalescing', () => {
+  test('N concurrent identical misses make one upstream call and all get its answer', async () => {
+    s.reset();
+    const body = ask('coalesce these');
+    const results = await Promise.all(Array.from({ length: 8 }, () => raw('cached', body, { 'x-standin-delay-ms': '300' })));
+    assert.equal(calls(), 1, 'one upstream call for eight requests');
+    for (const r of results) {
+      assert.equal(r.status, 200);
+      assert.equal(r.text, results[0].text);
+    }
+    const statuses = results.map((r) => r.headers.get('cf-aig-cache-status')).sort();
+    assert.deepEqual(statuses, ['HIT', 'HIT', 'HIT', 'HIT', 'HIT', 'HIT', 'HIT', 'MISS']);
+    const m = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.ok(Number(/^tollgate_cache_coalesced_total\{account="local",gateway="cached"\} (\d+)$/m.exec(m)[1]) >= 7);
+    // and afterwards it is an ordinary hit
+    const later = await raw('cached', body);
+    assert.equal(later.headers.get('cf-aig-cache-status'), 'HIT');
+    assert.equal(calls(), 1);
+  });
+
+  test('a failure is handed to the waiters as a failure and not stored', async () => {
+    s.reset();
+    const body = ask('coalesce a failure');
+    const results = await Promise.all(Array.from({ length: 4 }, () =>
+      raw('cached', body, { 'x-standin-delay-ms': '300', 'x-standin-status': '503' })));
+    assert.equal(calls(), 1);
+    for (const r of results) {
+      assert.equal(r.status, 503);
+      assert.equal(r.text, results[0].text);
+      assert.equal(r.headers.get('cf-aig-cache-status'), 'MISS');
+    }
+    const next = await raw('cached', body);
+    assert.equal(next.status, 200);
+    assert.equal(next.headers.get('cf-aig-cache-status'), 'MISS');
+    assert.equal(calls(), 2, 'the failure was not stored');
+  });
+
+  test('concurrent identical streams share one upstream stream, events passed on as they arrive', async () => {
+    s.reset();
+    const params = { ...ask('coalesce a stream'), stream: true };
+    const read = async () => {
+      const stream = await client().chat.completions.create(params, { headers: { 'x-standin-pace-ms': '40' } });
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+      return text;
+    };
+    const texts = await Promise.all([read(), read(), read()]);
+    assert.deepEqual(texts, ['Hello from the stand-in.', 'Hello from the stand-in.', 'Hello from the stand-in.']);
+    assert.equal(calls(), 1);
+  });
+});
+
 describe('logs, purge and restart', () => {
   test('a hit is logged as cached with cost 0', async () => {
     s.reset();
