@@ -425,6 +425,8 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
     else if (req->aborted)
         rec->error = req->log_note != NULL && strcmp(req->log_note, "upstream-truncated") == 0
                          ? "the provider's answer was cut off"
+                     : req->log_note != NULL && strcmp(req->log_note, "coalesced-truncated") == 0
+                         ? "the identical request this one waited for was cut off"
                          : "the client went away before the answer was complete";
     if (store == NULL) {
         tg_logrec_free(rec);
