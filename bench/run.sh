@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Passthrough benchmark: Tollgate beside nginx as a plain reverse proxy, both in front of the same upstream (nginx
-# answering a fixed chat-completion JSON), measured in one run with wrk and a realistic POST.
+# Benchmark: Tollgate beside nginx as a plain reverse proxy, both in front of the same upstream (nginx answering a
+# fixed chat-completion JSON from its config, which is also the "direct" path), measured in one run with wrk and a
+# realistic POST: passthrough with logging off and on, and cache hits (logging off and on) against the direct
+# path, i.e. nginx answering the same body with `return 200` and the same number of workers.
 #
 # Prints, side by side: latency p50/p99 at 1 connection (and what each proxy adds over the direct path),
-# requests/s at 64 connections, and Tollgate's resident memory idle and under load; then the 1,000 paced streams
-# lane (tests/slow). Nothing here passes or fails on a number: it prints figures for bench/RESULTS.md.
+# requests/s at 64 connections, and Tollgate's resident memory idle and under load; then the log writer lane and
+# the 1,000 paced streams lane (tests/slow). Nothing here passes or fails on a number: it prints figures for bench/RESULTS.md.
 #
 #   bench/run.sh                 all lanes, 10 s per measurement
 #   DURATION=5 WORKERS=2 bench/run.sh
@@ -87,7 +89,9 @@ cat > "$work/tollgate.json" <<EOF
 { "listen": "127.0.0.1:0", "workers": $WORKERS, "access_log": false, "data_dir": "$work/tg-data",
   "providers": { "openai": { "base_url": "http://127.0.0.1:$UP/v1" } },
   "gateways": [ { "account": "local", "id": "default", "collect_logs": false },
-                { "account": "local", "id": "logged", "collect_logs": true } ] }
+                { "account": "local", "id": "logged", "collect_logs": true },
+                { "account": "local", "id": "cached", "collect_logs": false, "cache_ttl": 86400 },
+                { "account": "local", "id": "cachedlog", "collect_logs": true, "cache_ttl": 86400 } ] }
 EOF
 "$BIN" --config "$work/tollgate.json" 2> "$work/tollgate.log" &
 tg_pid=$!
@@ -100,6 +104,11 @@ direct_url="http://127.0.0.1:$UP/v1/chat/completions"
 nginx_url="http://127.0.0.1:$NX/v1/chat/completions"
 tg_url="http://127.0.0.1:$TG/v1/local/default/openai/chat/completions"   # logs off: the passthrough itself
 tglog_url="http://127.0.0.1:$TG/v1/local/logged/openai/chat/completions" # every request logged, bodies too
+hit_url="http://127.0.0.1:$TG/v1/local/cached/openai/chat/completions"   # cache hits (the first request fills it)
+hitlog_url="http://127.0.0.1:$TG/v1/local/cachedlog/openai/chat/completions" # cache hits, each one logged
+NAMES="direct nginx tollgate tg+logs hit hit+logs"
+url_of() { case "$1" in direct) echo "$direct_url" ;; nginx) echo "$nginx_url" ;; tollgate) echo "$tg_url" ;;
+    tg+logs) echo "$tglog_url" ;; hit) echo "$hit_url" ;; hit+logs) echo "$hitlog_url" ;; esac; }
 
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
@@ -118,18 +127,18 @@ wrk_run() {
 }
 
 # sanity: each path answers the body
-for u in "$direct_url" "$nginx_url" "$tg_url" "$tglog_url"; do
+for u in "$direct_url" "$nginx_url" "$tg_url" "$tglog_url" "$hit_url" "$hitlog_url"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' -d '{}' "$u")
     [ "$code" = 200 ] || { echo "bench: $u answered $code" >&2; exit 1; }
 done
 
-echo "Tollgate passthrough benchmark — $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "Tollgate benchmark (passthrough, logging, cache hits) — $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
 echo "workers per proxy: $WORKERS; $DURATION s per measurement (latency: median of $ROUNDS interleaved rounds); POST of $(wc -c < <(awk -F'[[][[]|[]][]]' '/wrk.body/{print $2}' bench/post.lua)) bytes, answer of $(wc -c < bench/response.json) bytes"
 echo
 
 # warm up connections and caches
-for u in "$direct_url" "$nginx_url" "$tg_url" "$tglog_url"; do wrk -t1 -c8 -d1s -s bench/post.lua "$u" > /dev/null; done
+for name in $NAMES; do wrk -t1 -c8 -d1s -s bench/post.lua "$(url_of "$name")" > /dev/null; done
 rss_idle=$(rss_kib "$tg_pid")
 
 # latency at 1 connection: ROUNDS interleaved rounds, the median of each figure (the machine is shared by
@@ -137,22 +146,20 @@ rss_idle=$(rss_kib "$tg_pid")
 declare -A p50 p99 rps
 declare -A l50 l99
 for round in $(seq 1 "$ROUNDS"); do
-    for name in direct nginx tollgate tg+logs; do
-        url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url; [ "$name" = tg+logs ] && url_var=tglog_url
-        wrk_run "${!url_var}" 1 1
+    for name in $NAMES; do
+        wrk_run "$(url_of "$name")" 1 1
         l50[$name]+="$P50 "; l99[$name]+="$P99 "
     done
 done
 median() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-for name in direct nginx tollgate tg+logs; do
+for name in $NAMES; do
     p50[$name]=$(median ${l50[$name]}); p99[$name]=$(median ${l99[$name]})
 done
 peak=0
 ( while kill -0 "$tg_pid" 2>/dev/null; do rss_kib "$tg_pid"; sleep 0.2; done ) > "$work/rss.log" &
 sampler=$!
-for name in direct nginx tollgate tg+logs; do
-    url_var="${name}_url"; [ "$name" = tollgate ] && url_var=tg_url; [ "$name" = tg+logs ] && url_var=tglog_url
-    wrk_run "${!url_var}" "$CONNS" 2
+for name in $NAMES; do
+    wrk_run "$(url_of "$name")" "$CONNS" 2
     rps[$name]=$RPS
 done
 kill $sampler 2>/dev/null || true
@@ -160,7 +167,7 @@ peak=$(sort -n "$work/rss.log" | tail -1)
 rss_after=$(rss_kib "$tg_pid")
 
 printf '%-10s %12s %12s %14s %14s %16s\n' "path" "p50 @c1" "p99 @c1" "added p50" "added p99" "req/s @c$CONNS"
-for name in direct nginx tollgate tg+logs; do
+for name in $NAMES; do
     if [ "$name" = direct ]; then a50="-"; a99="-"; else
         a50=$(awk -v a="${p50[$name]}" -v b="${p50[direct]}" 'BEGIN{printf "%.1f us", a-b}')
         a99=$(awk -v a="${p99[$name]}" -v b="${p99[direct]}" 'BEGIN{printf "%.1f us", a-b}'); fi
@@ -172,6 +179,12 @@ awk -v t50="${p50[tollgate]}" -v n50="${p50[nginx]}" -v d50="${p50[direct]}" -v 
     printf "Tollgate req/s / nginx req/s @c64:    %.1f%% (target >= 90%%)\n", 100*tr/nr }'
 awk -v on="${rps[tg+logs]}" -v off="${rps[tollgate]}" 'BEGIN{
     printf "Tollgate req/s logging on / off @c64: %.1f%% (target >= 90%%; \"tollgate\" is a gateway with collect_logs false)\n", 100*on/off }'
+for name in hit hit+logs; do
+    awk -v n="$name" -v h50="${p50[$name]}" -v h99="${p99[$name]}" -v hr="${rps[$name]}" -v d50="${p50[direct]}" \
+        -v d99="${p99[direct]}" -v dr="${rps[direct]}" 'BEGIN{
+        printf "Cache %-8s vs nginx return 200 (\"direct\"): req/s @c64 %.1f%% (target >= 70%%), p50 @c1 %.2fx (<= 1.2x), p99 @c1 %.2fx (<= 1.5x)\n",
+            n, 100*hr/dr, h50/d50, h99/d99 }'
+done
 m=$(curl -s "http://127.0.0.1:$TG/metrics")
 printf 'Log writer during the run: %s records written, %s dropped (queue full), %s batches, longest batch %s s\n' \
     "$(echo "$m" | awk '/^tollgate_log_records_written_total/{print $2}')" \
