@@ -287,4 +287,31 @@ describe('logs, purge and restart', () => {
     assert.equal(after.headers.get('cf-aig-cache-status'), 'MISS');
     assert.equal(calls(), 2);
   });
+
+  test('a purge by custom key removes only that key', async () => {
+    s.reset();
+    await raw('cached', ask('keyed a'), { 'cf-aig-cache-key': 'purge-me' });
+    await raw('cached', ask('keyed b'), { 'cf-aig-cache-key': 'keep-me' });
+    const purge = await fetch(`${gw.url}/client/v4/accounts/local/ai-gateway/gateways/cached/cache?key=purge-me`, { method: 'DELETE' });
+    assert.equal((await purge.json()).result.deleted, 1);
+    assert.equal((await raw('cached', ask('keyed a'), { 'cf-aig-cache-key': 'purge-me' })).headers.get('cf-aig-cache-status'), 'MISS');
+    assert.equal((await raw('cached', ask('keyed b'), { 'cf-aig-cache-key': 'keep-me' })).headers.get('cf-aig-cache-status'), 'HIT');
+    const wrongMethod = await fetch(`${gw.url}/client/v4/accounts/local/ai-gateway/gateways/cached/cache`);
+    assert.equal(wrongMethod.status, 405);
+  });
+
+  test('cache_invalidate_on_update: a reload that changes the gateway purges its entries', async () => {
+    s.reset();
+    const cfg = config();
+    cfg.gateways[1].cache_invalidate_on_update = true;
+    await gw.reload(cfg); // the flag itself is a change: entries so far are purged
+    await raw('cached', ask('invalidate me'));
+    assert.equal((await raw('cached', ask('invalidate me'))).headers.get('cf-aig-cache-status'), 'HIT');
+    await gw.reload(cfg); // no change: kept
+    assert.equal((await raw('cached', ask('invalidate me'))).headers.get('cf-aig-cache-status'), 'HIT');
+    cfg.gateways[1].cache_ttl = 900;
+    await gw.reload(cfg);
+    assert.equal((await raw('cached', ask('invalidate me'))).headers.get('cf-aig-cache-status'), 'MISS');
+    assert.equal(calls(), 2);
+  });
 });

@@ -34,6 +34,9 @@ static void test_defaults(void)
     T_EQ_INT(c->listen_port, 8787);
     T_EQ_STR(c->data_dir, "tollgate-data");
     T_EQ_INT(c->max_request_body, 32 << 20);
+    T_EQ_INT(c->cache_max_memory, 64 << 20);
+    T_EQ_INT(c->cache_max_disk, 1 << 30);
+    T_EQ_INT(c->cache_max_entry, 10 << 20);
     T_EQ_INT(c->num_gateways, 1);
     T_OK(tg_config_find_gateway(c, tg_iov_str("local"), tg_iov_str("default")) != NULL);
     T_OK(tg_config_find_gateway(c, tg_iov_str("local"), tg_iov_str("other")) == NULL);
@@ -54,6 +57,7 @@ static void test_good_file(void)
                        "  \"access_log\": false,\n"
                        "  \"max_request_body\": 1048576,\n"
                        "  \"upstream_first_byte_timeout\": 2.5,\n"
+                       "  \"cache_max_memory\": 1048576, \"cache_max_disk\": 0, \"cache_max_entry\": 65536,\n"
                        "  \"providers\": {\n"
                        "    \"openai\": {\"base_url\": \"http://127.0.0.1:1234/v1/\"},\n"
                        "    \"custom-acme\": {\"base_url\": \"https://llm.acme.internal/v1\"},\n"
@@ -61,6 +65,7 @@ static void test_good_file(void)
                        "  },\n"
                        "  \"gateways\": [\n"
                        "    {\"id\": \"prod\", \"account\": \"acme\", \"cache_ttl\": 300, \"collect_logs\": false,\n"
+                       "     \"cache_invalidate_on_update\": true,\n"
                        "     \"rate_limiting_limit\": null, \"log_management\": 1000,\n"
                        "     \"log_management_strategy\": \"STOP_INSERTING\", \"url\": \"// not a comment\"},\n"
                        "    {\"id\": \"default\"}\n"
@@ -87,6 +92,9 @@ static void test_good_file(void)
     T_OK(!c->access_log);
     T_EQ_INT(c->max_request_body, 1048576);
     T_EQ_INT(c->upstream_first_byte_timeout, 2500);
+    T_EQ_INT(c->cache_max_memory, 1048576);
+    T_EQ_INT(c->cache_max_disk, 0);
+    T_EQ_INT(c->cache_max_entry, 65536);
     int oi = tg_provider_find(tg_iov_str("openai"));
     T_EQ_STR(c->builtin_base_urls[oi], "http://127.0.0.1:1234/v1"); /* trailing slash dropped */
     int ai = tg_provider_find(tg_iov_str("anthropic"));
@@ -101,6 +109,7 @@ static void test_good_file(void)
     T_OK(g != NULL);
     if (g != NULL) {
         T_EQ_INT(g->cache_ttl, 300);
+        T_OK(g->cache_invalidate_on_update);
         T_OK(!g->collect_logs);
         T_EQ_INT(g->rate_limiting_limit, -1);
         T_EQ_INT(g->log_management, 1000);
