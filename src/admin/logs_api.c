@@ -104,15 +104,16 @@ static const tg_http_generator_ops_t job_gen = {NULL, on_job_abort};
 static void run_purge(job_t *j)
 {
     const char *custom = tg_qparams_get(&j->params, "key");
+    tg_iovec_t ck = tg_iov_trim(tg_iov_str(custom != NULL ? custom : "")); /* as the header is read */
     int64_t n;
-    if (custom == NULL) {
+    if (ck.len == 0) {
         n = tg_cache_purge(j->cache, j->account, j->gateway, NULL);
     } else {
         n = 0;
         for (int stream = 0; stream != 2 && n >= 0; ++stream) {
             tg_cache_key_parts_t parts = {.account = j->account, .gateway = j->gateway, .stream = stream != 0};
             tg_cache_key_t k;
-            tg_cache_key(&parts, tg_iov_str(custom), &k);
+            tg_cache_key(&parts, ck, &k);
             int64_t one = tg_cache_purge(j->cache, j->account, j->gateway, &k);
             n = one < 0 ? one : n + one;
         }

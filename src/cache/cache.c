@@ -130,7 +130,7 @@ typedef struct persist_item_t {
 #define MAX_GATEWAY_SERIES 256 /* per-gateway counters; later gateways count under "other" */
 
 typedef struct {
-    char account[64], gateway[64];
+    char account[65], gateway[65]; /* ids are at most 64 bytes (config.c) */
     uint64_t events[TG_CACHE__EVENTS];
     uint64_t stored_bytes;
 } gw_series_t;
@@ -155,7 +155,10 @@ struct st_tg_cache_t {
     uint64_t bytes, max_memory, max_disk;
     tg_cache_stats_t stats;
 
+    atomic_uint_fast64_t purge_gen; /* bumped by every purge: a disk read that overlaps one is not promoted */
     /* persistent tier */
+    uv_mutex_t wlock; /* held by the writer from taking a batch to its commit, and by purges: a purge never misses
+                       * a batch in flight between the queue and the disk */
     char *path;
     sqlite3 *wdb; /* the writer's connection */
     uv_thread_t writer;
@@ -362,6 +365,7 @@ tg_cache_entry_t *tg_cache_get_disk(tg_cache_t *c, const tg_cache_key_t *key, ui
 {
     if (c->path == NULL)
         return NULL;
+    uint64_t gen = atomic_load(&c->purge_gen);
     sqlite3 *db = reader_acquire(c);
     if (db == NULL)
         return NULL;
@@ -389,8 +393,12 @@ tg_cache_entry_t *tg_cache_get_disk(tg_cache_t *c, const tg_cache_key_t *key, ui
     reader_release(c, db);
     if (e != NULL) { /* promoted: the next hit is served from memory */
         uv_mutex_lock(&c->mutex);
-        if (mem_find(c, key) == NULL)
+        if (atomic_load(&c->purge_gen) != gen) { /* a purge ran meanwhile: what was read may be purged */
+            tg_cache_entry_release(e);
+            e = NULL;
+        } else if (mem_find(c, key) == NULL) {
             mem_insert(c, e);
+        }
         uv_mutex_unlock(&c->mutex);
     }
     return e;
@@ -447,21 +455,27 @@ static void disk_evict(tg_cache_t *c)
     sqlite3_finalize(del);
 }
 
+static void disk_figures(tg_cache_t *c);
+
+/* Inserts a batch in one transaction; the disk figures move only once it is committed (a failure recounts them). */
 static void disk_write(tg_cache_t *c, persist_item_t *items)
 {
     sqlite3_stmt *old = NULL, *ins = NULL;
-    if (!exec(c->wdb, "BEGIN IMMEDIATE"))
+    if (!exec(c->wdb, "BEGIN IMMEDIATE")) {
+        tg_log_error("cache store: a batch of entries was not persisted (they stay in memory)");
         return;
+    }
     sqlite3_prepare_v2(c->wdb, "SELECT size FROM entries WHERE key = ?", -1, &old, NULL);
     sqlite3_prepare_v2(c->wdb,
                        "INSERT OR REPLACE INTO entries (key, account, gateway, created_at, expires_at, status, stream, "
                        "head, body, size) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        -1, &ins, NULL);
-    for (persist_item_t *it = items; it != NULL && old != NULL && ins != NULL; it = it->next) {
+    int64_t dbytes = 0, dentries = 0;
+    bool failed = old == NULL || ins == NULL;
+    for (persist_item_t *it = items; it != NULL && !failed; it = it->next) {
         tg_cache_entry_t *e = it->e;
         sqlite3_bind_blob(old, 1, e->key.b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
-        if (sqlite3_step(old) == SQLITE_ROW)
-            disk_adjust(c, -sqlite3_column_int64(old, 0), -1, 0);
+        int64_t replaced = sqlite3_step(old) == SQLITE_ROW ? sqlite3_column_int64(old, 0) : -1;
         sqlite3_reset(old);
         sqlite3_bind_blob(ins, 1, e->key.b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
         sqlite3_bind_text(ins, 2, e->account, -1, SQLITE_STATIC);
@@ -474,17 +488,25 @@ static void disk_write(tg_cache_t *c, persist_item_t *items)
         sqlite3_bind_blob64(ins, 9, e->body, e->body_len, SQLITE_STATIC);
         sqlite3_bind_int64(ins, 10, (sqlite3_int64)e->size);
         if (sqlite3_step(ins) == SQLITE_DONE) {
-            disk_adjust(c, (int64_t)e->size, 1, 0);
+            dbytes += (int64_t)e->size - (replaced >= 0 ? replaced : 0);
+            dentries += replaced >= 0 ? 0 : 1;
         } else {
             tg_log_error("cache store: cannot store an entry: %s", sqlite3_errmsg(c->wdb));
+            failed = sqlite3_get_autocommit(c->wdb) != 0; /* SQLite rolled the transaction back */
         }
         sqlite3_reset(ins);
     }
     sqlite3_finalize(old);
     sqlite3_finalize(ins);
-    disk_evict(c);
-    if (!exec(c->wdb, "COMMIT"))
-        exec(c->wdb, "ROLLBACK");
+    if (!failed) {
+        disk_adjust(c, dbytes, dentries, 0);
+        disk_evict(c);
+    }
+    if (failed || !exec(c->wdb, "COMMIT")) {
+        if (!sqlite3_get_autocommit(c->wdb))
+            exec(c->wdb, "ROLLBACK");
+        disk_figures(c); /* whatever was counted, recount what is there */
+    }
 }
 
 static void disk_figures(tg_cache_t *c)
@@ -493,8 +515,10 @@ static void disk_figures(tg_cache_t *c)
     if (sqlite3_prepare_v2(c->wdb, "SELECT count(*), coalesce(sum(size), 0) FROM entries", -1, &st, NULL) ==
             SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW) {
+        uv_mutex_lock(&c->qmutex);
         c->disk_entries = (uint64_t)sqlite3_column_int64(st, 0);
         c->disk_bytes = (uint64_t)sqlite3_column_int64(st, 1);
+        uv_mutex_unlock(&c->qmutex);
     }
     sqlite3_finalize(st);
 }
@@ -519,6 +543,10 @@ static void writer_main(void *arg)
         }
         if (c->qhead == NULL && c->stop)
             break;
+        /* the batch lock before the queue's: a purge holding it sees every entry either queued or on disk */
+        uv_mutex_unlock(&c->qmutex);
+        uv_mutex_lock(&c->wlock);
+        uv_mutex_lock(&c->qmutex);
         persist_item_t *items = c->qhead;
         size_t n = 0;
         for (persist_item_t *it = items; it != NULL; it = it->next)
@@ -527,7 +555,14 @@ static void writer_main(void *arg)
         c->qtail = &c->qhead;
         c->qbytes = 0;
         uv_mutex_unlock(&c->qmutex);
-        disk_write(c, items);
+        if (items != NULL) /* a purge may have emptied the queue meanwhile */
+            disk_write(c, items);
+        uv_mutex_unlock(&c->wlock);
+        uint64_t now = tg_now_unix_ms();
+        if (now >= next_sweep) { /* also under a steady stream of puts */
+            tg_cache_sweep(c, now);
+            next_sweep = now + SWEEP_EVERY_MS;
+        }
         while (items != NULL) {
             persist_item_t *next = items->next;
             tg_cache_entry_release(items->e);
@@ -588,10 +623,19 @@ static bool entry_matches(const tg_cache_entry_t *e, const char *account, const 
            (key == NULL || memcmp(e->key.b, key->b, TG_CACHE_KEY_LEN) == 0);
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, TG_CACHE_KEY_LEN);
+}
+
 int64_t tg_cache_purge(tg_cache_t *c, const char *account, const char *gateway, const tg_cache_key_t *key)
 {
-    int64_t removed = 0;
-    /* entries still waiting to be persisted are dropped first, so none is written after the purge */
+    /* the writer is between batches while the purge runs: every entry is in the queue, in memory or on disk */
+    uv_mutex_lock(&c->wlock);
+    atomic_fetch_add(&c->purge_gen, 1);
+    /* entries still waiting to be persisted are dropped, so none is written after the purge */
+    size_t cap = 64, n = 0;
+    tg_cache_key_t *removed = tg_malloc(cap * sizeof(*removed)); /* distinct keys, to count each entry once */
     uv_mutex_lock(&c->qmutex);
     for (persist_item_t **pp = &c->qhead; *pp != NULL;) {
         persist_item_t *it = *pp;
@@ -599,6 +643,9 @@ int64_t tg_cache_purge(tg_cache_t *c, const char *account, const char *gateway, 
             *pp = it->next;
             c->qbytes -= it->e->size;
             c->persisted++; /* it counts as handled for flushers */
+            if (n == cap)
+                removed = tg_realloc(removed, (cap *= 2) * sizeof(*removed));
+            removed[n++] = it->e->key;
             tg_cache_entry_release(it->e);
             free(it);
         } else {
@@ -611,52 +658,59 @@ int64_t tg_cache_purge(tg_cache_t *c, const char *account, const char *gateway, 
     uv_mutex_unlock(&c->qmutex);
 
     uv_mutex_lock(&c->mutex);
-    int64_t in_memory = 0;
     for (tg_cache_entry_t *e = c->lru_head, *next; e != NULL; e = next) {
         next = e->_next;
         if (entry_matches(e, account, gateway, key)) {
+            if (n == cap)
+                removed = tg_realloc(removed, (cap *= 2) * sizeof(*removed));
+            removed[n++] = e->key;
             mem_remove(c, e);
-            ++in_memory;
         }
     }
     uv_mutex_unlock(&c->mutex);
-    removed = in_memory;
+    qsort(removed, n, sizeof(*removed), key_cmp);
+    size_t distinct = 0;
+    for (size_t i = 0; i != n; ++i)
+        if (i == 0 || key_cmp(removed + i, removed + i - 1) != 0)
+            removed[distinct++] = removed[i];
+    int64_t total = (int64_t)distinct;
 
-    if (c->path == NULL)
-        return removed;
-    sqlite3 *db = reader_acquire(c);
-    if (db == NULL)
-        return -1;
-    sqlite3_stmt *st = NULL;
-    int64_t on_disk = -1;
-    const char *sql = key != NULL
-                          ? "DELETE FROM entries WHERE account = ? AND gateway = ? AND key = ? RETURNING size"
-                          : "DELETE FROM entries WHERE account = ? AND gateway = ? RETURNING size";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
-        if (key != NULL)
-            sqlite3_bind_blob(st, 3, key->b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
-        uint64_t bytes = 0;
-        int rc;
-        on_disk = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            bytes += (uint64_t)sqlite3_column_int64(st, 0);
-            ++on_disk;
-        }
-        if (rc != SQLITE_DONE) {
-            tg_log_error("cache store: purge failed: %s", sqlite3_errmsg(db));
-            on_disk = -1;
+    if (c->path != NULL) {
+        sqlite3 *db = reader_acquire(c);
+        sqlite3_stmt *st = NULL;
+        const char *sql = key != NULL
+                              ? "DELETE FROM entries WHERE account = ? AND gateway = ? AND key = ? RETURNING key, size"
+                              : "DELETE FROM entries WHERE account = ? AND gateway = ? RETURNING key, size";
+        if (db == NULL || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+            total = -1;
         } else {
-            disk_adjust(c, -(int64_t)bytes, -on_disk, 0);
+            sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+            if (key != NULL)
+                sqlite3_bind_blob(st, 3, key->b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
+            int64_t bytes = 0, rows = 0;
+            int rc;
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                bytes += sqlite3_column_int64(st, 1);
+                ++rows;
+                const void *k = sqlite3_column_blob(st, 0);
+                if (sqlite3_column_bytes(st, 0) != TG_CACHE_KEY_LEN ||
+                    bsearch(k, removed, distinct, sizeof(*removed), key_cmp) == NULL)
+                    ++total; /* on disk only */
+            }
+            if (rc != SQLITE_DONE) {
+                tg_log_error("cache store: purge failed: %s", sqlite3_errmsg(db));
+                total = -1;
+            }
+            disk_adjust(c, -bytes, -rows, 0);
         }
+        sqlite3_finalize(st);
+        if (db != NULL)
+            reader_release(c, db);
     }
-    sqlite3_finalize(st);
-    reader_release(c, db);
-    if (on_disk < 0)
-        return -1;
-    /* an entry is in memory and on disk at once most of the time: count each once */
-    return TG_MAX(in_memory, on_disk);
+    free(removed);
+    uv_mutex_unlock(&c->wlock);
+    return total;
 }
 
 void tg_cache_sweep(tg_cache_t *c, uint64_t now_ms)
@@ -698,6 +752,7 @@ tg_cache_t *tg_cache_open(const char *data_dir, uint64_t max_memory, uint64_t ma
     }
     tg_cache_t *c = tg_calloc(1, sizeof(*c));
     uv_mutex_init(&c->fmutex);
+    uv_mutex_init(&c->wlock);
     uv_mutex_init(&c->mutex);
     uv_mutex_init(&c->qmutex);
     uv_cond_init(&c->qwake);
@@ -764,6 +819,7 @@ void tg_cache_close(tg_cache_t *c)
             c->flights[i] = next;
         }
     uv_mutex_destroy(&c->fmutex);
+    uv_mutex_destroy(&c->wlock);
     uv_mutex_destroy(&c->mutex);
     uv_mutex_destroy(&c->qmutex);
     free(c);

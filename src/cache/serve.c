@@ -89,7 +89,7 @@ static size_t parse_head(tg_req_t *req, const char *p, size_t len, tg_header_t *
     size_t lines = 0;
     for (size_t i = 0; i != len; ++i)
         lines += p[i] == '\n';
-    tg_header_t *h = tg_mem_alloc_pool(&req->pool, sizeof(*h) * (lines + extra));
+    tg_header_t *h = tg_mem_alloc_pool(&req->pool, sizeof(*h) * (lines + 1 + extra)); /* a last line without '\n' */
     size_t n = 0;
     const char *end = p + len;
     while (p < end) {
@@ -192,7 +192,9 @@ static void waiter_leave(tg_cache_waiter_t *wt)
     wt->f = NULL;
 }
 
-/* Sends a waiter what its flight has that it has not sent yet, and ends it when the flight has ended. */
+/* Sends a waiter what its flight has that it has not sent yet, and ends it when the flight has ended. The flight's
+ * lock is held only to look at its state and copy a slice out (its body may move as the leader appends): sending
+ * happens outside it, so one slow waiter never holds up the leaders on other workers. */
 static void waiter_pump(tg_cache_waiter_t *wt)
 {
     tg_req_t *req = wt->req;
@@ -200,11 +202,16 @@ static void waiter_pump(tg_cache_waiter_t *wt)
     tg_cache_t *c = f->cache;
     enum { GO_ON, END, CUT, FAIL } outcome = GO_ON;
     tg_cache_flights_lock(c);
-    if (!wt->started && f->state != F_PENDING && f->head.base != NULL) {
+    int state = f->state, status = f->status;
+    bool has_head = f->head.base != NULL;
+    size_t body_len = f->body.len;
+    tg_cache_flights_unlock(c);
+    if (!wt->started && state != F_PENDING && has_head) {
+        /* the head is complete and never changes once the state left F_PENDING; the waiter's reference keeps it */
         tg_header_t *h;
         size_t n = parse_head(req, f->head.base, f->head.len, &h, 3);
         tg_recorder_t *rc = req->recorder;
-        bool ok = f->status >= 200 && f->status <= 299;
+        bool ok = status >= 200 && status <= 299;
         if (rc != NULL) {
             tg_recorder_set_cached(rc); /* no upstream call of its own: cost 0 */
             tg_recorder_response_head(rc, h, n);
@@ -214,30 +221,32 @@ static void waiter_pump(tg_cache_waiter_t *wt)
             h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
         if (rc != NULL && rc->event_id != NULL)
             h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
-        tg_http_start_response(req, f->status, h, n, f->state == F_DONE ? (int64_t)f->body.len : -1);
+        tg_http_start_response(req, status, h, n, state == F_DONE ? (int64_t)body_len : -1);
         wt->started = true;
     }
     if (!wt->started) {
-        if (f->state == F_FAILED || f->state == F_DONE)
+        if (state == F_FAILED || state == F_DONE)
             outcome = FAIL; /* the call failed before any answer came */
     } else {
-        while (wt->sent < f->body.len && !tg_http_want_pause(req)) {
-            size_t n = TG_MIN(f->body.len - wt->sent, (size_t)REPLAY_CHUNK);
-            const char *p = f->body.base + wt->sent;
+        char chunk[16384];
+        bool gone = false;
+        while (wt->sent < body_len && !tg_http_want_pause(req) && !gone) {
+            size_t n = TG_MIN(body_len - wt->sent, sizeof(chunk));
+            tg_cache_flights_lock(c);
+            memcpy(chunk, f->body.base + wt->sent, n);
+            tg_cache_flights_unlock(c);
             wt->sent += n;
             if (req->recorder != NULL)
-                tg_recorder_response_body(req->recorder, p, n);
-            if (tg_http_send(req, p, n) != 0)
-                break; /* on_abort follows */
+                tg_recorder_response_body(req->recorder, chunk, n);
+            gone = tg_http_send(req, chunk, n) != 0; /* on_abort follows */
         }
-        if (wt->sent == f->body.len && f->state == F_DONE)
+        if (!gone && wt->sent == body_len && state == F_DONE)
             outcome = END;
-        else if (wt->sent == f->body.len && f->state == F_FAILED)
+        else if (!gone && wt->sent == body_len && state == F_FAILED)
             outcome = CUT;
     }
-    tg_cache_flights_unlock(c);
     if (outcome == GO_ON)
-        return;
+        return; /* more comes with the next wakeup, or on_drain */
     waiter_leave(wt);
     tg_http_set_generator(req, NULL, NULL);
     if (outcome == END) {
@@ -282,6 +291,16 @@ static void go_upstream(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *
     tg_cache_t *c = fill->cache;
     tg_cache_flights_lock(c);
     tg_cache_flight_t *f = coalesce ? tg_cache_flight_get(c, &fill->key) : NULL;
+    if (f == NULL && coalesce) {
+        /* an identical request may have completed (and stored) while this one looked on disk: a flight leaves the
+         * table only after its entry is in memory, so under the lock one of the two is found */
+        tg_cache_entry_t *e = tg_cache_get_memory(c, &fill->key, tg_now_unix_ms());
+        if (e != NULL) {
+            tg_cache_flights_unlock(c);
+            serve_hit(req, w, e);
+            return;
+        }
+    }
     if (f != NULL) {
         tg_cache_waiter_t *wt = tg_mem_alloc_pool(&req->pool, sizeof(*wt));
         *wt = (tg_cache_waiter_t){.next = f->waiters, .req = req, .w = w, .f = f};
@@ -459,14 +478,12 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
 
 /* ---- misses: collecting the answer ------------------------------------------------------------------------ */
 
+/* What a hit replays: the provider's headers except the hop-by-hop ones the proxy never relays, framing, cookies,
+ * the date, and the gateway's own cf-aig-* headers. */
 static bool stored_header(tg_iovec_t name)
 {
-    static const char *const dropped[] = {"content-length", "transfer-encoding", "connection", "keep-alive",
-                                          "set-cookie", "date", "trailer", "upgrade", NULL};
-    for (const char *const *d = dropped; *d != NULL; ++d)
-        if (tg_iov_eq_ci(name, *d, strlen(*d)))
-            return false;
-    return !tg_iov_prefix_ci(name, TG_LIT("cf-aig-"));
+    return !tg_proxy_is_response_header_dropped(name) && !tg_iov_eq_ci(name, TG_LIT("set-cookie")) &&
+           !tg_iov_eq_ci(name, TG_LIT("date")) && !tg_iov_prefix_ci(name, TG_LIT("cf-aig-"));
 }
 
 void tg_cache_fill_head(tg_cache_fill_t *f, int status, const tg_header_t *headers, size_t n)
@@ -535,24 +552,22 @@ void tg_cache_fill_end(tg_cache_fill_t *f, bool complete)
     if (fl == NULL)
         return;
     f->flight = NULL;
-    tg_cache_entry_t *e = NULL;
     tg_cache_flights_lock(f->cache);
-    if (fl->in_table) { /* from now on an identical request finds the entry, or calls the provider itself */
-        tg_cache_flight_del(f->cache, &f->key, fl);
-        fl->in_table = false;
-    }
     bool ok = complete && fl->state == F_HEAD;
     fl->state = ok ? F_DONE : F_FAILED;
     if (ok && fl->storable && !(fl->stream && tg_cache_stream_has_error(fl->body.base, fl->body.len))) {
         uint64_t now = tg_now_unix_ms();
-        e = tg_cache_entry_new(&f->key, f->account, f->gateway, now, now + f->ttl_ms, fl->status, fl->stream,
+        tg_cache_entry_t *e =
+            tg_cache_entry_new(&f->key, f->account, f->gateway, now, now + f->ttl_ms, fl->status, fl->stream,
                                tg_iov(fl->head.base, fl->head.len), tg_iov(fl->body.base, fl->body.len));
+        tg_cache_count(f->cache, f->account, f->gateway, TG_CACHE_STORED, e->size);
+        tg_cache_put(f->cache, e); /* in memory before the flight leaves the table (go_upstream relies on it) */
+    }
+    if (fl->in_table) { /* from now on an identical request finds the entry, or calls the provider itself */
+        tg_cache_flight_del(f->cache, &f->key, fl);
+        fl->in_table = false;
     }
     flight_wake(fl);
     flight_unref(fl);
     tg_cache_flights_unlock(f->cache);
-    if (e != NULL) {
-        tg_cache_count(f->cache, f->account, f->gateway, TG_CACHE_STORED, e->size);
-        tg_cache_put(f->cache, e);
-    }
 }

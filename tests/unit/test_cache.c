@@ -244,6 +244,36 @@ static void test_persistent_tier(void)
     tg_cache_close(c);
 }
 
+/* A purge right after puts: whether an entry is still queued, being written or on disk, it is gone afterwards and
+ * counted once. */
+static void test_purge_races_the_writer(void)
+{
+    char err[256];
+    uint64_t now = 1795000000000ull;
+    tg_cache_t *c = tg_cache_open(dir, 1 << 20, 1 << 30, err, sizeof(err));
+    T_OK(c != NULL);
+    if (c == NULL)
+        return;
+    for (int round = 0; round != 20; ++round) {
+        for (unsigned i = 0; i != 50; ++i)
+            tg_cache_put(c, entry(1000 + i, "q", now, 60000, 200));
+        T_EQ_INT(tg_cache_purge(c, "local", "q", NULL), 50);
+        tg_cache_flush(c);
+        int found = 0;
+        for (unsigned i = 0; i != 50; ++i) {
+            tg_cache_key_t k = key_n(1000 + i);
+            tg_cache_entry_t *e = tg_cache_get_disk(c, &k, now);
+            found += e != NULL;
+            tg_cache_entry_release(e);
+        }
+        T_EQ_INT(found, 0);
+    }
+    tg_cache_stats_t st;
+    tg_cache_stats(c, &st);
+    T_EQ_INT(st.memory_entries, 0);
+    tg_cache_close(c);
+}
+
 static void test_stream_errors(void)
 {
     const char *ok = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n";
@@ -261,6 +291,7 @@ int main(void)
     T_RUN(test_keys);
     T_RUN(test_memory_tier);
     T_RUN(test_persistent_tier);
+    T_RUN(test_purge_races_the_writer);
     T_RUN(test_stream_errors);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
