@@ -109,4 +109,10 @@ int tg_parse_u64(const char *p, size_t len, uint64_t max, uint64_t *out);
 /* Trims ASCII spaces and tabs from both ends. */
 tg_iovec_t tg_iov_trim(tg_iovec_t v);
 
+/*
+ * Heads kept as text, one "name: value\n" line per header (the log recorder and the response cache store them so):
+ * the next header from *p, which moves past its line; false at `end`. Lines without a colon are skipped.
+ */
+bool tg_headtext_next(const char **p, const char *end, tg_iovec_t *name, tg_iovec_t *value);
+
 #endif

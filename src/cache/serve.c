@@ -92,40 +92,39 @@ static size_t parse_head(tg_req_t *req, const char *p, size_t len, tg_header_t *
     tg_header_t *h = tg_mem_alloc_pool(&req->pool, sizeof(*h) * (lines + 1 + extra)); /* a last line without '\n' */
     size_t n = 0;
     const char *end = p + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL)
-            eol = end;
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon != NULL) {
-            const char *v = colon + 1 < eol && colon[1] == ' ' ? colon + 2 : colon + 1;
-            h[n++] = (tg_header_t){tg_iov(p, (size_t)(colon - p)), tg_iov(v, (size_t)(eol - v))};
-        }
-        p = eol + 1;
-    }
+    while (tg_headtext_next(&p, end, &h[n].name, &h[n].value))
+        ++n;
     *out = h;
     return n;
 }
 
-static void serve_hit(tg_req_t *req, tg_worker_t *w, tg_cache_entry_t *e)
+/* The head of an answer this request did not fetch itself (a hit, or a wait on an identical request): the stored
+ * headers, the cache status, the log and event ids; the recorder learns that it costs nothing. */
+static void start_answer(tg_req_t *req, int status, const char *head, size_t head_len, bool hit,
+                         int64_t content_length)
 {
-    tg_cache_count(w->process->cache, e->account, e->gateway, TG_CACHE_HIT, 0);
     tg_header_t *h;
-    size_t n = parse_head(req, e->head, e->head_len, &h, 3);
+    size_t n = parse_head(req, head, head_len, &h, 3);
     tg_recorder_t *rc = req->recorder;
     if (rc != NULL) {
         tg_recorder_set_cached(rc);
         tg_recorder_response_head(rc, h, n);
     }
-    h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), tg_iov(TG_LIT("HIT"))};
+    h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), hit ? tg_iov(TG_LIT("HIT")) : tg_iov(TG_LIT("MISS"))};
     if (rc != NULL && rc->rec != NULL)
         h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
     if (rc != NULL && rc->event_id != NULL)
         h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
+    tg_http_start_response(req, status, h, n, content_length);
+}
+
+static void serve_hit(tg_req_t *req, tg_worker_t *w, tg_cache_entry_t *e)
+{
+    tg_cache_count(w->process->cache, e->account, e->gateway, TG_CACHE_HIT, 0);
     replay_t *rp = tg_mem_alloc_pool(&req->pool, sizeof(*rp));
     *rp = (replay_t){req, e, 0};
     tg_http_set_generator(req, &replay_ops, rp);
-    tg_http_start_response(req, e->status, h, n, e->stream ? -1 : (int64_t)e->body_len);
+    start_answer(req, e->status, e->head, e->head_len, true, e->stream ? -1 : (int64_t)e->body_len);
     replay_pump(rp);
 }
 
@@ -208,20 +207,8 @@ static void waiter_pump(tg_cache_waiter_t *wt)
     tg_cache_flights_unlock(c);
     if (!wt->started && state != F_PENDING && has_head) {
         /* the head is complete and never changes once the state left F_PENDING; the waiter's reference keeps it */
-        tg_header_t *h;
-        size_t n = parse_head(req, f->head.base, f->head.len, &h, 3);
-        tg_recorder_t *rc = req->recorder;
-        bool ok = status >= 200 && status <= 299;
-        if (rc != NULL) {
-            tg_recorder_set_cached(rc); /* no upstream call of its own: cost 0 */
-            tg_recorder_response_head(rc, h, n);
-        }
-        h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), ok ? tg_iov(TG_LIT("HIT")) : tg_iov(TG_LIT("MISS"))};
-        if (rc != NULL && rc->rec != NULL)
-            h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
-        if (rc != NULL && rc->event_id != NULL)
-            h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
-        tg_http_start_response(req, status, h, n, state == F_DONE ? (int64_t)body_len : -1);
+        start_answer(req, status, f->head.base, f->head.len, status >= 200 && status <= 299,
+                     state == F_DONE ? (int64_t)body_len : -1);
         wt->started = true;
     }
     if (!wt->started) {

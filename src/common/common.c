@@ -132,3 +132,22 @@ int tg_err_gateway_code(int err)
     int i = errindex(err);
     return (i >= 0 && errtab[i].code != 0) ? errtab[i].code : 2000;
 }
+
+bool tg_headtext_next(const char **p, const char *end, tg_iovec_t *name, tg_iovec_t *value)
+{
+    while (*p < end) {
+        const char *line = *p;
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (eol == NULL)
+            eol = end;
+        *p = eol < end ? eol + 1 : end;
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon == NULL)
+            continue;
+        const char *v = colon + 1 < eol && colon[1] == ' ' ? colon + 2 : colon + 1;
+        *name = tg_iov(line, (size_t)(colon - line));
+        *value = tg_iov(v, (size_t)(eol - v));
+        return true;
+    }
+    return false;
+}

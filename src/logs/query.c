@@ -560,20 +560,13 @@ static json_t *head_json(const char *text, size_t len)
     tg_buf_reserve(&b, len + len / 4 + 16);
     tg_buf_append(&b, "{", 1);
     const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL)
-            eol = end;
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon != NULL) {
-            const char *v = colon + 1 < eol && colon[1] == ' ' ? colon + 2 : colon + 1;
-            tg_buf_append(&b, b.len == 1 ? "\"" : ",\"", b.len == 1 ? 1 : 2);
-            tg_buf_append_json_escaped(&b, p, (size_t)(colon - p));
-            tg_buf_append(&b, "\":\"", 3);
-            tg_buf_append_json_escaped(&b, v, (size_t)(eol - v));
-            tg_buf_append(&b, "\"", 1);
-        }
-        p = eol + 1;
+    tg_iovec_t name, value;
+    while (tg_headtext_next(&p, end, &name, &value)) {
+        tg_buf_append(&b, b.len == 1 ? "\"" : ",\"", b.len == 1 ? 1 : 2);
+        tg_buf_append_json_escaped(&b, name.base, name.len);
+        tg_buf_append(&b, "\":\"", 3);
+        tg_buf_append_json_escaped(&b, value.base, value.len);
+        tg_buf_append(&b, "\"", 1);
     }
     tg_buf_append(&b, "}", 1);
     json_t *j = tg_json_text(b.base, b.len);

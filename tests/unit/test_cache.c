@@ -169,12 +169,18 @@ static void test_memory_tier(void)
     tg_cache_close(c);
 }
 
-static void test_persistent_tier(void)
+static tg_cache_t *open_on_disk(void)
 {
     char err[256];
-    uint64_t now = 1795000000000ull;
     tg_cache_t *c = tg_cache_open(dir, 1 << 20, 1 << 30, err, sizeof(err));
     T_OK(c != NULL);
+    return c;
+}
+
+static void test_persistent_tier(void)
+{
+    uint64_t now = 1795000000000ull;
+    tg_cache_t *c = open_on_disk();
     if (c == NULL)
         return;
     tg_cache_put(c, entry(1, "g", now, 60000, 500));
@@ -188,8 +194,7 @@ static void test_persistent_tier(void)
     tg_cache_close(c);
 
     /* a restart: memory is empty, the disk has them, a disk hit is promoted to memory */
-    c = tg_cache_open(dir, 1 << 20, 1 << 30, err, sizeof(err));
-    T_OK(c != NULL);
+    c = open_on_disk();
     if (c == NULL)
         return;
     tg_cache_stats(c, &st);
@@ -248,10 +253,8 @@ static void test_persistent_tier(void)
  * counted once. */
 static void test_purge_races_the_writer(void)
 {
-    char err[256];
     uint64_t now = 1795000000000ull;
-    tg_cache_t *c = tg_cache_open(dir, 1 << 20, 1 << 30, err, sizeof(err));
-    T_OK(c != NULL);
+    tg_cache_t *c = open_on_disk();
     if (c == NULL)
         return;
     for (int round = 0; round != 20; ++round) {

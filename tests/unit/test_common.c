@@ -48,6 +48,23 @@ static void on_cleanup(void *p)
     cleanup_order[cleanup_n++] = *(int *)p;
 }
 
+/* Heads kept as "name: value" lines: empty values, lines with no colon skipped, a last line with no newline. */
+static void test_headtext(void)
+{
+    static const char text[] = "content-type: application/json\nx-empty: \nno colon here\nx-tight:v\nlast: one";
+    const char *p = text, *end = text + sizeof(text) - 1;
+    tg_iovec_t name, value;
+    const char *want[][2] = {{"content-type", "application/json"}, {"x-empty", ""}, {"x-tight", "v"}, {"last", "one"}};
+    for (size_t i = 0; i != 4; ++i) {
+        T_OK(tg_headtext_next(&p, end, &name, &value));
+        T_EQ_IOV(name, want[i][0]);
+        T_EQ_IOV(value, want[i][1]);
+    }
+    T_OK(!tg_headtext_next(&p, end, &name, &value));
+    p = text;
+    T_OK(!tg_headtext_next(&p, text, &name, &value)); /* nothing */
+}
+
 static void test_pool(void)
 {
     tg_mem_pool_t pool;
@@ -165,6 +182,7 @@ int main(void)
 {
     T_RUN(test_buf_cap);
     T_RUN(test_json_escape);
+    T_RUN(test_headtext);
     T_RUN(test_pool);
     T_RUN(test_parse_u64);
     T_RUN(test_errors);
