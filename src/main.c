@@ -191,13 +191,13 @@ static void on_drained_async(uv_async_t *a)
     for (unsigned i = 0; i != process.num_workers; ++i)
         if (!atomic_load(&process.workers[i].drained))
             return;
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    uv_close((uv_handle_t *)&sig_int, NULL);
-    uv_close((uv_handle_t *)&sig_hup, NULL);
+    /* The signal watchers stay installed, only unreferenced so that the loop can end: closing them would put back
+     * the default actions, and a second SIGTERM landing before we ignored it would kill the clean exit (seen in
+     * CI when a test's stop() raced the end of the drain). main() ignores the signals once the loop is over. */
+    uv_unref((uv_handle_t *)&sig_term);
+    uv_unref((uv_handle_t *)&sig_int);
+    uv_unref((uv_handle_t *)&sig_hup);
     uv_close((uv_handle_t *)&drained_async, NULL);
-    /* closing the watchers restored the default actions; a late signal must not kill the clean exit */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
 }
 
@@ -412,13 +412,17 @@ int main(int argc, char **argv)
                 current->access_log ? "" : ", access log off");
 
     uv_run(loop, UV_RUN_DEFAULT);
+    /* replaces libuv's handlers in one step each: from here a late signal is ignored, never fatal */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
 
     for (unsigned i = 0; i != n; ++i)
         tg_worker_join(process.workers + i);
     free(process.workers);
     tg_logstore_close(process.logs); /* writes what is still queued */
     tg_cache_close(process.cache);
-    uv_loop_close(loop);
+    uv_loop_close(loop); /* UV_EBUSY: the signal watchers are left installed on purpose (on_drained_async) */
     tg_config_release(current);
     tg_log_info("stopped");
     return 0;
