@@ -52,8 +52,9 @@ test('healthz, readyz and metrics', async () => {
   }
 });
 
-test('the access log: one line per request, off with --no-access-log', async () => {
+test('the access log: one line per request, off with --no-access-log', async (t) => {
   const s = await startStandin();
+  t.after(() => s.close()); /* also when an assertion fails: an open server would keep the file from ending */
   const gw = await startGateway({ config: { providers: { openai: { base_url: `${s.url}/v1` } } } });
   await (await fetch(gw.base('openai/chat/completions?key=SECRET'), { method: 'POST', body: chatBody() })).text();
   await gw.waitLog(/"POST \/v1\/local\/default\/openai\/chat\/completions HTTP\/1\.1" 200 \d+ [\d.]+ms gateway=default provider=openai/, 5000 * SLOW, 0);
@@ -64,7 +65,6 @@ test('the access log: one line per request, off with --no-access-log', async () 
   await (await fetch(quiet.base('openai/chat/completions'), { method: 'POST', body: chatBody() })).text();
   const q = await quiet.stop();
   assert.ok(!q.stderr.includes('HTTP/1.1"'), q.stderr);
-  await s.close();
 });
 
 test('SIGHUP reloads the config without dropping a connection or a stream', async () => {
@@ -113,8 +113,9 @@ test('SIGHUP reloads the config without dropping a connection or a stream', asyn
   }
 });
 
-test('SIGTERM drains: a stream in flight finishes, then the process exits 0', async () => {
+test('SIGTERM drains: a stream in flight finishes, then the process exits 0', async (t) => {
   const s = await startStandin();
+  t.after(() => s.close()); /* also when an assertion fails: an open server would keep the file from ending */
   const gw = await startGateway({ config: { drain_timeout: 10, providers: { openai: { base_url: `${s.url}/v1` } } } });
   const streaming = fetch(gw.base('openai/chat/completions'), {
     method: 'POST', body: chatBody(true), headers: { 'x-standin-pace-ms': '200' },
@@ -129,11 +130,11 @@ test('SIGTERM drains: a stream in flight finishes, then the process exits 0', as
   assert.ok(body.endsWith('data: [DONE]\n\n'), `the stream was cut by the drain: ${body.slice(-80)}`);
   const e = await gw.stop();
   assert.match(e.stderr, /stopped/);
-  await s.close();
 });
 
-test('SIGTERM with a stream that outlives drain_timeout: cut at the timeout, exit 0', async () => {
+test('SIGTERM with a stream that outlives drain_timeout: cut at the timeout, exit 0', async (t) => {
   const s = await startStandin();
+  t.after(() => s.close()); /* also when an assertion fails: an open server would keep the file from ending */
   const gw = await startGateway({ config: { drain_timeout: 0.5, providers: { openai: { base_url: `${s.url}/v1` } } } });
   const streaming = fetch(gw.base('openai/chat/completions'), {
     method: 'POST', body: chatBody(true), headers: { 'x-standin-pace-ms': '200', 'x-standin-chunks': '100' },
@@ -145,7 +146,6 @@ test('SIGTERM with a stream that outlives drain_timeout: cut at the timeout, exi
   assert.match(e.stderr, /drain timeout/);
   assert.ok(!(await streaming).includes('[DONE]'), 'cut, not completed');
   await s.waitFor((r) => r.aborted);
-  await s.close();
 });
 
 test('--check-config: OK for a good file, every error with line and column for a bad one', async () => {
@@ -176,8 +176,9 @@ test('--version, --help, bad flags', async () => {
   await assert.rejects(run(BIN, ['--listen', 'not-an-address']), (e) => e.code === 1 && /host:port/.test(e.stderr));
 });
 
-test('outgoing requests honour http_proxy and NO_PROXY', async () => {
+test('outgoing requests honour http_proxy and NO_PROXY', async (t) => {
   const s = await startStandin();
+  t.after(() => s.close()); /* also when an assertion fails: an open server would keep the file from ending */
   /* a minimal forward proxy that records what it relays */
   const seen = [];
   const proxy = http.createServer((req, res) => {
@@ -189,6 +190,7 @@ test('outgoing requests honour http_proxy and NO_PROXY', async () => {
     req.pipe(up);
   });
   await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  t.after(() => proxy.close());
   const proxyUrl = `http://127.0.0.1:${proxy.address().port}`;
   const upstream = `http://localhost:${s.port}/v1`; /* a host name, so NO_PROXY can name it */
 
@@ -207,6 +209,4 @@ test('outgoing requests honour http_proxy and NO_PROXY', async () => {
   await r.text();
   assert.equal(seen.length, 1);
   await gw2.stop();
-  proxy.close();
-  await s.close();
 });
