@@ -108,7 +108,8 @@ static void start_answer(tg_req_t *req, int status, const char *head, size_t hea
     tg_recorder_t *rc = req->recorder;
     if (rc != NULL) {
         tg_recorder_set_cached(rc);
-        tg_recorder_response_head(rc, h, n);
+        if (rc->rec != NULL) /* tokens for the record; without one there is nothing to count (no tokens spent) */
+            tg_recorder_response_head(rc, h, n);
     }
     h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), hit ? tg_iov(TG_LIT("HIT")) : tg_iov(TG_LIT("MISS"))};
     if (rc != NULL && rc->rec != NULL)
