@@ -139,7 +139,7 @@ echo
 
 # warm up connections and caches
 for name in $NAMES; do wrk -t1 -c8 -d1s -s bench/post.lua "$(url_of "$name")" > /dev/null; done
-sleep 2 # idle: the log writer gives freed memory back after a second without records
+sleep 3 # idle: the log writer gives freed memory back a second after its last batch (the warm-up leaves ~1 s of them)
 rss_idle=$(rss_kib "$tg_pid")
 
 # latency at 1 connection: ROUNDS interleaved rounds, the median of each figure (the machine is shared by
