@@ -63,7 +63,6 @@ struct st_tg_cache_entry_t {
     size_t size; /* bytes the entry holds */
     /* memory tier (under the cache's mutex) */
     tg_cache_entry_t *_hnext, *_prev, *_next;
-    bool _linked;
     char data[];
 };
 

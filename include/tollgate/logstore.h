@@ -19,6 +19,7 @@
 #ifndef TOLLGATE_LOGSTORE_H
 #define TOLLGATE_LOGSTORE_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include "tollgate/buf.h"
@@ -90,6 +91,9 @@ static inline const char *tg_logrec_strdup(tg_logrec_t *r, const char *s)
  * and not kept. Returns 0, or -1 with *why saying what is wrong (the caller names the header).
  */
 int tg_logrec_set_metadata(tg_logrec_t *r, const char *json, size_t len, const char **why);
+/* A JSON scalar as metadata keeps it (and as filters compare it): strings as they are, integers and reals as
+ * written, true/false; NULL for anything else. `buf` holds the number's text. */
+const char *tg_logmeta_text(const json_t *v, char buf[64]);
 /* Bytes the record holds (for the queue's memory bound). */
 size_t tg_logrec_size(const tg_logrec_t *r);
 

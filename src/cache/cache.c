@@ -213,7 +213,6 @@ static void mem_remove(tg_cache_t *c, tg_cache_entry_t *e)
     *pp = e->_hnext;
     e->_hnext = NULL;
     lru_unlink(c, e);
-    e->_linked = false;
     c->count--;
     c->bytes -= e->size;
     tg_cache_entry_release(e);
@@ -271,7 +270,6 @@ static void mem_insert(tg_cache_t *c, tg_cache_entry_t *e)
     e->_hnext = c->buckets[b];
     c->buckets[b] = e;
     lru_push_front(c, e);
-    e->_linked = true;
     c->count++;
     c->bytes += e->size;
 }

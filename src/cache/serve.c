@@ -19,27 +19,28 @@ static const tg_header_t *find2(tg_req_t *req, const char *name, const char *old
     return h != NULL ? h : tg_http_find_header(req, old, strlen(old));
 }
 
-/* The provider credential headers, concatenated (they enter the key's digest only). */
+/* The provider credential headers, concatenated in the request pool (they enter the key's digest only). */
 static tg_iovec_t credential_of(tg_req_t *req)
 {
     static const char *const names[] = {"authorization", "x-api-key", "api-key", "x-goog-api-key"};
-    tg_buf_t b;
-    tg_buf_init(&b, 1u << 20);
-    for (size_t i = 0; i != TG_ARRAY_SIZE(names); ++i) {
-        const tg_header_t *h = tg_http_find_header(req, names[i], strlen(names[i]));
-        if (h != NULL) {
-            tg_buf_append(&b, names[i], strlen(names[i]) + 1);
-            tg_buf_append(&b, h->value.base, h->value.len);
-            tg_buf_append(&b, "\n", 1);
-        }
-    }
-    if (b.len == 0)
+    const tg_header_t *found[TG_ARRAY_SIZE(names)];
+    size_t len = 0;
+    for (size_t i = 0; i != TG_ARRAY_SIZE(names); ++i)
+        if ((found[i] = tg_http_find_header(req, names[i], strlen(names[i]))) != NULL)
+            len += strlen(names[i]) + 1 + found[i]->value.len + 1;
+    if (len == 0)
         return tg_iov("", 0);
-    char *p = tg_mem_alloc_pool(&req->pool, b.len);
-    memcpy(p, b.base, b.len);
-    tg_iovec_t v = tg_iov(p, b.len);
-    tg_buf_free(&b);
-    return v;
+    char *out = tg_mem_alloc_pool(&req->pool, len), *p = out;
+    for (size_t i = 0; i != TG_ARRAY_SIZE(names); ++i) {
+        if (found[i] == NULL)
+            continue;
+        size_t nl = strlen(names[i]) + 1; /* with its NUL: name and value cannot run into each other */
+        memcpy(p, names[i], nl);
+        memcpy(p + nl, found[i]->value.base, found[i]->value.len);
+        p += nl + found[i]->value.len;
+        *p++ = '\n';
+    }
+    return tg_iov(out, len);
 }
 
 /* ---- hits ------------------------------------------------------------------------------------------------- */

@@ -244,18 +244,8 @@ static int bind_value(tg_logfilter_t *f, kind_t kind, const char *text, const js
     if (f->num_binds == TG_ARRAY_SIZE(f->binds))
         return -1;
     char buf[64];
-    if (j != NULL) {
-        if (json_is_string(j))
-            text = json_string_value(j);
-        else if (json_is_boolean(j))
-            text = json_is_true(j) ? "true" : "false";
-        else if (json_is_integer(j))
-            snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(j)), text = buf;
-        else if (json_is_real(j))
-            snprintf(buf, sizeof(buf), "%.17g", json_real_value(j)), text = buf;
-        else
-            return -1;
-    }
+    if (j != NULL && (text = tg_logmeta_text(j, buf)) == NULL)
+        return -1; /* not a scalar */
     char *end;
     switch (kind) {
     case K_TEXT:

@@ -138,6 +138,23 @@ void tg_logrec_free(tg_logrec_t *r)
     free(r);
 }
 
+const char *tg_logmeta_text(const json_t *v, char buf[64])
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_boolean(v))
+        return json_is_true(v) ? "true" : "false";
+    if (json_is_integer(v)) {
+        snprintf(buf, 64, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    if (json_is_real(v)) {
+        snprintf(buf, 64, "%.17g", json_real_value(v));
+        return buf;
+    }
+    return NULL;
+}
+
 int tg_logrec_set_metadata(tg_logrec_t *r, const char *json, size_t len, const char **why)
 {
     json_error_t jerr;
@@ -175,15 +192,7 @@ int tg_logrec_set_metadata(tg_logrec_t *r, const char *json, size_t len, const c
         if (strncmp(key, "cf.", 3) == 0)
             continue;
         char num[64];
-        const char *text;
-        if (json_is_string(v))
-            text = json_string_value(v);
-        else if (json_is_boolean(v))
-            text = json_is_true(v) ? "true" : "false";
-        else if (json_is_integer(v))
-            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)), text = num;
-        else
-            snprintf(num, sizeof(num), "%.17g", json_real_value(v)), text = num;
+        const char *text = tg_logmeta_text(v, num); /* a scalar: checked above */
         r->metadata[r->num_metadata].key = tg_logrec_strdup(r, key);
         r->metadata[r->num_metadata].value = tg_logrec_strdup(r, text);
         r->num_metadata++;
