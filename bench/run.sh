@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-5}     # interleaved rounds of the 1-connection latency measurement
+RPS_ROUNDS=${RPS_ROUNDS:-3} # interleaved rounds of the 64-connection throughput measurement
 WORKERS=${WORKERS:-1}   # workers of each proxy (and of the upstream nginx)
 CONNS=${CONNS:-64}
 STREAMS=${STREAMS:-1000}
@@ -134,7 +135,7 @@ done
 
 echo "Tollgate benchmark (passthrough, logging, cache hits) — $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
-echo "workers per proxy: $WORKERS; $DURATION s per measurement (latency: median of $ROUNDS interleaved rounds); POST of $(wc -c < <(awk -F'[[][[]|[]][]]' '/wrk.body/{print $2}' bench/post.lua)) bytes, answer of $(wc -c < bench/response.json) bytes"
+echo "workers per proxy: $WORKERS; $DURATION s per measurement (latency: median of $ROUNDS interleaved rounds, req/s: median of $RPS_ROUNDS); POST of $(wc -c < <(awk -F'[[][[]|[]][]]' '/wrk.body/{print $2}' bench/post.lua)) bytes, answer of $(wc -c < bench/response.json) bytes"
 echo
 
 # warm up connections and caches
@@ -159,10 +160,22 @@ done
 peak=0
 ( while kill -0 "$tg_pid" 2>/dev/null; do rss_kib "$tg_pid"; sleep 0.2; done ) > "$work/rss.log" &
 sampler=$!
-for name in $NAMES; do
-    wrk_run "$(url_of "$name")" "$CONNS" 2
-    rps[$name]=$RPS
+# requests/s: RPS_ROUNDS interleaved rounds; each ratio below is the median of its per-round ratios (the two
+# lanes of a ratio run one after the other, so a slow spell of the shared machine touches both)
+declare -A rr
+for round in $(seq 1 "$RPS_ROUNDS"); do
+    for name in $NAMES; do
+        wrk_run "$(url_of "$name")" "$CONNS" 2
+        rr[$name]+="$RPS "
+    done
 done
+for name in $NAMES; do rps[$name]=$(median ${rr[$name]}); done
+# ratio A B: the per-round ratios of lane A to lane B in %, then their median
+ratio() {
+    local a=(${rr[$1]}) b=(${rr[$2]}) out="" i
+    for i in "${!a[@]}"; do out+="$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN{printf "%.1f", 100*x/y}') "; done
+    RATIO=$(median $out); RATIOS=${out% }
+}
 kill $sampler 2>/dev/null || true
 peak=$(sort -n "$work/rss.log" | tail -1)
 rss_after=$(rss_kib "$tg_pid")
@@ -175,16 +188,18 @@ for name in $NAMES; do
     printf '%-10s %9.1f us %9.1f us %14s %14s %16.0f\n' "$name" "${p50[$name]}" "${p99[$name]}" "$a50" "$a99" "${rps[$name]}"
 done
 echo
-awk -v t50="${p50[tollgate]}" -v n50="${p50[nginx]}" -v d50="${p50[direct]}" -v tr="${rps[tollgate]}" -v nr="${rps[nginx]}" 'BEGIN{
+ratio tollgate nginx
+awk -v t50="${p50[tollgate]}" -v n50="${p50[nginx]}" -v d50="${p50[direct]}" -v r="$RATIO" -v rs="$RATIOS" 'BEGIN{
     printf "Tollgate added p50 / nginx added p50: %.2fx (target <= 1.5x)\n", (t50-d50)/((n50-d50) > 0 ? (n50-d50) : 1);
-    printf "Tollgate req/s / nginx req/s @c64:    %.1f%% (target >= 90%%)\n", 100*tr/nr }'
-awk -v on="${rps[tg+logs]}" -v off="${rps[tollgate]}" 'BEGIN{
-    printf "Tollgate req/s logging on / off @c64: %.1f%% (target >= 90%%; \"tollgate\" is a gateway with collect_logs false)\n", 100*on/off }'
+    printf "Tollgate req/s / nginx req/s @c64:    %.1f%% (target >= 90%%; rounds: %s)\n", r, rs }'
+ratio tg+logs tollgate
+printf 'Tollgate req/s logging on / off @c64: %.1f%% (target >= 90%%; rounds: %s; "tollgate" is a gateway with collect_logs false)\n' "$RATIO" "$RATIOS"
 for name in hit hit+logs; do
-    awk -v n="$name" -v h50="${p50[$name]}" -v h99="${p99[$name]}" -v hr="${rps[$name]}" -v d50="${p50[direct]}" \
-        -v d99="${p99[direct]}" -v dr="${rps[direct]}" 'BEGIN{
-        printf "Cache %-8s vs nginx return 200 (\"direct\"): req/s @c64 %.1f%% (target >= 70%%), p50 @c1 %.2fx (<= 1.2x), p99 @c1 %.2fx (<= 1.5x)\n",
-            n, 100*hr/dr, h50/d50, h99/d99 }'
+    ratio "$name" direct
+    awk -v n="$name" -v h50="${p50[$name]}" -v h99="${p99[$name]}" -v r="$RATIO" -v rs="$RATIOS" -v d50="${p50[direct]}" \
+        -v d99="${p99[direct]}" 'BEGIN{
+        printf "Cache %-8s vs nginx return 200 (\"direct\"): req/s @c64 %.1f%% (target >= 70%%; rounds: %s), p50 @c1 %.2fx (<= 1.2x), p99 @c1 %.2fx (<= 1.5x)\n",
+            n, r, rs, h50/d50, h99/d99 }'
 done
 m=$(curl -s "http://127.0.0.1:$TG/metrics")
 printf 'Log writer during the run: %s records written, %s dropped (queue full), %s batches, longest batch %s s\n' \
