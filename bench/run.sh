@@ -160,8 +160,9 @@ done
 peak=0
 ( while kill -0 "$tg_pid" 2>/dev/null; do rss_kib "$tg_pid"; sleep 0.2; done ) > "$work/rss.log" &
 sampler=$!
-# requests/s: RPS_ROUNDS interleaved rounds; each ratio below is the median of its per-round ratios (the two
-# lanes of a ratio run one after the other, so a slow spell of the shared machine touches both)
+# requests/s: RPS_ROUNDS interleaved rounds; each ratio below is the median of its per-round ratios (both lanes
+# of a ratio are measured within the same round, about a minute apart at most, so a slow spell of the shared
+# machine tends to touch both)
 declare -A rr
 for round in $(seq 1 "$RPS_ROUNDS"); do
     for name in $NAMES; do
