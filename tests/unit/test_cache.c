@@ -296,9 +296,7 @@ int main(void)
     T_RUN(test_persistent_tier);
     T_RUN(test_purge_races_the_writer);
     T_RUN(test_stream_errors);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_cache");
 }

@@ -52,11 +52,21 @@ static int64_t count(sqlite3 *db, const char *query, char *err, size_t errsz)
     return n;
 }
 
-static void test_store_and_filters(void)
+/* The store under the scratch directory, with room for every test's records; NULL (a failed check) if it fails. */
+static tg_logstore_t *open_store(void)
 {
     char err[512];
     tg_logstore_t *s = tg_logstore_open(dir, 1000, 1 << 26, err, sizeof(err));
     T_OK(s != NULL);
+    if (s == NULL)
+        fprintf(stderr, "  cannot open the store: %s\n", err);
+    return s;
+}
+
+static void test_store_and_filters(void)
+{
+    char err[512];
+    tg_logstore_t *s = open_store();
     if (s == NULL)
         return;
     uint64_t t0 = 1795000000000ull; /* 2026-11-18 */
@@ -234,8 +244,7 @@ static void test_metadata_rules(void)
 static void test_heads(void)
 {
     char err[512];
-    tg_logstore_t *s = tg_logstore_open(dir, 1000, 1 << 26, err, sizeof(err));
-    T_OK(s != NULL);
+    tg_logstore_t *s = open_store();
     if (s == NULL)
         return;
     tg_logrec_t *a = rec("heads", "openai", "gpt-4o", 200, 1, 0, 1795000000000ull, NULL);
@@ -279,9 +288,7 @@ int main(void)
     T_RUN(test_dates_and_params);
     T_RUN(test_metadata_rules);
     T_RUN(test_heads);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_logquery");
 }

@@ -62,6 +62,15 @@ static const char *unit_current = "";
         fn();                                                                                                          \
     } while (0)
 
+/* Removes a test's scratch directory (made with mkdtemp) and all it holds. Returns 0 on success. */
+static inline int unit_rmtree(const char *dir)
+{
+    char cmd[512];
+    if ((size_t)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir) >= sizeof(cmd))
+        return -1;
+    return system(cmd) != 0 ? -1 : 0;
+}
+
 static inline int unit_done(const char *name)
 {
     printf("%s: %d checks, %d failed\n", name, unit_checks, unit_failures);
