@@ -91,6 +91,10 @@ struct st_tg_req_t {
     const char *log_provider;
     const char *log_note;
     const char *error_message; /* the message of the gateway's own error answer (tg_http_send_error), pool */
+    /* headers every response to this request carries, whoever answers it (the unified API's cf-aig-provider and
+     * cf-aig-model): set by the handler before the response starts, memory owned by the request */
+    const tg_header_t *resp_extra;
+    size_t num_resp_extra;
     /* the request's log recorder (recorder.h), owned by the router, finished in its on_done hook */
     struct st_tg_recorder_t *recorder;
 

@@ -12,6 +12,7 @@
 #include "tollgate/config.h"
 #include "tollgate/http.h"
 #include "tollgate/worker.h"
+#include "tollgate/xlate.h"
 
 typedef struct st_tg_proxy_target_t {
     const tg_gateway_t *gateway;
@@ -19,6 +20,13 @@ typedef struct st_tg_proxy_target_t {
     const char *url;          /* upstream URL, NUL-terminated (request pool) */
     tg_iovec_t native_path;   /* the provider-native path after the slug ("chat/completions") */
     uint64_t first_byte_timeout_ms;
+    /* The unified API (compat.h) sends something else than what the client sent; all zero for passthrough. */
+    tg_iovec_t body;            /* the upstream body, when not the client's (.base NULL: the client's) */
+    const tg_header_t *headers; /* the request headers to send, when not the client's (still filtered) */
+    size_t num_headers;
+    tg_iovec_t cache_path;      /* the path the cache key names, when not native_path (the client's endpoint) */
+    tg_dialect_t dialect;       /* the answer is translated from this dialect to OpenAI's (xlate.h) */
+    tg_xlate_req_info_t xlate;
 } tg_proxy_target_t;
 
 typedef struct st_tg_cache_fill_t tg_cache_fill_t;

@@ -44,8 +44,10 @@ typedef struct st_tg_recorder_t {
  * naming the header when one is malformed (the request is then over; a record of it is still finished).
  */
 tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw);
-/* The provider and native path the request goes to (once known). */
-void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path);
+/* The provider and native path the request goes to (once known), and the body sent there (the client's, or the
+ * unified API's rewrite of it): the model is read from it. */
+void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path,
+                            tg_iovec_t body);
 /* The answer comes from the response cache. */
 static inline void tg_recorder_set_cached(tg_recorder_t *rc)
 {

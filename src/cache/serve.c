@@ -426,7 +426,7 @@ void tg_cache_route(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *targ
         .gateway = gw->id,
         .provider = target->provider,
         .method = req->method_name,
-        .path = target->native_path,
+        .path = target->cache_path.base != NULL ? target->cache_path : target->native_path,
         .query = req->query,
         .credential = custom.len == 0 ? credential_of(req) : tg_iov("", 0),
         .body = req->body,

@@ -589,6 +589,12 @@ void tg_http_start_response(tg_req_t *req, int status, const tg_header_t *header
         r = r != 0 ? r : tg_buf_append(o, headers[i].value.base, headers[i].value.len);
         r = r != 0 ? r : tg_buf_append(o, "\r\n", 2);
     }
+    for (size_t i = 0; i != req->num_resp_extra && r == 0; ++i) {
+        r = tg_buf_append(o, req->resp_extra[i].name.base, req->resp_extra[i].name.len);
+        r = r != 0 ? r : tg_buf_append(o, ": ", 2);
+        r = r != 0 ? r : tg_buf_append(o, req->resp_extra[i].value.base, req->resp_extra[i].value.len);
+        r = r != 0 ? r : tg_buf_append(o, "\r\n", 2);
+    }
     if (r == 0 && !bodiless_status) {
         if (content_length >= 0) {
             r = tg_buf_appendf(o, "content-length: %lld\r\n", (long long)content_length);

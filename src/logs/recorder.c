@@ -250,10 +250,11 @@ static char *model_of(tg_req_t *req, tg_iovec_t native_path, const body_info_t *
     return m != NULL ? m : path_model(req, native_path, "model/", '/');
 }
 
-void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path)
+void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path,
+                            tg_iovec_t body)
 {
     body_info_t bi;
-    scan_body(req->body, &bi);
+    scan_body(body, &bi);
     rc->provider = provider;
     rc->request_model = model_of(req, native_path, &bi);
     /* "stream": true, or Google's ...:streamGenerateContent */

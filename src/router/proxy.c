@@ -28,7 +28,19 @@ typedef struct {
     bool strip_active;
     tg_buf_t scratch;
     tg_cache_fill_t *fill; /* caching applies: the answer is collected for the store (cacheserve.h) */
+    /* the unified API: the answer is translated to OpenAI's dialect (xlate.h) */
+    tg_dialect_t dialect;
+    tg_xlate_req_info_t xinfo;
+    enum { XLATE_NONE, XLATE_STREAM, XLATE_WHOLE } xmode;
+    tg_xlate_stream_t *xs;  /* XLATE_STREAM */
+    tg_buf_t whole;         /* XLATE_WHOLE: the answer, translated once it is all in */
+    int whole_status;
+    tg_header_t *whole_headers; /* XLATE_WHOLE: the head to send with it (request pool) */
+    size_t num_whole_headers;
 } proxy_t;
+
+/* A provider's whole answer (an error, or a plain JSON answer) is read this far for translation. */
+#define MAX_XLATE_WHOLE (32u << 20)
 
 static void release(proxy_t *px)
 {
@@ -40,7 +52,12 @@ static void release(proxy_t *px)
         tg_streamusage_strip_dispose(px->strip);
         px->strip = NULL;
     }
+    if (px->xs != NULL) {
+        tg_xlate_stream_dispose(px->xs);
+        px->xs = NULL;
+    }
     tg_buf_free(&px->scratch);
+    tg_buf_free(&px->whole);
 }
 
 static bool in_list(tg_iovec_t name, const char *const *list)
@@ -85,9 +102,78 @@ bool tg_proxy_is_response_header_dropped(tg_iovec_t name)
 
 /* ---- upstream side ---------------------------------------------------------------------------------------- */
 
+/* The gateway's own response headers (cache status, log id, event id) after the m in `out`; returns the new m. */
+static size_t own_headers(proxy_t *px, tg_header_t *out, size_t m)
+{
+    if (px->fill != NULL)
+        out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), tg_iov(TG_LIT("MISS"))};
+    tg_recorder_t *rc = px->req->recorder;
+    if (rc != NULL) {
+        /* SPEC.md section 5: the log id whenever a record is written, and the event id echoed */
+        if (rc->rec != NULL)
+            out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
+        if (rc->event_id != NULL)
+            out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
+    }
+    return m;
+}
+
+/* The head of a translated answer: the provider's headers but those that describe the body it sent. */
+static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size_t n)
+{
+    tg_mem_pool_t *pool = &px->req->pool;
+    tg_header_t *out = tg_mem_alloc_pool(pool, sizeof(*out) * (n + 4));
+    size_t m = 0;
+    bool sse = false, encoded = false;
+    for (size_t i = 0; i != n; ++i) {
+        tg_iovec_t name = headers[i].name, value = tg_iov_trim(headers[i].value);
+        if (tg_iov_eq_ci(name, TG_LIT("content-type"))) {
+            sse = tg_iov_prefix_ci(value, TG_LIT("text/event-stream"));
+            continue;
+        }
+        if (tg_iov_eq_ci(name, TG_LIT("content-encoding"))) {
+            encoded = value.len != 0 && !tg_iov_eq_ci(value, TG_LIT("identity"));
+            continue;
+        }
+        if (tg_proxy_is_response_header_dropped(name))
+            continue;
+        /* copied: the head is sent after this call when the answer is translated whole */
+        out[m++] = (tg_header_t){tg_iov(tg_mem_strdup_pool(pool, name.base, name.len), name.len),
+                                 tg_iov(tg_mem_strdup_pool(pool, headers[i].value.base, headers[i].value.len),
+                                        headers[i].value.len)};
+    }
+    if (px->req->recorder != NULL)
+        tg_recorder_response_head(px->req->recorder, headers, n);
+    if (encoded)
+        status = -status; /* asked for identity and got something else: nothing to translate (on_up_done) */
+    if (sse && status >= 200 && status < 300) {
+        px->xmode = XLATE_STREAM;
+        px->xs = tg_mem_alloc_pool(pool, sizeof(*px->xs));
+        tg_xlate_stream_init(px->xs, px->dialect, &px->xinfo, (int64_t)(px->req->start_unix_ms / 1000));
+        tg_buf_init(&px->scratch, 2 * TG_XLATE_MAX_EVENT + px->req->config->max_response_buffer + (256u << 10));
+        out[m++] = (tg_header_t){tg_iov(TG_LIT("content-type")), tg_iov(TG_LIT("text/event-stream; charset=utf-8"))};
+        if (px->fill != NULL)
+            tg_cache_fill_head(px->fill, status, out, m);
+        m = own_headers(px, out, m);
+        px->head_sent = true;
+        tg_http_start_response(px->req, status, out, m, -1);
+        return;
+    }
+    px->xmode = XLATE_WHOLE;
+    px->whole_status = status;
+    out[m++] = (tg_header_t){tg_iov(TG_LIT("content-type")), tg_iov(TG_LIT("application/json"))};
+    px->whole_headers = out;
+    px->num_whole_headers = m;
+    tg_buf_init(&px->whole, MAX_XLATE_WHOLE);
+}
+
 static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t n, int64_t content_length)
 {
     proxy_t *px = ctx;
+    if (px->dialect != TG_DIALECT_OPENAI) {
+        xlate_head(px, status, headers, n);
+        return;
+    }
     tg_header_t *out = tg_mem_alloc_pool(&px->req->pool, sizeof(*out) * (n + 3));
     size_t m = 0;
     for (size_t i = 0; i != n; ++i)
@@ -102,28 +188,43 @@ static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t
         if (px->strip_active)
             content_length = -1; /* the body changes length */
     }
-    if (px->fill != NULL) {
+    if (px->fill != NULL)
         tg_cache_fill_head(px->fill, status, headers, n);
-        out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), tg_iov(TG_LIT("MISS"))};
-    }
-    tg_recorder_t *rc = px->req->recorder;
-    if (rc != NULL) {
-        tg_recorder_response_head(rc, headers, n);
-        /* SPEC.md section 5: the log id whenever a record is written, and the event id echoed */
-        if (rc->rec != NULL)
-            out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
-        if (rc->event_id != NULL)
-            out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
-    }
+    if (px->req->recorder != NULL)
+        tg_recorder_response_head(px->req->recorder, headers, n);
+    m = own_headers(px, out, m);
     tg_http_start_response(px->req, status, out, m, content_length);
 }
 
 static int on_up_body(void *ctx, const char *p, size_t n)
 {
     proxy_t *px = ctx;
+    if (px->xmode == XLATE_WHOLE) {
+        if (tg_buf_append(&px->whole, p, n) != 0) {
+            tg_req_t *req = px->req;
+            tg_upstream_cancel(px->up);
+            px->up = NULL;
+            atomic_fetch_sub_explicit(&px->w->upstream_in_flight, 1, memory_order_relaxed);
+            release(px);
+            tg_http_send_error(req, TG_E_UPSTREAM_BAD_RESPONSE,
+                               "Provider %s sent an answer larger than the gateway translates (%u MiB)", px->provider,
+                               MAX_XLATE_WHOLE >> 20);
+            return 0;
+        }
+        if (px->req->recorder != NULL)
+            tg_recorder_response_body(px->req->recorder, p, n);
+        return 0;
+    }
     if (tg_http_want_pause(px->req))
         return TG_E_AGAIN; /* resumed from on_drain */
-    if (px->strip_active) {
+    if (px->xmode == XLATE_STREAM) {
+        px->scratch.len = 0;
+        tg_xlate_stream_feed(px->xs, p, n, &px->scratch);
+        if (px->scratch.len != 0 && tg_http_send(px->req, px->scratch.base, px->scratch.len) != 0)
+            return TG_E_AGAIN;
+        if (px->fill != NULL)
+            tg_cache_fill_body(px->fill, px->scratch.base, px->scratch.len);
+    } else if (px->strip_active) {
         px->scratch.len = 0;
         tg_streamusage_strip_feed(px->strip, p, n, &px->scratch);
         if (px->scratch.len != 0 && tg_http_send(px->req, px->scratch.base, px->scratch.len) != 0)
@@ -140,12 +241,68 @@ static int on_up_body(void *ctx, const char *p, size_t n)
     return 0;
 }
 
+/* A whole answer is in: translated (a 2xx to a chat.completion, an error to OpenAI's error shape) and sent. */
+static void xlate_whole_done(proxy_t *px)
+{
+    tg_req_t *req = px->req;
+    int status = px->whole_status;
+    tg_buf_t body;
+    tg_buf_init(&body, 2 * MAX_XLATE_WHOLE);
+    int r = 0;
+    if (status < 0)
+        r = -1; /* a compressed answer (xlate_head) */
+    else if (status >= 200 && status < 300)
+        r = tg_xlate_response(px->dialect, px->whole.base, px->whole.len, (int64_t)(req->start_unix_ms / 1000), &body);
+    else
+        tg_xlate_error(px->dialect, status, px->whole.base, px->whole.len, &body);
+    if (r != 0) {
+        tg_buf_free(&body);
+        release(px);
+        tg_metrics_upstream_error(px->w->metrics, px->provider, TG_UPSTREAM_ERR_BAD_RESPONSE);
+        tg_http_send_error(req, TG_E_UPSTREAM_BAD_RESPONSE,
+                           "Provider %s sent an answer the gateway cannot translate (status %d, %zu bytes%s)",
+                           px->provider, status < 0 ? -status : status, px->whole.len,
+                           status < 0 ? ", compressed" : "");
+        return;
+    }
+    tg_header_t *out = tg_mem_alloc_pool(&req->pool, sizeof(*out) * (px->num_whole_headers + 3));
+    memcpy(out, px->whole_headers, sizeof(*out) * px->num_whole_headers);
+    size_t m = px->num_whole_headers;
+    size_t stored = m;
+    m = own_headers(px, out, m);
+    if (px->fill != NULL) {
+        tg_cache_fill_head(px->fill, status, out, stored);
+        tg_cache_fill_body(px->fill, body.base, body.len);
+        tg_cache_fill_end(px->fill, true);
+        px->fill = NULL;
+    }
+    px->head_sent = true;
+    tg_http_start_response(req, status, out, m, (int64_t)body.len);
+    tg_http_send(req, body.base, body.len);
+    tg_buf_free(&body);
+    release(px);
+    tg_http_end_response(req);
+}
+
 static void on_up_done(void *ctx, int err, const char *detail)
 {
     proxy_t *px = ctx;
     tg_req_t *req = px->req;
     px->up = NULL;
     atomic_fetch_sub_explicit(&px->w->upstream_in_flight, 1, memory_order_relaxed);
+    if (err == 0 && px->xmode == XLATE_WHOLE) {
+        xlate_whole_done(px);
+        return;
+    }
+    if (err == 0 && px->xmode == XLATE_STREAM) {
+        px->scratch.len = 0;
+        tg_xlate_stream_finish(px->xs, &px->scratch);
+        if (px->scratch.len != 0) {
+            tg_http_send(req, px->scratch.base, px->scratch.len);
+            if (px->fill != NULL)
+                tg_cache_fill_body(px->fill, px->scratch.base, px->scratch.len);
+        }
+    }
     if (err == 0) {
         if (px->strip_active) {
             px->scratch.len = 0;
@@ -218,12 +375,16 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
     px->w = w;
     px->provider = target->provider;
     px->fill = fill;
+    px->dialect = target->dialect;
+    px->xinfo = target->xlate;
 
     const tg_header_t *conn_hdr = tg_http_find_header(req, TG_LIT("connection"));
     tg_iovec_t connection = conn_hdr != NULL ? conn_hdr->value : tg_iov("", 0);
-    tg_iovec_t body = req->body;
-    if (tg_streamusage_provider_ok(target->provider) && tg_iov_suffix(target->native_path, TG_LIT("chat/completions")) &&
-        tg_streamusage_inject(&req->pool, req->body, &body)) {
+    tg_iovec_t body = target->body.base != NULL ? target->body : req->body;
+    const tg_header_t *in_headers = target->headers != NULL ? target->headers : req->headers;
+    size_t num_in = target->headers != NULL ? target->num_headers : req->num_headers;
+    if (target->dialect == TG_DIALECT_OPENAI && tg_streamusage_provider_ok(target->provider) && tg_iov_suffix(target->native_path, TG_LIT("chat/completions")) &&
+        tg_streamusage_inject(&req->pool, body, &body)) {
         px->strip = tg_mem_alloc_pool(&req->pool, sizeof(*px->strip));
         tg_streamusage_strip_init(px->strip);
         /* what one upstream read can turn into: a held event plus the read */
@@ -234,17 +395,18 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
      * deflate), and to identity when the stream is edited on its way or may be cached (a stored answer is plain,
      * so any client can be served from it). */
     const tg_header_t *ae = tg_http_find_header(req, TG_LIT("accept-encoding"));
-    bool own_ae = (req->recorder != NULL && (ae != NULL || px->strip != NULL)) || fill != NULL;
-    tg_header_t *hdrs = tg_mem_alloc_pool(&req->pool, sizeof(*hdrs) * (req->num_headers + 1));
+    bool identity = px->strip != NULL || fill != NULL || px->dialect != TG_DIALECT_OPENAI;
+    bool own_ae = (req->recorder != NULL && (ae != NULL || px->strip != NULL)) || identity;
+    tg_header_t *hdrs = tg_mem_alloc_pool(&req->pool, sizeof(*hdrs) * (num_in + 1));
     size_t n = 0;
-    for (size_t i = 0; i != req->num_headers; ++i)
-        if (!tg_proxy_is_request_header_dropped(req->headers[i].name, connection) &&
-            !(own_ae && tg_iov_eq_ci(req->headers[i].name, TG_LIT("accept-encoding"))))
-            hdrs[n++] = req->headers[i];
+    for (size_t i = 0; i != num_in; ++i)
+        if (!tg_proxy_is_request_header_dropped(in_headers[i].name, connection) &&
+            !(own_ae && tg_iov_eq_ci(in_headers[i].name, TG_LIT("accept-encoding"))))
+            hdrs[n++] = in_headers[i];
     if (own_ae)
         hdrs[n++] = (tg_header_t){tg_iov(TG_LIT("accept-encoding")),
                                   tg_iov_str(tg_recorder_accept_encoding(ae != NULL ? ae->value : tg_iov("", 0),
-                                                                         px->strip != NULL || fill != NULL))};
+                                                                         identity))};
 
     tg_upstream_spec_t spec = {
         .url = target->url,

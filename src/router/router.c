@@ -10,6 +10,7 @@
 #include "tollgate/error.h"
 #include "tollgate/log.h"
 #include "tollgate/cacheserve.h"
+#include "tollgate/compat.h"
 #include "tollgate/proxy.h"
 #include "tollgate/recorder.h"
 #include "tollgate/router.h"
@@ -17,8 +18,7 @@
 #include "tollgate/worker.h"
 
 
-/* The value of cf-aig-request-timeout (milliseconds), or the configured first-byte timeout. -1 when malformed. */
-static int64_t request_timeout(const tg_req_t *req)
+int64_t tg_router_request_timeout(const tg_req_t *req)
 {
     const tg_header_t *h = tg_http_find_header(req, TG_LIT("cf-aig-request-timeout"));
     if (h == NULL)
@@ -27,6 +27,26 @@ static int64_t request_timeout(const tg_req_t *req)
     if (tg_parse_u64(h->value.base, h->value.len, 86400000, &v) != 0 || v == 0)
         return -1;
     return (int64_t)v;
+}
+
+int tg_router_find_provider(const tg_config_t *cfg, tg_iovec_t slug, const tg_provider_t **prov, const char **base_url,
+                            const char **slug_out)
+{
+    int bi = tg_provider_find(slug);
+    if (bi >= 0) {
+        size_t nb;
+        *prov = tg_provider_builtins(&nb) + bi;
+        *base_url = cfg->builtin_base_urls[bi];
+        *slug_out = (*prov)->slug;
+        return 0;
+    }
+    const tg_provider_conf_t *pc = tg_provider_is_custom_slug(slug) ? tg_config_find_custom(cfg, slug) : NULL;
+    if (pc == NULL)
+        return -1;
+    *prov = NULL;
+    *base_url = pc->base_url;
+    *slug_out = pc->slug;
+    return 0;
 }
 
 static void list_providers(char *buf, size_t bufsz)
@@ -73,43 +93,29 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
         return;
     }
     if (tg_iov_eq(slug, TG_LIT("compat"))) {
-        tg_http_send_error(req, TG_E_NOT_FOUND,
-                           "The unified API (/compat) is not available in this version; use the provider-native path "
-                           "/v1/%s/%s/{provider}/...",
-                           gw->account, gw->id);
+        tg_compat_handle(req, w, gw, rest);
         return;
     }
 
-    const tg_provider_t *prov = NULL;
+    const tg_provider_t *prov;
     const char *base_url;
-    int bi = tg_provider_find(slug);
-    if (bi >= 0) {
-        size_t nb;
-        prov = tg_provider_builtins(&nb) + bi;
-        base_url = cfg->builtin_base_urls[bi];
-        req->log_provider = prov->slug;
-    } else {
-        const tg_provider_conf_t *pc = tg_provider_is_custom_slug(slug) ? tg_config_find_custom(cfg, slug) : NULL;
-        if (pc == NULL) {
-            char known[1024];
-            list_providers(known, sizeof(known));
-            if (tg_provider_is_custom_slug(slug))
-                tg_http_send_error(req, TG_E_INVALID_PROVIDER,
-                                   "Invalid provider \"%.*s\": no custom provider of that name is configured (add it "
-                                   "under \"providers\" with a base_url)",
-                                   (int)TG_MIN(slug.len, 64), slug.base);
-            else
-                tg_http_send_error(req, TG_E_INVALID_PROVIDER,
-                                   "Invalid provider \"%.*s\". Known providers: %s, and custom-{name} for providers "
-                                   "configured under \"providers\"",
-                                   (int)TG_MIN(slug.len, 64), slug.base, known);
-            return;
-        }
-        base_url = pc->base_url;
-        req->log_provider = pc->slug;
+    if (tg_router_find_provider(cfg, slug, &prov, &base_url, &req->log_provider) != 0) {
+        char known[1024];
+        list_providers(known, sizeof(known));
+        if (tg_provider_is_custom_slug(slug))
+            tg_http_send_error(req, TG_E_INVALID_PROVIDER,
+                               "Invalid provider \"%.*s\": no custom provider of that name is configured (add it "
+                               "under \"providers\" with a base_url)",
+                               (int)TG_MIN(slug.len, 64), slug.base);
+        else
+            tg_http_send_error(req, TG_E_INVALID_PROVIDER,
+                               "Invalid provider \"%.*s\". Known providers: %s, and custom-{name} for providers "
+                               "configured under \"providers\"",
+                               (int)TG_MIN(slug.len, 64), slug.base, known);
+        return;
     }
 
-    int64_t timeout = request_timeout(req);
+    int64_t timeout = tg_router_request_timeout(req);
     if (timeout < 0) {
         tg_http_send_error(req, TG_E_BAD_HEADER,
                            "cf-aig-request-timeout must be a whole number of milliseconds from 1 to 86400000");
@@ -135,7 +141,7 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
             tg_http_send_error(req, TG_E_BAD_PATH, "Malformed request path: . and .. segments are not allowed");
         return;
     }
-    tg_recorder_set_target(rc, req, req->log_provider, rest);
+    tg_recorder_set_target(rc, req, req->log_provider, rest, req->body);
     tg_proxy_target_t target = {
         .gateway = gw,
         .provider = req->log_provider,

@@ -1,0 +1,248 @@
+/*
+ * The unified API on the request path (compat.h).
+ */
+#include <stdio.h>
+#include "tollgate/cacheserve.h"
+#include "tollgate/compat.h"
+#include "tollgate/error.h"
+#include "tollgate/jsonscan.h"
+#include "tollgate/proxy.h"
+#include "tollgate/recorder.h"
+#include "tollgate/router.h"
+#include "tollgate/xlate.h"
+
+/* The providers the unified API reaches: their dialect and the native path of their chat completions endpoint. */
+static const struct {
+    const char *slug;
+    tg_dialect_t dialect;
+    const char *chat_path;
+} routes[] = {
+    {"openai", TG_DIALECT_OPENAI, "chat/completions"},
+    {"anthropic", TG_DIALECT_ANTHROPIC, "v1/messages"},
+    {"groq", TG_DIALECT_OPENAI, "chat/completions"},
+    {"mistral", TG_DIALECT_OPENAI, "v1/chat/completions"},
+    {"deepseek", TG_DIALECT_OPENAI, "chat/completions"},
+    {"grok", TG_DIALECT_OPENAI, "v1/chat/completions"},
+    {"perplexity-ai", TG_DIALECT_OPENAI, "chat/completions"},
+    {"openrouter", TG_DIALECT_OPENAI, "v1/chat/completions"},
+    {"cerebras", TG_DIALECT_OPENAI, "chat/completions"},
+    {"fireworks", TG_DIALECT_OPENAI, "chat/completions"},
+    {"workers-ai", TG_DIALECT_OPENAI, "v1/chat/completions"},
+    {"baseten", TG_DIALECT_OPENAI, "v1/chat/completions"},
+};
+
+#define ANTHROPIC_VERSION "2023-06-01"
+#define MAX_MODEL 256
+
+int tg_compat_split_model(tg_iovec_t model, tg_iovec_t *provider, tg_iovec_t *name)
+{
+    const char *slash = memchr(model.base, '/', model.len);
+    if (slash == NULL || slash == model.base || slash == model.base + model.len - 1)
+        return -1;
+    *provider = tg_iov(model.base, (size_t)(slash - model.base));
+    *name = tg_iov(slash + 1, model.len - (size_t)(slash - model.base) - 1);
+    return 0;
+}
+
+/* ---- the model member of the body ------------------------------------------------------------------------ */
+
+typedef struct {
+    bool found, bad, truncated;
+    char model[MAX_MODEL + 1];
+    size_t len;
+    uint64_t start, end; /* of the string value, quotes included */
+} model_find_t;
+
+static void on_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
+{
+    model_find_t *mf = data;
+    if (tg_jsonscan_depth(s) != 1 || !tg_jsonscan_key_is(s, 0, "model"))
+        return;
+    if (v->type != TG_JSON_STRING || v->truncated || v->len > MAX_MODEL) {
+        mf->bad = true;
+        mf->truncated = v->truncated || v->len > MAX_MODEL;
+    } else {
+        memcpy(mf->model, v->text, v->len);
+        mf->model[v->len] = '\0';
+        mf->len = v->len;
+        mf->start = v->start;
+        mf->end = v->end;
+        mf->found = true;
+    }
+    s->stop = true;
+}
+
+/* Finds "model" at the top level of `body`; 0, or -1 after answering the request. */
+static int find_model(tg_req_t *req, model_find_t *mf)
+{
+    static const tg_jsonscan_ops_t ops = {on_value, NULL};
+    memset(mf, 0, sizeof(*mf));
+    tg_iovec_t body = tg_iov_trim(req->body);
+    if (body.len == 0 || body.base[0] != '{') {
+        tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY,
+                           "The body must be a JSON object: a chat completion request with \"model\": "
+                           "\"{provider}/{model}\"");
+        return -1;
+    }
+    tg_jsonscan_t s;
+    tg_jsonscan_init(&s, &ops, mf);
+    if (tg_jsonscan_feed(&s, req->body.base, req->body.len) != 0) {
+        tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY, "The body is not valid JSON");
+        return -1;
+    }
+    if (mf->bad || !mf->found) {
+        tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY,
+                           mf->truncated ? "\"model\" is too long (at most 256 bytes)"
+                           : mf->bad     ? "\"model\" must be a string of the form \"{provider}/{model}\", for "
+                                           "example \"openai/gpt-4o-mini\""
+                                         : "The body has no \"model\": the unified API needs \"model\": "
+                                           "\"{provider}/{model}\", for example \"openai/gpt-4o-mini\"");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- request headers ------------------------------------------------------------------------------------- */
+
+/* The client's headers for a provider that reads its key from `key_header`: an OpenAI client sends
+ * "Authorization: Bearer KEY", which becomes "{key_header}: KEY" unless the client sent that header itself. */
+static const tg_header_t *rekey_headers(tg_req_t *req, const char *key_header, size_t key_len, size_t *num)
+{
+    tg_header_t *out = tg_mem_alloc_pool(&req->pool, sizeof(*out) * (req->num_headers + 2));
+    bool has_key = tg_http_find_header(req, key_header, key_len) != NULL;
+    bool has_version = tg_http_find_header(req, TG_LIT("anthropic-version")) != NULL;
+    size_t n = 0;
+    for (size_t i = 0; i != req->num_headers; ++i) {
+        const tg_header_t *h = &req->headers[i];
+        if (!has_key && tg_iov_eq_ci(h->name, TG_LIT("authorization"))) {
+            tg_iovec_t v = tg_iov_trim(h->value);
+            if (tg_iov_prefix_ci(v, TG_LIT("bearer ")))
+                v = tg_iov_trim(tg_iov(v.base + 7, v.len - 7));
+            out[n++] = (tg_header_t){tg_iov(key_header, key_len), v};
+            has_key = true;
+            continue;
+        }
+        out[n++] = *h;
+    }
+    if (!has_version)
+        out[n++] = (tg_header_t){tg_iov(TG_LIT("anthropic-version")), tg_iov(TG_LIT(ANTHROPIC_VERSION))};
+    *num = n;
+    return out;
+}
+
+/* ---- chat completions ------------------------------------------------------------------------------------ */
+
+static void chat_completions(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_iovec_t endpoint)
+{
+    const tg_config_t *cfg = req->config;
+    if (!tg_iov_eq(req->method_name, TG_LIT("POST"))) {
+        tg_http_send_error(req, TG_E_METHOD_NOT_ALLOWED, "compat/chat/completions is for POST");
+        return;
+    }
+    model_find_t mf;
+    if (find_model(req, &mf) != 0)
+        return;
+    tg_iovec_t pslug, name;
+    if (tg_compat_split_model(tg_iov(mf.model, mf.len), &pslug, &name) != 0) {
+        tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY,
+                           "\"model\" must name the provider: \"{provider}/{model}\", for example "
+                           "\"openai/gpt-4o-mini\" or \"anthropic/claude-sonnet-4-5\" (got \"%s\")",
+                           mf.model);
+        return;
+    }
+    if (tg_iov_eq(pslug, TG_LIT("perplexity")))
+        pslug = tg_iov(TG_LIT("perplexity-ai")); /* the reference service's prefix for it */
+    const tg_provider_t *prov;
+    const char *base_url, *slug;
+    if (tg_router_find_provider(cfg, pslug, &prov, &base_url, &slug) != 0) {
+        tg_http_send_error(req, TG_E_INVALID_PROVIDER,
+                           "Invalid provider \"%.*s\" in \"model\": expected \"{provider}/{model}\" with a provider "
+                           "the unified API reaches (openai, anthropic, groq, mistral, deepseek, grok, perplexity-ai, "
+                           "openrouter, cerebras, fireworks, workers-ai, baseten, or a configured custom-{name})",
+                           (int)pslug.len, pslug.base);
+        return;
+    }
+    tg_dialect_t dialect = TG_DIALECT_OPENAI;
+    const char *path = prov == NULL ? "chat/completions" : NULL; /* a custom provider: OpenAI-compatible */
+    for (size_t i = 0; i != TG_ARRAY_SIZE(routes) && path == NULL; ++i)
+        if (strcmp(routes[i].slug, slug) == 0) {
+            dialect = routes[i].dialect;
+            path = routes[i].chat_path;
+        }
+    if (path == NULL) {
+        tg_http_send_error(req, TG_E_INVALID_PROVIDER,
+                           "Provider \"%s\" cannot be reached through the unified API in this version; call it on "
+                           "its native path /v1/%s/%s/%s/...",
+                           slug, gw->account, gw->id, slug);
+        return;
+    }
+    req->log_provider = slug;
+    int64_t timeout = tg_router_request_timeout(req);
+    if (timeout < 0) {
+        tg_http_send_error(req, TG_E_BAD_HEADER,
+                           "cf-aig-request-timeout must be a whole number of milliseconds from 1 to 86400000");
+        return;
+    }
+
+    char *model = tg_mem_strdup_pool(&req->pool, name.base, name.len);
+    tg_proxy_target_t target = {
+        .gateway = gw,
+        .provider = slug,
+        .native_path = tg_iov_str(path),
+        .first_byte_timeout_ms = (uint64_t)timeout,
+        .cache_path = tg_iov(endpoint.base - (sizeof("compat/") - 1), endpoint.len + sizeof("compat/") - 1),
+        .dialect = dialect,
+    };
+    tg_buf_t body;
+    tg_buf_init(&body, (size_t)cfg->max_request_body + (1u << 20));
+    if (dialect == TG_DIALECT_OPENAI) {
+        /* the client's bytes, the model's value replaced */
+        tg_buf_append(&body, req->body.base, (size_t)mf.start);
+        tg_buf_append(&body, "\"", 1);
+        tg_buf_append_json_escaped(&body, model, name.len);
+        tg_buf_append(&body, "\"", 1);
+        tg_buf_append(&body, req->body.base + mf.end, req->body.len - (size_t)mf.end);
+    } else {
+        char err[512];
+        if (tg_xlate_request(dialect, req->body.base, req->body.len, model, &body, &target.xlate, err,
+                             sizeof(err)) != 0) {
+            tg_buf_free(&body);
+            tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY, "%s", err);
+            return;
+        }
+        target.headers = rekey_headers(req, TG_LIT("x-api-key"), &target.num_headers);
+    }
+    target.body = tg_iov(tg_mem_strdup_pool(&req->pool, body.base, body.len), body.len);
+    tg_buf_free(&body);
+
+    tg_buf_t url;
+    tg_buf_init(&url, (size_t)cfg->max_url_length + 4096);
+    if (tg_provider_build_url(prov, base_url, tg_iov_str(gw->account), target.native_path, req->query, &url) != 0) {
+        tg_buf_free(&url);
+        tg_http_send_error(req, TG_E_BAD_PATH, "The upstream URL for %s could not be built from its base URL", slug);
+        return;
+    }
+    target.url = tg_mem_strdup_pool(&req->pool, url.base, url.len);
+    tg_buf_free(&url);
+
+    tg_header_t *extra = tg_mem_alloc_pool(&req->pool, sizeof(*extra) * 2);
+    extra[0] = (tg_header_t){tg_iov(TG_LIT("cf-aig-provider")), tg_iov_str(slug)};
+    extra[1] = (tg_header_t){tg_iov(TG_LIT("cf-aig-model")), tg_iov(model, name.len)};
+    req->resp_extra = extra;
+    req->num_resp_extra = 2;
+    if (req->recorder != NULL)
+        tg_recorder_set_target(req->recorder, req, slug, target.native_path, target.body);
+    tg_cache_route(req, w, &target);
+}
+
+void tg_compat_handle(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_iovec_t endpoint)
+{
+    if (tg_iov_eq(endpoint, TG_LIT("chat/completions"))) {
+        chat_completions(req, w, gw, endpoint);
+        return;
+    }
+    tg_http_send_error(req, TG_E_NOT_FOUND,
+                       "No such unified-API endpoint \"compat/%.*s\"; this version serves POST "
+                       "/v1/%s/%s/compat/chat/completions",
+                       (int)TG_MIN(endpoint.len, 128), endpoint.base, gw->account, gw->id);
+}

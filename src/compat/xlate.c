@@ -1,0 +1,232 @@
+/*
+ * Dialect translation (xlate.h): the entry points, the SSE reader that cuts a provider's stream into events, and
+ * what every translator writes the same way (chunks, usage, errors).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include "internal.h"
+
+int tg_xlate_fail(char *err, size_t errsz, const char *fmt, ...)
+{
+    if (errsz != 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int dump_cb(const char *p, size_t n, void *data)
+{
+    return tg_buf_append(data, p, n) == 0 ? 0 : -1;
+}
+
+int tg_xlate_dump(const json_t *v, tg_buf_t *out)
+{
+    return json_dump_callback(v, dump_cb, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 ? 0 : -1;
+}
+
+void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n)
+{
+    tg_buf_appendf(out, "%s\"%s\":\"", comma ? "," : "", key);
+    tg_buf_append_json_escaped(out, s, n);
+    tg_buf_append(out, "\"", 1);
+}
+
+void tg_xlate_put_usage(tg_buf_t *out, int64_t input, int64_t output, int64_t cache_read, int64_t cache_write)
+{
+    long long prompt = (long long)(input + cache_read + cache_write);
+    tg_buf_appendf(out,
+                   "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+                   "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}",
+                   prompt, (long long)output, prompt + (long long)output, (long long)cache_read);
+}
+
+void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta, size_t delta_len, const char *finish)
+{
+    tg_buf_append_str(out, "data: {");
+    tg_xlate_put_str(out, false, "id", s->id, strlen(s->id));
+    tg_buf_appendf(out, ",\"object\":\"chat.completion.chunk\",\"created\":%lld", (long long)s->created);
+    tg_xlate_put_str(out, true, "model", s->model, strlen(s->model));
+    tg_buf_append_str(out, ",\"choices\":[{\"index\":0,\"delta\":");
+    tg_buf_append(out, delta, delta_len);
+    if (finish != NULL)
+        tg_buf_appendf(out, ",\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n", finish);
+    else
+        tg_buf_append_str(out, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+}
+
+void tg_xlate_emit_stream_error(tg_xlate_stream_t *s, tg_buf_t *out, const char *type, const char *message,
+                                size_t len)
+{
+    tg_buf_append_str(out, "data: {\"error\":{");
+    tg_xlate_put_str(out, false, "message", message, len);
+    tg_xlate_put_str(out, true, "type", type, strlen(type));
+    tg_buf_append_str(out, ",\"param\":null,\"code\":null}}\n\n");
+    s->done = true;
+}
+
+/* ---- entry points ------------------------------------------------------------------------------------------ */
+
+int tg_xlate_request(tg_dialect_t dialect, const char *body, size_t len, const char *model, tg_buf_t *out,
+                     tg_xlate_req_info_t *info, char *err, size_t errsz)
+{
+    memset(info, 0, sizeof(*info));
+    json_error_t jerr;
+    json_t *req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (req == NULL)
+        return tg_xlate_fail(err, errsz, "The request body is not valid JSON: %s (at byte %d)", jerr.text,
+                             jerr.position);
+    int r;
+    if (!json_is_object(req))
+        r = tg_xlate_fail(err, errsz, "The request body must be a JSON object");
+    else if (dialect == TG_DIALECT_ANTHROPIC)
+        r = tg_xlate_anthropic_request(req, model, out, info, err, errsz);
+    else
+        r = tg_xlate_fail(err, errsz, "no translation to this dialect");
+    json_decref(req);
+    return r;
+}
+
+int tg_xlate_response(tg_dialect_t dialect, const char *body, size_t len, int64_t created, tg_buf_t *out)
+{
+    json_t *resp = json_loadb(body, len, 0, NULL);
+    int r = -1;
+    if (json_is_object(resp) && dialect == TG_DIALECT_ANTHROPIC)
+        r = tg_xlate_anthropic_response(resp, created, out);
+    json_decref(resp);
+    return r;
+}
+
+#define MAX_ERROR_TEXT 4096
+
+void tg_xlate_error(tg_dialect_t dialect, int status, const char *body, size_t len, tg_buf_t *out)
+{
+    json_t *e = json_loadb(body, len, 0, NULL);
+    const json_t *inner = json_object_get(e, "error");
+    const char *type = NULL;
+    const json_t *msg = NULL;
+    (void)dialect; /* Anthropic {"type":"error","error":{type,message}}, Google {"error":{code,message,status}} and
+                      OpenAI-shaped bodies all keep their error under "error" */
+    if (json_is_object(inner)) {
+        msg = json_object_get(inner, "message");
+        type = json_string_value(json_object_get(inner, "type"));
+        if (type == NULL)
+            type = json_string_value(json_object_get(inner, "status"));
+    } else if (json_is_string(inner)) {
+        msg = inner;
+    }
+    if (type == NULL)
+        type = status >= 500 ? "api_error" : "invalid_request_error";
+    tg_buf_append_str(out, "{\"error\":{");
+    if (json_is_string(msg)) {
+        tg_xlate_put_str(out, false, "message", json_string_value(msg), json_string_length(msg));
+    } else {
+        /* not an error shape we know: its text, as the message */
+        size_t n = TG_MIN(len, MAX_ERROR_TEXT);
+        while (n != 0 && (body[n - 1] == '\n' || body[n - 1] == '\r' || body[n - 1] == ' '))
+            --n;
+        if (n == 0)
+            tg_buf_appendf(out, "\"message\":\"the provider answered %d with no message\"", status);
+        else
+            tg_xlate_put_str(out, false, "message", body, n);
+    }
+    tg_xlate_put_str(out, true, "type", type, strlen(type));
+    tg_buf_append_str(out, ",\"param\":null,\"code\":null}}");
+    json_decref(e);
+}
+
+/* ---- streams ----------------------------------------------------------------------------------------------- */
+
+void tg_xlate_stream_init(tg_xlate_stream_t *s, tg_dialect_t dialect, const tg_xlate_req_info_t *info, int64_t created)
+{
+    memset(s, 0, sizeof(*s));
+    s->dialect = dialect;
+    s->info = *info;
+    s->created = created;
+    tg_buf_init(&s->line, TG_XLATE_MAX_EVENT);
+    tg_buf_init(&s->data, TG_XLATE_MAX_EVENT);
+    s->input = s->output = s->cache_read = s->cache_write = -1;
+}
+
+void tg_xlate_stream_dispose(tg_xlate_stream_t *s)
+{
+    tg_buf_free(&s->line);
+    tg_buf_free(&s->data);
+}
+
+static void dispatch(tg_xlate_stream_t *s, tg_buf_t *out)
+{
+    if (s->data_seen && !s->done)
+        tg_xlate_anthropic_event(s, s->data.base, s->data.len, out);
+    s->data_seen = false;
+    s->data.len = 0;
+}
+
+static void too_big(tg_xlate_stream_t *s, tg_buf_t *out)
+{
+    static const char msg[] = "the provider sent an event larger than the gateway translates (1 MiB)";
+    tg_xlate_emit_stream_error(s, out, "api_error", msg, sizeof(msg) - 1);
+    tg_buf_free(&s->line);
+    tg_buf_free(&s->data);
+}
+
+/* One line of the stream, without its end of line. */
+static void on_line(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out)
+{
+    if (n != 0 && p[n - 1] == '\r')
+        --n;
+    if (n == 0) {
+        dispatch(s, out);
+        return;
+    }
+    if (n < 5 || memcmp(p, "data:", 5) != 0)
+        return; /* event:, id:, retry:, comments: the data says it all */
+    p += 5, n -= 5;
+    if (n != 0 && *p == ' ')
+        ++p, --n;
+    if ((s->data_seen && tg_buf_append(&s->data, "\n", 1) != 0) || tg_buf_append(&s->data, p, n) != 0) {
+        too_big(s, out);
+        return;
+    }
+    s->data_seen = true;
+}
+
+void tg_xlate_stream_feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out)
+{
+    const char *end = p + n;
+    while (p < end && !s->done) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL) {
+            if (tg_buf_append(&s->line, p, (size_t)(end - p)) != 0)
+                too_big(s, out);
+            return;
+        }
+        if (s->line.len != 0) {
+            if (tg_buf_append(&s->line, p, (size_t)(nl - p)) != 0) {
+                too_big(s, out);
+                return;
+            }
+            on_line(s, s->line.base, s->line.len, out);
+            s->line.len = 0;
+        } else {
+            on_line(s, p, (size_t)(nl - p), out);
+        }
+        p = nl + 1;
+    }
+}
+
+void tg_xlate_stream_finish(tg_xlate_stream_t *s, tg_buf_t *out)
+{
+    if (!s->done && s->line.len != 0) {
+        on_line(s, s->line.base, s->line.len, out);
+        s->line.len = 0;
+    }
+    if (!s->done)
+        dispatch(s, out); /* an event not followed by a blank line */
+    if (!s->done) {
+        static const char msg[] = "the provider's stream ended before the answer was complete";
+        tg_xlate_emit_stream_error(s, out, "api_error", msg, sizeof(msg) - 1);
+    }
+}
