@@ -5,6 +5,7 @@
 #   make test       unit tests and end-to-end tests, on the normal build and under ASan+UBSan
 #   make test-slow  the long suites (1,000 concurrent streams)
 #   make bench      benchmarks against nginx (bench/README.md)
+#   make fuzz       the fuzz drivers of fuzz/ with libFuzzer, FUZZ_SECONDS each (needs clang)
 #
 # Dependencies come from Debian packages, found with pkg-config; llhttp is compiled from the C sources that
 # Debian ships in node-llhttp.
@@ -121,14 +122,36 @@ $(ASAN)/tests/%: tests/unit/%.c tests/unit/unit.h $(ASAN_OBJS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) -Itests/unit $(PKG_CFLAGS) $(SAN_CFLAGS) -o $@ $< $(ASAN_OBJS) $(LDLIBS_ALL)
 
+# ---- fuzz drivers: replayed over their corpus by `make test` (ASan+UBSan), run with libFuzzer by `make fuzz`
+
+FUZZ_DRIVERS = $(patsubst fuzz/%_fuzz.c,%,$(wildcard fuzz/*_fuzz.c))
+FUZZ_REPLAYS = $(patsubst %,$(ASAN)/fuzz/%_replay,$(FUZZ_DRIVERS))
+FUZZ_SECONDS ?= 60
+
+$(ASAN)/fuzz/%_replay: fuzz/%_fuzz.c fuzz/replay.c $(ASAN_OBJS) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(SAN_CFLAGS) -o $@ $< fuzz/replay.c $(ASAN_OBJS) $(LDLIBS_ALL)
+
+$(BUILD)/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS) | deps
+	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-$*
+	clang $(CPPFLAGS_ALL) $(PKG_CFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) \
+		$(addprefix $(LLHTTP_SRC)/,$(LLHTTP_SRCS)) $(BUILD)/gen/pricing_data.c $(LDLIBS_ALL)
+
+# each driver runs FUZZ_SECONDS, new inputs kept in build/fuzz/corpus-NAME (copy the useful ones to fuzz/corpus/NAME)
+fuzz: deps-test $(BUILD)/gen/pricing_data.c $(patsubst %,$(BUILD)/fuzz/%_fuzz,$(FUZZ_DRIVERS))
+	@for d in $(FUZZ_DRIVERS); do \
+		$(BUILD)/fuzz/$${d}_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 $(BUILD)/fuzz/corpus-$$d \
+			fuzz/corpus/$$d || exit 1; done
+
 # ---- running
 
 run: $(BUILD)/tollgate
 	./$(BUILD)/tollgate $(ARGS)
 
-test: deps-test $(BUILD)/tollgate $(ASAN)/tollgate $(REL_UNITS) $(ASAN_UNITS)
+test: deps-test $(BUILD)/tollgate $(ASAN)/tollgate $(REL_UNITS) $(ASAN_UNITS) $(FUZZ_REPLAYS)
 	@sh tests/run-unit.sh $(REL_UNITS)
 	@ASAN_OPTIONS=detect_leaks=1 sh tests/run-unit.sh $(ASAN_UNITS)
+	@for d in $(FUZZ_DRIVERS); do ASAN_OPTIONS=detect_leaks=1 $(ASAN)/fuzz/$${d}_replay fuzz/corpus/$$d || exit 1; done
 	@cd tests && TOLLGATE_BIN=../$(BUILD)/tollgate node --test --test-concurrency=1 e2e/ fakes/
 	@cd tests && TOLLGATE_BIN=../$(BUILD)/tollgate TOLLGATE_TEST_CURL=1 node --test --test-concurrency=1 e2e/
 	@cd tests && TOLLGATE_BIN=../$(ASAN)/tollgate TOLLGATE_SANITIZED=1 node --test --test-concurrency=1 e2e/
