@@ -141,8 +141,9 @@ test('paths that would leave the provider base or miss a mapping segment: 400', 
   const r3 = await fetch(`${gw.url}/nothing-here`);
   assert.equal(r3.status, 404);
   assertEnvelope(await r3.text(), 404, 2106);
-  const r4 = await fetch(`${gw.url}/v1/local/default/compat/chat/completions`, { method: 'POST', body });
+  const r4 = await fetch(`${gw.url}/v1/local/default/compat/no-such-endpoint`, { method: 'POST', body });
   assert.equal(r4.status, 404);
+  assert.match(assertEnvelope(await r4.text(), 404, 2106), /compat\/chat\/completions/);
 });
 
 test('after all that, the gateway still serves', async () => {
