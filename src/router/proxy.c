@@ -37,6 +37,8 @@ typedef struct {
     int whole_status;
     tg_header_t *whole_headers; /* XLATE_WHOLE: the head to send with it (request pool) */
     size_t num_whole_headers;
+    tg_buf_t sending;           /* XLATE_WHOLE: the translated answer, going out as the client reads */
+    size_t sent;
 } proxy_t;
 
 /* A provider's whole answer (an error, or a plain JSON answer) is read this far for translation. */
@@ -58,6 +60,25 @@ static void release(proxy_t *px)
     }
     tg_buf_free(&px->scratch);
     tg_buf_free(&px->whole);
+    tg_buf_free(&px->sending);
+}
+
+/* Sends what is left of a translated whole answer, as far as the client's buffer allows; ends the response when
+ * all of it is out. */
+static void send_translated(proxy_t *px)
+{
+    tg_req_t *req = px->req;
+    size_t piece = req->config->max_response_buffer;
+    while (px->sent < px->sending.len && !tg_http_want_pause(req)) {
+        size_t n = TG_MIN(piece, px->sending.len - px->sent);
+        if (tg_http_send(req, px->sending.base + px->sent, n) != 0)
+            return; /* the client is gone: on_abort follows */
+        px->sent += n;
+    }
+    if (px->sent == px->sending.len) {
+        release(px);
+        tg_http_end_response(req);
+    }
 }
 
 static bool in_list(tg_iovec_t name, const char *const *list)
@@ -246,17 +267,16 @@ static void xlate_whole_done(proxy_t *px)
 {
     tg_req_t *req = px->req;
     int status = px->whole_status;
-    tg_buf_t body;
-    tg_buf_init(&body, 2 * MAX_XLATE_WHOLE);
+    tg_buf_t *body = &px->sending;
+    tg_buf_init(body, 2 * MAX_XLATE_WHOLE);
     int r = 0;
     if (status < 0)
         r = -1; /* a compressed answer (xlate_head) */
     else if (status >= 200 && status < 300)
-        r = tg_xlate_response(px->dialect, px->whole.base, px->whole.len, (int64_t)(req->start_unix_ms / 1000), &body);
+        r = tg_xlate_response(px->dialect, px->whole.base, px->whole.len, (int64_t)(req->start_unix_ms / 1000), body);
     else
-        tg_xlate_error(px->dialect, status, px->whole.base, px->whole.len, &body);
+        tg_xlate_error(px->dialect, status, px->whole.base, px->whole.len, body);
     if (r != 0) {
-        tg_buf_free(&body);
         release(px);
         tg_metrics_upstream_error(px->w->metrics, px->provider, TG_UPSTREAM_ERR_BAD_RESPONSE);
         tg_http_send_error(req, TG_E_UPSTREAM_BAD_RESPONSE,
@@ -272,16 +292,14 @@ static void xlate_whole_done(proxy_t *px)
     m = own_headers(px, out, m);
     if (px->fill != NULL) {
         tg_cache_fill_head(px->fill, status, out, stored);
-        tg_cache_fill_body(px->fill, body.base, body.len);
+        tg_cache_fill_body(px->fill, body->base, body->len);
         tg_cache_fill_end(px->fill, true);
         px->fill = NULL;
     }
     px->head_sent = true;
-    tg_http_start_response(req, status, out, m, (int64_t)body.len);
-    tg_http_send(req, body.base, body.len);
-    tg_buf_free(&body);
-    release(px);
-    tg_http_end_response(req);
+    tg_buf_free(&px->whole);
+    tg_http_start_response(req, status, out, m, (int64_t)body->len);
+    send_translated(px);
 }
 
 static void on_up_done(void *ctx, int err, const char *detail)
@@ -349,6 +367,10 @@ static const tg_upstream_ops_t upstream_ops = {on_up_head, on_up_body, on_up_don
 static void on_client_drain(tg_req_t *req)
 {
     proxy_t *px = req->gen_data;
+    if (px->xmode == XLATE_WHOLE && px->head_sent) {
+        send_translated(px);
+        return;
+    }
     if (px->up != NULL)
         tg_upstream_resume(px->up);
 }
