@@ -69,6 +69,27 @@
 //   x-standin-body-bytes: N       plain (non-streamed) answers: pad the text with "x" so the
 //                                 JSON body is at least N bytes (exactly N when padding is
 //                                 needed); usage is not changed by the padding
+//   x-standin-tool-calls: N       OpenAI chat and Anthropic messages, when the request has at
+//                                 least one tool: answer N tool calls (1..8; more counts as 8,
+//                                 other values are ignored) to the first tool, by its name,
+//                                 instead of text; call i (0-based) has the input
+//                                 toolInputFor(i) = {"city":"Paris","n":i}. Anthropic: content
+//                                 = tool_use blocks with ids toolu_standin_{record}_{i},
+//                                 stop_reason "tool_use"; streamed per call as content_block_start
+//                                 (tool_use, input {}), the input's JSON text in
+//                                 toolArgsPieces(i) (3 input_json_delta pieces),
+//                                 content_block_stop; then message_delta with stop_reason
+//                                 "tool_use". OpenAI: message.tool_calls (ids
+//                                 call_standin_{record}_{i}, arguments = that JSON text),
+//                                 content null, finish_reason "tool_calls"; streamed per index
+//                                 as a first delta with index, id, type, function.name and
+//                                 arguments "" (call 0's in the role chunk, as OpenAI does),
+//                                 then one delta per piece of toolArgsPieces(i). Usage follows
+//                                 the token rule below (completion tokens = the number of
+//                                 pieces, though no text is sent, so x-standin-chunks changes
+//                                 only that count); x-standin-body-bytes does not apply; pace
+//                                 and reset mid-stream count the argument pieces as pieces.
+//                                 Without a tool in the request: the usual text answer
 // Order: delay first, then garbage, reset before-headers, stall before-headers, status,
 // then the normal answer (which honours stall after-headers and reset mid-stream).
 //
@@ -104,6 +125,7 @@ import { pathToFileURL } from 'node:url';
 
 export const DEFAULT_PIECES = Object.freeze(['Hello', ' from', ' the', ' stand-in', '.']);
 export const MAX_CHUNKS = 100000;
+export const MAX_TOOL_CALLS = 8;
 const BASE_PROMPT_TOKENS = 7;
 const EMBEDDING_DIMS = 8;
 const RESET_GRACE_MS = 50; // pause between the last bytes sent and a mid-stream reset
@@ -356,7 +378,31 @@ function readControls(h) {
     bodyBytes: int(h['x-standin-body-bytes'], 0),
     cachedTokens: int(h['x-standin-cached-tokens'], 0),
     gzip: ['1', 'true', 'yes'].includes((h['x-standin-gzip'] ?? '').trim().toLowerCase()),
+    toolCalls: Math.min(int(h['x-standin-tool-calls'], 0), MAX_TOOL_CALLS),
   };
+}
+
+// ---------------------------------------------------------------------------
+// Tool calls (x-standin-tool-calls)
+
+/** The input of tool call i (0-based) in a tool-call answer. */
+export function toolInputFor(i) {
+  return { city: 'Paris', n: i };
+}
+
+/** The streamed pieces of tool call i's arguments: its JSON text cut in 3 (mid-token, as providers do). */
+export function toolArgsPieces(i) {
+  const json = JSON.stringify(toolInputFor(i));
+  const a = Math.floor(json.length / 3);
+  const b = Math.floor((2 * json.length) / 3);
+  return [json.slice(0, a), json.slice(a, b), json.slice(b)];
+}
+
+/** The name of the first tool of a request, or null: OpenAI tools[0].function.name, Anthropic tools[0].name. */
+function firstToolName(shape, body) {
+  const t = asArray(body.tools)[0];
+  const name = shape === 'anthropic' ? t?.name : t?.function?.name;
+  return typeof name === 'string' ? name : null;
 }
 
 // ---------------------------------------------------------------------------
@@ -385,6 +431,8 @@ function openaiChat(ctx, body) {
     total_tokens: prompt + pieces.length,
     prompt_tokens_details: { cached_tokens: Math.min(ctx.c.cachedTokens, prompt) },
   };
+  const tool = ctx.c.toolCalls > 0 ? firstToolName('openai', body) : null;
+  if (tool !== null) return openaiToolCalls(ctx, body, { id, model, created, usage, tool });
   if (!body.stream) {
     const build = (text) => ({
       id, object: 'chat.completion', created, model,
@@ -404,6 +452,47 @@ function openaiChat(ctx, body) {
     yield { data: sse(chunk({ role: 'assistant', content: '', refusal: null }, null)) };
     for (const p of pieces) yield { piece: true, data: sse(chunk({ content: p }, null)) };
     yield { closing: true, data: sse(chunk({}, 'stop')) };
+    if (includeUsage) {
+      yield { data: sse({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage }) };
+    }
+    yield { data: 'data: [DONE]\n\n' };
+  }
+  return ctx.stream('text/event-stream; charset=utf-8', frames());
+}
+
+/** An OpenAI chat answer of ctx.c.toolCalls calls to `tool`, plain or streamed. */
+function openaiToolCalls(ctx, body, { id, model, created, usage, tool }) {
+  const n = ctx.c.toolCalls;
+  const callId = (i) => `call_standin_${ctx.record.id}_${i}`;
+  if (!body.stream) {
+    const calls = [];
+    for (let i = 0; i < n; i++) {
+      calls.push({ id: callId(i), type: 'function', function: { name: tool, arguments: JSON.stringify(toolInputFor(i)) } });
+    }
+    return ctx.json(200, {
+      id, object: 'chat.completion', created, model,
+      choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: null, tool_calls: calls },
+        logprobs: null, finish_reason: 'tool_calls' }],
+      usage, system_fingerprint: null,
+    });
+  }
+  const includeUsage = body.stream_options?.include_usage === true;
+  const chunk = (delta, finish) => {
+    const o = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: null,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
+    if (includeUsage) o.usage = null;
+    return o;
+  };
+  const start = (i) => ({ index: i, id: callId(i), type: 'function', function: { name: tool, arguments: '' } });
+  function* frames() {
+    yield { data: sse(chunk({ role: 'assistant', content: null, tool_calls: [start(0)], refusal: null }, null)) };
+    for (let i = 0; i < n; i++) {
+      if (i > 0) yield { data: sse(chunk({ tool_calls: [start(i)] }, null)) };
+      for (const p of toolArgsPieces(i)) {
+        yield { piece: true, data: sse(chunk({ tool_calls: [{ index: i, function: { arguments: p } }] }, null)) };
+      }
+    }
+    yield { closing: true, data: sse(chunk({}, 'tool_calls')) };
     if (includeUsage) {
       yield { data: sse({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage }) };
     }
@@ -444,6 +533,8 @@ function anthropicMessages(ctx, body) {
   const model = typeof body.model === 'string' ? body.model : 'standin-model';
   const pieces = piecesFor(ctx.c.chunks);
   const input = promptTokensFor('anthropic.messages', body);
+  const tool = ctx.c.toolCalls > 0 ? firstToolName('anthropic', body) : null;
+  if (tool !== null) return anthropicToolCalls(ctx, body, { id, model, pieces, input, tool });
   if (!body.stream) {
     const build = (text) => ({
       id, type: 'message', role: 'assistant', model,
@@ -464,6 +555,40 @@ function anthropicMessages(ctx, body) {
     }
     yield { closing: true, data: sseEvent('content_block_stop', { type: 'content_block_stop', index: 0 }) };
     yield { data: sseEvent('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: pieces.length } }) };
+    yield { data: sseEvent('message_stop', { type: 'message_stop' }) };
+  }
+  return ctx.stream('text/event-stream; charset=utf-8', frames());
+}
+
+/** An Anthropic message of ctx.c.toolCalls tool_use blocks calling `tool`, plain or streamed. */
+function anthropicToolCalls(ctx, body, { id, model, pieces, input, tool }) {
+  const n = ctx.c.toolCalls;
+  const useId = (i) => `toolu_standin_${ctx.record.id}_${i}`;
+  const usage = (output) => ({ input_tokens: input, output_tokens: output, cache_read_input_tokens: ctx.c.cachedTokens,
+    cache_creation_input_tokens: 0 });
+  if (!body.stream) {
+    const content = [];
+    for (let i = 0; i < n; i++) content.push({ type: 'tool_use', id: useId(i), name: tool, input: toolInputFor(i) });
+    return ctx.json(200, {
+      id, type: 'message', role: 'assistant', model, content,
+      stop_reason: 'tool_use', stop_sequence: null, usage: usage(pieces.length),
+    });
+  }
+  function* frames() {
+    yield { data: sseEvent('message_start', { type: 'message_start', message: {
+      id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: usage(1),
+    } }) };
+    for (let i = 0; i < n; i++) {
+      yield { data: sseEvent('content_block_start', { type: 'content_block_start', index: i,
+        content_block: { type: 'tool_use', id: useId(i), name: tool, input: {} } }) };
+      for (const p of toolArgsPieces(i)) {
+        yield { piece: true, data: sseEvent('content_block_delta', { type: 'content_block_delta', index: i,
+          delta: { type: 'input_json_delta', partial_json: p } }) };
+      }
+      yield { data: sseEvent('content_block_stop', { type: 'content_block_stop', index: i }) };
+    }
+    yield { closing: true, data: sseEvent('message_delta', { type: 'message_delta',
+      delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: pieces.length } }) };
     yield { data: sseEvent('message_stop', { type: 'message_stop' }) };
   }
   return ctx.stream('text/event-stream; charset=utf-8', frames());

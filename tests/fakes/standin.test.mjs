@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { startStandin, promptTokensFor, piecesFor } from './standin.mjs';
+import { startStandin, promptTokensFor, piecesFor, toolInputFor, toolArgsPieces } from './standin.mjs';
 
 const TEXT = 'Hello from the stand-in.';
 let s;
@@ -245,6 +245,141 @@ test('x-standin-status: 429 surfaces as each SDK\'s RateLimitError', async () =>
     openai.chat.completions.create({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }, { headers: { 'x-standin-status': '503' } }),
     (err) => err instanceof OpenAI.InternalServerError && err.status === 503,
   );
+});
+
+const WEATHER_TOOL = {
+  type: 'function',
+  function: { name: 'get_weather', description: 'weather for a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' }, n: { type: 'integer' } }, required: ['city'] } },
+};
+
+test('x-standin-tool-calls: OpenAI tool calls, plain and streamed (per-index deltas), and text without tools', async () => {
+  assert.deepEqual(toolInputFor(3), { city: 'Paris', n: 3 });
+  for (const i of [0, 1, 7]) {
+    const pieces = toolArgsPieces(i);
+    assert.equal(pieces.length, 3);
+    assert.ok(pieces.every((p) => p.length > 0));
+    assert.equal(pieces.join(''), JSON.stringify(toolInputFor(i)));
+  }
+
+  const t = tag();
+  const body = { model: 'gpt-test', messages: [{ role: 'user', content: 'weather in paris' }],
+    tools: [WEATHER_TOOL, { type: 'function', function: { name: 'other' } }] };
+  const r = await openai.chat.completions.create(body, { headers: { 'x-standin-tool-calls': '2', 'x-test-tag': t } });
+  const rec = s.requests.find(byTag(t));
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  assert.equal(r.choices[0].message.content, null);
+  assert.deepEqual(r.choices[0].message.tool_calls, [0, 1].map((i) => ({
+    id: `call_standin_${rec.id}_${i}`, type: 'function',
+    function: { name: 'get_weather', arguments: JSON.stringify(toolInputFor(i)) },
+  })));
+  assert.deepEqual(r.usage, { prompt_tokens: promptTokensFor('openai.chat', body), completion_tokens: 5,
+    total_tokens: promptTokensFor('openai.chat', body) + 5, prompt_tokens_details: { cached_tokens: 0 } });
+
+  // streamed: raw SSE, so the shape of each delta can be checked
+  const t2 = tag();
+  const res = await fetch(`${s.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-standin-tool-calls': '2', 'x-test-tag': t2 },
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+  });
+  const events = parseSse(await res.text());
+  assert.equal(events.at(-1).data, '[DONE]');
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data));
+  const id2 = s.requests.find(byTag(t2)).id;
+  const deltas = chunks.filter((c) => c.choices.length).map((c) => c.choices[0].delta);
+  assert.deepEqual(deltas[0], { role: 'assistant', content: null, refusal: null,
+    tool_calls: [{ index: 0, id: `call_standin_${id2}_0`, type: 'function', function: { name: 'get_weather', arguments: '' } }] });
+  assert.deepEqual(deltas.slice(1, 4), toolArgsPieces(0).map((p) => ({ tool_calls: [{ index: 0, function: { arguments: p } }] })));
+  assert.deepEqual(deltas[4], {
+    tool_calls: [{ index: 1, id: `call_standin_${id2}_1`, type: 'function', function: { name: 'get_weather', arguments: '' } }] });
+  assert.deepEqual(deltas.slice(5, 8), toolArgsPieces(1).map((p) => ({ tool_calls: [{ index: 1, function: { arguments: p } }] })));
+  assert.deepEqual(deltas[8], {});
+  assert.equal(deltas.length, 9);
+  const finishes = chunks.filter((c) => c.choices.length).map((c) => c.choices[0].finish_reason);
+  assert.deepEqual(finishes, [...Array(8).fill(null), 'tool_calls']);
+  assert.deepEqual(chunks.at(-1).choices, []);
+  assert.equal(chunks.at(-1).usage.completion_tokens, 5);
+
+  // streamed through the SDK: arguments reassembled per index
+  const stream = await openai.chat.completions.create({ ...body, stream: true }, { headers: { 'x-standin-tool-calls': '3' } });
+  const calls = [];
+  let finish = null;
+  for await (const chunk of stream) {
+    for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      calls[tc.index] ??= { id: '', name: '', args: '' };
+      if (tc.id) calls[tc.index].id = tc.id;
+      if (tc.function?.name) calls[tc.index].name = tc.function.name;
+      calls[tc.index].args += tc.function?.arguments ?? '';
+    }
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+  }
+  assert.equal(finish, 'tool_calls');
+  assert.equal(calls.length, 3);
+  calls.forEach((c, i) => {
+    assert.equal(c.name, 'get_weather');
+    assert.match(c.id, new RegExp(`^call_standin_\\d+_${i}$`));
+    assert.deepEqual(JSON.parse(c.args), toolInputFor(i));
+  });
+
+  // more than 8 counts as 8; no tools in the request: the usual text answer; 0 is ignored
+  const many = await openai.chat.completions.create(body, { headers: { 'x-standin-tool-calls': '50' } });
+  assert.equal(many.choices[0].message.tool_calls.length, 8);
+  const noTools = await openai.chat.completions.create(
+    { model: 'gpt-test', messages: [{ role: 'user', content: 'x' }] }, { headers: { 'x-standin-tool-calls': '2' } });
+  assert.equal(noTools.choices[0].message.content, TEXT);
+  assert.equal(noTools.choices[0].finish_reason, 'stop');
+  assert.equal(noTools.choices[0].message.tool_calls, undefined);
+  const zero = await openai.chat.completions.create(body, { headers: { 'x-standin-tool-calls': '0' } });
+  assert.equal(zero.choices[0].message.content, TEXT);
+});
+
+test('x-standin-tool-calls: Anthropic tool_use blocks, plain and streamed (input_json_delta pieces)', async () => {
+  const tools = [{ name: 'get_weather', description: 'weather for a city', input_schema: WEATHER_TOOL.function.parameters }];
+  const body = { model: 'claude-test', max_tokens: 64, messages: [{ role: 'user', content: 'weather in paris' }], tools };
+  const t = tag();
+  const msg = await anthropic.messages.create(body, { headers: { 'x-standin-tool-calls': '2', 'x-test-tag': t } });
+  const rec = s.requests.find(byTag(t));
+  assert.equal(msg.stop_reason, 'tool_use');
+  assert.deepEqual(msg.content, [0, 1].map((i) => ({
+    type: 'tool_use', id: `toolu_standin_${rec.id}_${i}`, name: 'get_weather', input: toolInputFor(i) })));
+  assert.equal(msg.usage.input_tokens, promptTokensFor('anthropic.messages', body));
+  assert.equal(msg.usage.output_tokens, 5);
+
+  // raw events
+  const t2 = tag();
+  const res = await fetch(`${s.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-standin-tool-calls': '2', 'x-test-tag': t2 },
+    body: JSON.stringify({ ...body, stream: true }),
+  });
+  const events = parseSse(await res.text());
+  const id2 = s.requests.find(byTag(t2)).id;
+  const perCall = (i) => [
+    { event: 'content_block_start', data: { type: 'content_block_start', index: i,
+      content_block: { type: 'tool_use', id: `toolu_standin_${id2}_${i}`, name: 'get_weather', input: {} } } },
+    ...toolArgsPieces(i).map((p) => ({ event: 'content_block_delta',
+      data: { type: 'content_block_delta', index: i, delta: { type: 'input_json_delta', partial_json: p } } })),
+    { event: 'content_block_stop', data: { type: 'content_block_stop', index: i } },
+  ];
+  const parsed = events.map((e) => ({ event: e.event, data: JSON.parse(e.data) }));
+  assert.equal(parsed[0].event, 'message_start');
+  assert.deepEqual(parsed.slice(1, -2), [...perCall(0), ...perCall(1)]);
+  assert.deepEqual(parsed.at(-2), { event: 'message_delta', data: { type: 'message_delta',
+    delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 5 } } });
+  assert.deepEqual(parsed.at(-1), { event: 'message_stop', data: { type: 'message_stop' } });
+
+  // the SDK's stream accumulates the input JSON into the same objects
+  const stream = anthropic.messages.stream(body, { headers: { 'x-standin-tool-calls': '3' } });
+  const final = await stream.finalMessage();
+  assert.equal(final.stop_reason, 'tool_use');
+  assert.deepEqual(final.content.map((b) => [b.type, b.name, b.input]),
+    [0, 1, 2].map((i) => ['tool_use', 'get_weather', toolInputFor(i)]));
+
+  // no tools: text
+  const text = await anthropic.messages.create({ ...body, tools: undefined }, { headers: { 'x-standin-tool-calls': '2' } });
+  assert.equal(text.content[0].text, TEXT);
+  assert.equal(text.stop_reason, 'end_turn');
 });
 
 test('pacing spaces the chunks over time', async () => {
