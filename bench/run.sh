@@ -2,7 +2,9 @@
 # Benchmark: Tollgate beside nginx as a plain reverse proxy, both in front of the same upstream (nginx answering a
 # fixed chat-completion JSON from its config, which is also the "direct" path), measured in one run with wrk and a
 # realistic POST: passthrough with logging off and on, and cache hits (logging off and on) against the direct
-# path, i.e. nginx answering the same body with `return 200` and the same number of workers.
+# path, i.e. nginx answering the same body with `return 200` and the same number of workers; and the unified API's
+# translation: an OpenAI request for an Anthropic model (bench/post_compat.lua) against the Messages request it
+# becomes sent to Anthropic's native path (bench/post_anthropic.lua), the upstream answering a fixed Messages body.
 #
 # Prints, side by side: latency p50/p99 at 1 connection (and what each proxy adds over the direct path),
 # requests/s at 64 connections, and Tollgate's resident memory idle and under load; then the log writer lane and
@@ -41,6 +43,7 @@ UP=$(free_port); NX=$(free_port)
 # ---- upstream: nginx answering the fixed body from its config
 mkdir -p "$work/up" "$work/nx"
 body=$(tr -d '\n' < bench/response.json)
+abody=$(tr -d '\n' < bench/anthropic_response.json)
 cat > "$work/up/nginx.conf" <<EOF
 worker_processes $WORKERS;
 daemon off;
@@ -54,6 +57,7 @@ http {
     server {
         listen 127.0.0.1:$UP reuseport;
         location / { default_type application/json; return 200 '$body'; }
+        location = /v1/messages { default_type application/json; return 200 '$abody'; }
     }
 }
 EOF
@@ -88,7 +92,7 @@ pids+=($!)
 # ---- Tollgate
 cat > "$work/tollgate.json" <<EOF
 { "listen": "127.0.0.1:0", "workers": $WORKERS, "access_log": false, "data_dir": "$work/tg-data",
-  "providers": { "openai": { "base_url": "http://127.0.0.1:$UP/v1" } },
+  "providers": { "openai": { "base_url": "http://127.0.0.1:$UP/v1" }, "anthropic": { "base_url": "http://127.0.0.1:$UP" } },
   "gateways": [ { "account": "local", "id": "default", "collect_logs": false },
                 { "account": "local", "id": "logged", "collect_logs": true },
                 { "account": "local", "id": "cached", "collect_logs": false, "cache_ttl": 86400 },
@@ -107,19 +111,24 @@ tg_url="http://127.0.0.1:$TG/v1/local/default/openai/chat/completions"   # logs 
 tglog_url="http://127.0.0.1:$TG/v1/local/logged/openai/chat/completions" # every request logged, bodies too
 hit_url="http://127.0.0.1:$TG/v1/local/cached/openai/chat/completions"   # cache hits (the first request fills it)
 hitlog_url="http://127.0.0.1:$TG/v1/local/cachedlog/openai/chat/completions" # cache hits, each one logged
-NAMES="direct nginx tollgate tg+logs hit hit+logs"
+ant_url="http://127.0.0.1:$TG/v1/local/default/anthropic/v1/messages"     # Anthropic passthrough (logs off)
+compat_url="http://127.0.0.1:$TG/v1/local/default/compat/chat/completions" # the same, through the unified API
+NAMES="direct nginx tollgate tg+logs hit hit+logs anthropic compat"
 url_of() { case "$1" in direct) echo "$direct_url" ;; nginx) echo "$nginx_url" ;; tollgate) echo "$tg_url" ;;
-    tg+logs) echo "$tglog_url" ;; hit) echo "$hit_url" ;; hit+logs) echo "$hitlog_url" ;; esac; }
+    tg+logs) echo "$tglog_url" ;; hit) echo "$hit_url" ;; hit+logs) echo "$hitlog_url" ;; anthropic) echo "$ant_url" ;;
+    compat) echo "$compat_url" ;; esac; }
+script_of() { case "$1" in anthropic) echo bench/post_anthropic.lua ;; compat) echo bench/post_compat.lua ;;
+    *) echo bench/post.lua ;; esac; }
 
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 
 # to microseconds: "45.12us" "1.20ms" "1.00s"
 to_us() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v+0} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000000} else print v }'; }
 
-# wrk_run URL CONNS THREADS -> sets P50 P99 RPS ERRS
+# wrk_run URL CONNS THREADS [SCRIPT] -> sets P50 P99 RPS ERRS
 wrk_run() {
     local out
-    out=$(wrk -t"$3" -c"$2" -d"${DURATION}s" --latency -s bench/post.lua "$1")
+    out=$(wrk -t"$3" -c"$2" -d"${DURATION}s" --latency -s "${4:-bench/post.lua}" "$1")
     P50=$(to_us "$(echo "$out" | awk '$1=="50%"{print $2}')")
     P99=$(to_us "$(echo "$out" | awk '$1=="99%"{print $2}')")
     RPS=$(echo "$out" | awk '/Requests\/sec/{print $2}')
@@ -128,10 +137,13 @@ wrk_run() {
 }
 
 # sanity: each path answers the body
-for u in "$direct_url" "$nginx_url" "$tg_url" "$tglog_url" "$hit_url" "$hitlog_url"; do
+for u in "$direct_url" "$nginx_url" "$tg_url" "$tglog_url" "$hit_url" "$hitlog_url" "$ant_url"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' -d '{}' "$u")
     [ "$code" = 200 ] || { echo "bench: $u answered $code" >&2; exit 1; }
 done
+compat_body=$(awk -F'[[][[]|[]][]]' '/wrk.body/{print $2}' bench/post_compat.lua)
+curl -s -X POST -H 'content-type: application/json' -d "$compat_body" "$compat_url" | grep -q '"object":"chat.completion"' ||
+    { echo "bench: $compat_url did not answer a translated chat completion" >&2; exit 1; }
 
 echo "Tollgate benchmark (passthrough, logging, cache hits) — $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); nginx $("$NGINX" -v 2>&1 | cut -d/ -f2)"
@@ -139,7 +151,7 @@ echo "workers per proxy: $WORKERS; $DURATION s per measurement (latency: median 
 echo
 
 # warm up connections and caches
-for name in $NAMES; do wrk -t1 -c8 -d1s -s bench/post.lua "$(url_of "$name")" > /dev/null; done
+for name in $NAMES; do wrk -t1 -c8 -d1s -s "$(script_of "$name")" "$(url_of "$name")" > /dev/null; done
 sleep 3 # idle: the log writer gives freed memory back a second after its last batch (the warm-up leaves ~1 s of them)
 rss_idle=$(rss_kib "$tg_pid")
 
@@ -149,7 +161,7 @@ declare -A p50 p99 rps
 declare -A l50 l99
 for round in $(seq 1 "$ROUNDS"); do
     for name in $NAMES; do
-        wrk_run "$(url_of "$name")" 1 1
+        wrk_run "$(url_of "$name")" 1 1 "$(script_of "$name")"
         l50[$name]+="$P50 "; l99[$name]+="$P99 "
     done
 done
@@ -166,7 +178,7 @@ sampler=$!
 declare -A rr
 for round in $(seq 1 "$RPS_ROUNDS"); do
     for name in $NAMES; do
-        wrk_run "$(url_of "$name")" "$CONNS" 2
+        wrk_run "$(url_of "$name")" "$CONNS" 2 "$(script_of "$name")"
         rr[$name]+="$RPS "
     done
 done
@@ -202,6 +214,11 @@ for name in hit hit+logs; do
         printf "Cache %-8s vs nginx return 200 (\"direct\"): req/s @c64 %.1f%% (target >= 70%%; rounds: %s), p50 @c1 %.2fx (<= 1.2x), p99 @c1 %.2fx (<= 1.5x)\n",
             n, r, rs, h50/d50, h99/d99 }'
 done
+ratio compat anthropic
+awk -v c50="${p50[compat]}" -v a50="${p50[anthropic]}" -v c99="${p99[compat]}" -v a99="${p99[anthropic]}" -v r="$RATIO" \
+    -v rs="$RATIOS" 'BEGIN{
+    printf "Unified API to anthropic vs anthropic passthrough: added p50 @c1 %.1f us (target <= 30 us), added p99 %.1f us, req/s @c64 %.1f%% (target >= 90%%; rounds: %s)\n",
+        c50-a50, c99-a99, r, rs }'
 m=$(curl -s "http://127.0.0.1:$TG/metrics")
 printf 'Log writer during the run: %s records written, %s dropped (queue full), %s batches, longest batch %s s\n' \
     "$(echo "$m" | awk '/^tollgate_log_records_written_total/{print $2}')" \
