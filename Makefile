@@ -134,7 +134,7 @@ $(ASAN)/fuzz/%_replay: fuzz/%_fuzz.c fuzz/replay.c $(ASAN_OBJS) | deps
 
 $(BUILD)/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS) | deps
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-$*
-	clang $(CPPFLAGS_ALL) $(PKG_CFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) \
+	clang $(CPPFLAGS_ALL) $(PKG_CFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS) \
 		$(addprefix $(LLHTTP_SRC)/,$(LLHTTP_SRCS)) $(BUILD)/gen/pricing_data.c $(LDLIBS_ALL)
 
 # each driver runs FUZZ_SECONDS, new inputs kept in build/fuzz/corpus-NAME (copy the useful ones to fuzz/corpus/NAME)

@@ -281,6 +281,8 @@ static int hexval(char c)
 
 int tg_jsonscan_feed(tg_jsonscan_t *s, const char *p, size_t n)
 {
+    if (n == 0) /* p may be NULL then, and NULL + 0 is undefined */
+        return s->state == S_ERROR ? -1 : 0;
     const char *end = p + n;
     while (p < end && !s->stop) {
         char c = *p;

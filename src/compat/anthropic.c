@@ -1,444 +1,505 @@
 /*
  * OpenAI Chat Completions <-> Anthropic Messages (xlate.h; the mapping is listed in doc/unified-api.md).
+ *
+ * Both directions read the input as a flat document over its bytes (jsondoc.h) and write the output straight into
+ * the buffer, copying values verbatim where the two dialects agree (strings with their escapes, numbers, tool
+ * schemas): no tree is built and nothing is re-encoded that does not change.
  */
 #include <stdio.h>
 #include "internal.h"
 
 #define ANTHROPIC_DEFAULT_MAX_TOKENS 4096
 
+#define NONE TG_JDOC_NONE
+#define EACH(d, parent, c) for (uint32_t c = (d)->nodes[parent].child; c != NONE; c = (d)->nodes[c].next)
+
+/* ---- writing ----------------------------------------------------------------------------------------------- */
+
+static void put(tg_buf_t *o, const char *s)
+{
+    tg_buf_append(o, s, strlen(s));
+}
+
+static void put_iov(tg_buf_t *o, tg_iovec_t v)
+{
+    tg_buf_append(o, v.base, v.len);
+}
+
 /* ---- request: chat completion -> messages ----------------------------------------------------------------- */
 
 typedef struct {
+    const tg_jdoc_t *d;
+    tg_buf_t *out;
     char *err;
     size_t errsz;
-} ctx_t;
+    tg_buf_t tmp; /* an unescaped string being looked at */
+} req_t;
 
-static bool is_null(const json_t *v)
+static bool is_type(const tg_jdoc_t *d, uint32_t i, tg_json_type_t t)
 {
-    return v == NULL || json_is_null(v);
+    return i != NONE && d->nodes[i].type == t;
 }
 
 /* "data:image/png;base64,AAAA" -> media type and data; 0 or -1 */
-static int parse_data_url(const char *url, char *mime, size_t mimesz, const char **data)
+static int parse_data_url(tg_iovec_t url, tg_iovec_t *mime, tg_iovec_t *data)
 {
-    const char *semi = strchr(url + 5, ';'), *comma = strchr(url + 5, ',');
-    if (semi == NULL || comma == NULL || semi > comma || strncmp(semi, ";base64,", 8) != 0)
+    const char *p = url.base + 5, *end = url.base + url.len;
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    if (comma == NULL || comma - p < 8 || memcmp(comma - 7, ";base64", 7) != 0 || comma - 7 == p)
         return -1;
-    size_t ml = (size_t)(semi - (url + 5));
-    if (ml == 0 || ml >= mimesz)
-        return -1;
-    memcpy(mime, url + 5, ml);
-    mime[ml] = '\0';
-    *data = comma + 1;
+    *mime = tg_iov(p, (size_t)(comma - 7 - p));
+    *data = tg_iov(comma + 1, (size_t)(end - comma - 1));
     return 0;
 }
 
 /* An OpenAI image_url part -> an Anthropic image block. */
-static json_t *image_block(ctx_t *c, const json_t *part, const char *where)
+static int image_block(req_t *r, uint32_t part, const char *where)
 {
-    const json_t *iu = json_object_get(part, "image_url");
-    const json_t *urlv = json_is_object(iu) ? json_object_get(iu, "url") : iu;
-    const char *url = json_string_value(urlv);
-    if (url == NULL) {
-        tg_xlate_fail(c->err, c->errsz, "%s.image_url.url must be a string (an https URL or a base64 data URL)", where);
-        return NULL;
+    const tg_jdoc_t *d = r->d;
+    uint32_t iu = tg_jdoc_get(d, part, "image_url");
+    uint32_t urlv = is_type(d, iu, TG_JSON_OBJECT) ? tg_jdoc_get(d, iu, "url") : iu;
+    r->tmp.len = 0;
+    if (tg_jdoc_str(d, urlv, &r->tmp) != 0)
+        return tg_xlate_fail(r->err, r->errsz, "%s.image_url.url must be a string (an https URL or a base64 data URL)",
+                             where);
+    tg_iovec_t url = tg_iov(r->tmp.base != NULL ? r->tmp.base : "", r->tmp.len);
+    if (tg_iov_prefix_ci(url, TG_LIT("data:"))) {
+        tg_iovec_t mime, data;
+        if (parse_data_url(url, &mime, &data) != 0)
+            return tg_xlate_fail(r->err, r->errsz,
+                                 "%s.image_url.url: a data URL must be data:{media type};base64,{data}", where);
+        if (!tg_iov_eq(mime, TG_LIT("image/jpeg")) && !tg_iov_eq(mime, TG_LIT("image/png")) &&
+            !tg_iov_eq(mime, TG_LIT("image/gif")) && !tg_iov_eq(mime, TG_LIT("image/webp")))
+            return tg_xlate_fail(r->err, r->errsz,
+                                 "%s.image_url.url: anthropic takes image/jpeg, image/png, image/gif or image/webp, "
+                                 "not %.*s",
+                                 where, (int)TG_MIN(mime.len, 64), mime.base);
+        put(r->out, "{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"");
+        tg_buf_append_json_escaped(r->out, mime.base, mime.len);
+        put(r->out, "\",\"data\":\"");
+        tg_buf_append_json_escaped(r->out, data.base, data.len);
+        put(r->out, "\"}}");
+        return 0;
     }
-    json_t *src;
-    if (strncmp(url, "data:", 5) == 0) {
-        char mime[64];
-        const char *data;
-        if (parse_data_url(url, mime, sizeof(mime), &data) != 0) {
-            tg_xlate_fail(c->err, c->errsz, "%s.image_url.url: a data URL must be data:{media type};base64,{data}",
-                          where);
-            return NULL;
-        }
-        if (strcmp(mime, "image/jpeg") != 0 && strcmp(mime, "image/png") != 0 && strcmp(mime, "image/gif") != 0 &&
-            strcmp(mime, "image/webp") != 0) {
-            tg_xlate_fail(c->err, c->errsz,
-                          "%s.image_url.url: anthropic takes image/jpeg, image/png, image/gif or image/webp, not %s",
-                          where, mime);
-            return NULL;
-        }
-        src = json_pack("{s:s, s:s, s:s}", "type", "base64", "media_type", mime, "data", data);
-    } else if (strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0) {
-        src = json_pack("{s:s, s:s}", "type", "url", "url", url);
-    } else {
-        tg_xlate_fail(c->err, c->errsz, "%s.image_url.url must be an http(s) URL or a base64 data URL", where);
-        return NULL;
-    }
-    return json_pack("{s:s, s:o}", "type", "image", "source", src);
+    if (!tg_iov_prefix_ci(url, TG_LIT("https://")) && !tg_iov_prefix_ci(url, TG_LIT("http://")))
+        return tg_xlate_fail(r->err, r->errsz, "%s.image_url.url must be an http(s) URL or a base64 data URL", where);
+    put(r->out, "{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":");
+    put_iov(r->out, tg_jdoc_raw(d, urlv));
+    put(r->out, "}}");
+    return 0;
 }
 
-/* Message content (a string or an array of parts) -> an array of Anthropic blocks appended to `blocks`. Only text
- * parts unless `images`. */
-static int content_blocks(ctx_t *c, const json_t *content, json_t *blocks, bool images, const char *where)
+/* Message content (a string or an array of parts) as Anthropic blocks, each preceded by a comma unless it is the
+ * first (*n counts them). Text parts only unless `images`. */
+static int content_blocks(req_t *r, uint32_t content, bool images, const char *where, unsigned *n)
 {
-    if (is_null(content))
+    const tg_jdoc_t *d = r->d;
+    if (tg_jdoc_is_null(d, content))
         return 0;
-    if (json_is_string(content)) {
-        if (json_string_length(content) != 0)
-            json_array_append_new(blocks, json_pack("{s:s, s:O}", "type", "text", "text", content));
+    if (is_type(d, content, TG_JSON_STRING)) {
+        if (d->nodes[content].end - d->nodes[content].start > 2) {
+            put(r->out, (*n)++ != 0 ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
+            put_iov(r->out, tg_jdoc_raw(d, content));
+            put(r->out, "}");
+        }
         return 0;
     }
-    if (!json_is_array(content))
-        return tg_xlate_fail(c->err, c->errsz, "%s.content must be a string or an array of content parts", where);
-    size_t i;
-    const json_t *part;
-    json_array_foreach(content, i, part) {
+    if (!is_type(d, content, TG_JSON_ARRAY))
+        return tg_xlate_fail(r->err, r->errsz, "%s.content must be a string or an array of content parts", where);
+    size_t i = 0;
+    EACH(d, content, part) {
         char pw[96];
-        snprintf(pw, sizeof(pw), "%s.content[%zu]", where, i);
-        const char *type = json_string_value(json_object_get(part, "type"));
-        if (type == NULL)
-            return tg_xlate_fail(c->err, c->errsz, "%s.type must be a string", pw);
-        if (strcmp(type, "text") == 0 || strcmp(type, "refusal") == 0) {
-            const json_t *t = json_object_get(part, type);
-            if (!json_is_string(t))
-                return tg_xlate_fail(c->err, c->errsz, "%s.%s must be a string", pw, type);
-            json_array_append_new(blocks, json_pack("{s:s, s:O}", "type", "text", "text", t));
-        } else if (strcmp(type, "image_url") == 0 && images) {
-            json_t *b = image_block(c, part, pw);
-            if (b == NULL)
+        snprintf(pw, sizeof(pw), "%s.content[%zu]", where, i++);
+        uint32_t type = tg_jdoc_get(d, part, "type");
+        bool text = tg_jdoc_str_eq(d, type, "text"), refusal = !text && tg_jdoc_str_eq(d, type, "refusal");
+        if (text || refusal) {
+            uint32_t t = tg_jdoc_get(d, part, text ? "text" : "refusal");
+            if (!is_type(d, t, TG_JSON_STRING))
+                return tg_xlate_fail(r->err, r->errsz, "%s.%s must be a string", pw, text ? "text" : "refusal");
+            put(r->out, (*n)++ != 0 ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
+            put_iov(r->out, tg_jdoc_raw(d, t));
+            put(r->out, "}");
+        } else if (images && tg_jdoc_str_eq(d, type, "image_url")) {
+            if ((*n)++ != 0)
+                put(r->out, ",");
+            if (image_block(r, part, pw) != 0)
                 return -1;
-            json_array_append_new(blocks, b);
+        } else if (!is_type(d, type, TG_JSON_STRING)) {
+            return tg_xlate_fail(r->err, r->errsz, "%s.type must be a string", pw);
         } else {
-            return tg_xlate_fail(c->err, c->errsz,
-                                 "%s: content parts of type \"%s\" cannot be sent to anthropic here (text%s are)", pw,
-                                 type, images ? " and image_url" : "");
+            tg_iovec_t t = tg_jdoc_str_raw(d, type);
+            return tg_xlate_fail(r->err, r->errsz,
+                                 "%s: content parts of type \"%.*s\" cannot be sent to anthropic here (text%s are)", pw,
+                                 (int)TG_MIN(t.len, 64), t.base, images ? " and image_url" : "");
         }
     }
     return 0;
 }
 
-/* The text of a system/developer message (a string or text parts). */
-static int system_blocks(ctx_t *c, const json_t *m, json_t *system, const char *where)
+/* An assistant message's tool_calls as tool_use blocks (continuing the block list, *n counts them). */
+static int tool_use_blocks(req_t *r, uint32_t calls, const char *where, unsigned *n)
 {
-    return content_blocks(c, json_object_get(m, "content"), system, false, where);
-}
-
-static int tool_calls_blocks(ctx_t *c, const json_t *calls, json_t *blocks, const char *where)
-{
-    if (is_null(calls))
+    const tg_jdoc_t *d = r->d;
+    if (tg_jdoc_is_null(d, calls))
         return 0;
-    if (!json_is_array(calls))
-        return tg_xlate_fail(c->err, c->errsz, "%s.tool_calls must be an array", where);
-    size_t i;
-    const json_t *tc;
-    json_array_foreach(calls, i, tc) {
-        const json_t *fn = json_object_get(tc, "function");
-        const char *id = json_string_value(json_object_get(tc, "id"));
-        const char *name = json_string_value(json_object_get(fn, "name"));
-        const json_t *args = json_object_get(fn, "arguments");
-        if (id == NULL || name == NULL)
-            return tg_xlate_fail(c->err, c->errsz, "%s.tool_calls[%zu] needs an id and a function.name", where, i);
-        json_t *input;
-        if (is_null(args) || (json_is_string(args) && json_string_length(args) == 0)) {
-            input = json_object();
-        } else if (json_is_string(args)) {
-            input = json_loadb(json_string_value(args), json_string_length(args), JSON_DECODE_ANY, NULL);
-            if (!json_is_object(input)) {
-                json_decref(input);
-                return tg_xlate_fail(c->err, c->errsz,
+    if (!is_type(d, calls, TG_JSON_ARRAY))
+        return tg_xlate_fail(r->err, r->errsz, "%s.tool_calls must be an array", where);
+    size_t i = 0;
+    EACH(d, calls, tc) {
+        uint32_t fn = tg_jdoc_get(d, tc, "function");
+        uint32_t id = tg_jdoc_get(d, tc, "id"), name = tg_jdoc_get(d, fn, "name"), args = tg_jdoc_get(d, fn, "arguments");
+        if (!is_type(d, id, TG_JSON_STRING) || !is_type(d, name, TG_JSON_STRING))
+            return tg_xlate_fail(r->err, r->errsz, "%s.tool_calls[%zu] needs an id and a function.name", where, i);
+        put(r->out, (*n)++ != 0 ? ",{\"type\":\"tool_use\",\"id\":" : "{\"type\":\"tool_use\",\"id\":");
+        put_iov(r->out, tg_jdoc_raw(d, id));
+        put(r->out, ",\"name\":");
+        put_iov(r->out, tg_jdoc_raw(d, name));
+        put(r->out, ",\"input\":");
+        r->tmp.len = 0;
+        if (tg_jdoc_is_null(d, args)) {
+            put(r->out, "{}");
+        } else if (tg_jdoc_str(d, args, &r->tmp) != 0) {
+            return tg_xlate_fail(r->err, r->errsz, "%s.tool_calls[%zu].function.arguments must be a string", where,
+                                 i);
+        } else if (r->tmp.len == 0) {
+            put(r->out, "{}");
+        } else {
+            tg_jdoc_t a; /* the arguments must be one JSON object: it goes in as it is */
+            int ok = tg_jdoc_parse(&a, r->tmp.base, r->tmp.len) == 0 && a.nodes[0].type == TG_JSON_OBJECT;
+            tg_jdoc_free(&a);
+            if (!ok)
+                return tg_xlate_fail(r->err, r->errsz,
                                      "%s.tool_calls[%zu].function.arguments must be a JSON object in a string", where,
                                      i);
-            }
-        } else {
-            return tg_xlate_fail(c->err, c->errsz, "%s.tool_calls[%zu].function.arguments must be a string", where,
-                                 i);
+            tg_buf_append(r->out, r->tmp.base, r->tmp.len);
         }
-        json_array_append_new(blocks,
-                              json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", id, "name", name, "input", input));
+        put(r->out, "}");
+        ++i;
     }
     return 0;
 }
 
-static int translate_messages(ctx_t *c, const json_t *messages, json_t *out_msgs, json_t *system)
+static bool is_system_role(const tg_jdoc_t *d, uint32_t role)
 {
-    if (!json_is_array(messages) || json_array_size(messages) == 0)
-        return tg_xlate_fail(c->err, c->errsz, "messages must be a non-empty array");
-    json_t *tool_results = NULL; /* the user message that collects consecutive tool results */
-    size_t i;
-    const json_t *m;
-    json_array_foreach(messages, i, m) {
+    return tg_jdoc_str_eq(d, role, "system") || tg_jdoc_str_eq(d, role, "developer");
+}
+
+/* "system": the text of every system and developer message, a string when there is one text, else blocks. */
+static int system_prompt(req_t *r, uint32_t messages)
+{
+    const tg_jdoc_t *d = r->d;
+    unsigned nsys = 0;
+    uint32_t only = NONE;
+    EACH(d, messages, m) {
+        if (is_system_role(d, tg_jdoc_get(d, m, "role"))) {
+            nsys++;
+            only = tg_jdoc_get(d, m, "content");
+        }
+    }
+    if (nsys == 0)
+        return 0;
+    if (nsys == 1 && is_type(d, only, TG_JSON_STRING)) {
+        put(r->out, ",\"system\":");
+        put_iov(r->out, tg_jdoc_raw(d, only));
+        return 0;
+    }
+    put(r->out, ",\"system\":[");
+    unsigned n = 0;
+    size_t i = 0;
+    EACH(d, messages, m) {
         char where[32];
-        snprintf(where, sizeof(where), "messages[%zu]", i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-        if (role == NULL)
-            return tg_xlate_fail(c->err, c->errsz, "%s.role must be a string", where);
-        if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-            if (system_blocks(c, m, system, where) != 0)
-                return -1;
-            continue;
-        }
-        if (strcmp(role, "tool") == 0) {
-            const char *id = json_string_value(json_object_get(m, "tool_call_id"));
-            if (id == NULL)
-                return tg_xlate_fail(c->err, c->errsz, "%s.tool_call_id must be a string", where);
-            const json_t *content = json_object_get(m, "content");
-            json_t *res = json_pack("{s:s, s:s}", "type", "tool_result", "tool_use_id", id);
-            if (json_is_string(content)) {
-                json_object_set(res, "content", (json_t *)content);
-            } else {
-                json_t *blocks = json_array();
-                if (content_blocks(c, content, blocks, false, where) != 0) {
-                    json_decref(blocks);
-                    json_decref(res);
-                    return -1;
-                }
-                json_object_set_new(res, "content", blocks);
-            }
-            if (tool_results == NULL) {
-                tool_results = json_array();
-                json_array_append_new(out_msgs, json_pack("{s:s, s:o}", "role", "user", "content", tool_results));
-            }
-            json_array_append_new(tool_results, res);
-            continue;
-        }
-        tool_results = NULL;
-        json_t *blocks = json_array();
-        if (strcmp(role, "user") == 0) {
-            const json_t *content = json_object_get(m, "content");
-            if (json_is_string(content)) { /* kept a plain string: the common case, and exact */
-                json_decref(blocks);
-                json_array_append_new(out_msgs, json_pack("{s:s, s:O}", "role", "user", "content", content));
-                continue;
-            }
-            if (content_blocks(c, content, blocks, true, where) != 0) {
-                json_decref(blocks);
-                return -1;
-            }
-        } else if (strcmp(role, "assistant") == 0) {
-            if (content_blocks(c, json_object_get(m, "content"), blocks, false, where) != 0 ||
-                tool_calls_blocks(c, json_object_get(m, "tool_calls"), blocks, where) != 0) {
-                json_decref(blocks);
-                return -1;
-            }
-            if (!is_null(json_object_get(m, "function_call"))) {
-                json_decref(blocks);
-                return tg_xlate_fail(c->err, c->errsz, "%s.function_call is the deprecated form: use tool_calls",
-                                     where);
-            }
-        } else {
-            json_decref(blocks);
-            return tg_xlate_fail(c->err, c->errsz,
-                                 "%s.role \"%s\" cannot be sent to anthropic (system, developer, user, assistant and "
-                                 "tool can)",
-                                 where, role);
-        }
-        json_array_append_new(out_msgs, json_pack("{s:s, s:o}", "role", role, "content", blocks));
+        snprintf(where, sizeof(where), "messages[%zu]", i++);
+        if (is_system_role(d, tg_jdoc_get(d, m, "role")) &&
+            content_blocks(r, tg_jdoc_get(d, m, "content"), false, where, &n) != 0)
+            return -1;
     }
-    if (json_array_size(out_msgs) == 0)
-        return tg_xlate_fail(c->err, c->errsz, "messages holds only system messages; anthropic needs a user message");
+    put(r->out, "]");
     return 0;
 }
 
-static int translate_tools(ctx_t *c, const json_t *tools, json_t *out)
+static int translate_messages(req_t *r, uint32_t messages)
 {
-    if (!json_is_array(tools))
-        return tg_xlate_fail(c->err, c->errsz, "tools must be an array");
-    json_t *arr = json_array();
-    size_t i;
-    const json_t *t;
-    json_array_foreach(tools, i, t) {
-        const char *type = json_string_value(json_object_get(t, "type"));
-        const json_t *fn = json_object_get(t, "function");
-        const char *name = json_string_value(json_object_get(fn, "name"));
-        if (type == NULL || strcmp(type, "function") != 0 || name == NULL) {
-            json_decref(arr);
-            return tg_xlate_fail(c->err, c->errsz,
+    const tg_jdoc_t *d = r->d;
+    if (!is_type(d, messages, TG_JSON_ARRAY) || d->nodes[messages].count == 0)
+        return tg_xlate_fail(r->err, r->errsz, "messages must be a non-empty array");
+    put(r->out, ",\"messages\":[");
+    unsigned nmsg = 0;
+    bool in_results = false; /* a user message of tool results is open */
+    size_t i = 0;
+    EACH(d, messages, m) {
+        char where[32];
+        snprintf(where, sizeof(where), "messages[%zu]", i++);
+        uint32_t role = tg_jdoc_get(d, m, "role");
+        if (!is_type(d, role, TG_JSON_STRING))
+            return tg_xlate_fail(r->err, r->errsz, "%s.role must be a string", where);
+        if (is_system_role(d, role))
+            continue; /* in "system" */
+        uint32_t content = tg_jdoc_get(d, m, "content");
+        if (tg_jdoc_str_eq(d, role, "tool")) {
+            uint32_t id = tg_jdoc_get(d, m, "tool_call_id");
+            if (!is_type(d, id, TG_JSON_STRING))
+                return tg_xlate_fail(r->err, r->errsz, "%s.tool_call_id must be a string", where);
+            if (!in_results)
+                put(r->out, nmsg++ != 0 ? ",{\"role\":\"user\",\"content\":[" : "{\"role\":\"user\",\"content\":[");
+            else
+                put(r->out, ",");
+            in_results = true;
+            put(r->out, "{\"type\":\"tool_result\",\"tool_use_id\":");
+            put_iov(r->out, tg_jdoc_raw(d, id));
+            if (is_type(d, content, TG_JSON_STRING)) {
+                put(r->out, ",\"content\":");
+                put_iov(r->out, tg_jdoc_raw(d, content));
+            } else {
+                unsigned n = 0;
+                put(r->out, ",\"content\":[");
+                if (content_blocks(r, content, false, where, &n) != 0)
+                    return -1;
+                put(r->out, "]");
+            }
+            put(r->out, "}");
+            continue;
+        }
+        if (in_results) {
+            put(r->out, "]}");
+            in_results = false;
+        }
+        bool user = tg_jdoc_str_eq(d, role, "user");
+        if (!user && !tg_jdoc_str_eq(d, role, "assistant")) {
+            tg_iovec_t rv = tg_jdoc_str_raw(d, role);
+            return tg_xlate_fail(r->err, r->errsz,
+                                 "%s.role \"%.*s\" cannot be sent to anthropic (system, developer, user, assistant "
+                                 "and tool can)",
+                                 where, (int)TG_MIN(rv.len, 64), rv.base);
+        }
+        put(r->out, nmsg++ != 0 ? ",{\"role\":" : "{\"role\":");
+        put(r->out, user ? "\"user\",\"content\":" : "\"assistant\",\"content\":");
+        if (user && is_type(d, content, TG_JSON_STRING)) { /* kept a plain string: the common case, and exact */
+            put_iov(r->out, tg_jdoc_raw(d, content));
+            put(r->out, "}");
+            continue;
+        }
+        unsigned n = 0;
+        put(r->out, "[");
+        if (content_blocks(r, content, user, where, &n) != 0)
+            return -1;
+        if (!user) {
+            if (tool_use_blocks(r, tg_jdoc_get(d, m, "tool_calls"), where, &n) != 0)
+                return -1;
+            if (!tg_jdoc_is_null(d, tg_jdoc_get(d, m, "function_call")))
+                return tg_xlate_fail(r->err, r->errsz, "%s.function_call is the deprecated form: use tool_calls",
+                                     where);
+        }
+        put(r->out, "]}");
+    }
+    if (in_results)
+        put(r->out, "]}");
+    put(r->out, "]");
+    if (nmsg == 0)
+        return tg_xlate_fail(r->err, r->errsz, "messages holds only system messages; anthropic needs a user message");
+    return 0;
+}
+
+static int translate_tools(req_t *r, uint32_t tools)
+{
+    const tg_jdoc_t *d = r->d;
+    if (!is_type(d, tools, TG_JSON_ARRAY))
+        return tg_xlate_fail(r->err, r->errsz, "tools must be an array");
+    put(r->out, ",\"tools\":[");
+    size_t i = 0;
+    EACH(d, tools, t) {
+        uint32_t fn = tg_jdoc_get(d, t, "function");
+        uint32_t name = tg_jdoc_get(d, fn, "name");
+        if (!tg_jdoc_str_eq(d, tg_jdoc_get(d, t, "type"), "function") || !is_type(d, name, TG_JSON_STRING))
+            return tg_xlate_fail(r->err, r->errsz,
                                  "tools[%zu] must be {\"type\":\"function\",\"function\":{\"name\":...}}; other tool "
                                  "types cannot be sent to anthropic",
                                  i);
+        put(r->out, i++ != 0 ? ",{\"name\":" : "{\"name\":");
+        put_iov(r->out, tg_jdoc_raw(d, name));
+        uint32_t desc = tg_jdoc_get(d, fn, "description"), params = tg_jdoc_get(d, fn, "parameters");
+        if (is_type(d, desc, TG_JSON_STRING)) {
+            put(r->out, ",\"description\":");
+            put_iov(r->out, tg_jdoc_raw(d, desc));
         }
-        json_t *tool = json_pack("{s:s}", "name", name);
-        const json_t *desc = json_object_get(fn, "description");
-        if (json_is_string(desc))
-            json_object_set(tool, "description", (json_t *)desc);
-        const json_t *params = json_object_get(fn, "parameters");
-        if (json_is_object(params))
-            json_object_set(tool, "input_schema", (json_t *)params);
+        put(r->out, ",\"input_schema\":");
+        if (is_type(d, params, TG_JSON_OBJECT))
+            put_iov(r->out, tg_jdoc_raw(d, params));
         else
-            json_object_set_new(tool, "input_schema", json_pack("{s:s, s:{}}", "type", "object", "properties"));
-        json_array_append_new(arr, tool);
+            put(r->out, "{\"type\":\"object\",\"properties\":{}}");
+        put(r->out, "}");
     }
-    json_object_set_new(out, "tools", arr);
+    put(r->out, "]");
     return 0;
 }
 
-static int translate_tool_choice(ctx_t *c, const json_t *tc, const json_t *parallel, json_t *out)
+static int translate_tool_choice(req_t *r, uint32_t tc, uint32_t parallel)
 {
-    json_t *choice = NULL;
-    if (json_is_string(tc)) {
-        const char *s = json_string_value(tc);
-        if (strcmp(s, "auto") == 0)
-            choice = json_pack("{s:s}", "type", "auto");
-        else if (strcmp(s, "none") == 0)
-            choice = json_pack("{s:s}", "type", "none");
-        else if (strcmp(s, "required") == 0)
-            choice = json_pack("{s:s}", "type", "any");
-    } else if (json_is_object(tc)) {
-        const char *name = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
-        if (name != NULL)
-            choice = json_pack("{s:s, s:s}", "type", "tool", "name", name);
-    } else if (is_null(tc)) {
-        choice = NULL;
-    }
-    if (choice == NULL && !is_null(tc))
-        return tg_xlate_fail(c->err, c->errsz,
+    const tg_jdoc_t *d = r->d;
+    const char *type = NULL;
+    uint32_t name = NONE;
+    if (tg_jdoc_str_eq(d, tc, "auto"))
+        type = "auto";
+    else if (tg_jdoc_str_eq(d, tc, "none"))
+        type = "none";
+    else if (tg_jdoc_str_eq(d, tc, "required"))
+        type = "any";
+    else if (is_type(d, tc, TG_JSON_OBJECT) &&
+             is_type(d, name = tg_jdoc_get(d, tg_jdoc_get(d, tc, "function"), "name"), TG_JSON_STRING))
+        type = "tool";
+    else if (!tg_jdoc_is_null(d, tc))
+        return tg_xlate_fail(r->err, r->errsz,
                              "tool_choice must be \"auto\", \"none\", \"required\" or {\"type\":\"function\","
                              "\"function\":{\"name\":...}}");
-    if (json_is_false(parallel)) {
-        if (choice == NULL)
-            choice = json_pack("{s:s}", "type", "auto");
-        if (strcmp(json_string_value(json_object_get(choice, "type")), "none") != 0)
-            json_object_set_new(choice, "disable_parallel_tool_use", json_true());
+    bool serial = is_type(d, parallel, TG_JSON_FALSE);
+    if (type == NULL && !serial)
+        return 0;
+    if (type == NULL)
+        type = "auto";
+    tg_buf_appendf(r->out, ",\"tool_choice\":{\"type\":\"%s\"", type);
+    if (name != NONE) {
+        put(r->out, ",\"name\":");
+        put_iov(r->out, tg_jdoc_raw(d, name));
     }
-    if (choice != NULL)
-        json_object_set_new(out, "tool_choice", choice);
+    if (serial && strcmp(type, "none") != 0)
+        put(r->out, ",\"disable_parallel_tool_use\":true");
+    put(r->out, "}");
     return 0;
 }
 
 /* Members the translation reads; any other member with a value that is not its default is refused. */
-static bool handled_member(const char *k)
+static bool handled_member(tg_iovec_t k)
 {
     static const char *const names[] = {"model",  "messages",       "max_tokens", "max_completion_tokens",
                                         "temperature", "top_p",     "stop",       "stream",
                                         "stream_options", "tools",  "tool_choice", "parallel_tool_calls",
                                         "user",   "n",              "response_format", NULL};
     for (const char *const *n = names; *n != NULL; ++n)
-        if (strcmp(*n, k) == 0)
+        if (tg_iov_eq(k, *n, strlen(*n)))
             return true;
     return false;
 }
 
 /* A member whose value does nothing (the OpenAI default) may be present: it is left out without loss. */
-static bool default_value(const char *k, const json_t *v)
+static bool default_value(const tg_jdoc_t *d, tg_iovec_t k, uint32_t v)
 {
-    if (is_null(v))
+    double x;
+    if (tg_jdoc_is_null(d, v))
         return true;
-    if (strcmp(k, "presence_penalty") == 0 || strcmp(k, "frequency_penalty") == 0)
-        return json_is_number(v) && json_number_value(v) == 0;
-    if (strcmp(k, "logprobs") == 0 || strcmp(k, "store") == 0)
-        return json_is_false(v);
-    if (strcmp(k, "logit_bias") == 0 || strcmp(k, "metadata") == 0)
-        return json_is_object(v) && json_object_size(v) == 0;
-    if (strcmp(k, "service_tier") == 0)
-        return json_is_string(v) && (strcmp(json_string_value(v), "auto") == 0 ||
-                                     strcmp(json_string_value(v), "default") == 0);
+    if (tg_iov_eq(k, TG_LIT("presence_penalty")) || tg_iov_eq(k, TG_LIT("frequency_penalty")))
+        return tg_jdoc_number(d, v, &x) == 0 && x == 0;
+    if (tg_iov_eq(k, TG_LIT("logprobs")) || tg_iov_eq(k, TG_LIT("store")))
+        return is_type(d, v, TG_JSON_FALSE);
+    if (tg_iov_eq(k, TG_LIT("logit_bias")) || tg_iov_eq(k, TG_LIT("metadata")))
+        return is_type(d, v, TG_JSON_OBJECT) && d->nodes[v].count == 0;
+    if (tg_iov_eq(k, TG_LIT("service_tier")))
+        return tg_jdoc_str_eq(d, v, "auto") || tg_jdoc_str_eq(d, v, "default");
     return false;
 }
 
-int tg_xlate_anthropic_request(json_t *req, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info, char *err,
-                               size_t errsz)
+static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
 {
-    ctx_t c = {err, errsz};
-    const char *k;
-    json_t *v;
-    json_object_foreach(req, k, v) {
-        if (!handled_member(k) && !default_value(k, v))
-            return tg_xlate_fail(err, errsz,
-                                 "\"%s\" cannot be sent to anthropic: it has no equivalent in the Messages API "
+    const tg_jdoc_t *d = r->d;
+    tg_buf_t *o = r->out;
+    EACH(d, 0, m) {
+        tg_iovec_t k = tg_jdoc_key(d, m);
+        if (!handled_member(k) && !default_value(d, k, m))
+            return tg_xlate_fail(r->err, r->errsz,
+                                 "\"%.*s\" cannot be sent to anthropic: it has no equivalent in the Messages API "
                                  "(leave it out, or call anthropic's native endpoint)",
-                                 k);
+                                 (int)TG_MIN(k.len, 64), k.base);
     }
-    json_t *o = json_object(), *system = json_array(), *msgs = json_array();
-    int r = -1;
-    json_object_set_new(o, "model", json_string(model));
+    uint32_t v;
+    put(o, "{\"model\":\"");
+    tg_buf_append_json_escaped(o, model, strlen(model));
+    put(o, "\",\"max_tokens\":");
+    uint32_t mt = tg_jdoc_get(d, 0, "max_completion_tokens");
+    if (tg_jdoc_is_null(d, mt))
+        mt = tg_jdoc_get(d, 0, "max_tokens");
+    int64_t n;
+    if (tg_jdoc_is_null(d, mt))
+        tg_buf_appendf(o, "%d", ANTHROPIC_DEFAULT_MAX_TOKENS);
+    else if (tg_jdoc_int(d, mt, &n) == 0 && n >= 1)
+        put_iov(o, tg_jdoc_raw(d, mt));
+    else
+        return tg_xlate_fail(r->err, r->errsz, "max_tokens / max_completion_tokens must be a whole number of at least 1");
+    uint32_t messages = tg_jdoc_get(d, 0, "messages");
+    if (!is_type(d, messages, TG_JSON_ARRAY) || d->nodes[messages].count == 0)
+        return tg_xlate_fail(r->err, r->errsz, "messages must be a non-empty array");
+    if (system_prompt(r, messages) != 0 || translate_messages(r, messages) != 0)
+        return -1;
 
-    const json_t *mt = json_object_get(req, "max_completion_tokens");
-    if (is_null(mt))
-        mt = json_object_get(req, "max_tokens");
-    if (is_null(mt)) {
-        json_object_set_new(o, "max_tokens", json_integer(ANTHROPIC_DEFAULT_MAX_TOKENS));
-    } else if (json_is_integer(mt) && json_integer_value(mt) >= 1) {
-        json_object_set(o, "max_tokens", (json_t *)mt);
-    } else {
-        tg_xlate_fail(err, errsz, "max_tokens / max_completion_tokens must be a whole number of at least 1");
-        goto out;
+    double x;
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "temperature"))) {
+        if (tg_jdoc_number(d, v, &x) != 0 || x < 0 || x > 1)
+            return tg_xlate_fail(r->err, r->errsz, "temperature must be a number from 0 to 1 for anthropic (OpenAI's "
+                                                   "range goes to 2; anthropic's stops at 1)");
+        put(o, ",\"temperature\":");
+        put_iov(o, tg_jdoc_raw(d, v));
     }
-    if (translate_messages(&c, json_object_get(req, "messages"), msgs, system) != 0)
-        goto out;
-    if (json_array_size(system) == 1)
-        json_object_set(o, "system", json_object_get(json_array_get(system, 0), "text"));
-    else if (json_array_size(system) > 1)
-        json_object_set(o, "system", system);
-    json_object_set(o, "messages", msgs);
-
-    if (!is_null(v = json_object_get(req, "temperature"))) {
-        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
-            tg_xlate_fail(err, errsz, "temperature must be a number from 0 to 1 for anthropic (OpenAI's range goes "
-                                      "to 2; anthropic's stops at 1)");
-            goto out;
-        }
-        json_object_set(o, "temperature", v);
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "top_p"))) {
+        if (tg_jdoc_number(d, v, &x) != 0)
+            return tg_xlate_fail(r->err, r->errsz, "top_p must be a number");
+        put(o, ",\"top_p\":");
+        put_iov(o, tg_jdoc_raw(d, v));
     }
-    if (!is_null(v = json_object_get(req, "top_p"))) {
-        if (!json_is_number(v)) {
-            tg_xlate_fail(err, errsz, "top_p must be a number");
-            goto out;
-        }
-        json_object_set(o, "top_p", v);
-    }
-    if (!is_null(v = json_object_get(req, "stop"))) {
-        json_t *seqs = json_array();
-        if (json_is_string(v)) {
-            json_array_append(seqs, v);
-        } else if (json_is_array(v)) {
-            size_t i;
-            json_t *s;
-            json_array_foreach(v, i, s) {
-                if (!json_is_string(s)) {
-                    json_decref(seqs);
-                    tg_xlate_fail(err, errsz, "stop must be a string or an array of strings");
-                    goto out;
-                }
-                json_array_append(seqs, s);
-            }
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "stop"))) {
+        if (is_type(d, v, TG_JSON_STRING)) {
+            put(o, ",\"stop_sequences\":[");
+            put_iov(o, tg_jdoc_raw(d, v));
+            put(o, "]");
         } else {
-            json_decref(seqs);
-            tg_xlate_fail(err, errsz, "stop must be a string or an array of strings");
-            goto out;
-        }
-        json_object_set_new(o, "stop_sequences", seqs);
-    }
-    if (!is_null(v = json_object_get(req, "n")) && !(json_is_integer(v) && json_integer_value(v) == 1)) {
-        tg_xlate_fail(err, errsz, "n must be 1 for anthropic: it returns one choice per request");
-        goto out;
-    }
-    if (!is_null(v = json_object_get(req, "response_format"))) {
-        const char *type = json_string_value(json_object_get(v, "type"));
-        if (type == NULL || strcmp(type, "text") != 0) {
-            tg_xlate_fail(err, errsz,
-                          "response_format \"%s\" cannot be sent to anthropic: it has no JSON mode; describe the "
-                          "format in the prompt or use a tool with an input schema",
-                          type != NULL ? type : "?");
-            goto out;
+            bool ok = is_type(d, v, TG_JSON_ARRAY);
+            if (ok)
+                EACH(d, v, s) ok = ok && is_type(d, s, TG_JSON_STRING);
+            if (!ok)
+                return tg_xlate_fail(r->err, r->errsz, "stop must be a string or an array of strings");
+            put(o, ",\"stop_sequences\":");
+            put_iov(o, tg_jdoc_raw(d, v));
         }
     }
-    if (!is_null(v = json_object_get(req, "user"))) {
-        if (!json_is_string(v)) {
-            tg_xlate_fail(err, errsz, "user must be a string");
-            goto out;
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "n")) && !(tg_jdoc_int(d, v, &n) == 0 && n == 1))
+        return tg_xlate_fail(r->err, r->errsz, "n must be 1 for anthropic: it returns one choice per request");
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "response_format"))) {
+        uint32_t type = tg_jdoc_get(d, v, "type");
+        if (!tg_jdoc_str_eq(d, type, "text")) {
+            tg_iovec_t t = is_type(d, type, TG_JSON_STRING) ? tg_jdoc_str_raw(d, type) : tg_iov(TG_LIT("?"));
+            return tg_xlate_fail(r->err, r->errsz,
+                                 "response_format \"%.*s\" cannot be sent to anthropic: it has no JSON mode; describe "
+                                 "the format in the prompt or use a tool with an input schema",
+                                 (int)TG_MIN(t.len, 64), t.base);
         }
-        json_object_set_new(o, "metadata", json_pack("{s:O}", "user_id", v));
     }
-    if (!is_null(v = json_object_get(req, "tools")) && translate_tools(&c, v, o) != 0)
-        goto out;
-    if (translate_tool_choice(&c, json_object_get(req, "tool_choice"), json_object_get(req, "parallel_tool_calls"), o) !=
-        0)
-        goto out;
-    info->stream = json_is_true(json_object_get(req, "stream"));
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "user"))) {
+        if (!is_type(d, v, TG_JSON_STRING))
+            return tg_xlate_fail(r->err, r->errsz, "user must be a string");
+        put(o, ",\"metadata\":{\"user_id\":");
+        put_iov(o, tg_jdoc_raw(d, v));
+        put(o, "}");
+    }
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "tools")) && translate_tools(r, v) != 0)
+        return -1;
+    if (translate_tool_choice(r, tg_jdoc_get(d, 0, "tool_choice"), tg_jdoc_get(d, 0, "parallel_tool_calls")) != 0)
+        return -1;
+    info->stream = is_type(d, tg_jdoc_get(d, 0, "stream"), TG_JSON_TRUE);
     info->include_usage =
-        info->stream && json_is_true(json_object_get(json_object_get(req, "stream_options"), "include_usage"));
+        info->stream && is_type(d, tg_jdoc_get(d, tg_jdoc_get(d, 0, "stream_options"), "include_usage"), TG_JSON_TRUE);
     if (info->stream)
-        json_object_set_new(o, "stream", json_true());
-    r = tg_xlate_dump(o, out);
-    if (r != 0)
-        tg_xlate_fail(err, errsz, "the translated request is too large");
-out:
-    json_decref(o);
-    json_decref(system);
-    json_decref(msgs);
-    return r;
+        put(o, ",\"stream\":true");
+    return tg_buf_append(o, "}", 1) == 0 ? 0
+                                          : tg_xlate_fail(r->err, r->errsz, "the translated request is too large");
+}
+
+int tg_xlate_anthropic_request(const tg_jdoc_t *d, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info,
+                               char *err, size_t errsz)
+{
+    req_t r = {.d = d, .out = out, .err = err, .errsz = errsz};
+    tg_buf_init(&r.tmp, d->len + 1);
+    size_t mark = out->len;
+    int rc = request_body(&r, model, info);
+    tg_buf_free(&r.tmp);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
 }
 
 /* ---- answer: message -> chat.completion ------------------------------------------------------------------- */
@@ -456,100 +517,110 @@ const char *tg_xlate_anthropic_finish(const char *r)
     return "stop"; /* end_turn, stop_sequence, pause_turn */
 }
 
-static int64_t usage_field(const json_t *usage, const char *k)
+/* The finish reason for a stop_reason node (which may be absent or null). */
+static const char *finish_of(const tg_jdoc_t *d, uint32_t sr)
 {
-    const json_t *v = json_object_get(usage, k);
-    return json_is_integer(v) ? json_integer_value(v) : 0;
+    static const char *const reasons[] = {"max_tokens", "model_context_window_exceeded", "tool_use", "refusal"};
+    for (size_t i = 0; i != TG_ARRAY_SIZE(reasons); ++i)
+        if (tg_jdoc_str_eq(d, sr, reasons[i]))
+            return tg_xlate_anthropic_finish(reasons[i]);
+    return "stop";
 }
 
-int tg_xlate_anthropic_response(json_t *resp, int64_t created, tg_buf_t *out)
+static int64_t usage_field(const tg_jdoc_t *d, uint32_t usage, const char *k)
 {
-    const char *id = json_string_value(json_object_get(resp, "id"));
-    const char *model = json_string_value(json_object_get(resp, "model"));
-    const json_t *content = json_object_get(resp, "content");
-    if (id == NULL || !json_is_array(content))
+    int64_t v;
+    return tg_jdoc_int(d, tg_jdoc_get(d, usage, k), &v) == 0 ? v : 0;
+}
+
+/* The raw string value of a member, or "" (as raw string content). */
+static tg_iovec_t str_raw_or_empty(const tg_jdoc_t *d, uint32_t obj, const char *key)
+{
+    uint32_t v = tg_jdoc_get(d, obj, key);
+    return is_type(d, v, TG_JSON_STRING) ? tg_jdoc_str_raw(d, v) : tg_iov("", 0);
+}
+
+int tg_xlate_anthropic_response(const tg_jdoc_t *d, int64_t created, tg_buf_t *out)
+{
+    uint32_t id = tg_jdoc_get(d, 0, "id"), content = tg_jdoc_get(d, 0, "content");
+    if (!is_type(d, id, TG_JSON_STRING) || !is_type(d, content, TG_JSON_ARRAY))
         return -1;
-    tg_buf_append_str(out, "{\"id\":\"");
-    tg_buf_append_json_escaped(out, id, strlen(id));
-    tg_buf_appendf(out, "\",\"object\":\"chat.completion\",\"created\":%lld", (long long)created);
-    tg_xlate_put_str(out, true, "model", model != NULL ? model : "", model != NULL ? strlen(model) : 0);
-    tg_buf_append_str(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-    /* the text blocks, joined */
-    size_t i, ntext = 0, ntools = 0;
-    const json_t *b;
-    json_array_foreach(content, i, b) {
-        const char *type = json_string_value(json_object_get(b, "type"));
-        const json_t *t = json_object_get(b, "text");
-        if (type != NULL && strcmp(type, "text") == 0 && json_is_string(t)) {
-            tg_buf_append_str(out, ntext++ == 0 ? "\"" : "");
-            tg_buf_append_json_escaped(out, json_string_value(t), json_string_length(t));
-        } else if (type != NULL && strcmp(type, "tool_use") == 0) {
+    put(out, "{\"id\":");
+    put_iov(out, tg_jdoc_raw(d, id));
+    tg_buf_appendf(out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":\"", (long long)created);
+    put_iov(out, str_raw_or_empty(d, 0, "model"));
+    put(out, "\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    unsigned ntext = 0, ntools = 0;
+    EACH(d, content, b) { /* the text blocks, joined: raw contents concatenate into one valid literal */
+        uint32_t type = tg_jdoc_get(d, b, "type"), t = tg_jdoc_get(d, b, "text");
+        if (tg_jdoc_str_eq(d, type, "text") && is_type(d, t, TG_JSON_STRING)) {
+            put(out, ntext++ == 0 ? "\"" : "");
+            put_iov(out, tg_jdoc_str_raw(d, t));
+        } else if (tg_jdoc_str_eq(d, type, "tool_use")) {
             ntools++;
         }
     }
-    tg_buf_append_str(out, ntext != 0 ? "\"" : "null");
-    tg_buf_append_str(out, ",\"refusal\":null");
+    put(out, ntext != 0 ? "\",\"refusal\":null" : "null,\"refusal\":null");
     if (ntools != 0) {
-        tg_buf_append_str(out, ",\"tool_calls\":[");
-        size_t k = 0;
-        json_array_foreach(content, i, b) {
-            const char *type = json_string_value(json_object_get(b, "type"));
-            if (type == NULL || strcmp(type, "tool_use") != 0)
+        put(out, ",\"tool_calls\":[");
+        unsigned k = 0;
+        EACH(d, content, b) {
+            if (!tg_jdoc_str_eq(d, tg_jdoc_get(d, b, "type"), "tool_use"))
                 continue;
-            const char *tid = json_string_value(json_object_get(b, "id"));
-            const char *name = json_string_value(json_object_get(b, "name"));
-            const json_t *input = json_object_get(b, "input");
-            tg_buf_append_str(out, k++ != 0 ? ",{" : "{");
-            tg_xlate_put_str(out, false, "id", tid != NULL ? tid : "", tid != NULL ? strlen(tid) : 0);
-            tg_buf_append_str(out, ",\"type\":\"function\",\"function\":{");
-            tg_xlate_put_str(out, false, "name", name != NULL ? name : "", name != NULL ? strlen(name) : 0);
-            char *args = input != NULL ? json_dumps(input, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
-            tg_xlate_put_str(out, true, "arguments", args != NULL ? args : "{}", args != NULL ? strlen(args) : 2);
-            free(args);
-            tg_buf_append_str(out, "}}");
+            put(out, k++ != 0 ? ",{\"id\":\"" : "{\"id\":\"");
+            put_iov(out, str_raw_or_empty(d, b, "id"));
+            put(out, "\",\"type\":\"function\",\"function\":{\"name\":\"");
+            put_iov(out, str_raw_or_empty(d, b, "name"));
+            put(out, "\",\"arguments\":\"");
+            uint32_t input = tg_jdoc_get(d, b, "input");
+            if (input != NONE) {
+                tg_iovec_t raw = tg_jdoc_raw(d, input);
+                tg_buf_append_json_escaped(out, raw.base, raw.len);
+            } else {
+                put(out, "{}");
+            }
+            put(out, "\"}}");
         }
-        tg_buf_append_str(out, "]");
+        put(out, "]");
     }
-    const char *finish = tg_xlate_anthropic_finish(json_string_value(json_object_get(resp, "stop_reason")));
-    tg_buf_appendf(out, "},\"logprobs\":null,\"finish_reason\":\"%s\"}]", finish);
-    const json_t *usage = json_object_get(resp, "usage");
-    if (json_is_object(usage)) {
-        tg_buf_append_str(out, ",\"usage\":");
-        tg_xlate_put_usage(out, usage_field(usage, "input_tokens"), usage_field(usage, "output_tokens"),
-                           usage_field(usage, "cache_read_input_tokens"),
-                           usage_field(usage, "cache_creation_input_tokens"));
+    tg_buf_appendf(out, "},\"logprobs\":null,\"finish_reason\":\"%s\"}]", finish_of(d, tg_jdoc_get(d, 0, "stop_reason")));
+    uint32_t usage = tg_jdoc_get(d, 0, "usage");
+    if (is_type(d, usage, TG_JSON_OBJECT)) {
+        put(out, ",\"usage\":");
+        tg_xlate_put_usage(out, usage_field(d, usage, "input_tokens"), usage_field(d, usage, "output_tokens"),
+                           usage_field(d, usage, "cache_read_input_tokens"),
+                           usage_field(d, usage, "cache_creation_input_tokens"));
     }
-    return tg_buf_append_str(out, "}") == 0 ? 0 : -1;
+    return tg_buf_append(out, "}", 1) == 0 ? 0 : -1;
 }
 
 /* ---- stream: one Anthropic event -> chunks ---------------------------------------------------------------- */
 
-static void take_usage(tg_xlate_stream_t *s, const json_t *usage)
+static void take_usage(tg_xlate_stream_t *s, const tg_jdoc_t *d, uint32_t usage)
 {
-    const json_t *v;
-    if (!json_is_object(usage))
-        return;
-    if (json_is_integer(v = json_object_get(usage, "input_tokens")))
-        s->input = json_integer_value(v);
-    if (json_is_integer(v = json_object_get(usage, "output_tokens")))
-        s->output = json_integer_value(v);
-    if (json_is_integer(v = json_object_get(usage, "cache_read_input_tokens")))
-        s->cache_read = json_integer_value(v);
-    if (json_is_integer(v = json_object_get(usage, "cache_creation_input_tokens")))
-        s->cache_write = json_integer_value(v);
+    int64_t v;
+    if (tg_jdoc_int(d, tg_jdoc_get(d, usage, "input_tokens"), &v) == 0)
+        s->input = v;
+    if (tg_jdoc_int(d, tg_jdoc_get(d, usage, "output_tokens"), &v) == 0)
+        s->output = v;
+    if (tg_jdoc_int(d, tg_jdoc_get(d, usage, "cache_read_input_tokens"), &v) == 0)
+        s->cache_read = v;
+    if (tg_jdoc_int(d, tg_jdoc_get(d, usage, "cache_creation_input_tokens"), &v) == 0)
+        s->cache_write = v;
 }
 
-static void copy_str(char *dst, size_t dstsz, const char *src)
+/* Keeps a string member as the raw content of a JSON literal (it goes back out inside quotes). */
+static void keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t obj, const char *key)
 {
-    if (src == NULL)
-        return;
-    size_t n = TG_MIN(strlen(src), dstsz - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
+    tg_iovec_t v = str_raw_or_empty(d, obj, key);
+    if (v.len >= dstsz)
+        v.len = 0; /* too long to keep whole; a cut escape would break the literal */
+    memcpy(dst, v.base, v.len);
+    dst[v.len] = '\0';
 }
 
 /* The OpenAI tool-call index of the content block `index`, or -1. */
-static int tool_index(const tg_xlate_stream_t *s, int block)
+static int tool_index(const tg_xlate_stream_t *s, int64_t block)
 {
     for (unsigned i = 0; i != s->num_tools; ++i)
         if (s->tool_block[i] == block)
@@ -557,111 +628,114 @@ static int tool_index(const tg_xlate_stream_t *s, int block)
     return -1;
 }
 
-void tg_xlate_anthropic_event(tg_xlate_stream_t *s, const char *data, size_t len, tg_buf_t *out)
+static void emit_text(tg_xlate_stream_t *s, tg_buf_t *out, tg_buf_t *dl, tg_iovec_t raw_string)
 {
-    json_t *ev = json_loadb(data, len, 0, NULL);
-    const char *type = json_string_value(json_object_get(ev, "type"));
-    tg_buf_t d; /* the delta object */
-    tg_buf_init(&d, TG_XLATE_MAX_EVENT * 2);
-    if (type == NULL) {
-        if (ev == NULL) {
-            static const char msg[] = "the provider sent an event that is not JSON";
-            tg_xlate_emit_stream_error(s, out, "api_error", msg, sizeof(msg) - 1);
-        }
-        goto out; /* JSON without a type: nothing we know */
-    }
-    if (strcmp(type, "message_start") == 0) {
-        const json_t *msg = json_object_get(ev, "message");
-        copy_str(s->id, sizeof(s->id), json_string_value(json_object_get(msg, "id")));
-        copy_str(s->model, sizeof(s->model), json_string_value(json_object_get(msg, "model")));
-        take_usage(s, json_object_get(msg, "usage"));
+    put(dl, "{\"content\":");
+    put_iov(dl, raw_string);
+    put(dl, "}");
+    tg_xlate_emit_chunk(s, out, dl->base, dl->len, NULL);
+}
+
+static void event(tg_xlate_stream_t *s, const tg_jdoc_t *d, tg_buf_t *out, tg_buf_t *dl)
+{
+    uint32_t type = tg_jdoc_get(d, 0, "type");
+    int64_t idx;
+    if (tg_jdoc_str_eq(d, type, "message_start")) {
+        uint32_t msg = tg_jdoc_get(d, 0, "message");
+        keep_raw(s->id, sizeof(s->id), d, msg, "id");
+        keep_raw(s->model, sizeof(s->model), d, msg, "model");
+        take_usage(s, d, tg_jdoc_get(d, msg, "usage"));
         s->role_sent = true;
         static const char delta[] = "{\"role\":\"assistant\",\"content\":\"\"}";
         tg_xlate_emit_chunk(s, out, delta, sizeof(delta) - 1, NULL);
-    } else if (strcmp(type, "content_block_start") == 0) {
-        const json_t *cb = json_object_get(ev, "content_block");
-        const char *cbt = json_string_value(json_object_get(cb, "type"));
-        const json_t *idx = json_object_get(ev, "index");
-        if (cbt != NULL && strcmp(cbt, "tool_use") == 0 && json_is_integer(idx)) {
+    } else if (tg_jdoc_str_eq(d, type, "content_block_start")) {
+        uint32_t cb = tg_jdoc_get(d, 0, "content_block");
+        uint32_t cbt = tg_jdoc_get(d, cb, "type");
+        if (tg_jdoc_str_eq(d, cbt, "tool_use") && tg_jdoc_int(d, tg_jdoc_get(d, 0, "index"), &idx) == 0) {
             if (s->num_tools == TG_ARRAY_SIZE(s->tool_block)) {
-                static const char msg[] = "the answer has more tool calls than the gateway can translate (64)";
-                tg_xlate_emit_stream_error(s, out, "api_error", msg, sizeof(msg) - 1);
-                goto out;
+                tg_xlate_emit_stream_error(s, out, "api_error",
+                                           TG_LIT("the answer has more tool calls than the gateway translates (64)"));
+                return;
             }
-            s->tool_block[s->num_tools++] = (int)json_integer_value(idx);
-            const char *id = json_string_value(json_object_get(cb, "id"));
-            const char *name = json_string_value(json_object_get(cb, "name"));
-            tg_buf_appendf(&d, "{\"tool_calls\":[{\"index\":%u,", s->num_tools - 1);
-            tg_xlate_put_str(&d, false, "id", id != NULL ? id : "", id != NULL ? strlen(id) : 0);
-            tg_buf_append_str(&d, ",\"type\":\"function\",\"function\":{");
-            tg_xlate_put_str(&d, false, "name", name != NULL ? name : "", name != NULL ? strlen(name) : 0);
-            tg_buf_append_str(&d, ",\"arguments\":\"\"}}]}");
-            tg_xlate_emit_chunk(s, out, d.base, d.len, NULL);
-        } else if (cbt != NULL && strcmp(cbt, "text") == 0) {
-            const json_t *t = json_object_get(cb, "text");
-            if (json_is_string(t) && json_string_length(t) != 0) {
-                tg_buf_append_str(&d, "{");
-                tg_xlate_put_str(&d, false, "content", json_string_value(t), json_string_length(t));
-                tg_buf_append_str(&d, "}");
-                tg_xlate_emit_chunk(s, out, d.base, d.len, NULL);
-            }
+            s->tool_block[s->num_tools++] = (int)idx;
+            tg_buf_appendf(dl, "{\"tool_calls\":[{\"index\":%u,\"id\":\"", s->num_tools - 1);
+            put_iov(dl, str_raw_or_empty(d, cb, "id"));
+            put(dl, "\",\"type\":\"function\",\"function\":{\"name\":\"");
+            put_iov(dl, str_raw_or_empty(d, cb, "name"));
+            put(dl, "\",\"arguments\":\"\"}}]}");
+            tg_xlate_emit_chunk(s, out, dl->base, dl->len, NULL);
+        } else if (tg_jdoc_str_eq(d, cbt, "text")) {
+            uint32_t t = tg_jdoc_get(d, cb, "text");
+            if (is_type(d, t, TG_JSON_STRING) && d->nodes[t].end - d->nodes[t].start > 2)
+                emit_text(s, out, dl, tg_jdoc_raw(d, t));
         }
-    } else if (strcmp(type, "content_block_delta") == 0) {
-        const json_t *delta = json_object_get(ev, "delta");
-        const char *dt = json_string_value(json_object_get(delta, "type"));
-        if (dt == NULL)
-            goto out;
-        if (strcmp(dt, "text_delta") == 0) {
-            const json_t *t = json_object_get(delta, "text");
-            if (!json_is_string(t))
-                goto out;
-            tg_buf_append_str(&d, "{");
-            tg_xlate_put_str(&d, false, "content", json_string_value(t), json_string_length(t));
-            tg_buf_append_str(&d, "}");
-            tg_xlate_emit_chunk(s, out, d.base, d.len, NULL);
-        } else if (strcmp(dt, "input_json_delta") == 0) {
-            const json_t *pj = json_object_get(delta, "partial_json");
-            const json_t *idx = json_object_get(ev, "index");
-            int k = json_is_integer(idx) ? tool_index(s, (int)json_integer_value(idx)) : -1;
-            if (!json_is_string(pj) || k < 0 || json_string_length(pj) == 0)
-                goto out;
-            tg_buf_appendf(&d, "{\"tool_calls\":[{\"index\":%d,\"function\":{", k);
-            tg_xlate_put_str(&d, false, "arguments", json_string_value(pj), json_string_length(pj));
-            tg_buf_append_str(&d, "}}]}");
-            tg_xlate_emit_chunk(s, out, d.base, d.len, NULL);
+    } else if (tg_jdoc_str_eq(d, type, "content_block_delta")) {
+        uint32_t delta = tg_jdoc_get(d, 0, "delta");
+        uint32_t dt = tg_jdoc_get(d, delta, "type");
+        if (tg_jdoc_str_eq(d, dt, "text_delta")) {
+            uint32_t t = tg_jdoc_get(d, delta, "text");
+            if (is_type(d, t, TG_JSON_STRING))
+                emit_text(s, out, dl, tg_jdoc_raw(d, t));
+        } else if (tg_jdoc_str_eq(d, dt, "input_json_delta")) {
+            uint32_t pj = tg_jdoc_get(d, delta, "partial_json");
+            int k = tg_jdoc_int(d, tg_jdoc_get(d, 0, "index"), &idx) == 0 ? tool_index(s, idx) : -1;
+            if (!is_type(d, pj, TG_JSON_STRING) || k < 0 || d->nodes[pj].end - d->nodes[pj].start <= 2)
+                return;
+            tg_buf_appendf(dl, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", k);
+            put_iov(dl, tg_jdoc_raw(d, pj));
+            put(dl, "}}]}");
+            tg_xlate_emit_chunk(s, out, dl->base, dl->len, NULL);
         } /* thinking_delta, signature_delta, citations_delta: not part of a chat completion */
-    } else if (strcmp(type, "message_delta") == 0) {
-        const json_t *delta = json_object_get(ev, "delta");
-        take_usage(s, json_object_get(ev, "usage"));
-        const json_t *sr = json_object_get(delta, "stop_reason");
-        if (json_is_string(sr)) {
-            copy_str(s->finish, sizeof(s->finish), tg_xlate_anthropic_finish(json_string_value(sr)));
+    } else if (tg_jdoc_str_eq(d, type, "message_delta")) {
+        take_usage(s, d, tg_jdoc_get(d, 0, "usage"));
+        uint32_t sr = tg_jdoc_get(d, tg_jdoc_get(d, 0, "delta"), "stop_reason");
+        if (is_type(d, sr, TG_JSON_STRING)) {
+            snprintf(s->finish, sizeof(s->finish), "%s", finish_of(d, sr));
             tg_xlate_emit_chunk(s, out, "{}", 2, s->finish);
         }
-    } else if (strcmp(type, "message_stop") == 0) {
+    } else if (tg_jdoc_str_eq(d, type, "message_stop")) {
         if (s->info.include_usage) {
-            tg_buf_append_str(out, "data: {");
-            tg_xlate_put_str(out, false, "id", s->id, strlen(s->id));
-            tg_buf_appendf(out, ",\"object\":\"chat.completion.chunk\",\"created\":%lld", (long long)s->created);
-            tg_xlate_put_str(out, true, "model", s->model, strlen(s->model));
-            tg_buf_append_str(out, ",\"choices\":[],\"usage\":");
+            tg_buf_appendf(out, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":\"%s\","
+                                "\"choices\":[],\"usage\":",
+                           s->id, (long long)s->created, s->model);
             tg_xlate_put_usage(out, s->input < 0 ? 0 : s->input, s->output < 0 ? 0 : s->output,
                                s->cache_read < 0 ? 0 : s->cache_read, s->cache_write < 0 ? 0 : s->cache_write);
-            tg_buf_append_str(out, "}\n\n");
+            put(out, "}\n\n");
         }
-        tg_buf_append_str(out, "data: [DONE]\n\n");
+        put(out, "data: [DONE]\n\n");
         s->done = true;
-    } else if (strcmp(type, "error") == 0) {
-        const json_t *e = json_object_get(ev, "error");
-        const char *et = json_string_value(json_object_get(e, "type"));
-        const json_t *m = json_object_get(e, "message");
-        if (json_is_string(m))
-            tg_xlate_emit_stream_error(s, out, et != NULL ? et : "api_error", json_string_value(m),
-                                       json_string_length(m));
-        else
-            tg_xlate_emit_stream_error(s, out, et != NULL ? et : "api_error", TG_LIT("the provider reported an error"));
+    } else if (tg_jdoc_str_eq(d, type, "error")) {
+        uint32_t e = tg_jdoc_get(d, 0, "error");
+        uint32_t m = tg_jdoc_get(d, e, "message");
+        tg_buf_t et;
+        tg_buf_init(&et, 256);
+        if (tg_jdoc_str(d, tg_jdoc_get(d, e, "type"), &et) != 0 || et.len == 0)
+            tg_buf_append(&et, TG_LIT("api_error"));
+        tg_buf_cstr(&et);
+        if (is_type(d, m, TG_JSON_STRING)) {
+            tg_buf_t mt;
+            tg_buf_init(&mt, TG_XLATE_MAX_EVENT);
+            tg_jdoc_str(d, m, &mt);
+            tg_xlate_emit_stream_error(s, out, et.base, mt.base != NULL ? mt.base : "", mt.len);
+            tg_buf_free(&mt);
+        } else {
+            tg_xlate_emit_stream_error(s, out, et.base, TG_LIT("the provider reported an error"));
+        }
+        tg_buf_free(&et);
     } /* ping and events we do not know: nothing to send */
-out:
-    tg_buf_free(&d);
-    json_decref(ev);
+}
+
+void tg_xlate_anthropic_event(tg_xlate_stream_t *s, const char *data, size_t len, tg_buf_t *out)
+{
+    tg_jdoc_t d;
+    if (tg_jdoc_parse(&d, data, len) != 0 || d.nodes[0].type != TG_JSON_OBJECT) {
+        tg_jdoc_free(&d);
+        tg_xlate_emit_stream_error(s, out, "api_error", TG_LIT("the provider sent an event that is not a JSON object"));
+        return;
+    }
+    tg_buf_t dl; /* the delta object of a chunk */
+    tg_buf_init(&dl, 2 * TG_XLATE_MAX_EVENT);
+    event(s, &d, out, &dl);
+    tg_buf_free(&dl);
+    tg_jdoc_free(&d);
 }

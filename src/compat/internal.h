@@ -4,20 +4,18 @@
 #ifndef TOLLGATE_COMPAT_INTERNAL_H
 #define TOLLGATE_COMPAT_INTERNAL_H
 
-#include <jansson.h>
+#include "tollgate/jsondoc.h"
 #include "tollgate/xlate.h"
 
 /* printf into err (cut to errsz); returns -1 so a refusal is one statement. */
 int tg_xlate_fail(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Appends `v` as compact JSON (jansson), 0 or -1. */
-int tg_xlate_dump(const json_t *v, tg_buf_t *out);
-
 /* Appends "key":"escaped value" (with a leading comma when `comma`). */
 void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n);
 
-/* A chat.completion.chunk event: `data:` line with id, created, model and one choice holding `delta_json` (raw JSON
- * object text) and the finish reason (NULL: null). */
+/* A chat.completion.chunk event: `data:` line with id, created, model (s->id and s->model are raw contents of JSON
+ * string literals, written as they are) and one choice holding `delta_json` (raw JSON object text) and the finish
+ * reason (NULL: null). */
 void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta_json, size_t delta_len,
                          const char *finish);
 /* The usage object of a chat completion from the counts (input counts only uncached, uncreated prompt tokens:
@@ -28,9 +26,9 @@ void tg_xlate_emit_stream_error(tg_xlate_stream_t *s, tg_buf_t *out, const char 
                                 size_t len);
 
 /* Anthropic */
-int tg_xlate_anthropic_request(json_t *req, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info, char *err,
-                               size_t errsz);
-int tg_xlate_anthropic_response(json_t *resp, int64_t created, tg_buf_t *out);
+int tg_xlate_anthropic_request(const tg_jdoc_t *req, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info,
+                               char *err, size_t errsz);
+int tg_xlate_anthropic_response(const tg_jdoc_t *resp, int64_t created, tg_buf_t *out);
 void tg_xlate_anthropic_event(tg_xlate_stream_t *s, const char *data, size_t len, tg_buf_t *out);
 
 #endif

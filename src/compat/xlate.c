@@ -2,6 +2,7 @@
  * Dialect translation (xlate.h): the entry points, the SSE reader that cuts a provider's stream into events, and
  * what every translator writes the same way (chunks, usage, errors).
  */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include "internal.h"
@@ -15,16 +16,6 @@ int tg_xlate_fail(char *err, size_t errsz, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
-}
-
-static int dump_cb(const char *p, size_t n, void *data)
-{
-    return tg_buf_append(data, p, n) == 0 ? 0 : -1;
-}
-
-int tg_xlate_dump(const json_t *v, tg_buf_t *out)
-{
-    return json_dump_callback(v, dump_cb, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 ? 0 : -1;
 }
 
 void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n)
@@ -45,11 +36,9 @@ void tg_xlate_put_usage(tg_buf_t *out, int64_t input, int64_t output, int64_t ca
 
 void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta, size_t delta_len, const char *finish)
 {
-    tg_buf_append_str(out, "data: {");
-    tg_xlate_put_str(out, false, "id", s->id, strlen(s->id));
-    tg_buf_appendf(out, ",\"object\":\"chat.completion.chunk\",\"created\":%lld", (long long)s->created);
-    tg_xlate_put_str(out, true, "model", s->model, strlen(s->model));
-    tg_buf_append_str(out, ",\"choices\":[{\"index\":0,\"delta\":");
+    tg_buf_appendf(out, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":\"%s\","
+                        "\"choices\":[{\"index\":0,\"delta\":",
+                   s->id, (long long)s->created, s->model);
     tg_buf_append(out, delta, delta_len);
     if (finish != NULL)
         tg_buf_appendf(out, ",\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n", finish);
@@ -73,29 +62,27 @@ int tg_xlate_request(tg_dialect_t dialect, const char *body, size_t len, const c
                      tg_xlate_req_info_t *info, char *err, size_t errsz)
 {
     memset(info, 0, sizeof(*info));
-    json_error_t jerr;
-    json_t *req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (req == NULL)
-        return tg_xlate_fail(err, errsz, "The request body is not valid JSON: %s (at byte %d)", jerr.text,
-                             jerr.position);
+    tg_jdoc_t d;
     int r;
-    if (!json_is_object(req))
+    if (tg_jdoc_parse(&d, body, len) != 0)
+        r = tg_xlate_fail(err, errsz, "The request body is not valid JSON");
+    else if (d.nodes[0].type != TG_JSON_OBJECT)
         r = tg_xlate_fail(err, errsz, "The request body must be a JSON object");
     else if (dialect == TG_DIALECT_ANTHROPIC)
-        r = tg_xlate_anthropic_request(req, model, out, info, err, errsz);
+        r = tg_xlate_anthropic_request(&d, model, out, info, err, errsz);
     else
         r = tg_xlate_fail(err, errsz, "no translation to this dialect");
-    json_decref(req);
+    tg_jdoc_free(&d);
     return r;
 }
 
 int tg_xlate_response(tg_dialect_t dialect, const char *body, size_t len, int64_t created, tg_buf_t *out)
 {
-    json_t *resp = json_loadb(body, len, 0, NULL);
+    tg_jdoc_t d;
     int r = -1;
-    if (json_is_object(resp) && dialect == TG_DIALECT_ANTHROPIC)
-        r = tg_xlate_anthropic_response(resp, created, out);
-    json_decref(resp);
+    if (tg_jdoc_parse(&d, body, len) == 0 && d.nodes[0].type == TG_JSON_OBJECT && dialect == TG_DIALECT_ANTHROPIC)
+        r = tg_xlate_anthropic_response(&d, created, out);
+    tg_jdoc_free(&d);
     return r;
 }
 

@@ -1,0 +1,84 @@
+/*
+ * A read-only JSON document as a flat array of nodes over the original bytes, built in one pass of the push
+ * scanner (jsonscan.h): no copy of the text, one allocation for the nodes. Each node knows the raw bytes of its
+ * value (and of its member key), so a rewrite can copy whole values verbatim — escapes and numbers as written —
+ * and only reads what it must decide on. It is what the dialect translators (xlate.h) use on the request path,
+ * where building a jansson tree and dumping another cost several times the rest of the request.
+ *
+ * Limits: containers nested deeper than TG_JSONSCAN_MAX_DEPTH have no nodes of their own (their enclosing value's
+ * raw bytes still cover them); nesting beyond TG_JSONSCAN_HARD_DEPTH is not JSON here. Keys are compared as
+ * written: a key spelled with escapes matches no plain name. Any thread; a document is not shared.
+ */
+#ifndef TOLLGATE_JSONDOC_H
+#define TOLLGATE_JSONDOC_H
+
+#include "tollgate/buf.h"
+#include "tollgate/jsonscan.h"
+
+#define TG_JDOC_NONE UINT32_MAX /* "no node"; node 0 is the root */
+
+typedef struct st_tg_jnode_t {
+    uint8_t type;      /* tg_json_type_t, never TG_JSON_END */
+    uint32_t start;    /* raw value: [start, end) (strings with their quotes, containers with their brackets) */
+    uint32_t end;
+    uint32_t key;      /* offset of the member key's content (after its opening quote), UINT32_MAX in an array or
+                          at the top */
+    uint32_t key_len;  /* raw length of the key's content */
+    uint32_t child;    /* first child, or TG_JDOC_NONE */
+    uint32_t next;     /* next sibling, or TG_JDOC_NONE */
+    uint32_t count;    /* children */
+} tg_jnode_t;
+
+typedef struct st_tg_jdoc_t {
+    const char *text;
+    size_t len;
+    tg_jnode_t *nodes;
+    uint32_t num, cap;
+} tg_jdoc_t;
+
+/* Parses one JSON value (surrounding white space allowed). Returns 0, or -1 when the text is not exactly one JSON
+ * value or is 4 GiB or more; tg_jdoc_free is needed either way. */
+int tg_jdoc_parse(tg_jdoc_t *d, const char *text, size_t len);
+void tg_jdoc_free(tg_jdoc_t *d);
+
+static inline const tg_jnode_t *tg_jdoc_node(const tg_jdoc_t *d, uint32_t i)
+{
+    return &d->nodes[i];
+}
+static inline tg_json_type_t tg_jdoc_type(const tg_jdoc_t *d, uint32_t i)
+{
+    return (tg_json_type_t)d->nodes[i].type;
+}
+/* The raw bytes of a value. */
+static inline tg_iovec_t tg_jdoc_raw(const tg_jdoc_t *d, uint32_t i)
+{
+    return tg_iov(d->text + d->nodes[i].start, d->nodes[i].end - d->nodes[i].start);
+}
+/* A string's raw content between its quotes (escapes as written: valid inside any JSON string literal). */
+static inline tg_iovec_t tg_jdoc_str_raw(const tg_jdoc_t *d, uint32_t i)
+{
+    return tg_iov(d->text + d->nodes[i].start + 1, d->nodes[i].end - d->nodes[i].start - 2);
+}
+/* The raw content of a member's key (between its quotes); empty for a node that is not a member. */
+static inline tg_iovec_t tg_jdoc_key(const tg_jdoc_t *d, uint32_t i)
+{
+    return d->nodes[i].key != UINT32_MAX ? tg_iov(d->text + d->nodes[i].key, d->nodes[i].key_len) : tg_iov("", 0);
+}
+/* The member `key` of object `obj` (the first one of that name), or TG_JDOC_NONE (also when obj is TG_JDOC_NONE
+ * or not an object, so lookups chain: get(get(0, "function"), "name")). */
+uint32_t tg_jdoc_get(const tg_jdoc_t *d, uint32_t obj, const char *key);
+/* Is value i a string equal to `s` (after unescaping)? False for TG_JDOC_NONE. */
+bool tg_jdoc_str_eq(const tg_jdoc_t *d, uint32_t i, const char *s);
+/* Appends string i's unescaped content to `out` (0, or TG_E_TOOBIG); -1 when i is not a string. */
+int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out);
+/* Integer value of a number written without fraction or exponent; 0, or -1 (also for TG_JDOC_NONE). */
+int tg_jdoc_int(const tg_jdoc_t *d, uint32_t i, int64_t *v);
+/* Any number's value; 0, or -1. */
+int tg_jdoc_number(const tg_jdoc_t *d, uint32_t i, double *v);
+/* Null, or no node at all. */
+static inline bool tg_jdoc_is_null(const tg_jdoc_t *d, uint32_t i)
+{
+    return i == TG_JDOC_NONE || d->nodes[i].type == TG_JSON_NULL;
+}
+
+#endif

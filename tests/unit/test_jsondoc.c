@@ -1,0 +1,128 @@
+/*
+ * Flat JSON documents: structure, member lookup, raw bytes, unescaping, numbers, and what is not one JSON value.
+ */
+#include "tollgate/jsondoc.h"
+#include "unit.h"
+
+static void test_structure(void)
+{
+    const char *t = " {\"a\": [1, {\"b\": \"x\"}, null], \"c\": {\"d\": true}, \"a\": 2} ";
+    tg_jdoc_t d;
+    T_EQ_INT(tg_jdoc_parse(&d, t, strlen(t)), 0);
+    T_EQ_INT(tg_jdoc_type(&d, 0), TG_JSON_OBJECT);
+    T_EQ_INT(tg_jdoc_node(&d, 0)->count, 3);
+    T_EQ_IOV(tg_jdoc_raw(&d, 0), "{\"a\": [1, {\"b\": \"x\"}, null], \"c\": {\"d\": true}, \"a\": 2}");
+    uint32_t a = tg_jdoc_get(&d, 0, "a"); /* the first of two */
+    T_EQ_INT(tg_jdoc_type(&d, a), TG_JSON_ARRAY);
+    T_EQ_INT(tg_jdoc_node(&d, a)->count, 3);
+    T_EQ_IOV(tg_jdoc_key(&d, a), "a");
+    uint32_t one = tg_jdoc_node(&d, a)->child;
+    T_EQ_IOV(tg_jdoc_raw(&d, one), "1");
+    T_EQ_IOV(tg_jdoc_key(&d, one), ""); /* an array element has no key */
+    uint32_t obj = tg_jdoc_node(&d, one)->next;
+    T_OK(tg_jdoc_str_eq(&d, tg_jdoc_get(&d, obj, "b"), "x"));
+    uint32_t nul = tg_jdoc_node(&d, obj)->next;
+    T_OK(tg_jdoc_is_null(&d, nul));
+    T_EQ_INT(tg_jdoc_node(&d, nul)->next, TG_JDOC_NONE);
+    /* lookups chain through absent members */
+    T_EQ_INT(tg_jdoc_get(&d, tg_jdoc_get(&d, 0, "nope"), "d"), TG_JDOC_NONE);
+    T_EQ_INT(tg_jdoc_get(&d, a, "b"), TG_JDOC_NONE); /* not an object */
+    T_EQ_INT(tg_jdoc_type(&d, tg_jdoc_get(&d, tg_jdoc_get(&d, 0, "c"), "d")), TG_JSON_TRUE);
+    T_OK(tg_jdoc_is_null(&d, TG_JDOC_NONE));
+    tg_jdoc_free(&d);
+}
+
+static void test_strings(void)
+{
+    const char *t = "{\"k\\\"q\": \"a\\\"b\\\\c\\/d\\n\\u00e9\\u2603\\ud83d\\ude00\\ud800x\", \"plain\": \"p\"}";
+    tg_jdoc_t d;
+    T_EQ_INT(tg_jdoc_parse(&d, t, strlen(t)), 0);
+    uint32_t v = tg_jdoc_node(&d, 0)->child;
+    T_EQ_IOV(tg_jdoc_key(&d, v), "k\\\"q"); /* keys as written */
+    T_EQ_INT(tg_jdoc_get(&d, 0, "k\"q"), TG_JDOC_NONE);
+    tg_buf_t b;
+    tg_buf_init(&b, 1024);
+    T_EQ_INT(tg_jdoc_str(&d, v, &b), 0);
+    tg_buf_cstr(&b);
+    T_EQ_STR(b.base, "a\"b\\c/d\n\xc3\xa9\xe2\x98\x83\xf0\x9f\x98\x80\xef\xbf\xbdx");
+    T_OK(tg_jdoc_str_eq(&d, v, "a\"b\\c/d\n\xc3\xa9\xe2\x98\x83\xf0\x9f\x98\x80\xef\xbf\xbdx"));
+    T_OK(!tg_jdoc_str_eq(&d, v, "a\"b"));
+    T_EQ_IOV(tg_jdoc_str_raw(&d, tg_jdoc_get(&d, 0, "plain")), "p");
+    T_EQ_INT(tg_jdoc_str(&d, 0, &b), -1); /* not a string */
+    tg_buf_free(&b);
+    tg_jdoc_free(&d);
+}
+
+static void test_numbers(void)
+{
+    const char *t = "[0, -42, 1.5, 2e3, 123456789012345678, 1234567890123456789]";
+    tg_jdoc_t d;
+    T_EQ_INT(tg_jdoc_parse(&d, t, strlen(t)), 0);
+    uint32_t i = tg_jdoc_node(&d, 0)->child;
+    int64_t v = 7;
+    double x;
+    T_EQ_INT(tg_jdoc_int(&d, i, &v), 0);
+    T_EQ_INT(v, 0);
+    i = tg_jdoc_node(&d, i)->next;
+    T_EQ_INT(tg_jdoc_int(&d, i, &v), 0);
+    T_EQ_INT(v, -42);
+    i = tg_jdoc_node(&d, i)->next;
+    T_EQ_INT(tg_jdoc_int(&d, i, &v), -1);
+    T_EQ_INT(tg_jdoc_number(&d, i, &x), 0);
+    T_OK(x == 1.5);
+    i = tg_jdoc_node(&d, i)->next;
+    T_EQ_INT(tg_jdoc_int(&d, i, &v), -1);
+    T_EQ_INT(tg_jdoc_number(&d, i, &x), 0);
+    T_OK(x == 2000);
+    i = tg_jdoc_node(&d, i)->next;
+    T_EQ_INT(tg_jdoc_int(&d, i, &v), 0);
+    T_EQ_INT(v, 123456789012345678LL);
+    i = tg_jdoc_node(&d, i)->next;
+    T_EQ_INT(tg_jdoc_int(&d, i, &v), -1); /* 19 digits: refused rather than overflowed */
+    T_EQ_INT(tg_jdoc_int(&d, TG_JDOC_NONE, &v), -1);
+    tg_jdoc_free(&d);
+}
+
+static void test_not_one_value(void)
+{
+    static const char *const bad[] = {"", "  ", "{", "{}{}", "[1] 2", "{\"a\":}", "nul", "{\"a\":1,}", "\"\\x\""};
+    for (size_t i = 0; i != TG_ARRAY_SIZE(bad); ++i) {
+        tg_jdoc_t d;
+        T_EQ_INT(tg_jdoc_parse(&d, bad[i], strlen(bad[i])), -1);
+        tg_jdoc_free(&d);
+    }
+    tg_jdoc_t d;
+    T_EQ_INT(tg_jdoc_parse(&d, NULL, 0), -1);
+    tg_jdoc_free(&d);
+}
+
+/* Deeper than the scanner records: the deep part has no nodes, but the outer value's bytes cover it. */
+static void test_deep(void)
+{
+    char t[2 * 40 + 16];
+    size_t n = 0;
+    t[n++] = '{';
+    memcpy(t + n, "\"x\":", 4);
+    n += 4;
+    for (int i = 0; i != 40; ++i)
+        t[n++] = '[';
+    for (int i = 0; i != 40; ++i)
+        t[n++] = ']';
+    t[n++] = '}';
+    tg_jdoc_t d;
+    T_EQ_INT(tg_jdoc_parse(&d, t, n), 0);
+    uint32_t x = tg_jdoc_get(&d, 0, "x");
+    T_EQ_INT(tg_jdoc_raw(&d, x).len, 80);
+    T_OK(d.num < 40);
+    tg_jdoc_free(&d);
+}
+
+int main(void)
+{
+    T_RUN(test_structure);
+    T_RUN(test_strings);
+    T_RUN(test_numbers);
+    T_RUN(test_not_one_value);
+    T_RUN(test_deep);
+    return unit_done("test_jsondoc");
+}
