@@ -37,6 +37,11 @@ void tg_pricing_alias(tg_pricing_t *t, const char *provider, const char *target)
  */
 bool tg_pricing_find(const tg_pricing_t *t, const char *provider, const char *model, tg_price_t *out);
 
+/* The table's entries in (provider, model) order, for listing: the provider and model of entry i < count.
+ * Aliased providers have no entries of their own. */
+size_t tg_pricing_count(const tg_pricing_t *t);
+void tg_pricing_entry(const tg_pricing_t *t, size_t i, const char **provider, const char **model);
+
 /* The cost of `u` at `p` in USD, or -1 when the usage has no prompt count. */
 double tg_cost(const tg_price_t *p, const tg_usage_t *u);
 

@@ -6,6 +6,7 @@
 #include "tollgate/compat.h"
 #include "tollgate/error.h"
 #include "tollgate/jsonscan.h"
+#include "tollgate/pricing.h"
 #include "tollgate/proxy.h"
 #include "tollgate/recorder.h"
 #include "tollgate/router.h"
@@ -130,13 +131,27 @@ static const tg_header_t *rekey_headers(tg_req_t *req, const char *key_header, s
     return out;
 }
 
-/* ---- chat completions ------------------------------------------------------------------------------------ */
+/* ---- chat completions and embeddings ---------------------------------------------------------------------- */
 
-static void chat_completions(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_iovec_t endpoint)
+typedef enum { EP_CHAT, EP_EMBEDDINGS } endpoint_t;
+
+/* The native path of `ep` for an OpenAI-shaped provider whose chat completions path is `chat_path`. */
+static const char *native_path(tg_req_t *req, const char *chat_path, endpoint_t ep)
+{
+    if (ep == EP_CHAT)
+        return chat_path;
+    size_t base = strlen(chat_path) - (sizeof("chat/completions") - 1); /* "" or "v1/" */
+    char *p = tg_mem_alloc_pool(&req->pool, base + sizeof("embeddings"));
+    memcpy(p, chat_path, base);
+    memcpy(p + base, "embeddings", sizeof("embeddings"));
+    return p;
+}
+
+static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_iovec_t endpoint, endpoint_t ep)
 {
     const tg_config_t *cfg = req->config;
     if (!tg_iov_eq(req->method_name, TG_LIT("POST"))) {
-        tg_http_send_error(req, TG_E_METHOD_NOT_ALLOWED, "compat/chat/completions is for POST");
+        tg_http_send_error(req, TG_E_METHOD_NOT_ALLOWED, "compat/%.*s is for POST", (int)endpoint.len, endpoint.base);
         return;
     }
     model_find_t mf;
@@ -176,6 +191,14 @@ static void chat_completions(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *
                            slug, gw->account, gw->id, slug);
         return;
     }
+    if (ep == EP_EMBEDDINGS && dialect != TG_DIALECT_OPENAI) {
+        tg_http_send_error(req, TG_E_INVALID_PROVIDER,
+                           "Provider \"%s\" has no embeddings endpoint the unified API reaches; use an OpenAI-shaped "
+                           "provider (openai, mistral, workers-ai, a custom provider, ...)",
+                           slug);
+        return;
+    }
+    path = native_path(req, path, ep);
     req->log_provider = slug;
     int64_t timeout = tg_router_request_timeout(req);
     if (timeout < 0) {
@@ -235,14 +258,58 @@ static void chat_completions(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *
     tg_cache_route(req, w, &target);
 }
 
+/* ---- models ---------------------------------------------------------------------------------------------- */
+
+/* GET compat/models: the models the gateway knows (its price table, shipped and configured) for the providers the
+ * unified API reaches, as OpenAI's model list with ids that the unified API takes. */
+static void models(tg_req_t *req)
+{
+    if (!tg_iov_eq(req->method_name, TG_LIT("GET")) && !tg_iov_eq(req->method_name, TG_LIT("HEAD"))) {
+        tg_http_send_error(req, TG_E_METHOD_NOT_ALLOWED, "compat/models is for GET");
+        return;
+    }
+    const tg_pricing_t *t = req->config->pricing;
+    tg_buf_t out;
+    tg_buf_init(&out, 64u << 20);
+    tg_buf_append_str(&out, "{\"object\":\"list\",\"data\":[");
+    size_t n = t != NULL ? tg_pricing_count(t) : 0, k = 0;
+    for (size_t i = 0; i != n; ++i) {
+        const char *provider, *model;
+        tg_pricing_entry(t, i, &provider, &model);
+        bool reached = strncmp(provider, "custom-", 7) == 0;
+        for (size_t r = 0; r != TG_ARRAY_SIZE(routes) && !reached; ++r)
+            reached = strcmp(routes[r].slug, provider) == 0;
+        if (!reached)
+            continue;
+        tg_buf_append_str(&out, k++ != 0 ? ",{\"id\":\"" : "{\"id\":\"");
+        tg_buf_append_json_escaped(&out, provider, strlen(provider));
+        tg_buf_append_str(&out, "/");
+        tg_buf_append_json_escaped(&out, model, strlen(model));
+        tg_buf_append_str(&out, "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"");
+        tg_buf_append_json_escaped(&out, provider, strlen(provider));
+        tg_buf_append_str(&out, "\"}");
+    }
+    tg_buf_append_str(&out, "]}");
+    tg_http_send_simple(req, 200, "application/json", out.base, out.len);
+    tg_buf_free(&out);
+}
+
 void tg_compat_handle(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_iovec_t endpoint)
 {
     if (tg_iov_eq(endpoint, TG_LIT("chat/completions"))) {
-        chat_completions(req, w, gw, endpoint);
+        forward(req, w, gw, endpoint, EP_CHAT);
+        return;
+    }
+    if (tg_iov_eq(endpoint, TG_LIT("embeddings"))) {
+        forward(req, w, gw, endpoint, EP_EMBEDDINGS);
+        return;
+    }
+    if (tg_iov_eq(endpoint, TG_LIT("models"))) {
+        models(req);
         return;
     }
     tg_http_send_error(req, TG_E_NOT_FOUND,
                        "No such unified-API endpoint \"compat/%.*s\"; this version serves POST "
-                       "/v1/%s/%s/compat/chat/completions",
+                       "/v1/%s/%s/compat/chat/completions, POST .../compat/embeddings and GET .../compat/models",
                        (int)TG_MIN(endpoint.len, 128), endpoint.base, gw->account, gw->id);
 }

@@ -62,6 +62,17 @@ void tg_pricing_set(tg_pricing_t *t, const char *provider, const char *model, co
     t->n++;
 }
 
+size_t tg_pricing_count(const tg_pricing_t *t)
+{
+    return t->n;
+}
+
+void tg_pricing_entry(const tg_pricing_t *t, size_t i, const char **provider, const char **model)
+{
+    *provider = t->entries[i].provider;
+    *model = t->entries[i].model;
+}
+
 void tg_pricing_alias(tg_pricing_t *t, const char *provider, const char *target)
 {
     for (size_t i = 0; i != t->num_aliases; ++i) {

@@ -2,7 +2,8 @@
 // "{provider}/{model}", the provider stand-in behind the gateway as an Anthropic-shaped provider (the request is
 // translated to the Messages API and the answer back to a chat completion, whole or streamed, tool calls and
 // errors included) and as OpenAI-shaped providers (the client's bytes with only the model's value replaced).
-// Also: the gateway's own 400s, cf-aig-provider / cf-aig-model, caching of compat answers, and log records.
+// Also: the gateway's own 400s, cf-aig-provider / cf-aig-model, caching of compat answers, log records,
+// compat/embeddings and compat/models.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -783,5 +784,71 @@ describe('log records of compat calls', () => {
     assert.equal(erec.model, 'claude-x');
     assert.equal(erec.status_code, 429);
     assert.equal(erec.success, false);
+  });
+});
+
+describe('compat/embeddings and compat/models', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({
+      config: {
+        providers: providers(),
+        pricing: { 'custom-acme': { 'acme-embed': { input: 0.01, output: 0 } } },
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('embeddings reach the OpenAI-shaped provider\'s embeddings path with the prefix removed', async () => {
+    s.reset();
+    const client = clientFor(gw);
+    const { data: res, response } = await client.embeddings
+      .create({ model: 'openai/text-embedding-3-small', input: ['one two', 'three'] })
+      .withResponse();
+    assert.equal(res.data.length, 2);
+    assert.equal(res.data[0].embedding.length, 8);
+    assert.equal(response.headers.get('cf-aig-provider'), 'openai');
+    assert.equal(response.headers.get('cf-aig-model'), 'text-embedding-3-small');
+    const { rec, body } = only();
+    assert.equal(rec.path, '/v1/embeddings');
+    assert.equal(body.model, 'text-embedding-3-small');
+    assert.deepEqual(body.input, ['one two', 'three']);
+    assert.equal(rec.headers.authorization, `Bearer ${KEY}`);
+
+    s.reset();
+    await client.embeddings.create({ model: 'custom-acme/acme-embed', input: 'x' });
+    assert.equal(only().rec.path, '/acme/v1/embeddings');
+  });
+
+  test('embeddings for anthropic (no embeddings API): 400, code 2008, saying so', async () => {
+    s.reset();
+    const res = await fetch(gw.base('compat/embeddings'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'anthropic/claude-x', input: 'x' }),
+    });
+    assert.equal(res.status, 400);
+    assert.match(assertEnvelope(await res.text(), 400, 2008), /no embeddings endpoint/);
+    assert.equal(s.requests.length, 0);
+  });
+
+  test('models: the price table\'s models of the providers the unified API reaches, as "{provider}/{model}"', async () => {
+    const client = clientFor(gw);
+    const ids = [];
+    for await (const m of client.models.list()) {
+      assert.equal(m.object, 'model');
+      assert.equal(m.owned_by, m.id.split('/')[0]);
+      ids.push(m.id);
+    }
+    assert.ok(ids.includes('openai/gpt-5-mini'), 'a shipped OpenAI model');
+    assert.ok(ids.some((id) => id.startsWith('anthropic/claude')), 'an Anthropic model');
+    assert.ok(ids.includes('custom-acme/acme-embed'), 'a model priced in the config');
+    assert.ok(!ids.some((id) => id.startsWith('aws-bedrock/') || id.startsWith('google-vertex-ai/')),
+      'no provider the unified API does not reach');
+    assert.equal(new Set(ids).size, ids.length);
+    const bad = await fetch(gw.base('compat/models'), { method: 'POST', body: '{}' });
+    assert.equal(bad.status, 405);
   });
 });
