@@ -4,7 +4,8 @@
  *
  * The first byte picks the entry point: '0' a request (the rest is the body), '1' a whole answer, '2' an error
  * answer, '3' a stream (the rest is the provider's SSE text, fed whole and then in pieces whose sizes come from
- * the text itself). Built with libFuzzer by `make fuzz`; `make test` replays fuzz/corpus/xlate through
+ * the text itself), for an OpenAI client and an Anthropic provider; '4' to '7' the same for an Anthropic client
+ * and an OpenAI-shaped provider. Built with libFuzzer by `make fuzz`; `make test` replays fuzz/corpus/xlate through
  * fuzz/replay.c under ASan+UBSan.
  */
 #include <stdint.h>
@@ -13,6 +14,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static tg_dialect_t client, provider;
+
 static void stream(const char *p, size_t n)
 {
     tg_xlate_req_info_t info = {.stream = true, .include_usage = n % 2 == 0};
@@ -20,11 +23,11 @@ static void stream(const char *p, size_t n)
     tg_buf_init(&a, 64u << 20);
     tg_buf_init(&b, 64u << 20);
     tg_xlate_stream_t s;
-    tg_xlate_stream_init(&s, TG_DIALECT_ANTHROPIC, &info, 1700000000);
+    tg_xlate_stream_init(&s, client, provider, &info, 1700000000);
     tg_xlate_stream_feed(&s, p, n, &a);
     tg_xlate_stream_finish(&s, &a);
     tg_xlate_stream_dispose(&s);
-    tg_xlate_stream_init(&s, TG_DIALECT_ANTHROPIC, &info, 1700000000);
+    tg_xlate_stream_init(&s, client, provider, &info, 1700000000);
     for (size_t off = 0, i = 0; off < n; ++i) {
         size_t step = 1 + (unsigned char)p[i % n] % 17;
         step = step < n - off ? step : n - off;
@@ -47,18 +50,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     tg_buf_t out;
     tg_buf_init(&out, 64u << 20);
-    switch (data[0]) {
+    bool to_openai = data[0] >= '4' && data[0] <= '7';
+    client = to_openai ? TG_DIALECT_ANTHROPIC : TG_DIALECT_OPENAI;
+    provider = to_openai ? TG_DIALECT_OPENAI : TG_DIALECT_ANTHROPIC;
+    switch (to_openai ? data[0] - 4 : data[0]) {
     case '0': {
         tg_xlate_req_info_t info;
         char err[256];
-        tg_xlate_request(TG_DIALECT_ANTHROPIC, p, n, "m", &out, &info, err, sizeof(err));
+        tg_xlate_opts_t o = {.model = "m", .max_completion_tokens = n % 2 == 0, .ask_usage = n % 3 == 0};
+        tg_xlate_request(client, provider, p, n, &o, &out, &info, err, sizeof(err));
         break;
     }
     case '1':
-        tg_xlate_response(TG_DIALECT_ANTHROPIC, p, n, 1700000000, &out);
+        tg_xlate_response(client, provider, p, n, 1700000000, &out);
         break;
     case '2':
-        tg_xlate_error(TG_DIALECT_ANTHROPIC, 400 + (int)(n % 200), p, n, &out);
+        tg_xlate_error(client, provider, 400 + (int)(n % 200), p, n, &out);
         break;
     case '3':
         stream(p, n);

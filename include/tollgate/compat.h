@@ -1,6 +1,8 @@
 /*
  * The unified API (SPEC.md section 3): POST /v1/{account}/{gateway}/compat/chat/completions with
- * "model": "{provider}/{model}" reaches any provider with an OpenAI Chat Completions body.
+ * "model": "{provider}/{model}" reaches any provider with an OpenAI Chat Completions body; POST .../compat/v1/messages
+ * does the same for clients of Anthropic's Messages API; POST .../compat/embeddings forwards OpenAI embeddings
+ * requests; GET .../compat/models lists the models of the price table under their unified names.
  *
  * The provider prefix picks the upstream; the rest of the string is the model sent there. An OpenAI-shaped
  * provider gets the client's body with only the model's value replaced (every other byte as sent) at its own

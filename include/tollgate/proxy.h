@@ -25,7 +25,8 @@ typedef struct st_tg_proxy_target_t {
     const tg_header_t *headers; /* the request headers to send, when not the client's (still filtered) */
     size_t num_headers;
     tg_iovec_t cache_path;      /* the path the cache key names, when not native_path (the client's endpoint) */
-    tg_dialect_t dialect;       /* the answer is translated from this dialect to OpenAI's (xlate.h) */
+    tg_dialect_t client;        /* the client's dialect and the provider's: the answer is translated when they */
+    tg_dialect_t dialect;       /* differ (xlate.h) */
     tg_xlate_req_info_t xlate;
 } tg_proxy_target_t;
 

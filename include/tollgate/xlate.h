@@ -2,13 +2,16 @@
  * Translation between API dialects, as pure functions: bytes in, bytes out, no event loop, no clock (the caller
  * passes the time), no allocation that outlives a call except inside a stream state it owns.
  *
- * The unified API (compat.h) speaks OpenAI Chat Completions to the client. For a provider with another dialect the
- * request is rewritten into that dialect on the way up and the answer rewritten back on the way down:
+ * The unified API (compat.h) speaks a client dialect (OpenAI Chat Completions, or Anthropic Messages) to the
+ * client. When the provider speaks another one, the request is rewritten into the provider's dialect on the way up
+ * and the answer rewritten back on the way down:
  *
- *   request    OpenAI chat completion body  -> provider body      tg_xlate_request
- *   answer     provider JSON body           -> chat.completion     tg_xlate_response
- *   stream     provider event stream        -> chat.completion.chunk events, fed in any pieces (tg_xlate_stream_*)
- *   error      provider error body          -> OpenAI error shape  tg_xlate_error
+ *   request    client body                  -> provider body         tg_xlate_request
+ *   answer     provider JSON body           -> client answer          tg_xlate_response
+ *   stream     provider event stream        -> client event stream, fed in any pieces (tg_xlate_stream_*)
+ *   error      provider error body          -> client error shape     tg_xlate_error
+ *
+ * The pairs translated: OpenAI client with an Anthropic provider, Anthropic client with an OpenAI-shaped provider.
  *
  * A request member that the target provider cannot honour is refused (tg_xlate_request returns -1 with a message
  * naming it), never silently dropped; doc/unified-api.md lists what maps to what. Stream translation holds at most
@@ -23,9 +26,16 @@
 #define TG_XLATE_MAX_EVENT (1u << 20)
 
 typedef enum {
-    TG_DIALECT_OPENAI,    /* OpenAI chat completions (no translation) */
+    TG_DIALECT_OPENAI,    /* OpenAI Chat Completions */
     TG_DIALECT_ANTHROPIC, /* Anthropic Messages */
 } tg_dialect_t;
+
+/* How a request is translated. */
+typedef struct st_tg_xlate_opts_t {
+    const char *model;          /* the provider's model name (the part after "{provider}/") */
+    bool max_completion_tokens; /* to OpenAI: the limit as max_completion_tokens (OpenAI's own API) */
+    bool ask_usage;             /* to OpenAI, streamed: ask for the usage chunk (stream_options.include_usage) */
+} tg_xlate_opts_t;
 
 /* What the translated request asked for, which the answer's translation needs. */
 typedef struct st_tg_xlate_req_info_t {
@@ -34,29 +44,32 @@ typedef struct st_tg_xlate_req_info_t {
 } tg_xlate_req_info_t;
 
 /*
- * Rewrites an OpenAI chat completion request `body` for `dialect`, with `model` (the provider's model name, the
- * part after "{provider}/") in place of the client's model. Appends the new body to `out`. Returns 0, or -1 with a
- * message in `err` (NUL-terminated, cut to errsz) that names the member at fault and says what to do.
+ * Rewrites a `client` request body for the `provider` dialect, with o->model in place of the client's model.
+ * Appends the new body to `out`. Returns 0, or -1 with a message in `err` (NUL-terminated, cut to errsz) that names
+ * the member at fault and says what to do.
  */
-int tg_xlate_request(tg_dialect_t dialect, const char *body, size_t len, const char *model, tg_buf_t *out,
-                     tg_xlate_req_info_t *info, char *err, size_t errsz);
+int tg_xlate_request(tg_dialect_t client, tg_dialect_t provider, const char *body, size_t len,
+                     const tg_xlate_opts_t *o, tg_buf_t *out, tg_xlate_req_info_t *info, char *err, size_t errsz);
 
 /*
- * Rewrites a provider's complete 2xx JSON answer as a chat.completion with `created` (Unix seconds). Returns 0, or
- * -1 when the body is not the provider's answer shape (`out` is then unspecified).
+ * Rewrites a provider's complete 2xx JSON answer in the client's dialect (a chat.completion with `created`, Unix
+ * seconds; or a message). Returns 0, or -1 when the body is not the provider's answer shape.
  */
-int tg_xlate_response(tg_dialect_t dialect, const char *body, size_t len, int64_t created, tg_buf_t *out);
+int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const char *body, size_t len, int64_t created,
+                      tg_buf_t *out);
 
 /*
- * Rewrites a provider's error answer (any status >= 400, any body) as OpenAI's error shape:
- * {"error":{"message","type","param","code"}}. The provider's message and error type are kept; a body that is not
- * the provider's error shape becomes the message as text (cut to 4 KiB).
+ * Rewrites a provider's error answer (any status >= 400, any body) in the client's error shape: OpenAI's
+ * {"error":{"message","type","param","code"}} or Anthropic's {"type":"error","error":{"type","message"}}. The
+ * provider's message is kept (and its error type, or one from the status); a body that is not an error shape
+ * becomes the message as text (cut to 4 KiB).
  */
-void tg_xlate_error(tg_dialect_t dialect, int status, const char *body, size_t len, tg_buf_t *out);
+void tg_xlate_error(tg_dialect_t client, tg_dialect_t provider, int status, const char *body, size_t len,
+                    tg_buf_t *out);
 
 /* An event stream being translated. */
 typedef struct st_tg_xlate_stream_t {
-    tg_dialect_t dialect;
+    tg_dialect_t client, provider;
     tg_xlate_req_info_t info;
     int64_t created;
     tg_buf_t line;     /* a line of the provider's stream not complete yet */
@@ -67,22 +80,32 @@ typedef struct st_tg_xlate_stream_t {
     char id[128];      /* of the answer, for every chunk */
     char model[128];
     char finish[24];   /* finish_reason, once known */
-    /* tool calls: the provider's content block index of each call, in order (the OpenAI index is the position) */
+    /* tool calls: to OpenAI, the provider's content block index of each call, in order (the OpenAI index is the
+     * position); to Anthropic, the content block of OpenAI's call i (-1: not started) */
     int tool_block[64];
     unsigned num_tools;
+    /* to Anthropic: message_start sent, blocks started so far, the open one (-1: none) and whether it is text */
+    bool started;
+    unsigned num_blocks;
+    int open_block;
+    bool text_open;
     /* usage, as reported so far: -1 until seen */
     int64_t input, output, cache_read, cache_write;
 } tg_xlate_stream_t;
 
-void tg_xlate_stream_init(tg_xlate_stream_t *s, tg_dialect_t dialect, const tg_xlate_req_info_t *info, int64_t created);
+void tg_xlate_stream_init(tg_xlate_stream_t *s, tg_dialect_t client, tg_dialect_t provider,
+                          const tg_xlate_req_info_t *info, int64_t created);
 void tg_xlate_stream_dispose(tg_xlate_stream_t *s);
-/* Feeds the provider's bytes; appends the client's SSE bytes to `out`. */
+/* Feeds the provider's bytes; appends the client's SSE bytes to `out` (chat.completion.chunk events ending in
+ * [DONE] for an OpenAI client; message_start ... message_stop for an Anthropic one). */
 void tg_xlate_stream_feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out);
 /* The provider's stream ended: appends what is left to send. A stream that ends before the provider said the answer
  * was over gets an error event instead of [DONE], so the client cannot take a cut answer for a whole one. */
 void tg_xlate_stream_finish(tg_xlate_stream_t *s, tg_buf_t *out);
 
-/* The OpenAI finish_reason for an Anthropic stop_reason (NULL in, "stop" out for unknown reasons). */
+/* The OpenAI finish_reason for an Anthropic stop_reason (NULL in, "stop" out for unknown reasons), and the
+ * Anthropic stop_reason for an OpenAI finish_reason ("end_turn" for unknown ones). */
 const char *tg_xlate_anthropic_finish(const char *stop_reason);
+const char *tg_xlate_openai_stop_reason(const char *finish_reason);
 
 #endif

@@ -10,6 +10,7 @@
 #include "tollgate/proxy.h"
 #include "tollgate/recorder.h"
 #include "tollgate/router.h"
+#include "tollgate/streamusage.h"
 #include "tollgate/xlate.h"
 
 /* The providers the unified API reaches: their dialect and the native path of their chat completions endpoint. */
@@ -131,14 +132,43 @@ static const tg_header_t *rekey_headers(tg_req_t *req, const char *key_header, s
     return out;
 }
 
-/* ---- chat completions and embeddings ---------------------------------------------------------------------- */
+/* The client's headers for an OpenAI-shaped provider when the client speaks Anthropic's dialect: its
+ * "x-api-key: KEY" becomes "Authorization: Bearer KEY" (unless it sent Authorization itself), and Anthropic's own
+ * version and beta headers stay behind. */
+static const tg_header_t *bearer_headers(tg_req_t *req, size_t *num)
+{
+    tg_header_t *out = tg_mem_alloc_pool(&req->pool, sizeof(*out) * (req->num_headers + 1));
+    bool has_auth = tg_http_find_header(req, TG_LIT("authorization")) != NULL;
+    size_t n = 0;
+    for (size_t i = 0; i != req->num_headers; ++i) {
+        const tg_header_t *h = &req->headers[i];
+        if (tg_iov_eq_ci(h->name, TG_LIT("anthropic-version")) || tg_iov_eq_ci(h->name, TG_LIT("anthropic-beta")))
+            continue;
+        if (tg_iov_eq_ci(h->name, TG_LIT("x-api-key"))) {
+            if (!has_auth) {
+                tg_iovec_t key = tg_iov_trim(h->value);
+                char *v = tg_mem_alloc_pool(&req->pool, key.len + 7);
+                memcpy(v, "Bearer ", 7);
+                memcpy(v + 7, key.base, key.len);
+                out[n++] = (tg_header_t){tg_iov(TG_LIT("authorization")), tg_iov(v, key.len + 7)};
+                has_auth = true;
+            }
+            continue;
+        }
+        out[n++] = *h;
+    }
+    *num = n;
+    return out;
+}
 
-typedef enum { EP_CHAT, EP_EMBEDDINGS } endpoint_t;
+/* ---- chat completions, messages and embeddings ------------------------------------------------------------ */
 
-/* The native path of `ep` for an OpenAI-shaped provider whose chat completions path is `chat_path`. */
+typedef enum { EP_CHAT, EP_MESSAGES, EP_EMBEDDINGS } endpoint_t;
+
+/* The native path of `ep` for a provider whose chat path (chat completions, or messages) is `chat_path`. */
 static const char *native_path(tg_req_t *req, const char *chat_path, endpoint_t ep)
 {
-    if (ep == EP_CHAT)
+    if (ep != EP_EMBEDDINGS)
         return chat_path;
     size_t base = strlen(chat_path) - (sizeof("chat/completions") - 1); /* "" or "v1/" */
     char *p = tg_mem_alloc_pool(&req->pool, base + sizeof("embeddings"));
@@ -214,11 +244,12 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
         .native_path = tg_iov_str(path),
         .first_byte_timeout_ms = (uint64_t)timeout,
         .cache_path = tg_iov(endpoint.base - (sizeof("compat/") - 1), endpoint.len + sizeof("compat/") - 1),
+        .client = ep == EP_MESSAGES ? TG_DIALECT_ANTHROPIC : TG_DIALECT_OPENAI,
         .dialect = dialect,
     };
     tg_buf_t body;
     tg_buf_init(&body, (size_t)cfg->max_request_body + (1u << 20));
-    if (dialect == TG_DIALECT_OPENAI) {
+    if (target.client == dialect) {
         /* the client's bytes, the model's value replaced */
         tg_buf_append(&body, req->body.base, (size_t)mf.start);
         tg_buf_append(&body, "\"", 1);
@@ -227,13 +258,21 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
         tg_buf_append(&body, req->body.base + mf.end, req->body.len - (size_t)mf.end);
     } else {
         char err[512];
-        if (tg_xlate_request(dialect, req->body.base, req->body.len, model, &body, &target.xlate, err,
+        tg_xlate_opts_t o = {
+            .model = model,
+            .max_completion_tokens = strcmp(slug, "openai") == 0,
+            .ask_usage = tg_streamusage_provider_ok(slug),
+        };
+        if (tg_xlate_request(target.client, dialect, req->body.base, req->body.len, &o, &body, &target.xlate, err,
                              sizeof(err)) != 0) {
             tg_buf_free(&body);
             tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY, "%s", err);
             return;
         }
-        target.headers = rekey_headers(req, TG_LIT("x-api-key"), &target.num_headers);
+        if (dialect == TG_DIALECT_ANTHROPIC)
+            target.headers = rekey_headers(req, TG_LIT("x-api-key"), &target.num_headers);
+        else
+            target.headers = bearer_headers(req, &target.num_headers);
     }
     target.body = tg_iov(tg_mem_strdup_pool(&req->pool, body.base, body.len), body.len);
     tg_buf_free(&body);
@@ -304,12 +343,17 @@ void tg_compat_handle(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_
         forward(req, w, gw, endpoint, EP_EMBEDDINGS);
         return;
     }
+    if (tg_iov_eq(endpoint, TG_LIT("v1/messages"))) {
+        forward(req, w, gw, endpoint, EP_MESSAGES);
+        return;
+    }
     if (tg_iov_eq(endpoint, TG_LIT("models"))) {
         models(req);
         return;
     }
     tg_http_send_error(req, TG_E_NOT_FOUND,
                        "No such unified-API endpoint \"compat/%.*s\"; this version serves POST "
-                       "/v1/%s/%s/compat/chat/completions, POST .../compat/embeddings and GET .../compat/models",
+"/v1/%s/%s/compat/chat/completions, POST .../compat/v1/messages, POST .../compat/embeddings and GET "
+                       ".../compat/models",
                        (int)TG_MIN(endpoint.len, 128), endpoint.base, gw->account, gw->id);
 }

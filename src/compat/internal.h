@@ -21,14 +21,23 @@ void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta_
 /* The usage object of a chat completion from the counts (input counts only uncached, uncreated prompt tokens:
  * Anthropic's way; the prompt total is their sum). */
 void tg_xlate_put_usage(tg_buf_t *out, int64_t input, int64_t output, int64_t cache_read, int64_t cache_write);
-/* An error in the stream: `data: {"error":{...}}` (the OpenAI SDK raises it as an API error). */
+/* An error in the stream, in the client's dialect: `data: {"error":{...}}` (the OpenAI SDK raises it as an API error)
+ * or Anthropic's `event: error`; the stream is over (s->done). */
 void tg_xlate_emit_stream_error(tg_xlate_stream_t *s, tg_buf_t *out, const char *type, const char *message,
                                 size_t len);
 
-/* Anthropic */
+/* OpenAI client, Anthropic provider (anthropic.c) */
 int tg_xlate_anthropic_request(const tg_jdoc_t *req, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info,
                                char *err, size_t errsz);
 int tg_xlate_anthropic_response(const tg_jdoc_t *resp, int64_t created, tg_buf_t *out);
 void tg_xlate_anthropic_event(tg_xlate_stream_t *s, const char *data, size_t len, tg_buf_t *out);
+
+/* Anthropic client, OpenAI-shaped provider (openai.c) */
+int tg_xlate_messages_request(const tg_jdoc_t *req, const tg_xlate_opts_t *o, tg_buf_t *out, tg_xlate_req_info_t *info,
+                              char *err, size_t errsz);
+int tg_xlate_chat_response(const tg_jdoc_t *resp, tg_buf_t *out);
+void tg_xlate_openai_event(tg_xlate_stream_t *s, const char *data, size_t len, tg_buf_t *out);
+/* Anthropic's error type for an HTTP status. */
+const char *tg_xlate_anthropic_error_type(int status);
 
 #endif

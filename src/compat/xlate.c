@@ -49,17 +49,24 @@ void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta,
 void tg_xlate_emit_stream_error(tg_xlate_stream_t *s, tg_buf_t *out, const char *type, const char *message,
                                 size_t len)
 {
-    tg_buf_append_str(out, "data: {\"error\":{");
-    tg_xlate_put_str(out, false, "message", message, len);
-    tg_xlate_put_str(out, true, "type", type, strlen(type));
-    tg_buf_append_str(out, ",\"param\":null,\"code\":null}}\n\n");
+    if (s->client == TG_DIALECT_ANTHROPIC) {
+        tg_buf_append_str(out, "event: error\ndata: {\"type\":\"error\",\"error\":{");
+        tg_xlate_put_str(out, false, "type", type, strlen(type));
+        tg_xlate_put_str(out, true, "message", message, len);
+        tg_buf_append_str(out, "}}\n\n");
+    } else {
+        tg_buf_append_str(out, "data: {\"error\":{");
+        tg_xlate_put_str(out, false, "message", message, len);
+        tg_xlate_put_str(out, true, "type", type, strlen(type));
+        tg_buf_append_str(out, ",\"param\":null,\"code\":null}}\n\n");
+    }
     s->done = true;
 }
 
 /* ---- entry points ------------------------------------------------------------------------------------------ */
 
-int tg_xlate_request(tg_dialect_t dialect, const char *body, size_t len, const char *model, tg_buf_t *out,
-                     tg_xlate_req_info_t *info, char *err, size_t errsz)
+int tg_xlate_request(tg_dialect_t client, tg_dialect_t provider, const char *body, size_t len,
+                     const tg_xlate_opts_t *o, tg_buf_t *out, tg_xlate_req_info_t *info, char *err, size_t errsz)
 {
     memset(info, 0, sizeof(*info));
     tg_jdoc_t d;
@@ -68,33 +75,41 @@ int tg_xlate_request(tg_dialect_t dialect, const char *body, size_t len, const c
         r = tg_xlate_fail(err, errsz, "The request body is not valid JSON");
     else if (d.nodes[0].type != TG_JSON_OBJECT)
         r = tg_xlate_fail(err, errsz, "The request body must be a JSON object");
-    else if (dialect == TG_DIALECT_ANTHROPIC)
-        r = tg_xlate_anthropic_request(&d, model, out, info, err, errsz);
+    else if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_ANTHROPIC)
+        r = tg_xlate_anthropic_request(&d, o->model, out, info, err, errsz);
+    else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_OPENAI)
+        r = tg_xlate_messages_request(&d, o, out, info, err, errsz);
     else
         r = tg_xlate_fail(err, errsz, "no translation to this dialect");
     tg_jdoc_free(&d);
     return r;
 }
 
-int tg_xlate_response(tg_dialect_t dialect, const char *body, size_t len, int64_t created, tg_buf_t *out)
+int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const char *body, size_t len, int64_t created,
+                      tg_buf_t *out)
 {
     tg_jdoc_t d;
     int r = -1;
-    if (tg_jdoc_parse(&d, body, len) == 0 && d.nodes[0].type == TG_JSON_OBJECT && dialect == TG_DIALECT_ANTHROPIC)
-        r = tg_xlate_anthropic_response(&d, created, out);
+    if (tg_jdoc_parse(&d, body, len) == 0 && d.nodes[0].type == TG_JSON_OBJECT) {
+        if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_ANTHROPIC)
+            r = tg_xlate_anthropic_response(&d, created, out);
+        else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_OPENAI)
+            r = tg_xlate_chat_response(&d, out);
+    }
     tg_jdoc_free(&d);
     return r;
 }
 
 #define MAX_ERROR_TEXT 4096
 
-void tg_xlate_error(tg_dialect_t dialect, int status, const char *body, size_t len, tg_buf_t *out)
+void tg_xlate_error(tg_dialect_t client, tg_dialect_t provider, int status, const char *body, size_t len,
+                    tg_buf_t *out)
 {
     json_t *e = json_loadb(body, len, 0, NULL);
     const json_t *inner = json_object_get(e, "error");
     const char *type = NULL;
     const json_t *msg = NULL;
-    (void)dialect; /* Anthropic {"type":"error","error":{type,message}}, Google {"error":{code,message,status}} and
+    (void)provider; /* Anthropic {"type":"error","error":{type,message}}, Google {"error":{code,message,status}} and
                       OpenAI-shaped bodies all keep their error under "error" */
     if (json_is_object(inner)) {
         msg = json_object_get(inner, "message");
@@ -104,9 +119,11 @@ void tg_xlate_error(tg_dialect_t dialect, int status, const char *body, size_t l
     } else if (json_is_string(inner)) {
         msg = inner;
     }
-    if (type == NULL)
+    if (client == TG_DIALECT_ANTHROPIC) /* its SDK picks the error class by status; the type follows it */
+        type = tg_xlate_anthropic_error_type(status);
+    else if (type == NULL)
         type = status >= 500 ? "api_error" : "invalid_request_error";
-    tg_buf_append_str(out, "{\"error\":{");
+    tg_buf_append_str(out, client == TG_DIALECT_ANTHROPIC ? "{\"type\":\"error\",\"error\":{" : "{\"error\":{");
     if (json_is_string(msg)) {
         tg_xlate_put_str(out, false, "message", json_string_value(msg), json_string_length(msg));
     } else {
@@ -120,16 +137,21 @@ void tg_xlate_error(tg_dialect_t dialect, int status, const char *body, size_t l
             tg_xlate_put_str(out, false, "message", body, n);
     }
     tg_xlate_put_str(out, true, "type", type, strlen(type));
-    tg_buf_append_str(out, ",\"param\":null,\"code\":null}}");
+    tg_buf_append_str(out, client == TG_DIALECT_ANTHROPIC ? "}}" : ",\"param\":null,\"code\":null}}");
     json_decref(e);
 }
 
 /* ---- streams ----------------------------------------------------------------------------------------------- */
 
-void tg_xlate_stream_init(tg_xlate_stream_t *s, tg_dialect_t dialect, const tg_xlate_req_info_t *info, int64_t created)
+void tg_xlate_stream_init(tg_xlate_stream_t *s, tg_dialect_t client, tg_dialect_t provider,
+                          const tg_xlate_req_info_t *info, int64_t created)
 {
     memset(s, 0, sizeof(*s));
-    s->dialect = dialect;
+    s->client = client;
+    s->provider = provider;
+    s->open_block = -1;
+    for (size_t i = 0; i != TG_ARRAY_SIZE(s->tool_block); ++i)
+        s->tool_block[i] = -1;
     s->info = *info;
     s->created = created;
     tg_buf_init(&s->line, TG_XLATE_MAX_EVENT);
@@ -145,8 +167,12 @@ void tg_xlate_stream_dispose(tg_xlate_stream_t *s)
 
 static void dispatch(tg_xlate_stream_t *s, tg_buf_t *out)
 {
-    if (s->data_seen && !s->done)
-        tg_xlate_anthropic_event(s, s->data.base, s->data.len, out);
+    if (s->data_seen && !s->done) {
+        if (s->provider == TG_DIALECT_ANTHROPIC)
+            tg_xlate_anthropic_event(s, s->data.base, s->data.len, out);
+        else
+            tg_xlate_openai_event(s, s->data.base, s->data.len, out);
+    }
     s->data_seen = false;
     s->data.len = 0;
 }

@@ -28,8 +28,8 @@ typedef struct {
     bool strip_active;
     tg_buf_t scratch;
     tg_cache_fill_t *fill; /* caching applies: the answer is collected for the store (cacheserve.h) */
-    /* the unified API: the answer is translated to OpenAI's dialect (xlate.h) */
-    tg_dialect_t dialect;
+    /* the unified API: the answer is translated from the provider's dialect to the client's (xlate.h) */
+    tg_dialect_t client, dialect;
     tg_xlate_req_info_t xinfo;
     enum { XLATE_NONE, XLATE_STREAM, XLATE_WHOLE } xmode;
     tg_xlate_stream_t *xs;  /* XLATE_STREAM */
@@ -170,7 +170,7 @@ static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size
     if (sse && status >= 200 && status < 300) {
         px->xmode = XLATE_STREAM;
         px->xs = tg_mem_alloc_pool(pool, sizeof(*px->xs));
-        tg_xlate_stream_init(px->xs, px->dialect, &px->xinfo, (int64_t)(px->req->start_unix_ms / 1000));
+        tg_xlate_stream_init(px->xs, px->client, px->dialect, &px->xinfo, (int64_t)(px->req->start_unix_ms / 1000));
         tg_buf_init(&px->scratch, 2 * TG_XLATE_MAX_EVENT + px->req->config->max_response_buffer + (256u << 10));
         out[m++] = (tg_header_t){tg_iov(TG_LIT("content-type")), tg_iov(TG_LIT("text/event-stream; charset=utf-8"))};
         if (px->fill != NULL)
@@ -191,7 +191,7 @@ static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size
 static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t n, int64_t content_length)
 {
     proxy_t *px = ctx;
-    if (px->dialect != TG_DIALECT_OPENAI) {
+    if (px->client != px->dialect) {
         xlate_head(px, status, headers, n);
         return;
     }
@@ -273,9 +273,10 @@ static void xlate_whole_done(proxy_t *px)
     if (status < 0)
         r = -1; /* a compressed answer (xlate_head) */
     else if (status >= 200 && status < 300)
-        r = tg_xlate_response(px->dialect, px->whole.base, px->whole.len, (int64_t)(req->start_unix_ms / 1000), body);
+        r = tg_xlate_response(px->client, px->dialect, px->whole.base, px->whole.len,
+                              (int64_t)(req->start_unix_ms / 1000), body);
     else
-        tg_xlate_error(px->dialect, status, px->whole.base, px->whole.len, body);
+        tg_xlate_error(px->client, px->dialect, status, px->whole.base, px->whole.len, body);
     if (r != 0) {
         release(px);
         tg_metrics_upstream_error(px->w->metrics, px->provider, TG_UPSTREAM_ERR_BAD_RESPONSE);
@@ -397,6 +398,7 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
     px->w = w;
     px->provider = target->provider;
     px->fill = fill;
+    px->client = target->client;
     px->dialect = target->dialect;
     px->xinfo = target->xlate;
 
@@ -405,7 +407,8 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
     tg_iovec_t body = target->body.base != NULL ? target->body : req->body;
     const tg_header_t *in_headers = target->headers != NULL ? target->headers : req->headers;
     size_t num_in = target->headers != NULL ? target->num_headers : req->num_headers;
-    if (target->dialect == TG_DIALECT_OPENAI && tg_streamusage_provider_ok(target->provider) && tg_iov_suffix(target->native_path, TG_LIT("chat/completions")) &&
+    if (target->client == TG_DIALECT_OPENAI && target->dialect == TG_DIALECT_OPENAI &&
+        tg_streamusage_provider_ok(target->provider) && tg_iov_suffix(target->native_path, TG_LIT("chat/completions")) &&
         tg_streamusage_inject(&req->pool, body, &body)) {
         px->strip = tg_mem_alloc_pool(&req->pool, sizeof(*px->strip));
         tg_streamusage_strip_init(px->strip);
@@ -417,7 +420,7 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
      * deflate), and to identity when the stream is edited on its way or may be cached (a stored answer is plain,
      * so any client can be served from it). */
     const tg_header_t *ae = tg_http_find_header(req, TG_LIT("accept-encoding"));
-    bool identity = px->strip != NULL || fill != NULL || px->dialect != TG_DIALECT_OPENAI;
+    bool identity = px->strip != NULL || fill != NULL || px->client != px->dialect;
     bool own_ae = (req->recorder != NULL && (ae != NULL || px->strip != NULL)) || identity;
     tg_header_t *hdrs = tg_mem_alloc_pool(&req->pool, sizeof(*hdrs) * (num_in + 1));
     size_t n = 0;

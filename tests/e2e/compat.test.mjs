@@ -6,6 +6,7 @@
 // compat/embeddings and compat/models.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startStandin, promptTokensFor, toolInputFor } from '../fakes/standin.mjs';
 import { SLOW, assertEnvelope, startGateway } from './harness.mjs';
@@ -850,5 +851,144 @@ describe('compat/embeddings and compat/models', () => {
     assert.equal(new Set(ids).size, ids.length);
     const bad = await fetch(gw.base('compat/models'), { method: 'POST', body: '{}' });
     assert.equal(bad.status, 405);
+  });
+});
+
+describe('the Anthropic dialect: @anthropic-ai/sdk on compat/v1/messages', () => {
+  let gw, ant;
+  before(async () => {
+    gw = await startGateway({ config: { providers: providers() } });
+    ant = new Anthropic({ apiKey: KEY, baseURL: gw.base('compat'), maxRetries: 0 });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  const WEATHER = { name: 'get_weather', description: 'Weather for a city', input_schema: WEATHER_PARAMS };
+
+  test('text from an OpenAI-shaped provider: the message, usage, headers; what the provider receives', async () => {
+    s.reset();
+    const { data: m, response } = await ant.messages
+      .create({
+        model: 'openai/gpt-4o-mini',
+        max_tokens: 64,
+        system: 'Be brief.',
+        messages: [{ role: 'user', content: 'hello there' }],
+        stop_sequences: ['END'],
+      })
+      .withResponse();
+    assert.equal(m.type, 'message');
+    assert.equal(m.role, 'assistant');
+    assert.deepEqual(m.content, [{ type: 'text', text: TEXT }]);
+    assert.equal(m.stop_reason, 'end_turn');
+    assert.equal(response.headers.get('cf-aig-provider'), 'openai');
+    assert.equal(response.headers.get('cf-aig-model'), 'gpt-4o-mini');
+    const { rec, body } = only();
+    assert.equal(rec.path, '/v1/chat/completions');
+    assert.equal(body.model, 'gpt-4o-mini');
+    assert.deepEqual(body.messages, [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hello there' }]);
+    assert.equal(body.max_completion_tokens, 64); /* OpenAI's own API takes the new name */
+    assert.equal(body.max_tokens, undefined);
+    assert.deepEqual(body.stop, ['END']);
+    assert.equal(rec.headers.authorization, `Bearer ${KEY}`);
+    assert.equal(rec.headers['x-api-key'], undefined);
+    assert.equal(rec.headers['anthropic-version'], undefined);
+    assert.equal(m.usage.input_tokens, promptTokensFor('openai.chat', body));
+    assert.equal(m.usage.output_tokens, PIECES);
+
+    s.reset(); /* another OpenAI-shaped provider gets max_tokens */
+    await ant.messages.create({ model: 'groq/llama', max_tokens: 9, messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(only().body.max_tokens, 9);
+  });
+
+  test('a streamed answer: the SDK\'s text events and final message, usage at the end', async () => {
+    s.reset();
+    const stream = ant.messages.stream({ model: 'openai/gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: 'stream it' }] });
+    let text = '';
+    stream.on('text', (t) => { text += t; });
+    const final = await stream.finalMessage();
+    assert.equal(text, TEXT);
+    assert.equal(final.stop_reason, 'end_turn');
+    assert.equal(final.usage.output_tokens, PIECES);
+    const { body } = only();
+    assert.equal(body.stream, true);
+    assert.deepEqual(body.stream_options, { include_usage: true });
+    assert.equal(final.usage.input_tokens, promptTokensFor('openai.chat', body));
+  });
+
+  test('tool calls, whole and streamed: tool_use blocks with the provider\'s arguments as input', async () => {
+    s.reset();
+    const req = {
+      model: 'openai/gpt-4o-mini',
+      max_tokens: 64,
+      tools: [WEATHER],
+      tool_choice: { type: 'any', disable_parallel_tool_use: false },
+      messages: [{ role: 'user', content: 'weather?' }],
+    };
+    const m = await ant.messages.create(req, { headers: { 'x-standin-tool-calls': '2' } });
+    assert.equal(m.stop_reason, 'tool_use');
+    assert.deepEqual(m.content.map((b) => b.type), ['tool_use', 'tool_use']);
+    assert.deepEqual(m.content.map((b) => b.input), [toolInputFor(0), toolInputFor(1)]);
+    assert.ok(m.content.every((b) => b.name === 'get_weather' && typeof b.id === 'string' && b.id.length > 0));
+    const { body } = only();
+    assert.deepEqual(body.tools, [{ type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: WEATHER_PARAMS } }]);
+    assert.equal(body.tool_choice, 'required');
+
+    s.reset();
+    const stream = ant.messages.stream(req, { headers: { 'x-standin-tool-calls': '2' } });
+    const final = await stream.finalMessage();
+    assert.equal(final.stop_reason, 'tool_use');
+    assert.deepEqual(final.content.filter((b) => b.type === 'tool_use').map((b) => b.input), [toolInputFor(0), toolInputFor(1)]);
+  });
+
+  test('a history with tool_use and tool_result blocks becomes tool_calls and tool messages', async () => {
+    s.reset();
+    await ant.messages.create({
+      model: 'openai/gpt-4o-mini',
+      max_tokens: 16,
+      tools: [WEATHER],
+      messages: [
+        { role: 'user', content: 'weather in Paris?' },
+        { role: 'assistant', content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { city: 'Paris' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_9', content: '18C' }, { type: 'text', text: 'and?' }] },
+      ],
+    });
+    const { body } = only();
+    assert.deepEqual(body.messages, [
+      { role: 'user', content: 'weather in Paris?' },
+      { role: 'assistant', content: 'Checking.', tool_calls: [{ id: 'toolu_9', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'toolu_9', content: '18C' },
+      { role: 'user', content: [{ type: 'text', text: 'and?' }] },
+    ]);
+  });
+
+  test('a provider error is the SDK\'s own error class with the status and message', async () => {
+    await assert.rejects(
+      ant.messages.create({ model: 'openai/gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] },
+        { headers: { 'x-standin-status': '429' } }),
+      (err) => err instanceof Anthropic.RateLimitError && err.status === 429 && /x-standin-status asked for 429/.test(err.message),
+    );
+  });
+
+  test('anthropic/... goes to Anthropic as sent, only the model replaced', async () => {
+    s.reset();
+    const m = await ant.messages.create({ model: 'anthropic/claude-x', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(m.content[0].text, TEXT);
+    const { rec, body } = only();
+    assert.equal(rec.path, '/v1/messages');
+    assert.equal(body.model, 'claude-x');
+    assert.deepEqual(body.messages, [{ role: 'user', content: 'hi' }]);
+  });
+
+  test('a member an OpenAI-shaped provider cannot honour: 400, code 2019, naming it', async () => {
+    s.reset();
+    const res = await fetch(gw.base('compat/v1/messages'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+      body: JSON.stringify({ model: 'openai/gpt-4o-mini', max_tokens: 8, top_k: 5, messages: [{ role: 'user', content: 'x' }] }),
+    });
+    assert.equal(res.status, 400);
+    assert.match(assertEnvelope(await res.text(), 400, 2019), /"top_k"/);
+    assert.equal(s.requests.length, 0);
   });
 });

@@ -30,15 +30,30 @@ static void check_json_equal(const char *name, const json_t *got, const json_t *
     free(w);
 }
 
-static void run_request(const char *name, json_t *c)
+/* A vector's direction: "m..." files are the Anthropic client's (compat/v1/messages) with an OpenAI-shaped
+ * provider, the others the OpenAI client's with an Anthropic provider. */
+typedef struct {
+    tg_dialect_t client, provider;
+    const char *client_key, *provider_key; /* the vector's field of each side */
+} dir_t;
+
+static const dir_t TO_ANTHROPIC = {TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, "openai", "anthropic"};
+static const dir_t TO_OPENAI = {TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, "anthropic", "openai"};
+
+static void run_request(const char *name, json_t *c, const dir_t *dir)
 {
-    char *body = json_dumps(json_object_get(c, "openai"), JSON_COMPACT);
-    const char *model = json_string_value(json_object_get(c, "model"));
+    char *body = json_dumps(json_object_get(c, dir->client_key), JSON_COMPACT);
+    const json_t *oj = json_object_get(c, "opts");
+    tg_xlate_opts_t o = {
+        .model = json_string_value(json_object_get(c, "model")),
+        .max_completion_tokens = json_is_true(json_object_get(oj, "max_completion_tokens")),
+        .ask_usage = json_is_true(json_object_get(oj, "ask_usage")),
+    };
     tg_buf_t out;
     tg_buf_init(&out, 1u << 24);
     tg_xlate_req_info_t info;
     char err[512] = "";
-    int r = tg_xlate_request(TG_DIALECT_ANTHROPIC, body, strlen(body), model, &out, &info, err, sizeof(err));
+    int r = tg_xlate_request(dir->client, dir->provider, body, strlen(body), &o, &out, &info, err, sizeof(err));
     const char *want_err = json_string_value(json_object_get(c, "error"));
     if (want_err != NULL) {
         T_EQ_INT(r, -1);
@@ -52,7 +67,7 @@ static void run_request(const char *name, json_t *c)
         if (r != 0)
             fprintf(stderr, "%s: %s: refused: %s\n", unit_current, name, err);
         json_t *got = json_loadb(out.base != NULL ? out.base : "", out.len, 0, NULL);
-        check_json_equal(name, got, json_object_get(c, "anthropic"));
+        check_json_equal(name, got, json_object_get(c, dir->provider_key));
         json_decref(got);
         json_t *wi = json_object_get(c, "info");
         T_EQ_INT(info.stream, json_is_true(json_object_get(wi, "stream")));
@@ -62,38 +77,39 @@ static void run_request(const char *name, json_t *c)
     free(body);
 }
 
-static void run_response(const char *name, json_t *c)
+static void run_response(const char *name, json_t *c, const dir_t *dir)
 {
-    char *body = json_dumps(json_object_get(c, "anthropic"), JSON_COMPACT);
+    char *body = json_dumps(json_object_get(c, dir->provider_key), JSON_COMPACT);
     tg_buf_t out;
     tg_buf_init(&out, 1u << 24);
-    T_EQ_INT(tg_xlate_response(TG_DIALECT_ANTHROPIC, body, strlen(body), CREATED, &out), 0);
+    T_EQ_INT(tg_xlate_response(dir->client, dir->provider, body, strlen(body), CREATED, &out), 0);
     json_t *got = json_loadb(out.base != NULL ? out.base : "", out.len, 0, NULL);
-    check_json_equal(name, got, json_object_get(c, "openai"));
+    check_json_equal(name, got, json_object_get(c, dir->client_key));
     json_decref(got);
     tg_buf_free(&out);
     free(body);
 }
 
-static void run_error(const char *name, json_t *c)
+static void run_error(const char *name, json_t *c, const dir_t *dir)
 {
     const json_t *b = json_object_get(c, "body");
     tg_buf_t out;
     tg_buf_init(&out, 1u << 24);
-    tg_xlate_error(TG_DIALECT_ANTHROPIC, (int)json_integer_value(json_object_get(c, "status")), json_string_value(b),
-                   json_string_length(b), &out);
+    tg_xlate_error(dir->client, dir->provider, (int)json_integer_value(json_object_get(c, "status")),
+                   json_string_value(b), json_string_length(b), &out);
     json_t *got = json_loadb(out.base != NULL ? out.base : "", out.len, 0, NULL);
-    check_json_equal(name, got, json_object_get(c, "openai"));
+    check_json_equal(name, got, json_object_get(c, dir->client_key));
     json_decref(got);
     tg_buf_free(&out);
 }
 
 /* The stream translated with the input cut every `step` bytes (0: whole); the client's bytes into `out`. */
-static void translate_stream(const char *in, size_t len, size_t step, bool include_usage, tg_buf_t *out)
+static void translate_stream(const dir_t *dir, const char *in, size_t len, size_t step, bool include_usage,
+                             tg_buf_t *out)
 {
     tg_xlate_req_info_t info = {.stream = true, .include_usage = include_usage};
     tg_xlate_stream_t s;
-    tg_xlate_stream_init(&s, TG_DIALECT_ANTHROPIC, &info, CREATED);
+    tg_xlate_stream_init(&s, dir->client, dir->provider, &info, CREATED);
     size_t off = 0, i = 0;
     while (off < len) {
         size_t want = step == 0 ? len : step + (step > 1 ? i++ % 3 : 0); /* uneven when step > 1 */
@@ -105,20 +121,20 @@ static void translate_stream(const char *in, size_t len, size_t step, bool inclu
     tg_xlate_stream_dispose(&s);
 }
 
-static void run_stream(const char *name, json_t *c)
+static void run_stream(const char *name, json_t *c, const dir_t *dir)
 {
-    const json_t *in = json_object_get(c, "anthropic");
+    const json_t *in = json_object_get(c, dir->provider_key);
     bool usage = json_is_true(json_object_get(c, "include_usage"));
     tg_buf_t whole;
     tg_buf_init(&whole, 1u << 24);
-    translate_stream(json_string_value(in), json_string_length(in), 0, usage, &whole);
+    translate_stream(dir, json_string_value(in), json_string_length(in), 0, usage, &whole);
     tg_buf_cstr(&whole);
     /* the same bytes whatever the pieces */
     static const size_t steps[] = {1, 2, 7, 64};
     for (size_t k = 0; k != TG_ARRAY_SIZE(steps); ++k) {
         tg_buf_t part;
         tg_buf_init(&part, 1u << 24);
-        translate_stream(json_string_value(in), json_string_length(in), steps[k], usage, &part);
+        translate_stream(dir, json_string_value(in), json_string_length(in), steps[k], usage, &part);
         tg_buf_cstr(&part);
         ++unit_checks;
         if (strcmp(part.base, whole.base) != 0) {
@@ -128,12 +144,28 @@ static void run_stream(const char *name, json_t *c)
         }
         tg_buf_free(&part);
     }
-    /* the events: every one "data: ...\n\n", equal to the expected ones */
-    const json_t *want = json_object_get(c, "openai");
+    /* the events: every one "data: ...\n\n" (after "event: {name}\n" for an Anthropic client, which the vector
+     * gives as [name, data]), equal to the expected ones */
+    const json_t *want = json_object_get(c, dir->client_key);
     size_t n = 0;
     char *p = whole.base;
     while (*p != '\0') {
         ++unit_checks;
+        const json_t *w = json_array_get(want, n++);
+        char label[320];
+        snprintf(label, sizeof(label), "%s event %zu", name, n - 1);
+        if (json_is_array(w)) {
+            const char *ename = json_string_value(json_array_get(w, 0));
+            char *nl = strchr(p, '\n');
+            if (strncmp(p, "event: ", 7) != 0 || nl == NULL || (size_t)(nl - p - 7) != strlen(ename) ||
+                strncmp(p + 7, ename, strlen(ename)) != 0) {
+                ++unit_failures;
+                fprintf(stderr, "%s: %s: expected \"event: %s\" at: %s\n", unit_current, label, ename, p);
+                break;
+            }
+            p = nl + 1;
+            w = json_array_get(w, 1);
+        }
         char *end = strstr(p, "\n\n");
         if (strncmp(p, "data: ", 6) != 0 || end == NULL) {
             ++unit_failures;
@@ -141,9 +173,6 @@ static void run_stream(const char *name, json_t *c)
             break;
         }
         *end = '\0';
-        const json_t *w = json_array_get(want, n++);
-        char label[320];
-        snprintf(label, sizeof(label), "%s event %zu", name, n - 1);
         if (json_is_string(w)) {
             T_EQ_STR(p + 6, json_string_value(w));
         } else if (w == NULL) {
@@ -167,7 +196,7 @@ static void test_vectors(void)
     T_OK(d != NULL);
     if (d == NULL)
         return;
-    unsigned counts[4] = {0};
+    unsigned counts[8] = {0};
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t l = strlen(e->d_name);
@@ -182,14 +211,18 @@ static void test_vectors(void)
             fprintf(stderr, "%s: %s\n", path, jerr.text);
             continue;
         }
-        if (strncmp(e->d_name, "req-", 4) == 0)
-            run_request(e->d_name, c), counts[0]++;
-        else if (strncmp(e->d_name, "resp-", 5) == 0)
-            run_response(e->d_name, c), counts[1]++;
-        else if (strncmp(e->d_name, "error-", 6) == 0)
-            run_error(e->d_name, c), counts[2]++;
-        else if (strncmp(e->d_name, "stream-", 7) == 0)
-            run_stream(e->d_name, c), counts[3]++;
+        bool m = e->d_name[0] == 'm';
+        const dir_t *dir = m ? &TO_OPENAI : &TO_ANTHROPIC;
+        const char *kind = e->d_name + m;
+        unsigned base = m ? 4 : 0;
+        if (strncmp(kind, "req-", 4) == 0)
+            run_request(e->d_name, c, dir), counts[base]++;
+        else if (strncmp(kind, "resp-", 5) == 0)
+            run_response(e->d_name, c, dir), counts[base + 1]++;
+        else if (strncmp(kind, "error-", 6) == 0)
+            run_error(e->d_name, c, dir), counts[base + 2]++;
+        else if (strncmp(kind, "stream-", 7) == 0)
+            run_stream(e->d_name, c, dir), counts[base + 3]++;
         json_decref(c);
     }
     closedir(d);
@@ -198,6 +231,78 @@ static void test_vectors(void)
     T_OK(counts[1] >= 3);
     T_OK(counts[2] >= 3);
     T_OK(counts[3] >= 4);
+    T_OK(counts[4] >= 10);
+    T_OK(counts[5] >= 3);
+    T_OK(counts[6] >= 2);
+    T_OK(counts[7] >= 4);
+}
+
+/* OpenAI -> Anthropic -> OpenAI keeps the messages, the tool calls, the tools and the tool choice of a request,
+ * and the content, tool calls, finish reason and usage of an answer. */
+static void test_round_trip(void)
+{
+    json_t *c = json_load_file(VECTORS "/req-tools.json", 0, NULL);
+    T_OK(c != NULL);
+    if (c == NULL)
+        return;
+    const json_t *orig = json_object_get(c, "openai");
+    char *body = json_dumps(orig, JSON_COMPACT);
+    tg_buf_t a, b;
+    tg_buf_init(&a, 1u << 24);
+    tg_buf_init(&b, 1u << 24);
+    tg_xlate_req_info_t info;
+    char err[512];
+    tg_xlate_opts_t o = {.model = "m"};
+    T_EQ_INT(tg_xlate_request(TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, body, strlen(body), &o, &a, &info, err,
+                              sizeof(err)),
+             0);
+    T_EQ_INT(tg_xlate_request(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, a.base, a.len, &o, &b, &info, err, sizeof(err)),
+             0);
+    json_t *back = json_loadb(b.base, b.len, 0, NULL);
+    static const char *const kept[] = {"messages", "tools", "tool_choice", "parallel_tool_calls"};
+    for (size_t i = 0; i != TG_ARRAY_SIZE(kept); ++i) {
+        const json_t *want = json_object_get(orig, kept[i]);
+        json_t *w = json_deep_copy(want);
+        if (strcmp(kept[i], "messages") == 0) /* a tool result's text parts come back as one string */
+            json_object_set_new(json_array_get(w, 3), "content", json_string("21C"));
+        if (strcmp(kept[i], "tools") == 0) /* no parameters (no arguments) comes back as the empty object schema */
+            json_object_set_new(json_object_get(json_array_get(w, 1), "function"), "parameters",
+                                json_pack("{s:s, s:{}}", "type", "object", "properties"));
+        check_json_equal(kept[i], json_object_get(back, kept[i]), w);
+        json_decref(w);
+    }
+    json_decref(back);
+    free(body);
+    json_decref(c);
+
+    /* an answer: chat.completion -> message -> chat.completion */
+    c = json_load_file(VECTORS "/mresp-tools.json", 0, NULL);
+    orig = json_object_get(c, "openai");
+    body = json_dumps(orig, JSON_COMPACT);
+    a.len = b.len = 0;
+    T_EQ_INT(tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, body, strlen(body), CREATED, &a), 0);
+    T_EQ_INT(tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, a.base, a.len, CREATED, &b), 0);
+    back = json_loadb(b.base, b.len, 0, NULL);
+    const json_t *m0 = json_object_get(json_array_get(json_object_get(orig, "choices"), 0), "message");
+    const json_t *m1 = json_object_get(json_array_get(json_object_get(back, "choices"), 0), "message");
+    json_t *calls = json_deep_copy(json_object_get(m0, "tool_calls"));
+    /* "" arguments come back as "{}": Anthropic's input is always an object */
+    json_object_set_new(json_object_get(json_array_get(calls, 1), "function"), "arguments", json_string("{}"));
+    check_json_equal("tool_calls", json_object_get(m1, "tool_calls"), calls);
+    json_decref(calls);
+    T_OK(json_is_null(json_object_get(m1, "content")));
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(back, "choices"), 0), "finish_reason")),
+             "tool_calls");
+    const json_t *u0 = json_object_get(orig, "usage"), *u1 = json_object_get(back, "usage");
+    T_EQ_INT(json_integer_value(json_object_get(u1, "prompt_tokens")),
+             json_integer_value(json_object_get(u0, "prompt_tokens")));
+    T_EQ_INT(json_integer_value(json_object_get(u1, "completion_tokens")),
+             json_integer_value(json_object_get(u0, "completion_tokens")));
+    json_decref(back);
+    free(body);
+    json_decref(c);
+    tg_buf_free(&a);
+    tg_buf_free(&b);
 }
 
 static void test_split_model(void)
@@ -224,7 +329,12 @@ static void test_request_not_json(void)
         tg_buf_init(&out, 1u << 20);
         tg_xlate_req_info_t info;
         char err[256] = "";
-        T_EQ_INT(tg_xlate_request(TG_DIALECT_ANTHROPIC, bad[i], strlen(bad[i]), "m", &out, &info, err, sizeof(err)),
+        tg_xlate_opts_t o = {.model = "m"};
+        T_EQ_INT(tg_xlate_request(TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, bad[i], strlen(bad[i]), &o, &out, &info, err,
+                                  sizeof(err)),
+                 -1);
+        T_EQ_INT(tg_xlate_request(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, bad[i], strlen(bad[i]), &o, &out, &info, err,
+                                  sizeof(err)),
                  -1);
         T_OK(err[0] != '\0');
         tg_buf_free(&out);
@@ -238,7 +348,8 @@ static void test_response_not_message(void)
     for (size_t i = 0; i != TG_ARRAY_SIZE(bad); ++i) {
         tg_buf_t out;
         tg_buf_init(&out, 1u << 20);
-        T_EQ_INT(tg_xlate_response(TG_DIALECT_ANTHROPIC, bad[i], strlen(bad[i]), CREATED, &out), -1);
+        T_EQ_INT(tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, bad[i], strlen(bad[i]), CREATED, &out), -1);
+        T_EQ_INT(tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, bad[i], strlen(bad[i]), CREATED, &out), -1);
         tg_buf_free(&out);
     }
 }
@@ -248,7 +359,7 @@ static void test_stream_oversized_event(void)
 {
     tg_xlate_req_info_t info = {.stream = true};
     tg_xlate_stream_t s;
-    tg_xlate_stream_init(&s, TG_DIALECT_ANTHROPIC, &info, CREATED);
+    tg_xlate_stream_init(&s, TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, &info, CREATED);
     tg_buf_t out;
     tg_buf_init(&out, 1u << 20);
     char chunk[4096];
@@ -269,6 +380,7 @@ static void test_stream_oversized_event(void)
 int main(void)
 {
     T_RUN(test_vectors);
+    T_RUN(test_round_trip);
     T_RUN(test_split_model);
     T_RUN(test_request_not_json);
     T_RUN(test_response_not_message);
