@@ -1,13 +1,14 @@
 /*
- * A read-only JSON document as a flat array of nodes over the original bytes, built in one pass of the push
- * scanner (jsonscan.h): no copy of the text, one allocation for the nodes. Each node knows the raw bytes of its
- * value (and of its member key), so a rewrite can copy whole values verbatim — escapes and numbers as written —
- * and only reads what it must decide on. It is what the dialect translators (xlate.h) use on the request path,
- * where building a jansson tree and dumping another cost several times the rest of the request.
+ * A read-only JSON document as a flat array of nodes over the original bytes, built in one strict pass over the
+ * whole text: no copy of the text, one growing allocation for the nodes. Each node knows the raw bytes of its value
+ * (and of its member key), so a rewrite can copy whole values verbatim — escapes and numbers as written — and only
+ * reads what it must decide on. It is what the dialect translators (xlate.h) use on the request path, where
+ * building a jansson tree and dumping another cost several times the rest of the request, and where the push
+ * scanner (jsonscan.h, for input that arrives in pieces) spends more per byte than a parser that has it all.
  *
- * Limits: containers nested deeper than TG_JSONSCAN_MAX_DEPTH have no nodes of their own (their enclosing value's
- * raw bytes still cover them); nesting beyond TG_JSONSCAN_HARD_DEPTH is not JSON here. Keys are compared as
- * written: a key spelled with escapes matches no plain name. Any thread; a document is not shared.
+ * Limits: nesting deeper than TG_JSONSCAN_HARD_DEPTH (512) is refused; so is text of 4 GiB or more. UTF-8 is not
+ * checked. Keys are compared as written: a key spelled with escapes matches no plain name. Any thread; a document
+ * is not shared.
  */
 #ifndef TOLLGATE_JSONDOC_H
 #define TOLLGATE_JSONDOC_H

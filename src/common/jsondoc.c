@@ -5,87 +5,245 @@
 #include "tollgate/error.h"
 #include "tollgate/jsondoc.h"
 
+/*
+ * The parser: the whole text is in memory, so it is a plain loop over it with an explicit stack of open containers
+ * (no recursion), strict JSON (RFC 8259: numbers, escapes, no control bytes in strings, nothing after the value).
+ * It does not check UTF-8: bytes >= 0x80 inside strings are taken as they are, as the push scanner does.
+ */
+
+#define MAX_DEPTH TG_JSONSCAN_HARD_DEPTH
+
 typedef struct {
     tg_jdoc_t *d;
-    uint32_t stack[TG_JSONSCAN_MAX_DEPTH + 1]; /* open containers */
-    uint32_t last[TG_JSONSCAN_MAX_DEPTH + 1];  /* their last child so far, to link the next one */
+    const char *p, *end;
+    uint32_t stack[MAX_DEPTH]; /* open containers */
+    uint32_t last[MAX_DEPTH];  /* their last child so far */
     unsigned depth;
-    bool failed;
-} build_t;
+} parse_t;
 
-static uint32_t add_node(build_t *b, const tg_jsonscan_value_t *v)
+static uint32_t new_node(parse_t *ps, tg_json_type_t type, const char *start, uint32_t key, uint32_t key_len)
 {
-    tg_jdoc_t *d = b->d;
+    tg_jdoc_t *d = ps->d;
     if (d->num == d->cap) {
-        uint32_t cap = d->cap == 0 ? 32 : d->cap * 2;
+        uint32_t cap = d->cap == 0 ? 64 : d->cap * 2;
         d->nodes = tg_realloc(d->nodes, sizeof(*d->nodes) * cap);
         d->cap = cap;
     }
     uint32_t i = d->num++;
     tg_jnode_t *n = &d->nodes[i];
-    n->type = (uint8_t)v->type;
-    n->start = (uint32_t)v->start;
-    n->end = (uint32_t)v->end;
-    n->key = UINT32_MAX;
-    n->key_len = 0;
-    if (v->member_start != UINT64_MAX) {
-        const char *p = d->text + v->member_start + 1, *q = p;
-        while (*q != '"')
-            q += *q == '\\' ? 2 : 1; /* the scanner checked the key: its closing quote is there */
-        n->key = (uint32_t)(v->member_start + 1);
-        n->key_len = (uint32_t)(q - p);
-    }
+    n->type = (uint8_t)type;
+    n->start = (uint32_t)(start - d->text);
+    n->end = 0;
+    n->key = key;
+    n->key_len = key_len;
     n->child = n->next = TG_JDOC_NONE;
     n->count = 0;
-    if (b->depth != 0) {
-        uint32_t parent = b->stack[b->depth - 1];
-        uint32_t prev = b->last[b->depth - 1];
-        if (prev == TG_JDOC_NONE)
-            d->nodes[parent].child = i;
+    if (ps->depth != 0) {
+        unsigned top = ps->depth - 1;
+        if (ps->last[top] == TG_JDOC_NONE)
+            d->nodes[ps->stack[top]].child = i;
         else
-            d->nodes[prev].next = i;
-        b->last[b->depth - 1] = i;
-        d->nodes[parent].count++;
-    } else if (i != 0) {
-        b->failed = true; /* a second top-level value */
+            d->nodes[ps->last[top]].next = i;
+        ps->last[top] = i;
+        d->nodes[ps->stack[top]].count++;
     }
     return i;
 }
 
-static void on_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
+static void skip_ws(parse_t *ps)
 {
-    build_t *b = data;
-    if (v->type == TG_JSON_END) {
-        if (b->depth == 0)
-            return;
-        uint32_t i = b->stack[--b->depth];
-        b->d->nodes[i].end = (uint32_t)v->end;
-        return;
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
+        ++ps->p;
+}
+
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* At an opening quote: moves past the closing one. -1 when the string is not valid. */
+static int scan_string(parse_t *ps)
+{
+    const char *p = ps->p + 1, *end = ps->end;
+    for (;;) {
+        while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+            ++p;
+        if (p == end || (unsigned char)*p < 0x20)
+            return -1;
+        if (*p == '"')
+            break;
+        if (end - p < 2)
+            return -1;
+        switch (p[1]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            p += 2;
+            break;
+        case 'u':
+            if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5]))
+                return -1;
+            p += 6;
+            break;
+        default:
+            return -1;
+        }
     }
-    uint32_t i = add_node(b, v);
-    if (v->type == TG_JSON_OBJECT || v->type == TG_JSON_ARRAY) {
-        /* the scanner reports containers only below MAX_DEPTH, so the stack always has room */
-        b->stack[b->depth] = i;
-        b->last[b->depth] = TG_JDOC_NONE;
-        b->depth++;
+    ps->p = p + 1;
+    return 0;
+}
+
+static int scan_number(parse_t *ps)
+{
+    const char *p = ps->p, *end = ps->end;
+    if (p < end && *p == '-')
+        ++p;
+    if (p == end || *p < '0' || *p > '9')
+        return -1;
+    if (*p == '0')
+        ++p;
+    else
+        while (p < end && *p >= '0' && *p <= '9')
+            ++p;
+    if (p < end && *p == '.') {
+        ++p;
+        if (p == end || *p < '0' || *p > '9')
+            return -1;
+        while (p < end && *p >= '0' && *p <= '9')
+            ++p;
     }
-    (void)s;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        ++p;
+        if (p < end && (*p == '+' || *p == '-'))
+            ++p;
+        if (p == end || *p < '0' || *p > '9')
+            return -1;
+        while (p < end && *p >= '0' && *p <= '9')
+            ++p;
+    }
+    ps->p = p;
+    return 0;
+}
+
+static int scan_literal(parse_t *ps, const char *lit, size_t n)
+{
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, lit, n) != 0)
+        return -1;
+    ps->p += n;
+    return 0;
+}
+
+/* One value at ps->p (white space skipped before it), with its member key if any. Containers are opened (pushed)
+ * and closed by the caller's loop. */
+static int value(parse_t *ps, uint32_t key, uint32_t key_len)
+{
+    skip_ws(ps);
+    if (ps->p == ps->end)
+        return -1;
+    const char *start = ps->p;
+    tg_json_type_t type;
+    switch (*start) {
+    case '{':
+    case '[':
+        if (ps->depth == MAX_DEPTH)
+            return -1;
+        type = *start == '{' ? TG_JSON_OBJECT : TG_JSON_ARRAY;
+        {
+            uint32_t i = new_node(ps, type, start, key, key_len);
+            ps->stack[ps->depth] = i;
+            ps->last[ps->depth] = TG_JDOC_NONE;
+            ps->depth++;
+        }
+        ps->p++;
+        return 0;
+    case '"':
+        type = TG_JSON_STRING;
+        if (scan_string(ps) != 0)
+            return -1;
+        break;
+    case 't':
+        type = TG_JSON_TRUE;
+        if (scan_literal(ps, "true", 4) != 0)
+            return -1;
+        break;
+    case 'f':
+        type = TG_JSON_FALSE;
+        if (scan_literal(ps, "false", 5) != 0)
+            return -1;
+        break;
+    case 'n':
+        type = TG_JSON_NULL;
+        if (scan_literal(ps, "null", 4) != 0)
+            return -1;
+        break;
+    default:
+        type = TG_JSON_NUMBER;
+        if (scan_number(ps) != 0)
+            return -1;
+        break;
+    }
+    uint32_t i = new_node(ps, type, start, key, key_len);
+    ps->d->nodes[i].end = (uint32_t)(ps->p - ps->d->text);
+    return 0;
+}
+
+static int parse(parse_t *ps)
+{
+    if (value(ps, UINT32_MAX, 0) != 0)
+        return -1;
+    while (ps->depth != 0) {
+        unsigned top = ps->depth - 1;
+        tg_jnode_t *c = &ps->d->nodes[ps->stack[top]];
+        bool is_obj = c->type == TG_JSON_OBJECT;
+        skip_ws(ps);
+        if (ps->p == ps->end)
+            return -1;
+        char ch = *ps->p;
+        if (ch == (is_obj ? '}' : ']')) { /* the end (after a value, or of an empty container) */
+            ps->p++;
+            c->end = (uint32_t)(ps->p - ps->d->text);
+            ps->depth--;
+            continue;
+        }
+        if (c->count != 0) {
+            if (ch != ',')
+                return -1;
+            ps->p++;
+            skip_ws(ps);
+        }
+        if (!is_obj) {
+            if (value(ps, UINT32_MAX, 0) != 0)
+                return -1;
+            continue;
+        }
+        if (ps->p == ps->end || *ps->p != '"')
+            return -1;
+        const char *k = ps->p;
+        if (scan_string(ps) != 0)
+            return -1;
+        uint32_t key = (uint32_t)(k + 1 - ps->d->text), key_len = (uint32_t)(ps->p - k - 2);
+        skip_ws(ps);
+        if (ps->p == ps->end || *ps->p != ':')
+            return -1;
+        ps->p++;
+        if (value(ps, key, key_len) != 0)
+            return -1;
+    }
+    skip_ws(ps);
+    return ps->p == ps->end ? 0 : -1;
 }
 
 int tg_jdoc_parse(tg_jdoc_t *d, const char *text, size_t len)
 {
-    static const tg_jsonscan_ops_t ops = {on_value, NULL};
     memset(d, 0, sizeof(*d));
     d->text = text;
     d->len = len;
     if (len == 0 || len >= UINT32_MAX) /* nothing is not one value */
         return -1;
-    build_t b = {.d = d};
-    tg_jsonscan_t s;
-    tg_jsonscan_init(&s, &ops, &b);
-    if (tg_jsonscan_feed(&s, text, len) != 0 || !tg_jsonscan_complete(&s) || b.failed || d->num == 0)
-        return -1;
-    return 0;
+    parse_t ps; /* 4 KiB of stack for the open containers */
+    ps.d = d;
+    ps.p = text;
+    ps.end = text + len;
+    ps.depth = 0;
+    return parse(&ps);
 }
 
 void tg_jdoc_free(tg_jdoc_t *d)

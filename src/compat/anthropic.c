@@ -109,7 +109,7 @@ static int content_blocks(req_t *r, uint32_t content, bool images, const char *w
     size_t i = 0;
     EACH(d, content, part) {
         char pw[96];
-        snprintf(pw, sizeof(pw), "%s.content[%zu]", where, i++);
+        tg_xlate_where(pw, sizeof(pw), where, ".content", i++);
         uint32_t type = tg_jdoc_get(d, part, "type");
         bool text = tg_jdoc_str_eq(d, type, "text"), refusal = !text && tg_jdoc_str_eq(d, type, "refusal");
         if (text || refusal) {
@@ -208,7 +208,7 @@ static int system_prompt(req_t *r, uint32_t messages)
     size_t i = 0;
     EACH(d, messages, m) {
         char where[32];
-        snprintf(where, sizeof(where), "messages[%zu]", i++);
+        tg_xlate_where(where, sizeof(where), "", "messages", i++);
         if (is_system_role(d, tg_jdoc_get(d, m, "role")) &&
             content_blocks(r, tg_jdoc_get(d, m, "content"), false, where, &n) != 0)
             return -1;
@@ -228,7 +228,7 @@ static int translate_messages(req_t *r, uint32_t messages)
     size_t i = 0;
     EACH(d, messages, m) {
         char where[32];
-        snprintf(where, sizeof(where), "messages[%zu]", i++);
+        tg_xlate_where(where, sizeof(where), "", "messages", i++);
         uint32_t role = tg_jdoc_get(d, m, "role");
         if (!is_type(d, role, TG_JSON_STRING))
             return tg_xlate_fail(r->err, r->errsz, "%s.role must be a string", where);
@@ -547,7 +547,9 @@ int tg_xlate_anthropic_response(const tg_jdoc_t *d, int64_t created, tg_buf_t *o
         return -1;
     put(out, "{\"id\":");
     put_iov(out, tg_jdoc_raw(d, id));
-    tg_buf_appendf(out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":\"", (long long)created);
+    put(out, ",\"object\":\"chat.completion\",\"created\":");
+    tg_xlate_put_int(out, created);
+    put(out, ",\"model\":\"");
     put_iov(out, str_raw_or_empty(d, 0, "model"));
     put(out, "\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
     unsigned ntext = 0, ntools = 0;
@@ -583,7 +585,9 @@ int tg_xlate_anthropic_response(const tg_jdoc_t *d, int64_t created, tg_buf_t *o
         }
         put(out, "]");
     }
-    tg_buf_appendf(out, "},\"logprobs\":null,\"finish_reason\":\"%s\"}]", finish_of(d, tg_jdoc_get(d, 0, "stop_reason")));
+    put(out, "},\"logprobs\":null,\"finish_reason\":\"");
+    put(out, finish_of(d, tg_jdoc_get(d, 0, "stop_reason")));
+    put(out, "\"}]");
     uint32_t usage = tg_jdoc_get(d, 0, "usage");
     if (is_type(d, usage, TG_JSON_OBJECT)) {
         put(out, ",\"usage\":");
@@ -681,7 +685,9 @@ static void event(tg_xlate_stream_t *s, const tg_jdoc_t *d, tg_buf_t *out, tg_bu
             int k = tg_jdoc_int(d, tg_jdoc_get(d, 0, "index"), &idx) == 0 ? tool_index(s, idx) : -1;
             if (!is_type(d, pj, TG_JSON_STRING) || k < 0 || d->nodes[pj].end - d->nodes[pj].start <= 2)
                 return;
-            tg_buf_appendf(dl, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", k);
+            put(dl, "{\"tool_calls\":[{\"index\":");
+            tg_xlate_put_int(dl, k);
+            put(dl, ",\"function\":{\"arguments\":");
             put_iov(dl, tg_jdoc_raw(d, pj));
             put(dl, "}}]}");
             tg_xlate_emit_chunk(s, out, dl->base, dl->len, NULL);

@@ -10,6 +10,17 @@
 /* printf into err (cut to errsz); returns -1 so a refusal is one statement. */
 int tg_xlate_fail(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* "{base}{field}[{i}]" into out (cut to outsz, NUL-terminated): where a member sits, for refusals. Made for every
+ * message and part of a request, so it is a few stores rather than an snprintf. */
+void tg_xlate_where(char *out, size_t outsz, const char *base, const char *field, size_t i);
+
+/* Appends a decimal integer / a C string (no printf on the paths every request or chunk takes). */
+void tg_xlate_put_int(tg_buf_t *out, int64_t v);
+static inline void tg_xlate_put(tg_buf_t *out, const char *s)
+{
+    tg_buf_append(out, s, strlen(s));
+}
+
 /* Appends "key":"escaped value" (with a leading comma when `comma`). */
 void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n);
 

@@ -36,7 +36,9 @@ typedef struct {
 
 static void begin_message(req_t *r, const char *role)
 {
-    tg_buf_appendf(r->out, "%s{\"role\":\"%s\"", r->nmsg++ != 0 ? "," : "", role);
+    put(r->out, r->nmsg++ != 0 ? ",{\"role\":\"" : "{\"role\":\"");
+    put(r->out, role);
+    put(r->out, "\"");
 }
 
 /* The text of a string or of text blocks, as the raw content of one JSON string literal (blocks joined with a
@@ -110,7 +112,7 @@ static int user_message(req_t *r, uint32_t content, const char *where)
     size_t i = 0;
     EACH(d, content, b) {
         char bw[96];
-        snprintf(bw, sizeof(bw), "%s.content[%zu]", where, i++);
+        tg_xlate_where(bw, sizeof(bw), where, ".content", i++);
         if (!tg_jdoc_str_eq(d, tg_jdoc_get(d, b, "type"), "tool_result")) {
             others++;
             continue;
@@ -137,7 +139,7 @@ static int user_message(req_t *r, uint32_t content, const char *where)
     i = 0;
     EACH(d, content, b) {
         char bw[96];
-        snprintf(bw, sizeof(bw), "%s.content[%zu]", where, i++);
+        tg_xlate_where(bw, sizeof(bw), where, ".content", i++);
         uint32_t type = tg_jdoc_get(d, b, "type");
         if (tg_jdoc_str_eq(d, type, "tool_result"))
             continue;
@@ -341,7 +343,7 @@ static int request_body(req_t *r, const tg_xlate_opts_t *o, tg_xlate_req_info_t 
     size_t i = 0;
     EACH(d, messages, m) {
         char where[32];
-        snprintf(where, sizeof(where), "messages[%zu]", i++);
+        tg_xlate_where(where, sizeof(where), "", "messages", i++);
         uint32_t role = tg_jdoc_get(d, m, "role"), content = tg_jdoc_get(d, m, "content");
         if (tg_jdoc_str_eq(d, role, "user")) {
             if (user_message(r, content, where) != 0)
@@ -447,10 +449,13 @@ static int64_t int_or_zero(const tg_jdoc_t *d, uint32_t i)
 /* Anthropic's usage from OpenAI's (whose prompt count includes the cached tokens; Anthropic's does not). */
 static void put_anthropic_usage(tg_buf_t *out, int64_t prompt, int64_t completion, int64_t cached)
 {
-    tg_buf_appendf(out,
-                   "{\"input_tokens\":%lld,\"output_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
-                   "\"cache_creation_input_tokens\":0}",
-                   (long long)(prompt - cached), (long long)completion, (long long)cached);
+    put(out, "{\"input_tokens\":");
+    tg_xlate_put_int(out, prompt - cached);
+    put(out, ",\"output_tokens\":");
+    tg_xlate_put_int(out, completion);
+    put(out, ",\"cache_read_input_tokens\":");
+    tg_xlate_put_int(out, cached);
+    put(out, ",\"cache_creation_input_tokens\":0}");
 }
 
 /* An OpenAI tool call's arguments (a JSON string holding an object) as a tool_use input object. */
@@ -514,8 +519,9 @@ int tg_xlate_chat_response(const tg_jdoc_t *d, tg_buf_t *out)
             put_input(out, d, tg_jdoc_get(d, fn, "arguments"));
             put(out, "}");
         }
-    tg_buf_appendf(out, "],\"stop_reason\":\"%s\",\"stop_sequence\":null",
-                   stop_reason_of(d, tg_jdoc_get(d, choice, "finish_reason")));
+    put(out, "],\"stop_reason\":\"");
+    put(out, stop_reason_of(d, tg_jdoc_get(d, choice, "finish_reason")));
+    put(out, "\",\"stop_sequence\":null");
     uint32_t usage = tg_jdoc_get(d, 0, "usage");
     put(out, ",\"usage\":");
     put_anthropic_usage(out, int_or_zero(d, tg_jdoc_get(d, usage, "prompt_tokens")),
@@ -528,7 +534,11 @@ int tg_xlate_chat_response(const tg_jdoc_t *d, tg_buf_t *out)
 
 static void ev_begin(tg_buf_t *out, const char *type)
 {
-    tg_buf_appendf(out, "event: %s\ndata: {\"type\":\"%s\"", type, type);
+    put(out, "event: ");
+    put(out, type);
+    put(out, "\ndata: {\"type\":\"");
+    put(out, type);
+    put(out, "\"");
 }
 
 static void close_block(tg_xlate_stream_t *s, tg_buf_t *out)
@@ -536,7 +546,9 @@ static void close_block(tg_xlate_stream_t *s, tg_buf_t *out)
     if (s->open_block < 0)
         return;
     ev_begin(out, "content_block_stop");
-    tg_buf_appendf(out, ",\"index\":%d}\n\n", s->open_block);
+    put(out, ",\"index\":");
+    tg_xlate_put_int(out, s->open_block);
+    put(out, "}\n\n");
     s->open_block = -1;
     s->text_open = false;
 }
@@ -591,8 +603,9 @@ static void tool_delta(tg_xlate_stream_t *s, const tg_jdoc_t *d, uint32_t tc, tg
     }
     if (is_type(d, args, TG_JSON_STRING) && d->nodes[args].end - d->nodes[args].start > 2) {
         ev_begin(out, "content_block_delta");
-        tg_buf_appendf(out, ",\"index\":%d,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":",
-                       s->tool_block[k]);
+        put(out, ",\"index\":");
+        tg_xlate_put_int(out, s->tool_block[k]);
+        put(out, ",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":");
         put_iov(out, tg_jdoc_raw(d, args));
         put(out, "}}\n\n");
     }
@@ -660,7 +673,9 @@ void tg_xlate_openai_event(tg_xlate_stream_t *s, const char *data, size_t len, t
             tg_buf_appendf(out, ",\"index\":%d,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n", s->open_block);
         }
         ev_begin(out, "content_block_delta");
-        tg_buf_appendf(out, ",\"index\":%d,\"delta\":{\"type\":\"text_delta\",\"text\":", s->open_block);
+        put(out, ",\"index\":");
+        tg_xlate_put_int(out, s->open_block);
+        put(out, ",\"delta\":{\"type\":\"text_delta\",\"text\":");
         put_iov(out, tg_jdoc_raw(&d, text));
         put(out, "}}\n\n");
     }

@@ -18,31 +18,77 @@ int tg_xlate_fail(char *err, size_t errsz, const char *fmt, ...)
     return -1;
 }
 
+void tg_xlate_where(char *out, size_t outsz, const char *base, const char *field, size_t i)
+{
+    char digits[24];
+    size_t nd = 0;
+    do
+        digits[nd++] = (char)('0' + i % 10);
+    while ((i /= 10) != 0 && nd < sizeof(digits));
+    size_t o = 0;
+    for (const char *s = base; *s != '\0' && o + 1 < outsz; ++s)
+        out[o++] = *s;
+    for (const char *s = field; *s != '\0' && o + 1 < outsz; ++s)
+        out[o++] = *s;
+    if (o + 1 < outsz)
+        out[o++] = '[';
+    while (nd != 0 && o + 1 < outsz)
+        out[o++] = digits[--nd];
+    if (o + 1 < outsz)
+        out[o++] = ']';
+    out[o] = '\0';
+}
+
+void tg_xlate_put_int(tg_buf_t *out, int64_t v)
+{
+    char b[24], *p = b + sizeof(b);
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    tg_buf_append(out, p, (size_t)(b + sizeof(b) - p));
+}
+
 void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n)
 {
-    tg_buf_appendf(out, "%s\"%s\":\"", comma ? "," : "", key);
+    tg_xlate_put(out, comma ? ",\"" : "\"");
+    tg_xlate_put(out, key);
+    tg_xlate_put(out, "\":\"");
     tg_buf_append_json_escaped(out, s, n);
     tg_buf_append(out, "\"", 1);
 }
 
 void tg_xlate_put_usage(tg_buf_t *out, int64_t input, int64_t output, int64_t cache_read, int64_t cache_write)
 {
-    long long prompt = (long long)(input + cache_read + cache_write);
-    tg_buf_appendf(out,
-                   "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-                   "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}",
-                   prompt, (long long)output, prompt + (long long)output, (long long)cache_read);
+    int64_t prompt = input + cache_read + cache_write;
+    tg_xlate_put(out, "{\"prompt_tokens\":");
+    tg_xlate_put_int(out, prompt);
+    tg_xlate_put(out, ",\"completion_tokens\":");
+    tg_xlate_put_int(out, output);
+    tg_xlate_put(out, ",\"total_tokens\":");
+    tg_xlate_put_int(out, prompt + output);
+    tg_xlate_put(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    tg_xlate_put_int(out, cache_read);
+    tg_xlate_put(out, "}}");
 }
 
 void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta, size_t delta_len, const char *finish)
 {
-    tg_buf_appendf(out, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":\"%s\","
-                        "\"choices\":[{\"index\":0,\"delta\":",
-                   s->id, (long long)s->created, s->model);
+    tg_xlate_put(out, "data: {\"id\":\"");
+    tg_xlate_put(out, s->id);
+    tg_xlate_put(out, "\",\"object\":\"chat.completion.chunk\",\"created\":");
+    tg_xlate_put_int(out, s->created);
+    tg_xlate_put(out, ",\"model\":\"");
+    tg_xlate_put(out, s->model);
+    tg_xlate_put(out, "\",\"choices\":[{\"index\":0,\"delta\":");
     tg_buf_append(out, delta, delta_len);
-    if (finish != NULL)
-        tg_buf_appendf(out, ",\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n", finish);
-    else
+    if (finish != NULL) {
+        tg_xlate_put(out, ",\"logprobs\":null,\"finish_reason\":\"");
+        tg_xlate_put(out, finish);
+        tg_xlate_put(out, "\"}]}\n\n");
+    } else
         tg_buf_append_str(out, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
 }
 

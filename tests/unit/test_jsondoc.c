@@ -96,25 +96,55 @@ static void test_not_one_value(void)
     tg_jdoc_free(&d);
 }
 
-/* Deeper than the scanner records: the deep part has no nodes, but the outer value's bytes cover it. */
+/* Nesting: every level has its node up to the limit; one more level is refused. */
+static void nested(size_t levels, char *t, size_t *n)
+{
+    *n = 0;
+    memcpy(t, "{\"x\":", 5);
+    *n = 5;
+    for (size_t i = 0; i != levels; ++i)
+        t[(*n)++] = '[';
+    for (size_t i = 0; i != levels; ++i)
+        t[(*n)++] = ']';
+    t[(*n)++] = '}';
+}
+
 static void test_deep(void)
 {
-    char t[2 * 40 + 16];
-    size_t n = 0;
-    t[n++] = '{';
-    memcpy(t + n, "\"x\":", 4);
-    n += 4;
-    for (int i = 0; i != 40; ++i)
-        t[n++] = '[';
-    for (int i = 0; i != 40; ++i)
-        t[n++] = ']';
-    t[n++] = '}';
+    static char t[2 * TG_JSONSCAN_HARD_DEPTH + 16];
+    size_t n;
     tg_jdoc_t d;
+    nested(TG_JSONSCAN_HARD_DEPTH - 1, t, &n);
     T_EQ_INT(tg_jdoc_parse(&d, t, n), 0);
+    T_EQ_INT(d.num, TG_JSONSCAN_HARD_DEPTH);
     uint32_t x = tg_jdoc_get(&d, 0, "x");
-    T_EQ_INT(tg_jdoc_raw(&d, x).len, 80);
-    T_OK(d.num < 40);
+    T_EQ_INT(tg_jdoc_raw(&d, x).len, 2 * (TG_JSONSCAN_HARD_DEPTH - 1));
+    T_EQ_INT(tg_jdoc_node(&d, x)->count, 1);
     tg_jdoc_free(&d);
+    nested(TG_JSONSCAN_HARD_DEPTH, t, &n);
+    T_EQ_INT(tg_jdoc_parse(&d, t, n), -1);
+    tg_jdoc_free(&d);
+}
+
+/* Strict grammar: what the push scanner lets through for speed, a document does not. */
+static void test_strict(void)
+{
+    static const char *const bad[] = {"[01]", "[1.]", "[.5]", "[1e]", "[-]", "[1-2]", "[+1]", "[\"\\u12\"]",
+                                      "[\"a\tb\"]", "{\"a\" 1}", "{1:2}", "[true false]", "[nulll]", "{\"a\":1 \"b\":2}"};
+    for (size_t i = 0; i != TG_ARRAY_SIZE(bad); ++i) {
+        tg_jdoc_t d;
+        int r = tg_jdoc_parse(&d, bad[i], strlen(bad[i]));
+        T_EQ_INT(r, -1);
+        if (r != -1)
+            fprintf(stderr, "  accepted: %s\n", bad[i]);
+        tg_jdoc_free(&d);
+    }
+    static const char *const good[] = {"[0, -0.5e+3, 1E2, 10]", "{\"\":{}}", "[[], {}, \"\\u00e9\\n\"]", "\t\r\n [] \n"};
+    for (size_t i = 0; i != TG_ARRAY_SIZE(good); ++i) {
+        tg_jdoc_t d;
+        T_EQ_INT(tg_jdoc_parse(&d, good[i], strlen(good[i])), 0);
+        tg_jdoc_free(&d);
+    }
 }
 
 int main(void)
@@ -124,5 +154,6 @@ int main(void)
     T_RUN(test_numbers);
     T_RUN(test_not_one_value);
     T_RUN(test_deep);
+    T_RUN(test_strict);
     return unit_done("test_jsondoc");
 }
