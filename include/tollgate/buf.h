@@ -15,6 +15,8 @@ typedef struct st_tg_buf_t {
     size_t len; /* bytes in use */
     size_t cap; /* bytes allocated */
     size_t max; /* hard cap on len */
+    bool overflowed; /* an append or reserve was refused since init, reset or free (sticky: a writer of many
+                        pieces checks once at the end that nothing was lost) */
 } tg_buf_t;
 
 /* An empty buffer that may grow to `max` bytes. Allocates nothing. */
@@ -23,6 +25,7 @@ static inline void tg_buf_init(tg_buf_t *b, size_t max)
     b->base = NULL;
     b->len = b->cap = 0;
     b->max = max;
+    b->overflowed = false;
 }
 
 /* Ensures room for `n` more bytes; returns 0 or TG_E_TOOBIG (len + n > max). */
@@ -47,6 +50,7 @@ void tg_buf_consume(tg_buf_t *b, size_t n);
 static inline void tg_buf_reset(tg_buf_t *b)
 {
     b->len = 0;
+    b->overflowed = false;
 }
 /* Releases the allocation; the buffer is empty and usable again with the same cap. */
 void tg_buf_free(tg_buf_t *b);

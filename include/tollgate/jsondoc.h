@@ -6,7 +6,8 @@
  * building a jansson tree and dumping another cost several times the rest of the request, and where the push
  * scanner (jsonscan.h, for input that arrives in pieces) spends more per byte than a parser that has it all.
  *
- * Limits: nesting deeper than TG_JSONSCAN_HARD_DEPTH (512) is refused; so is text of 4 GiB or more. UTF-8 is not
+ * Limits: nesting deeper than TG_JSONSCAN_HARD_DEPTH (512) is refused, and so are more than TG_JDOC_MAX_NODES
+ * values and text of 4 GiB or more. UTF-8 is not
  * checked. Keys are compared as written: a key spelled with escapes matches no plain name. Any thread; a document
  * is not shared.
  */
@@ -17,6 +18,9 @@
 #include "tollgate/jsonscan.h"
 
 #define TG_JDOC_NONE UINT32_MAX /* "no node"; node 0 is the root */
+/* Values a document may have: a text of many tiny values ("[0,0,0,...]") would otherwise cost 16 times its size
+ * in nodes. 2^20 nodes are 32 MiB. */
+#define TG_JDOC_MAX_NODES (1u << 20)
 
 typedef struct st_tg_jnode_t {
     uint8_t type;      /* tg_json_type_t, never TG_JSON_END */

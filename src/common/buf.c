@@ -10,8 +10,10 @@
 
 int tg_buf_reserve(tg_buf_t *b, size_t n)
 {
-    if (n > b->max - b->len)
+    if (n > b->max - b->len) {
+        b->overflowed = true;
         return TG_E_TOOBIG;
+    }
     size_t need = b->len + n;
     if (need <= b->cap)
         return 0;
@@ -126,6 +128,7 @@ void tg_buf_free(tg_buf_t *b)
     free(b->base);
     b->base = NULL;
     b->len = b->cap = 0;
+    b->overflowed = false;
 }
 
 char *tg_buf_cstr(tg_buf_t *b)

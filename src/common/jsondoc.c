@@ -25,6 +25,8 @@ static uint32_t new_node(parse_t *ps, tg_json_type_t type, const char *start, ui
 {
     tg_jdoc_t *d = ps->d;
     if (d->num == d->cap) {
+        if (d->cap >= TG_JDOC_MAX_NODES)
+            return TG_JDOC_NONE; /* the caller fails the parse */
         uint32_t cap = d->cap == 0 ? 64 : d->cap * 2;
         d->nodes = tg_realloc(d->nodes, sizeof(*d->nodes) * cap);
         d->cap = cap;
@@ -148,6 +150,8 @@ static int value(parse_t *ps, uint32_t key, uint32_t key_len)
         type = *start == '{' ? TG_JSON_OBJECT : TG_JSON_ARRAY;
         {
             uint32_t i = new_node(ps, type, start, key, key_len);
+            if (i == TG_JDOC_NONE)
+                return -1;
             ps->stack[ps->depth] = i;
             ps->last[ps->depth] = TG_JDOC_NONE;
             ps->depth++;
@@ -181,6 +185,8 @@ static int value(parse_t *ps, uint32_t key, uint32_t key_len)
         break;
     }
     uint32_t i = new_node(ps, type, start, key, key_len);
+    if (i == TG_JDOC_NONE)
+        return -1;
     ps->d->nodes[i].end = (uint32_t)(ps->p - ps->d->text);
     return 0;
 }

@@ -116,6 +116,8 @@ static int content_blocks(req_t *r, uint32_t content, bool images, const char *w
             uint32_t t = tg_jdoc_get(d, part, text ? "text" : "refusal");
             if (!is_type(d, t, TG_JSON_STRING))
                 return tg_xlate_fail(r->err, r->errsz, "%s.%s must be a string", pw, text ? "text" : "refusal");
+            if (d->nodes[t].end - d->nodes[t].start == 2)
+                continue; /* Anthropic refuses empty text blocks; an empty part says nothing */
             put(r->out, (*n)++ != 0 ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
             put_iov(r->out, tg_jdoc_raw(d, t));
             put(r->out, "}");
@@ -217,6 +219,27 @@ static int system_prompt(req_t *r, uint32_t messages)
     return 0;
 }
 
+/* An assistant message with no text and no tool call (an empty turn, which Anthropic refuses): left out, which
+ * loses nothing. */
+static bool empty_assistant(const tg_jdoc_t *d, uint32_t m)
+{
+    uint32_t content = tg_jdoc_get(d, m, "content"), calls = tg_jdoc_get(d, m, "tool_calls");
+    if (is_type(d, calls, TG_JSON_ARRAY) && d->nodes[calls].count != 0)
+        return false;
+    if (is_type(d, content, TG_JSON_STRING))
+        return d->nodes[content].end - d->nodes[content].start == 2;
+    if (!is_type(d, content, TG_JSON_ARRAY))
+        return tg_jdoc_is_null(d, content);
+    EACH(d, content, part) {
+        uint32_t t = tg_jdoc_get(d, part, "text");
+        if (t == NONE)
+            t = tg_jdoc_get(d, part, "refusal");
+        if (!is_type(d, t, TG_JSON_STRING) || d->nodes[t].end - d->nodes[t].start != 2)
+            return false; /* text, or something the translation will refuse */
+    }
+    return true;
+}
+
 static int translate_messages(req_t *r, uint32_t messages)
 {
     const tg_jdoc_t *d = r->d;
@@ -264,6 +287,9 @@ static int translate_messages(req_t *r, uint32_t messages)
             in_results = false;
         }
         bool user = tg_jdoc_str_eq(d, role, "user");
+        if (!user && tg_jdoc_str_eq(d, role, "assistant") && empty_assistant(d, m) &&
+            tg_jdoc_is_null(d, tg_jdoc_get(d, m, "function_call")))
+            continue;
         if (!user && !tg_jdoc_str_eq(d, role, "assistant")) {
             tg_iovec_t rv = tg_jdoc_str_raw(d, role);
             return tg_xlate_fail(r->err, r->errsz,
@@ -485,8 +511,8 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
         info->stream && is_type(d, tg_jdoc_get(d, tg_jdoc_get(d, 0, "stream_options"), "include_usage"), TG_JSON_TRUE);
     if (info->stream)
         put(o, ",\"stream\":true");
-    return tg_buf_append(o, "}", 1) == 0 ? 0
-                                          : tg_xlate_fail(r->err, r->errsz, "the translated request is too large");
+    put(o, "}");
+    return !o->overflowed ? 0 : tg_xlate_fail(r->err, r->errsz, "the translated request is too large");
 }
 
 int tg_xlate_anthropic_request(const tg_jdoc_t *d, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info,
@@ -595,7 +621,8 @@ int tg_xlate_anthropic_response(const tg_jdoc_t *d, int64_t created, tg_buf_t *o
                            usage_field(d, usage, "cache_read_input_tokens"),
                            usage_field(d, usage, "cache_creation_input_tokens"));
     }
-    return tg_buf_append(out, "}", 1) == 0 ? 0 : -1;
+    put(out, "}");
+    return out->overflowed ? -1 : 0; /* something did not fit: not a whole answer */
 }
 
 /* ---- stream: one Anthropic event -> chunks ---------------------------------------------------------------- */

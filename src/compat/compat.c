@@ -49,9 +49,10 @@ int tg_compat_split_model(tg_iovec_t model, tg_iovec_t *provider, tg_iovec_t *na
 /* ---- the model member of the body ------------------------------------------------------------------------ */
 
 typedef struct {
-    bool found, bad, truncated;
+    bool found, bad, truncated, twice;
     char model[MAX_MODEL + 1];
     size_t len;
+    bool scan_all; /* the body names "model" more than once somewhere: look for a second top-level one */
     uint64_t start, end; /* of the string value, quotes included */
 } model_find_t;
 
@@ -60,6 +61,11 @@ static void on_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
     model_find_t *mf = data;
     if (tg_jsonscan_depth(s) != 1 || !tg_jsonscan_key_is(s, 0, "model"))
         return;
+    if (mf->found || mf->bad) { /* a provider would read the last one: the prefix must be on the only one */
+        mf->twice = true;
+        s->stop = true;
+        return;
+    }
     if (v->type != TG_JSON_STRING || v->truncated || v->len > MAX_MODEL) {
         mf->bad = true;
         mf->truncated = v->truncated || v->len > MAX_MODEL;
@@ -71,7 +77,7 @@ static void on_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
         mf->end = v->end;
         mf->found = true;
     }
-    s->stop = true;
+    s->stop = !mf->scan_all;
 }
 
 /* Finds "model" at the top level of `body`; 0, or -1 after answering the request. */
@@ -86,11 +92,25 @@ static int find_model(tg_req_t *req, model_find_t *mf)
                            "\"{provider}/{model}\"");
         return -1;
     }
+    const char *first = memmem(body.base, body.len, "\"model\"", 7);
+    mf->scan_all = first != NULL && memmem(first + 7, (size_t)(body.base + body.len - first - 7), "\"model\"", 7);
     tg_jsonscan_t s;
     tg_jsonscan_init(&s, &ops, mf);
-    if (tg_jsonscan_feed(&s, req->body.base, req->body.len) != 0) {
+    int r = tg_jsonscan_feed(&s, req->body.base, req->body.len);
+    if (mf->twice) {
+        tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY, "The body has \"model\" more than once; send it once");
+        return -1;
+    }
+    if (r != 0 || (mf->scan_all && !tg_jsonscan_complete(&s))) {
         tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY, "The body is not valid JSON");
         return -1;
+    }
+    for (size_t i = 0; i != mf->len; ++i) {
+        unsigned char ch = (unsigned char)mf->model[i];
+        if (ch < 0x20 || ch == 0x7F) { /* it goes into a response header and a URL's neighbourhood */
+            tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY, "\"model\" must not contain control characters");
+            return -1;
+        }
     }
     if (mf->bad || !mf->found) {
         tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY,

@@ -402,7 +402,8 @@ static int request_body(req_t *r, const tg_xlate_opts_t *o, tg_xlate_req_info_t 
     info->include_usage = info->stream && o->ask_usage;
     if (info->stream)
         put(out, o->ask_usage ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}" : ",\"stream\":true");
-    return tg_buf_append(out, "}", 1) == 0 ? 0 : tg_xlate_fail(r->err, r->errsz, "the translated request is too large");
+    put(out, "}");
+    return !out->overflowed ? 0 : tg_xlate_fail(r->err, r->errsz, "the translated request is too large");
 }
 
 int tg_xlate_messages_request(const tg_jdoc_t *d, const tg_xlate_opts_t *o, tg_buf_t *out, tg_xlate_req_info_t *info,
@@ -493,12 +494,18 @@ int tg_xlate_chat_response(const tg_jdoc_t *d, tg_buf_t *out)
         put(out, "\"\"");
     put(out, ",\"content\":[");
     unsigned n = 0;
-    uint32_t content = tg_jdoc_get(d, msg, "content");
+    uint32_t content = tg_jdoc_get(d, msg, "content"), refusal = tg_jdoc_get(d, msg, "refusal");
     if (is_type(d, content, TG_JSON_STRING) && d->nodes[content].end - d->nodes[content].start > 2) {
         put(out, "{\"type\":\"text\",\"text\":");
         put_iov(out, tg_jdoc_raw(d, content));
         put(out, "}");
         n++;
+    }
+    bool refused = is_type(d, refusal, TG_JSON_STRING) && d->nodes[refusal].end - d->nodes[refusal].start > 2;
+    if (refused) { /* the model's refusal is its answer: a text block, and stop_reason "refusal" */
+        put(out, n++ != 0 ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
+        put_iov(out, tg_jdoc_raw(d, refusal));
+        put(out, "}");
     }
     uint32_t calls = tg_jdoc_get(d, msg, "tool_calls");
     if (is_type(d, calls, TG_JSON_ARRAY))
@@ -520,14 +527,15 @@ int tg_xlate_chat_response(const tg_jdoc_t *d, tg_buf_t *out)
             put(out, "}");
         }
     put(out, "],\"stop_reason\":\"");
-    put(out, stop_reason_of(d, tg_jdoc_get(d, choice, "finish_reason")));
+    put(out, refused ? "refusal" : stop_reason_of(d, tg_jdoc_get(d, choice, "finish_reason")));
     put(out, "\",\"stop_sequence\":null");
     uint32_t usage = tg_jdoc_get(d, 0, "usage");
     put(out, ",\"usage\":");
     put_anthropic_usage(out, int_or_zero(d, tg_jdoc_get(d, usage, "prompt_tokens")),
                         int_or_zero(d, tg_jdoc_get(d, usage, "completion_tokens")),
                         int_or_zero(d, tg_jdoc_get(d, tg_jdoc_get(d, usage, "prompt_tokens_details"), "cached_tokens")));
-    return tg_buf_append(out, "}", 1) == 0 ? 0 : -1;
+    put(out, "}");
+    return out->overflowed ? -1 : 0; /* something did not fit: not a whole answer */
 }
 
 /* ---- stream: chat.completion.chunk -> Anthropic events ---------------------------------------------------- */
@@ -663,7 +671,10 @@ void tg_xlate_openai_event(tg_xlate_stream_t *s, const char *data, size_t len, t
     uint32_t choices = tg_jdoc_get(&d, 0, "choices");
     uint32_t choice = is_type(&d, choices, TG_JSON_ARRAY) ? d.nodes[choices].child : NONE;
     uint32_t delta = tg_jdoc_get(&d, choice, "delta");
-    uint32_t text = tg_jdoc_get(&d, delta, "content");
+    uint32_t text = tg_jdoc_get(&d, delta, "content"), refusal = tg_jdoc_get(&d, delta, "refusal");
+    bool refused = is_type(&d, refusal, TG_JSON_STRING) && d.nodes[refusal].end - d.nodes[refusal].start > 2;
+    if (refused) /* a refusal streams as text; the message stops with "refusal" */
+        text = refusal;
     if (is_type(&d, text, TG_JSON_STRING) && d.nodes[text].end - d.nodes[text].start > 2) {
         if (!s->text_open) {
             close_block(s, out);
@@ -686,7 +697,9 @@ void tg_xlate_openai_event(tg_xlate_stream_t *s, const char *data, size_t len, t
                 tool_delta(s, &d, tc, out);
         }
     uint32_t fr = tg_jdoc_get(&d, choice, "finish_reason");
-    if (is_type(&d, fr, TG_JSON_STRING))
+    if (refused)
+        snprintf(s->finish, sizeof(s->finish), "refusal");
+    else if (is_type(&d, fr, TG_JSON_STRING) && strcmp(s->finish, "refusal") != 0)
         snprintf(s->finish, sizeof(s->finish), "%s", stop_reason_of(&d, fr));
     tg_jdoc_free(&d);
 }

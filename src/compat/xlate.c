@@ -147,11 +147,13 @@ int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const char *bo
 }
 
 #define MAX_ERROR_TEXT 4096
+#define MAX_ERROR_PARSE (64u << 10)
 
 void tg_xlate_error(tg_dialect_t client, tg_dialect_t provider, int status, const char *body, size_t len,
                     tg_buf_t *out)
 {
-    json_t *e = json_loadb(body, len, 0, NULL);
+    /* an error body is small; a large one is not parsed (its start becomes the message) */
+    json_t *e = len <= MAX_ERROR_PARSE ? json_loadb(body, len, 0, NULL) : NULL;
     const json_t *inner = json_object_get(e, "error");
     const char *type = NULL;
     const json_t *msg = NULL;

@@ -590,6 +590,10 @@ void tg_http_start_response(tg_req_t *req, int status, const tg_header_t *header
         r = r != 0 ? r : tg_buf_append(o, "\r\n", 2);
     }
     for (size_t i = 0; i != req->num_resp_extra && r == 0; ++i) {
+        tg_iovec_t v = req->resp_extra[i].value;
+        if (memchr(v.base, '\r', v.len) != NULL || memchr(v.base, '\n', v.len) != NULL ||
+            memchr(v.base, '\0', v.len) != NULL)
+            continue; /* never a header split, whatever a handler put there */
         r = tg_buf_append(o, req->resp_extra[i].name.base, req->resp_extra[i].name.len);
         r = r != 0 ? r : tg_buf_append(o, ": ", 2);
         r = r != 0 ? r : tg_buf_append(o, req->resp_extra[i].value.base, req->resp_extra[i].value.len);

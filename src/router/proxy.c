@@ -26,7 +26,11 @@ typedef struct {
     /* usage asked for on the client's behalf (streamusage.h): the filter, active once a 2xx event stream starts */
     tg_streamusage_strip_t *strip;
     bool strip_active;
+    /* what the strip filter or a stream translation made of the provider's bytes, going out as the client reads:
+     * while it is not all out, the upstream stays paused */
     tg_buf_t scratch;
+    size_t scratch_off; /* sent so far */
+    bool ending;        /* the upstream is done: the response ends once scratch is out */
     tg_cache_fill_t *fill; /* caching applies: the answer is collected for the store (cacheserve.h) */
     /* the unified API: the answer is translated from the provider's dialect to the client's (xlate.h) */
     tg_dialect_t client, dialect;
@@ -43,6 +47,9 @@ typedef struct {
 
 /* A provider's whole answer (an error, or a plain JSON answer) is read this far for translation. */
 #define MAX_XLATE_WHOLE (32u << 20)
+/* Output made by the gateway goes out in pieces of at most this, each only while the client is not paused, so the
+ * connection's queue stays within its cap (max_response_buffer + the server's slack) however much was made. */
+#define SEND_PIECE (64u << 10)
 
 static void release(proxy_t *px)
 {
@@ -68,9 +75,8 @@ static void release(proxy_t *px)
 static void send_translated(proxy_t *px)
 {
     tg_req_t *req = px->req;
-    size_t piece = req->config->max_response_buffer;
     while (px->sent < px->sending.len && !tg_http_want_pause(req)) {
-        size_t n = TG_MIN(piece, px->sending.len - px->sent);
+        size_t n = TG_MIN(SEND_PIECE, px->sending.len - px->sent);
         if (tg_http_send(req, px->sending.base + px->sent, n) != 0)
             return; /* the client is gone: on_abort follows */
         px->sent += n;
@@ -123,6 +129,33 @@ bool tg_proxy_is_response_header_dropped(tg_iovec_t name)
 
 /* ---- upstream side ---------------------------------------------------------------------------------------- */
 
+/* Sends what scratch holds, as far as the client's buffer allows. Returns 0, or -1 when the client is gone (on_abort
+ * follows). */
+static int flush_scratch(proxy_t *px)
+{
+    while (px->scratch_off < px->scratch.len && !tg_http_want_pause(px->req)) {
+        size_t n = TG_MIN(SEND_PIECE, px->scratch.len - px->scratch_off);
+        if (tg_http_send(px->req, px->scratch.base + px->scratch_off, n) != 0)
+            return -1;
+        px->scratch_off += n;
+    }
+    if (px->scratch_off == px->scratch.len)
+        px->scratch.len = px->scratch_off = 0;
+    return 0;
+}
+
+/* The filtered or translated stream is all out and the upstream is done: the end. */
+static void end_filtered(proxy_t *px)
+{
+    tg_req_t *req = px->req;
+    if (px->fill != NULL) {
+        tg_cache_fill_end(px->fill, true);
+        px->fill = NULL;
+    }
+    release(px);
+    tg_http_end_response(req);
+}
+
 /* The gateway's own response headers (cache status, log id, event id) after the m in `out`; returns the new m. */
 static size_t own_headers(proxy_t *px, tg_header_t *out, size_t m)
 {
@@ -171,7 +204,7 @@ static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size
         px->xmode = XLATE_STREAM;
         px->xs = tg_mem_alloc_pool(pool, sizeof(*px->xs));
         tg_xlate_stream_init(px->xs, px->client, px->dialect, &px->xinfo, (int64_t)(px->req->start_unix_ms / 1000));
-        tg_buf_init(&px->scratch, 2 * TG_XLATE_MAX_EVENT + px->req->config->max_response_buffer + (256u << 10));
+        tg_buf_init(&px->scratch, 4 * TG_XLATE_MAX_EVENT + px->req->config->max_response_buffer + (256u << 10));
         out[m++] = (tg_header_t){tg_iov(TG_LIT("content-type")), tg_iov(TG_LIT("text/event-stream; charset=utf-8"))};
         if (px->fill != NULL)
             tg_cache_fill_head(px->fill, status, out, m);
@@ -236,22 +269,27 @@ static int on_up_body(void *ctx, const char *p, size_t n)
             tg_recorder_response_body(px->req->recorder, p, n);
         return 0;
     }
-    if (tg_http_want_pause(px->req))
+    if (tg_http_want_pause(px->req) || px->scratch.len != 0)
         return TG_E_AGAIN; /* resumed from on_drain */
-    if (px->xmode == XLATE_STREAM) {
-        px->scratch.len = 0;
-        tg_xlate_stream_feed(px->xs, p, n, &px->scratch);
-        if (px->scratch.len != 0 && tg_http_send(px->req, px->scratch.base, px->scratch.len) != 0)
-            return TG_E_AGAIN;
-        if (px->fill != NULL)
-            tg_cache_fill_body(px->fill, px->scratch.base, px->scratch.len);
-    } else if (px->strip_active) {
-        px->scratch.len = 0;
-        tg_streamusage_strip_feed(px->strip, p, n, &px->scratch);
-        if (px->scratch.len != 0 && tg_http_send(px->req, px->scratch.base, px->scratch.len) != 0)
-            return TG_E_AGAIN;
+    if (px->xmode == XLATE_STREAM || px->strip_active) {
+        if (px->xmode == XLATE_STREAM)
+            tg_xlate_stream_feed(px->xs, p, n, &px->scratch);
+        else
+            tg_streamusage_strip_feed(px->strip, p, n, &px->scratch);
+        if (px->scratch.overflowed) { /* not a stream any more: cut it rather than send a broken one */
+            tg_req_t *req = px->req;
+            tg_upstream_cancel(px->up);
+            px->up = NULL;
+            atomic_fetch_sub_explicit(&px->w->upstream_in_flight, 1, memory_order_relaxed);
+            release(px);
+            req->log_note = "stream-output-overflow";
+            tg_http_abort_response(req);
+            return 0;
+        }
         if (px->fill != NULL) /* what the client receives is what a hit replays */
             tg_cache_fill_body(px->fill, px->scratch.base, px->scratch.len);
+        if (flush_scratch(px) != 0)
+            return TG_E_AGAIN; /* the client is gone */
     } else if (tg_http_send(px->req, p, n) != 0) {
         return TG_E_AGAIN; /* the client is gone; on_abort follows and cancels */
     } else if (px->fill != NULL) {
@@ -278,12 +316,12 @@ static void xlate_whole_done(proxy_t *px)
     else
         tg_xlate_error(px->client, px->dialect, status, px->whole.base, px->whole.len, body);
     if (r != 0) {
+        size_t len = px->whole.len;
         release(px);
         tg_metrics_upstream_error(px->w->metrics, px->provider, TG_UPSTREAM_ERR_BAD_RESPONSE);
         tg_http_send_error(req, TG_E_UPSTREAM_BAD_RESPONSE,
                            "Provider %s sent an answer the gateway cannot translate (status %d, %zu bytes%s)",
-                           px->provider, status < 0 ? -status : status, px->whole.len,
-                           status < 0 ? ", compressed" : "");
+                           px->provider, status < 0 ? -status : status, len, status < 0 ? ", compressed" : "");
         return;
     }
     tg_header_t *out = tg_mem_alloc_pool(&req->pool, sizeof(*out) * (px->num_whole_headers + 3));
@@ -313,25 +351,30 @@ static void on_up_done(void *ctx, int err, const char *detail)
         xlate_whole_done(px);
         return;
     }
-    if (err == 0 && px->xmode == XLATE_STREAM) {
-        px->scratch.len = 0;
-        tg_xlate_stream_finish(px->xs, &px->scratch);
-        if (px->scratch.len != 0) {
-            tg_http_send(req, px->scratch.base, px->scratch.len);
-            if (px->fill != NULL)
-                tg_cache_fill_body(px->fill, px->scratch.base, px->scratch.len);
+    if (err == 0 && (px->xmode == XLATE_STREAM || px->strip_active)) {
+        size_t from = px->scratch.len; /* after what is still going out */
+        if (px->xmode == XLATE_STREAM)
+            tg_xlate_stream_finish(px->xs, &px->scratch);
+        else
+            tg_streamusage_strip_finish(px->strip, &px->scratch);
+        if (px->scratch.overflowed) {
+            release(px);
+            req->log_note = "stream-output-overflow";
+            tg_http_abort_response(req);
+            return;
         }
+        if (px->fill != NULL)
+            tg_cache_fill_body(px->fill, px->scratch.base + from, px->scratch.len - from);
+        if (flush_scratch(px) != 0)
+            return; /* the client is gone: on_abort follows */
+        if (px->scratch.len != 0) {
+            px->ending = true; /* on_drain sends the rest, then ends */
+            return;
+        }
+        end_filtered(px);
+        return;
     }
     if (err == 0) {
-        if (px->strip_active) {
-            px->scratch.len = 0;
-            tg_streamusage_strip_finish(px->strip, &px->scratch);
-            if (px->scratch.len != 0) {
-                tg_http_send(req, px->scratch.base, px->scratch.len);
-                if (px->fill != NULL)
-                    tg_cache_fill_body(px->fill, px->scratch.base, px->scratch.len);
-            }
-        }
         if (px->fill != NULL) {
             tg_cache_fill_end(px->fill, true);
             px->fill = NULL;
@@ -371,6 +414,14 @@ static void on_client_drain(tg_req_t *req)
     if (px->xmode == XLATE_WHOLE && px->head_sent) {
         send_translated(px);
         return;
+    }
+    if (px->scratch.len != 0) {
+        if (flush_scratch(px) != 0 || px->scratch.len != 0)
+            return; /* gone, or still more than the client takes */
+        if (px->ending) {
+            end_filtered(px);
+            return;
+        }
     }
     if (px->up != NULL)
         tg_upstream_resume(px->up);
@@ -413,7 +464,7 @@ void tg_proxy_handle(tg_req_t *req, tg_worker_t *w, const tg_proxy_target_t *tar
         px->strip = tg_mem_alloc_pool(&req->pool, sizeof(*px->strip));
         tg_streamusage_strip_init(px->strip);
         /* what one upstream read can turn into: a held event plus the read */
-        tg_buf_init(&px->scratch, TG_STREAMUSAGE_MAX_EVENT + cfg->max_response_buffer + (256u << 10));
+        tg_buf_init(&px->scratch, 2 * TG_STREAMUSAGE_MAX_EVENT + cfg->max_response_buffer + (256u << 10));
     }
 
     /* The answer must stay readable for the recorder: Accept-Encoding is narrowed to what it can inflate (gzip,

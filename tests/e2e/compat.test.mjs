@@ -992,3 +992,62 @@ describe('the Anthropic dialect: @anthropic-ai/sdk on compat/v1/messages', () =>
     assert.equal(s.requests.length, 0);
   });
 });
+
+describe('model strings that must not pass', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({ config: { providers: providers() } });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('control characters in the model (a header split) and a second "model" member: 400, code 2019', async () => {
+    s.reset();
+    const user = [{ role: 'user', content: 'x' }];
+    const split = await rawCompat(gw, { model: 'openai/gpt-4o\r\nset-cookie: a=b', messages: user });
+    assert.equal(split.status, 400);
+    assert.equal(split.headers.get('set-cookie'), null);
+    assert.match(assertEnvelope(split.text, 400, 2019), /control characters/);
+    const twice = await rawCompat(gw, '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"x"}],"model":"o1"}');
+    assert.equal(twice.status, 400);
+    assert.match(assertEnvelope(twice.text, 400, 2019), /more than once/);
+    /* "model" inside a message is not a second member */
+    const inner = await rawCompat(gw, { model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: '"model"' }], metadata: { model: 'x' } });
+    assert.equal(inner.status, 200);
+    assert.equal(s.requests.length, 1);
+  });
+});
+
+describe('translated streams larger than the connection\'s buffers', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({ config: { providers: providers() } });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  test('events of 700 KB each, both directions, arrive whole through a reader that takes its time', { timeout: 30000 * SLOW }, async () => {
+    const BIG = 700 * 1024;
+    const client = clientFor(gw);
+    const stream = await client.chat.completions.create(
+      { model: 'anthropic/claude-x', stream: true, messages: [{ role: 'user', content: 'big' }] },
+      { headers: { 'x-standin-piece-bytes': String(BIG), 'x-standin-chunks': '3' } },
+    );
+    let text = '';
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      await new Promise((r) => setTimeout(r, 20)); /* a slow reader: the gateway must hold, not drop */
+    }
+    assert.equal(text.length, 3 * BIG);
+    assert.ok(text.startsWith('Hello') && text.includes(' from'));
+
+    const ant = new Anthropic({ apiKey: KEY, baseURL: gw.base('compat'), maxRetries: 0 });
+    const ms = ant.messages.stream({ model: 'openai/gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'big' }] },
+      { headers: { 'x-standin-piece-bytes': String(BIG), 'x-standin-chunks': '3' } });
+    const final = await ms.finalMessage();
+    assert.equal(final.content[0].text.length, 3 * BIG);
+    assert.equal(final.stop_reason, 'end_turn');
+  });
+});

@@ -69,6 +69,9 @@
 //   x-standin-body-bytes: N       plain (non-streamed) answers: pad the text with "x" so the
 //                                 JSON body is at least N bytes (exactly N when padding is
 //                                 needed); usage is not changed by the padding
+//   x-standin-piece-bytes: N      pad every text piece with "x" to N bytes (at most 4 MiB): in
+//                                 a stream one event is then larger than a proxy's buffers
+//                                 (plain answers join the pieces); usage is not changed
 //   x-standin-tool-calls: N       OpenAI chat and Anthropic messages, when the request has at
 //                                 least one tool: answer N tool calls (1..8; more counts as 8,
 //                                 other values are ignored) to the first tool, by its name,
@@ -131,6 +134,10 @@ const EMBEDDING_DIMS = 8;
 const RESET_GRACE_MS = 50; // pause between the last bytes sent and a mid-stream reset
 
 /** The text pieces for a given count (cycles DEFAULT_PIECES). */
+function padPieces(pieces, bytes) {
+  return bytes > 0 ? pieces.map((p) => p + 'x'.repeat(Math.max(0, bytes - p.length))) : pieces;
+}
+
 export function piecesFor(count = DEFAULT_PIECES.length) {
   const out = new Array(count);
   for (let i = 0; i < count; i++) out[i] = DEFAULT_PIECES[i % DEFAULT_PIECES.length];
@@ -376,6 +383,7 @@ function readControls(h) {
     reset: (h['x-standin-reset'] ?? '').trim().toLowerCase(),
     garbage: ['1', 'true', 'yes'].includes((h['x-standin-garbage'] ?? '').trim().toLowerCase()),
     bodyBytes: int(h['x-standin-body-bytes'], 0),
+    pieceBytes: Math.min(int(h['x-standin-piece-bytes'], 0), 4 << 20),
     cachedTokens: int(h['x-standin-cached-tokens'], 0),
     gzip: ['1', 'true', 'yes'].includes((h['x-standin-gzip'] ?? '').trim().toLowerCase()),
     toolCalls: Math.min(int(h['x-standin-tool-calls'], 0), MAX_TOOL_CALLS),
@@ -423,7 +431,7 @@ function openaiChat(ctx, body) {
   const id = `chatcmpl-standin-${ctx.record.id}`;
   const model = typeof body.model === 'string' ? body.model : 'standin-model';
   const created = Math.floor(Date.now() / 1000);
-  const pieces = piecesFor(ctx.c.chunks);
+  const pieces = padPieces(piecesFor(ctx.c.chunks), ctx.c.pieceBytes);
   const prompt = promptTokensFor('openai.chat', body);
   const usage = {
     prompt_tokens: prompt,
@@ -531,7 +539,7 @@ function openaiModels(ctx) {
 function anthropicMessages(ctx, body) {
   const id = `msg_standin_${ctx.record.id}`;
   const model = typeof body.model === 'string' ? body.model : 'standin-model';
-  const pieces = piecesFor(ctx.c.chunks);
+  const pieces = padPieces(piecesFor(ctx.c.chunks), ctx.c.pieceBytes);
   const input = promptTokensFor('anthropic.messages', body);
   const tool = ctx.c.toolCalls > 0 ? firstToolName('anthropic', body) : null;
   if (tool !== null) return anthropicToolCalls(ctx, body, { id, model, pieces, input, tool });
@@ -599,7 +607,7 @@ function anthropicCountTokens(ctx, body) {
 }
 
 function google(ctx, body, model, streamed) {
-  const pieces = piecesFor(ctx.c.chunks);
+  const pieces = padPieces(piecesFor(ctx.c.chunks), ctx.c.pieceBytes);
   const prompt = promptTokensFor('google.generate', body);
   const obj = (text, done, completion) => {
     const cand = { content: { role: 'model', parts: [{ text }] }, index: 0 };
