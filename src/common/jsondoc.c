@@ -2,6 +2,9 @@
  * Flat JSON documents over the original bytes (jsondoc.h).
  */
 #include <stdlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include "tollgate/error.h"
 #include "tollgate/jsondoc.h"
 
@@ -63,13 +66,33 @@ static bool is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* The first byte at or after p that ends a run of plain string content: a quote, a backslash or a control byte
+ * (end when there is none). Strings are most of a request's bytes, so this looks at 16 at a time where it can. */
+static const char *string_run(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1F, unsigned */
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask != 0)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        ++p;
+    return p;
+}
+
 /* At an opening quote: moves past the closing one. -1 when the string is not valid. */
 static int scan_string(parse_t *ps)
 {
     const char *p = ps->p + 1, *end = ps->end;
     for (;;) {
-        while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-            ++p;
+        p = string_run(p, end);
         if (p == end || (unsigned char)*p < 0x20)
             return -1;
         if (*p == '"')
