@@ -173,7 +173,7 @@ static size_t own_headers(proxy_t *px, tg_header_t *out, size_t m)
 }
 
 /* The head of a translated answer: the provider's headers but those that describe the body it sent. */
-static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size_t n)
+static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size_t n, int64_t content_length)
 {
     tg_mem_pool_t *pool = &px->req->pool;
     tg_header_t *out = tg_mem_alloc_pool(pool, sizeof(*out) * (n + 4));
@@ -219,13 +219,15 @@ static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size
     px->whole_headers = out;
     px->num_whole_headers = m;
     tg_buf_init(&px->whole, MAX_XLATE_WHOLE);
+    /* one allocation when the provider says how much comes (a plain answer usually does) */
+    tg_buf_reserve(&px->whole, content_length > 0 && content_length <= MAX_XLATE_WHOLE ? (size_t)content_length : 4096);
 }
 
 static void on_up_head(void *ctx, int status, const tg_header_t *headers, size_t n, int64_t content_length)
 {
     proxy_t *px = ctx;
     if (px->client != px->dialect) {
-        xlate_head(px, status, headers, n);
+        xlate_head(px, status, headers, n, content_length);
         return;
     }
     tg_header_t *out = tg_mem_alloc_pool(&px->req->pool, sizeof(*out) * (n + 3));
@@ -307,6 +309,7 @@ static void xlate_whole_done(proxy_t *px)
     int status = px->whole_status;
     tg_buf_t *body = &px->sending;
     tg_buf_init(body, 2 * MAX_XLATE_WHOLE);
+    tg_buf_reserve(body, px->whole.len + px->whole.len / 2 + 512);
     int r = 0;
     if (status < 0)
         r = -1; /* a compressed answer (xlate_head) */
