@@ -4,7 +4,9 @@
  * that leaves cancels the upstream request at once).
  *
  * Request headers go through untouched except hop-by-hop ones and every cf-aig-* header, which the gateway
- * consumes. Response headers go back except hop-by-hop ones. Worker thread only.
+ * consumes. Response headers go back except hop-by-hop ones. For the unified API (compat.h) the target may carry
+ * another body and header set, and a dialect pair whose answer is translated on its way (xlate.h). Worker thread
+ * only.
  */
 #ifndef TOLLGATE_PROXY_H
 #define TOLLGATE_PROXY_H

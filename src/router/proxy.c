@@ -8,6 +8,11 @@
  *    stops generating (and billing) at once.
  * Back-pressure: on_body refuses bytes while the client has max_response_buffer bytes unread, which pauses the
  * curl transfer; on_drain resumes it.
+ *
+ * Bytes the gateway makes rather than relays — the usage filter's output, a translated stream (the unified API,
+ * xlate.h) — are held in `scratch` and go out in pieces as the client reads; the upstream stays paused until they
+ * are all out, so a slow client never makes the gateway hold more than one read's worth. A translated answer that
+ * is not a 2xx event stream is collected whole (bounded), translated once complete, and sent the same way.
  */
 #include <stdio.h>
 #include "tollgate/cacheserve.h"
