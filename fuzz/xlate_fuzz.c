@@ -18,7 +18,7 @@ static tg_dialect_t client, provider;
 
 static void stream(const char *p, size_t n)
 {
-    tg_xlate_req_info_t info = {.stream = true, .include_usage = n % 2 == 0};
+    tg_xlate_req_info_t info = {.stream = true, .include_usage = n % 2 == 0, .json_tool = n % 3 == 0};
     tg_buf_t a, b;
     tg_buf_init(&a, 64u << 20);
     tg_buf_init(&b, 64u << 20);
@@ -61,9 +61,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tg_xlate_request(client, provider, p, n, &o, &out, &info, err, sizeof(err));
         break;
     }
-    case '1':
-        tg_xlate_response(client, provider, p, n, 1700000000, &out);
+    case '1': {
+        tg_xlate_req_info_t info = {.json_tool = n % 2 == 0};
+        tg_xlate_response(client, provider, &info, p, n, 1700000000, &out);
         break;
+    }
     case '2':
         tg_xlate_error(client, provider, 400 + (int)(n % 200), p, n, &out);
         break;

@@ -41,6 +41,7 @@ typedef struct st_tg_xlate_opts_t {
 typedef struct st_tg_xlate_req_info_t {
     bool stream;        /* "stream": true */
     bool include_usage; /* stream_options.include_usage: a final chunk with the usage */
+    bool json_tool;     /* response_format was sent as a forced tool: its input is the answer's content */
 } tg_xlate_req_info_t;
 
 /*
@@ -53,10 +54,11 @@ int tg_xlate_request(tg_dialect_t client, tg_dialect_t provider, const char *bod
 
 /*
  * Rewrites a provider's complete 2xx JSON answer in the client's dialect (a chat.completion with `created`, Unix
- * seconds; or a message). Returns 0, or -1 when the body is not the provider's answer shape.
+ * seconds; or a message), as the request described by `info` (tg_xlate_request's) asked for it. Returns 0, or -1
+ * when the body is not the provider's answer shape.
  */
-int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const char *body, size_t len, int64_t created,
-                      tg_buf_t *out);
+int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const tg_xlate_req_info_t *info, const char *body,
+                      size_t len, int64_t created, tg_buf_t *out);
 
 /*
  * Rewrites a provider's error answer (any status >= 400, any body) in the client's error shape: OpenAI's

@@ -392,6 +392,60 @@ static int translate_tool_choice(req_t *r, uint32_t tc, uint32_t parallel)
     return 0;
 }
 
+/* A tool name as Anthropic takes it: 1 to 64 of [A-Za-z0-9_-]. */
+static bool tool_name_ok(tg_iovec_t n)
+{
+    if (n.len == 0 || n.len > 64)
+        return false;
+    for (size_t i = 0; i != n.len; ++i) {
+        char c = n.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* response_format: Anthropic has no JSON mode, but a tool it is made to call takes input that follows a schema. So
+ * json_object and json_schema become one forced tool whose input_schema is the schema, and the answer's call to it
+ * becomes the answer's content (info->json_tool). Written before "tools", which it replaces. */
+static int response_format(req_t *r, uint32_t rf, tg_xlate_req_info_t *info)
+{
+    const tg_jdoc_t *d = r->d;
+    uint32_t type = tg_jdoc_get(d, rf, "type");
+    if (tg_jdoc_str_eq(d, type, "text"))
+        return 0;
+    tg_iovec_t name = tg_iov(TG_LIT("json_response")), schema = tg_iov(TG_LIT("{\"type\":\"object\"}"));
+    if (tg_jdoc_str_eq(d, type, "json_schema")) {
+        uint32_t js = tg_jdoc_get(d, rf, "json_schema");
+        uint32_t s = tg_jdoc_get(d, js, "schema"), n = tg_jdoc_get(d, js, "name");
+        if (!is_type(d, s, TG_JSON_OBJECT) || !tg_jdoc_str_eq(d, tg_jdoc_get(d, s, "type"), "object"))
+            return tg_xlate_fail(r->err, r->errsz,
+                                 "response_format.json_schema.schema must be an object schema ({\"type\":\"object\", "
+                                 "...}) for anthropic: it becomes a tool's input schema");
+        schema = tg_jdoc_raw(d, s);
+        if (is_type(d, n, TG_JSON_STRING) && tool_name_ok(tg_jdoc_str_raw(d, n)))
+            name = tg_jdoc_str_raw(d, n);
+    } else if (!tg_jdoc_str_eq(d, type, "json_object")) {
+        return tg_xlate_fail(r->err, r->errsz,
+                             "response_format.type must be \"text\", \"json_object\" or \"json_schema\"");
+    }
+    uint32_t tools = tg_jdoc_get(d, 0, "tools");
+    if ((!tg_jdoc_is_null(d, tools) && !(is_type(d, tools, TG_JSON_ARRAY) && d->nodes[tools].count == 0)) ||
+        !tg_jdoc_is_null(d, tg_jdoc_get(d, 0, "tool_choice")))
+        return tg_xlate_fail(r->err, r->errsz,
+                             "response_format json_object / json_schema cannot be combined with tools for anthropic: "
+                             "its JSON output is itself a forced tool call");
+    info->json_tool = true;
+    put(r->out, ",\"tools\":[{\"name\":\"");
+    put_iov(r->out, name);
+    put(r->out, "\",\"description\":\"Respond with JSON that follows this schema.\",\"input_schema\":");
+    put_iov(r->out, schema);
+    put(r->out, "}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"");
+    put_iov(r->out, name);
+    put(r->out, "\"}");
+    return 0;
+}
+
 /* Members the translation reads; any other member with a value that is not its default is refused. */
 static bool handled_member(tg_iovec_t k)
 {
@@ -485,16 +539,9 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
     }
     if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "n")) && !(tg_jdoc_int(d, v, &n) == 0 && n == 1))
         return tg_xlate_fail(r->err, r->errsz, "n must be 1 for anthropic: it returns one choice per request");
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "response_format"))) {
-        uint32_t type = tg_jdoc_get(d, v, "type");
-        if (!tg_jdoc_str_eq(d, type, "text")) {
-            tg_iovec_t t = is_type(d, type, TG_JSON_STRING) ? tg_jdoc_str_raw(d, type) : tg_iov(TG_LIT("?"));
-            return tg_xlate_fail(r->err, r->errsz,
-                                 "response_format \"%.*s\" cannot be sent to anthropic: it has no JSON mode; describe "
-                                 "the format in the prompt or use a tool with an input schema",
-                                 (int)TG_MIN(t.len, 64), t.base);
-        }
-    }
+    uint32_t rf = tg_jdoc_get(d, 0, "response_format");
+    if (!tg_jdoc_is_null(d, rf) && response_format(r, rf, info) != 0)
+        return -1;
     if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "user"))) {
         if (!is_type(d, v, TG_JSON_STRING))
             return tg_xlate_fail(r->err, r->errsz, "user must be a string");
@@ -502,10 +549,12 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
         put_iov(o, tg_jdoc_raw(d, v));
         put(o, "}");
     }
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "tools")) && translate_tools(r, v) != 0)
-        return -1;
-    if (translate_tool_choice(r, tg_jdoc_get(d, 0, "tool_choice"), tg_jdoc_get(d, 0, "parallel_tool_calls")) != 0)
-        return -1;
+    if (!info->json_tool) { /* else the forced tool is the only one */
+        if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "tools")) && translate_tools(r, v) != 0)
+            return -1;
+        if (translate_tool_choice(r, tg_jdoc_get(d, 0, "tool_choice"), tg_jdoc_get(d, 0, "parallel_tool_calls")) != 0)
+            return -1;
+    }
     info->stream = is_type(d, tg_jdoc_get(d, 0, "stream"), TG_JSON_TRUE);
     info->include_usage =
         info->stream && is_type(d, tg_jdoc_get(d, tg_jdoc_get(d, 0, "stream_options"), "include_usage"), TG_JSON_TRUE);
@@ -566,8 +615,9 @@ static tg_iovec_t str_raw_or_empty(const tg_jdoc_t *d, uint32_t obj, const char 
     return is_type(d, v, TG_JSON_STRING) ? tg_jdoc_str_raw(d, v) : tg_iov("", 0);
 }
 
-int tg_xlate_anthropic_response(const tg_jdoc_t *d, int64_t created, tg_buf_t *out)
+int tg_xlate_anthropic_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *info, int64_t created, tg_buf_t *out)
 {
+    bool json = info != NULL && info->json_tool;
     uint32_t id = tg_jdoc_get(d, 0, "id"), content = tg_jdoc_get(d, 0, "content");
     if (!is_type(d, id, TG_JSON_STRING) || !is_type(d, content, TG_JSON_ARRAY))
         return -1;
@@ -584,6 +634,11 @@ int tg_xlate_anthropic_response(const tg_jdoc_t *d, int64_t created, tg_buf_t *o
         if (tg_jdoc_str_eq(d, type, "text") && is_type(d, t, TG_JSON_STRING)) {
             put(out, ntext++ == 0 ? "\"" : "");
             put_iov(out, tg_jdoc_str_raw(d, t));
+        } else if (tg_jdoc_str_eq(d, type, "tool_use") && json) { /* the JSON answer, as text */
+            uint32_t input = tg_jdoc_get(d, b, "input");
+            tg_iovec_t raw = input != NONE ? tg_jdoc_raw(d, input) : tg_iov(TG_LIT("{}"));
+            put(out, ntext++ == 0 ? "\"" : "");
+            tg_buf_append_json_escaped(out, raw.base, raw.len);
         } else if (tg_jdoc_str_eq(d, type, "tool_use")) {
             ntools++;
         }
@@ -612,7 +667,8 @@ int tg_xlate_anthropic_response(const tg_jdoc_t *d, int64_t created, tg_buf_t *o
         put(out, "]");
     }
     put(out, "},\"logprobs\":null,\"finish_reason\":\"");
-    put(out, finish_of(d, tg_jdoc_get(d, 0, "stop_reason")));
+    const char *finish = finish_of(d, tg_jdoc_get(d, 0, "stop_reason"));
+    put(out, json && strcmp(finish, "tool_calls") == 0 ? "stop" : finish); /* the forced call is the answer */
     put(out, "\"}]");
     uint32_t usage = tg_jdoc_get(d, 0, "usage");
     if (is_type(d, usage, TG_JSON_OBJECT)) {
@@ -682,7 +738,11 @@ static void event(tg_xlate_stream_t *s, const tg_jdoc_t *d, tg_buf_t *out, tg_bu
     } else if (tg_jdoc_str_eq(d, type, "content_block_start")) {
         uint32_t cb = tg_jdoc_get(d, 0, "content_block");
         uint32_t cbt = tg_jdoc_get(d, cb, "type");
-        if (tg_jdoc_str_eq(d, cbt, "tool_use") && tg_jdoc_int(d, tg_jdoc_get(d, 0, "index"), &idx) == 0) {
+        if (tg_jdoc_str_eq(d, cbt, "tool_use") && s->info.json_tool &&
+            tg_jdoc_int(d, tg_jdoc_get(d, 0, "index"), &idx) == 0) {
+            if (s->num_tools == 0) /* the forced call: its input streams as content */
+                s->tool_block[s->num_tools++] = (int)idx;
+        } else if (tg_jdoc_str_eq(d, cbt, "tool_use") && tg_jdoc_int(d, tg_jdoc_get(d, 0, "index"), &idx) == 0) {
             if (s->num_tools == TG_ARRAY_SIZE(s->tool_block)) {
                 tg_xlate_emit_stream_error(s, out, "api_error",
                                            TG_LIT("the answer has more tool calls than the gateway translates (64)"));
@@ -712,6 +772,10 @@ static void event(tg_xlate_stream_t *s, const tg_jdoc_t *d, tg_buf_t *out, tg_bu
             int k = tg_jdoc_int(d, tg_jdoc_get(d, 0, "index"), &idx) == 0 ? tool_index(s, idx) : -1;
             if (!is_type(d, pj, TG_JSON_STRING) || k < 0 || d->nodes[pj].end - d->nodes[pj].start <= 2)
                 return;
+            if (s->info.json_tool) {
+                emit_text(s, out, dl, tg_jdoc_raw(d, pj));
+                return;
+            }
             put(dl, "{\"tool_calls\":[{\"index\":");
             tg_xlate_put_int(dl, k);
             put(dl, ",\"function\":{\"arguments\":");
@@ -723,7 +787,8 @@ static void event(tg_xlate_stream_t *s, const tg_jdoc_t *d, tg_buf_t *out, tg_bu
         take_usage(s, d, tg_jdoc_get(d, 0, "usage"));
         uint32_t sr = tg_jdoc_get(d, tg_jdoc_get(d, 0, "delta"), "stop_reason");
         if (is_type(d, sr, TG_JSON_STRING)) {
-            snprintf(s->finish, sizeof(s->finish), "%s", finish_of(d, sr));
+            const char *f = finish_of(d, sr);
+            snprintf(s->finish, sizeof(s->finish), "%s", s->info.json_tool && strcmp(f, "tool_calls") == 0 ? "stop" : f);
             tg_xlate_emit_chunk(s, out, "{}", 2, s->finish);
         }
     } else if (tg_jdoc_str_eq(d, type, "message_stop")) {

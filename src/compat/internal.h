@@ -40,7 +40,8 @@ void tg_xlate_emit_stream_error(tg_xlate_stream_t *s, tg_buf_t *out, const char 
 /* OpenAI client, Anthropic provider (anthropic.c) */
 int tg_xlate_anthropic_request(const tg_jdoc_t *req, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info,
                                char *err, size_t errsz);
-int tg_xlate_anthropic_response(const tg_jdoc_t *resp, int64_t created, tg_buf_t *out);
+int tg_xlate_anthropic_response(const tg_jdoc_t *resp, const tg_xlate_req_info_t *info, int64_t created,
+                                tg_buf_t *out);
 void tg_xlate_anthropic_event(tg_xlate_stream_t *s, const char *data, size_t len, tg_buf_t *out);
 
 /* Anthropic client, OpenAI-shaped provider (openai.c) */

@@ -131,14 +131,14 @@ int tg_xlate_request(tg_dialect_t client, tg_dialect_t provider, const char *bod
     return r;
 }
 
-int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const char *body, size_t len, int64_t created,
-                      tg_buf_t *out)
+int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const tg_xlate_req_info_t *info, const char *body,
+                      size_t len, int64_t created, tg_buf_t *out)
 {
     tg_jdoc_t d;
     int r = -1;
     if (tg_jdoc_parse(&d, body, len) == 0 && d.nodes[0].type == TG_JSON_OBJECT) {
         if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_ANTHROPIC)
-            r = tg_xlate_anthropic_response(&d, created, out);
+            r = tg_xlate_anthropic_response(&d, info, created, out);
         else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_OPENAI)
             r = tg_xlate_chat_response(&d, out);
     }

@@ -319,7 +319,7 @@ static void xlate_whole_done(proxy_t *px)
     if (status < 0)
         r = -1; /* a compressed answer (xlate_head) */
     else if (status >= 200 && status < 300)
-        r = tg_xlate_response(px->client, px->dialect, px->whole.base, px->whole.len,
+        r = tg_xlate_response(px->client, px->dialect, &px->xinfo, px->whole.base, px->whole.len,
                               (int64_t)(req->start_unix_ms / 1000), body);
     else
         tg_xlate_error(px->client, px->dialect, status, px->whole.base, px->whole.len, body);

@@ -631,7 +631,8 @@ describe('the gateway\'s own errors on the unified API', () => {
     const cases = [
       [{ temperature: 1.5 }, /temperature/],
       [{ n: 2 }, /\bn\b/],
-      [{ response_format: { type: 'json_object' } }, /response_format/],
+      [{ response_format: { type: 'json_schema', json_schema: { name: 'l', schema: { type: 'array' } } } }, /response_format/],
+      [{ response_format: { type: 'json_object' }, tools: [WEATHER_TOOL] }, /response_format/],
       [{ seed: 1 }, /seed/],
     ];
     for (const [extra, re] of cases) {
@@ -1049,5 +1050,46 @@ describe('translated streams larger than the connection\'s buffers', () => {
     const final = await ms.finalMessage();
     assert.equal(final.content[0].text.length, 3 * BIG);
     assert.equal(final.stop_reason, 'end_turn');
+  });
+});
+
+describe('JSON output from anthropic: response_format as a forced tool', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({ config: { providers: providers() } });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  const FORMAT = { type: 'json_schema', json_schema: { name: 'weather_report', strict: true, schema: WEATHER_PARAMS } };
+
+  test('json_schema: the provider is made to call one tool with the schema; its input is the content', async () => {
+    s.reset();
+    const client = clientFor(gw);
+    const req = { model: 'anthropic/claude-x', messages: [{ role: 'user', content: 'weather?' }], response_format: FORMAT };
+    const res = await client.chat.completions.create(req, { headers: { 'x-standin-tool-calls': '1' } });
+    assert.equal(res.choices[0].finish_reason, 'stop');
+    assert.equal(res.choices[0].message.tool_calls, undefined);
+    assert.deepEqual(JSON.parse(res.choices[0].message.content), toolInputFor(0));
+    const { body } = only();
+    assert.deepEqual(body.tools, [{ name: 'weather_report', description: 'Respond with JSON that follows this schema.', input_schema: WEATHER_PARAMS }]);
+    assert.deepEqual(body.tool_choice, { type: 'tool', name: 'weather_report' });
+
+    s.reset(); /* streamed: the input's pieces are the content's */
+    const stream = await client.chat.completions.create({ ...req, stream: true }, { headers: { 'x-standin-tool-calls': '1' } });
+    const got = await drain(stream);
+    assert.deepEqual(JSON.parse(got.text), toolInputFor(0));
+    assert.equal(got.finish, 'stop');
+    assert.equal(got.calls.length, 0);
+  });
+
+  test('json_object: a forced tool with an open object schema', async () => {
+    s.reset();
+    const res = await clientFor(gw).chat.completions.create(
+      { model: 'anthropic/claude-x', messages: [{ role: 'user', content: 'json please' }], response_format: { type: 'json_object' } },
+      { headers: { 'x-standin-tool-calls': '1' } });
+    assert.deepEqual(JSON.parse(res.choices[0].message.content), toolInputFor(0));
+    assert.deepEqual(only().body.tools[0].input_schema, { type: 'object' });
   });
 });

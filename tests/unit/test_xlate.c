@@ -72,6 +72,7 @@ static void run_request(const char *name, json_t *c, const dir_t *dir)
         json_t *wi = json_object_get(c, "info");
         T_EQ_INT(info.stream, json_is_true(json_object_get(wi, "stream")));
         T_EQ_INT(info.include_usage, json_is_true(json_object_get(wi, "include_usage")));
+        T_EQ_INT(info.json_tool, json_is_true(json_object_get(wi, "json_tool")));
     }
     tg_buf_free(&out);
     free(body);
@@ -82,7 +83,8 @@ static void run_response(const char *name, json_t *c, const dir_t *dir)
     char *body = json_dumps(json_object_get(c, dir->provider_key), JSON_COMPACT);
     tg_buf_t out;
     tg_buf_init(&out, 1u << 24);
-    T_EQ_INT(tg_xlate_response(dir->client, dir->provider, body, strlen(body), CREATED, &out), 0);
+    tg_xlate_req_info_t info = {.json_tool = json_is_true(json_object_get(c, "json_tool"))};
+    T_EQ_INT(tg_xlate_response(dir->client, dir->provider, &info, body, strlen(body), CREATED, &out), 0);
     json_t *got = json_loadb(out.base != NULL ? out.base : "", out.len, 0, NULL);
     check_json_equal(name, got, json_object_get(c, dir->client_key));
     json_decref(got);
@@ -105,9 +107,9 @@ static void run_error(const char *name, json_t *c, const dir_t *dir)
 
 /* The stream translated with the input cut every `step` bytes (0: whole); the client's bytes into `out`. */
 static void translate_stream(const dir_t *dir, const char *in, size_t len, size_t step, bool include_usage,
-                             tg_buf_t *out)
+                             bool json_tool, tg_buf_t *out)
 {
-    tg_xlate_req_info_t info = {.stream = true, .include_usage = include_usage};
+    tg_xlate_req_info_t info = {.stream = true, .include_usage = include_usage, .json_tool = json_tool};
     tg_xlate_stream_t s;
     tg_xlate_stream_init(&s, dir->client, dir->provider, &info, CREATED);
     size_t off = 0, i = 0;
@@ -125,16 +127,17 @@ static void run_stream(const char *name, json_t *c, const dir_t *dir)
 {
     const json_t *in = json_object_get(c, dir->provider_key);
     bool usage = json_is_true(json_object_get(c, "include_usage"));
+    bool json_tool = json_is_true(json_object_get(c, "json_tool"));
     tg_buf_t whole;
     tg_buf_init(&whole, 1u << 24);
-    translate_stream(dir, json_string_value(in), json_string_length(in), 0, usage, &whole);
+    translate_stream(dir, json_string_value(in), json_string_length(in), 0, usage, json_tool, &whole);
     tg_buf_cstr(&whole);
     /* the same bytes whatever the pieces */
     static const size_t steps[] = {1, 2, 7, 64};
     for (size_t k = 0; k != TG_ARRAY_SIZE(steps); ++k) {
         tg_buf_t part;
         tg_buf_init(&part, 1u << 24);
-        translate_stream(dir, json_string_value(in), json_string_length(in), steps[k], usage, &part);
+        translate_stream(dir, json_string_value(in), json_string_length(in), steps[k], usage, json_tool, &part);
         tg_buf_cstr(&part);
         ++unit_checks;
         if (strcmp(part.base, whole.base) != 0) {
@@ -280,8 +283,8 @@ static void test_round_trip(void)
     orig = json_object_get(c, "openai");
     body = json_dumps(orig, JSON_COMPACT);
     a.len = b.len = 0;
-    T_EQ_INT(tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, body, strlen(body), CREATED, &a), 0);
-    T_EQ_INT(tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, a.base, a.len, CREATED, &b), 0);
+    T_EQ_INT(tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, &info, body, strlen(body), CREATED, &a), 0);
+    T_EQ_INT(tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, &info, a.base, a.len, CREATED, &b), 0);
     back = json_loadb(b.base, b.len, 0, NULL);
     const json_t *m0 = json_object_get(json_array_get(json_object_get(orig, "choices"), 0), "message");
     const json_t *m1 = json_object_get(json_array_get(json_object_get(back, "choices"), 0), "message");
@@ -345,11 +348,12 @@ static void test_request_not_json(void)
 static void test_response_not_message(void)
 {
     static const char *const bad[] = {"", "null", "{}", "{\"id\":\"x\"}", "{\"content\":[]}", "[]"};
+    tg_xlate_req_info_t none = {0};
     for (size_t i = 0; i != TG_ARRAY_SIZE(bad); ++i) {
         tg_buf_t out;
         tg_buf_init(&out, 1u << 20);
-        T_EQ_INT(tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, bad[i], strlen(bad[i]), CREATED, &out), -1);
-        T_EQ_INT(tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, bad[i], strlen(bad[i]), CREATED, &out), -1);
+        T_EQ_INT(tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, &none, bad[i], strlen(bad[i]), CREATED, &out), -1);
+        T_EQ_INT(tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, &none, bad[i], strlen(bad[i]), CREATED, &out), -1);
         tg_buf_free(&out);
     }
 }
