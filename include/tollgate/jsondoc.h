@@ -80,6 +80,20 @@ int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out);
 int tg_jdoc_int(const tg_jdoc_t *d, uint32_t i, int64_t *v);
 /* Any number's value; 0, or -1. */
 int tg_jdoc_number(const tg_jdoc_t *d, uint32_t i, double *v);
+/* Is node i (TG_JDOC_NONE allowed) of type t? */
+static inline bool tg_jdoc_is(const tg_jdoc_t *d, uint32_t i, tg_json_type_t t)
+{
+    return i != TG_JDOC_NONE && d->nodes[i].type == t;
+}
+/* A whole number's value, or `dflt` when i is absent or not one. */
+static inline int64_t tg_jdoc_int_or(const tg_jdoc_t *d, uint32_t i, int64_t dflt)
+{
+    int64_t v;
+    return tg_jdoc_int(d, i, &v) == 0 ? v : dflt;
+}
+/* The children of container `parent`, in order: for (TG_JDOC_EACH(d, parent, c)) ... */
+#define TG_JDOC_EACH(d, parent, c) for (uint32_t c = (d)->nodes[parent].child; c != TG_JDOC_NONE; c = (d)->nodes[c].next)
+
 /* Null, or no node at all. */
 static inline bool tg_jdoc_is_null(const tg_jdoc_t *d, uint32_t i)
 {

@@ -78,7 +78,6 @@ typedef struct st_tg_xlate_stream_t {
     tg_buf_t data;     /* the data lines of the event being read, joined with "\n" */
     bool data_seen;    /* a data line of this event was read */
     bool done;         /* [DONE] sent (or the stream ended in error): the rest is ignored */
-    bool role_sent;    /* the first chunk (the role) went out */
     char id[128];      /* of the answer, for every chunk */
     char model[128];
     char finish[24];   /* finish_reason, once known */

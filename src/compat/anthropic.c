@@ -10,21 +10,6 @@
 
 #define ANTHROPIC_DEFAULT_MAX_TOKENS 4096
 
-#define NONE TG_JDOC_NONE
-#define EACH(d, parent, c) for (uint32_t c = (d)->nodes[parent].child; c != NONE; c = (d)->nodes[c].next)
-
-/* ---- writing ----------------------------------------------------------------------------------------------- */
-
-static void put(tg_buf_t *o, const char *s)
-{
-    tg_buf_append(o, s, strlen(s));
-}
-
-static void put_iov(tg_buf_t *o, tg_iovec_t v)
-{
-    tg_buf_append(o, v.base, v.len);
-}
-
 /* ---- request: chat completion -> messages ----------------------------------------------------------------- */
 
 typedef struct {
@@ -34,11 +19,6 @@ typedef struct {
     size_t errsz;
     tg_buf_t tmp; /* an unescaped string being looked at */
 } req_t;
-
-static bool is_type(const tg_jdoc_t *d, uint32_t i, tg_json_type_t t)
-{
-    return i != NONE && d->nodes[i].type == t;
-}
 
 /* "data:image/png;base64,AAAA" -> media type and data; 0 or -1 */
 static int parse_data_url(tg_iovec_t url, tg_iovec_t *mime, tg_iovec_t *data)
@@ -447,17 +427,10 @@ static int response_format(req_t *r, uint32_t rf, tg_xlate_req_info_t *info)
 }
 
 /* Members the translation reads; any other member with a value that is not its default is refused. */
-static bool handled_member(tg_iovec_t k)
-{
-    static const char *const names[] = {"model",  "messages",       "max_tokens", "max_completion_tokens",
-                                        "temperature", "top_p",     "stop",       "stream",
-                                        "stream_options", "tools",  "tool_choice", "parallel_tool_calls",
-                                        "user",   "n",              "response_format", NULL};
-    for (const char *const *n = names; *n != NULL; ++n)
-        if (tg_iov_eq(k, *n, strlen(*n)))
-            return true;
-    return false;
-}
+static const char *const handled_members[] = {"model",       "messages",       "max_tokens", "max_completion_tokens",
+                                              "temperature", "top_p",          "stop",       "stream",
+                                              "stream_options", "tools",       "tool_choice", "parallel_tool_calls",
+                                              "user",        "n",              "response_format", NULL};
 
 /* A member whose value does nothing (the OpenAI default) may be present: it is left out without loss. */
 static bool default_value(const tg_jdoc_t *d, tg_iovec_t k, uint32_t v)
@@ -480,14 +453,11 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
 {
     const tg_jdoc_t *d = r->d;
     tg_buf_t *o = r->out;
-    EACH(d, 0, m) {
-        tg_iovec_t k = tg_jdoc_key(d, m);
-        if (!handled_member(k) && !default_value(d, k, m))
-            return tg_xlate_fail(r->err, r->errsz,
-                                 "\"%.*s\" cannot be sent to anthropic: it has no equivalent in the Messages API "
-                                 "(leave it out, or call anthropic's native endpoint)",
-                                 (int)TG_MIN(k.len, 64), k.base);
-    }
+    if (tg_xlate_check_members(d, handled_members, default_value,
+                               "anthropic: it has no equivalent in the Messages API (leave it out, or call "
+                               "anthropic's native endpoint)",
+                               r->err, r->errsz) != 0)
+        return -1;
     uint32_t v;
     put(o, "{\"model\":\"");
     tg_buf_append_json_escaped(o, model, strlen(model));
@@ -508,30 +478,18 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
     if (system_prompt(r, messages) != 0 || translate_messages(r, messages) != 0)
         return -1;
 
-    double x;
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "temperature"))) {
-        if (tg_jdoc_number(d, v, &x) != 0 || x < 0 || x > 1)
-            return tg_xlate_fail(r->err, r->errsz, "temperature must be a number from 0 to 1 for anthropic (OpenAI's "
-                                                   "range goes to 2; anthropic's stops at 1)");
-        put(o, ",\"temperature\":");
-        put_iov(o, tg_jdoc_raw(d, v));
-    }
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "top_p"))) {
-        if (tg_jdoc_number(d, v, &x) != 0)
-            return tg_xlate_fail(r->err, r->errsz, "top_p must be a number");
-        put(o, ",\"top_p\":");
-        put_iov(o, tg_jdoc_raw(d, v));
-    }
+    if (tg_xlate_put_sampling(d, o,
+                              "temperature must be a number from 0 to 1 for anthropic (OpenAI's range goes to 2; "
+                              "anthropic's stops at 1)",
+                              r->err, r->errsz) != 0)
+        return -1;
     if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "stop"))) {
         if (is_type(d, v, TG_JSON_STRING)) {
             put(o, ",\"stop_sequences\":[");
             put_iov(o, tg_jdoc_raw(d, v));
             put(o, "]");
         } else {
-            bool ok = is_type(d, v, TG_JSON_ARRAY);
-            if (ok)
-                EACH(d, v, s) ok = ok && is_type(d, s, TG_JSON_STRING);
-            if (!ok)
+            if (!tg_xlate_all_strings(d, v))
                 return tg_xlate_fail(r->err, r->errsz, "stop must be a string or an array of strings");
             put(o, ",\"stop_sequences\":");
             put_iov(o, tg_jdoc_raw(d, v));
@@ -604,15 +562,13 @@ static const char *finish_of(const tg_jdoc_t *d, uint32_t sr)
 
 static int64_t usage_field(const tg_jdoc_t *d, uint32_t usage, const char *k)
 {
-    int64_t v;
-    return tg_jdoc_int(d, tg_jdoc_get(d, usage, k), &v) == 0 ? v : 0;
+    return tg_jdoc_int_or(d, tg_jdoc_get(d, usage, k), 0);
 }
 
 /* The raw string value of a member, or "" (as raw string content). */
 static tg_iovec_t str_raw_or_empty(const tg_jdoc_t *d, uint32_t obj, const char *key)
 {
-    uint32_t v = tg_jdoc_get(d, obj, key);
-    return is_type(d, v, TG_JSON_STRING) ? tg_jdoc_str_raw(d, v) : tg_iov("", 0);
+    return tg_xlate_str_raw(d, tg_jdoc_get(d, obj, key));
 }
 
 int tg_xlate_anthropic_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *info, int64_t created, tg_buf_t *out)
@@ -696,16 +652,6 @@ static void take_usage(tg_xlate_stream_t *s, const tg_jdoc_t *d, uint32_t usage)
         s->cache_write = v;
 }
 
-/* Keeps a string member as the raw content of a JSON literal (it goes back out inside quotes). */
-static void keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t obj, const char *key)
-{
-    tg_iovec_t v = str_raw_or_empty(d, obj, key);
-    if (v.len >= dstsz)
-        v.len = 0; /* too long to keep whole; a cut escape would break the literal */
-    memcpy(dst, v.base, v.len);
-    dst[v.len] = '\0';
-}
-
 /* The OpenAI tool-call index of the content block `index`, or -1. */
 static int tool_index(const tg_xlate_stream_t *s, int64_t block)
 {
@@ -729,10 +675,9 @@ static void event(tg_xlate_stream_t *s, const tg_jdoc_t *d, tg_buf_t *out, tg_bu
     int64_t idx;
     if (tg_jdoc_str_eq(d, type, "message_start")) {
         uint32_t msg = tg_jdoc_get(d, 0, "message");
-        keep_raw(s->id, sizeof(s->id), d, msg, "id");
-        keep_raw(s->model, sizeof(s->model), d, msg, "model");
+        tg_xlate_keep_raw(s->id, sizeof(s->id), d, tg_jdoc_get(d, msg, "id"));
+        tg_xlate_keep_raw(s->model, sizeof(s->model), d, tg_jdoc_get(d, msg, "model"));
         take_usage(s, d, tg_jdoc_get(d, msg, "usage"));
-        s->role_sent = true;
         static const char delta[] = "{\"role\":\"assistant\",\"content\":\"\"}";
         tg_xlate_emit_chunk(s, out, delta, sizeof(delta) - 1, NULL);
     } else if (tg_jdoc_str_eq(d, type, "content_block_start")) {

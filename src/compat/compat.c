@@ -126,12 +126,12 @@ static int find_model(tg_req_t *req, model_find_t *mf)
 
 /* ---- request headers ------------------------------------------------------------------------------------- */
 
-/* The client's headers for a provider that reads its key from `key_header`: an OpenAI client sends
- * "Authorization: Bearer KEY", which becomes "{key_header}: KEY" unless the client sent that header itself. */
-static const tg_header_t *rekey_headers(tg_req_t *req, const char *key_header, size_t key_len, size_t *num)
+/* The client's headers for Anthropic when the client speaks OpenAI's dialect: its "Authorization: Bearer KEY"
+ * becomes "x-api-key: KEY" unless it sent x-api-key itself, and anthropic-version is added unless it sent one. */
+static const tg_header_t *anthropic_headers(tg_req_t *req, size_t *num)
 {
     tg_header_t *out = tg_mem_alloc_pool(&req->pool, sizeof(*out) * (req->num_headers + 2));
-    bool has_key = tg_http_find_header(req, key_header, key_len) != NULL;
+    bool has_key = tg_http_find_header(req, TG_LIT("x-api-key")) != NULL;
     bool has_version = tg_http_find_header(req, TG_LIT("anthropic-version")) != NULL;
     size_t n = 0;
     for (size_t i = 0; i != req->num_headers; ++i) {
@@ -140,7 +140,7 @@ static const tg_header_t *rekey_headers(tg_req_t *req, const char *key_header, s
             tg_iovec_t v = tg_iov_trim(h->value);
             if (tg_iov_prefix_ci(v, TG_LIT("bearer ")))
                 v = tg_iov_trim(tg_iov(v.base + 7, v.len - 7));
-            out[n++] = (tg_header_t){tg_iov(key_header, key_len), v};
+            out[n++] = (tg_header_t){tg_iov(TG_LIT("x-api-key")), v};
             has_key = true;
             continue;
         }
@@ -291,7 +291,7 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
             return;
         }
         if (dialect == TG_DIALECT_ANTHROPIC)
-            target.headers = rekey_headers(req, TG_LIT("x-api-key"), &target.num_headers);
+            target.headers = anthropic_headers(req, &target.num_headers);
         else
             target.headers = bearer_headers(req, &target.num_headers);
     }

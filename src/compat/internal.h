@@ -14,12 +14,42 @@ int tg_xlate_fail(char *err, size_t errsz, const char *fmt, ...) __attribute__((
  * message and part of a request, so it is a few stores rather than an snprintf. */
 void tg_xlate_where(char *out, size_t outsz, const char *base, const char *field, size_t i);
 
-/* Appends a decimal integer / a C string (no printf on the paths every request or chunk takes). */
-void tg_xlate_put_int(tg_buf_t *out, int64_t v);
-static inline void tg_xlate_put(tg_buf_t *out, const char *s)
+/* Short names for the translators, which read documents and write JSON all the time. */
+#define NONE TG_JDOC_NONE
+#define EACH(d, parent, c) TG_JDOC_EACH(d, parent, c)
+#define is_type tg_jdoc_is
+
+/* Appends a C string / raw bytes / a decimal integer (no printf on the paths every request or chunk takes). A
+ * failed append is not reported here: the buffer's `overflowed` flag is checked once at the end. */
+static inline void put(tg_buf_t *out, const char *s)
 {
     tg_buf_append(out, s, strlen(s));
 }
+static inline void put_iov(tg_buf_t *out, tg_iovec_t v)
+{
+    tg_buf_append(out, v.base, v.len);
+}
+void tg_xlate_put_int(tg_buf_t *out, int64_t v);
+
+/* The raw content of string v (or "" when v is not a string), as the content of a JSON literal. */
+static inline tg_iovec_t tg_xlate_str_raw(const tg_jdoc_t *d, uint32_t v)
+{
+    return tg_jdoc_is(d, v, TG_JSON_STRING) ? tg_jdoc_str_raw(d, v) : tg_iov("", 0);
+}
+/* Keeps that raw content in dst (NUL-terminated), or "" when it does not fit whole (a cut escape would break the
+ * literal it is written back into). */
+void tg_xlate_keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t v);
+
+/* Every top-level member of request `d` is one the translation reads (`handled`, NULL-terminated) or has a value
+ * that asks for nothing (`is_default`); else -1 with "\"member\" cannot be sent to {to_whom}". */
+int tg_xlate_check_members(const tg_jdoc_t *d, const char *const *handled,
+                           bool (*is_default)(const tg_jdoc_t *d, tg_iovec_t key, uint32_t v), const char *to_whom,
+                           char *err, size_t errsz);
+/* Copies "temperature" (0 to 1; `temperature_rule` is the refusal otherwise) and "top_p" (a number) of request `d`
+ * when present. 0, or -1 with the refusal. */
+int tg_xlate_put_sampling(const tg_jdoc_t *d, tg_buf_t *out, const char *temperature_rule, char *err, size_t errsz);
+/* Is v an array of strings only? */
+bool tg_xlate_all_strings(const tg_jdoc_t *d, uint32_t v);
 
 /* Appends "key":"escaped value" (with a leading comma when `comma`). */
 void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n);

@@ -6,24 +6,6 @@
 #include <stdio.h>
 #include "internal.h"
 
-#define NONE TG_JDOC_NONE
-#define EACH(d, parent, c) for (uint32_t c = (d)->nodes[parent].child; c != NONE; c = (d)->nodes[c].next)
-
-static void put(tg_buf_t *o, const char *s)
-{
-    tg_buf_append(o, s, strlen(s));
-}
-
-static void put_iov(tg_buf_t *o, tg_iovec_t v)
-{
-    tg_buf_append(o, v.base, v.len);
-}
-
-static bool is_type(const tg_jdoc_t *d, uint32_t i, tg_json_type_t t)
-{
-    return i != NONE && d->nodes[i].type == t;
-}
-
 /* ---- request: messages -> chat completion ----------------------------------------------------------------- */
 
 typedef struct {
@@ -290,15 +272,9 @@ static int translate_tool_choice(req_t *r, uint32_t tc)
     return 0;
 }
 
-static bool handled_member(tg_iovec_t k)
-{
-    static const char *const names[] = {"model", "messages", "system", "max_tokens", "temperature", "top_p",
-                                        "stop_sequences", "stream", "tools", "tool_choice", "metadata", NULL};
-    for (const char *const *n = names; *n != NULL; ++n)
-        if (tg_iov_eq(k, *n, strlen(*n)))
-            return true;
-    return false;
-}
+static const char *const handled_members[] = {"model",       "messages", "system",      "max_tokens",
+                                              "temperature", "top_p",    "stop_sequences", "stream",
+                                              "tools",       "tool_choice", "metadata",  NULL};
 
 /* Members whose value asks for nothing may be present. */
 static bool default_value(const tg_jdoc_t *d, tg_iovec_t k, uint32_t v)
@@ -316,14 +292,10 @@ static int request_body(req_t *r, const tg_xlate_opts_t *o, tg_xlate_req_info_t 
 {
     const tg_jdoc_t *d = r->d;
     tg_buf_t *out = r->out;
-    EACH(d, 0, m) {
-        tg_iovec_t k = tg_jdoc_key(d, m);
-        if (!handled_member(k) && !default_value(d, k, m))
-            return tg_xlate_fail(r->err, r->errsz,
-                                 "\"%.*s\" cannot be sent to an OpenAI-shaped provider: Chat Completions has no "
-                                 "equivalent (leave it out)",
-                                 (int)TG_MIN(k.len, 64), k.base);
-    }
+    if (tg_xlate_check_members(d, handled_members, default_value,
+                               "an OpenAI-shaped provider: Chat Completions has no equivalent (leave it out)", r->err,
+                               r->errsz) != 0)
+        return -1;
     uint32_t v;
     int64_t n;
     put(out, "{\"model\":\"");
@@ -361,24 +333,10 @@ static int request_body(req_t *r, const tg_xlate_opts_t *o, tg_xlate_req_info_t 
         return tg_xlate_fail(r->err, r->errsz, "max_tokens is required: a whole number of at least 1");
     put(out, o->max_completion_tokens ? ",\"max_completion_tokens\":" : ",\"max_tokens\":");
     put_iov(out, tg_jdoc_raw(d, v));
-    double x;
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "temperature"))) {
-        if (tg_jdoc_number(d, v, &x) != 0 || x < 0 || x > 1)
-            return tg_xlate_fail(r->err, r->errsz, "temperature must be a number from 0 to 1");
-        put(out, ",\"temperature\":");
-        put_iov(out, tg_jdoc_raw(d, v));
-    }
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "top_p"))) {
-        if (tg_jdoc_number(d, v, &x) != 0)
-            return tg_xlate_fail(r->err, r->errsz, "top_p must be a number");
-        put(out, ",\"top_p\":");
-        put_iov(out, tg_jdoc_raw(d, v));
-    }
+    if (tg_xlate_put_sampling(d, out, "temperature must be a number from 0 to 1", r->err, r->errsz) != 0)
+        return -1;
     if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "stop_sequences"))) {
-        bool ok = is_type(d, v, TG_JSON_ARRAY);
-        if (ok)
-            EACH(d, v, s) ok = ok && is_type(d, s, TG_JSON_STRING);
-        if (!ok)
+        if (!tg_xlate_all_strings(d, v))
             return tg_xlate_fail(r->err, r->errsz, "stop_sequences must be an array of strings");
         put(out, ",\"stop\":");
         put_iov(out, tg_jdoc_raw(d, v));
@@ -439,12 +397,6 @@ static const char *stop_reason_of(const tg_jdoc_t *d, uint32_t fr)
         if (tg_jdoc_str_eq(d, fr, reasons[i]))
             return tg_xlate_openai_stop_reason(reasons[i]);
     return "end_turn";
-}
-
-static int64_t int_or_zero(const tg_jdoc_t *d, uint32_t i)
-{
-    int64_t v;
-    return tg_jdoc_int(d, i, &v) == 0 ? v : 0;
 }
 
 /* Anthropic's usage from OpenAI's (whose prompt count includes the cached tokens; Anthropic's does not). */
@@ -531,9 +483,10 @@ int tg_xlate_chat_response(const tg_jdoc_t *d, tg_buf_t *out)
     put(out, "\",\"stop_sequence\":null");
     uint32_t usage = tg_jdoc_get(d, 0, "usage");
     put(out, ",\"usage\":");
-    put_anthropic_usage(out, int_or_zero(d, tg_jdoc_get(d, usage, "prompt_tokens")),
-                        int_or_zero(d, tg_jdoc_get(d, usage, "completion_tokens")),
-                        int_or_zero(d, tg_jdoc_get(d, tg_jdoc_get(d, usage, "prompt_tokens_details"), "cached_tokens")));
+    put_anthropic_usage(out, tg_jdoc_int_or(d, tg_jdoc_get(d, usage, "prompt_tokens"), 0),
+                        tg_jdoc_int_or(d, tg_jdoc_get(d, usage, "completion_tokens"), 0),
+                        tg_jdoc_int_or(d, tg_jdoc_get(d, tg_jdoc_get(d, usage, "prompt_tokens_details"), "cached_tokens"),
+                                       0));
     put(out, "}");
     return out->overflowed ? -1 : 0; /* something did not fit: not a whole answer */
 }
@@ -572,15 +525,6 @@ static void start(tg_xlate_stream_t *s, tg_buf_t *out)
                    "\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":0,"
                    "\"output_tokens\":0}}}\n\n",
                    s->id, s->model);
-}
-
-static void keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t v)
-{
-    tg_iovec_t raw = is_type(d, v, TG_JSON_STRING) ? tg_jdoc_str_raw(d, v) : tg_iov("", 0);
-    if (raw.len >= dstsz)
-        raw.len = 0;
-    memcpy(dst, raw.base, raw.len);
-    dst[raw.len] = '\0';
 }
 
 static void tool_delta(tg_xlate_stream_t *s, const tg_jdoc_t *d, uint32_t tc, tg_buf_t *out)
@@ -658,15 +602,16 @@ void tg_xlate_openai_event(tg_xlate_stream_t *s, const char *data, size_t len, t
         return;
     }
     if (!s->started) {
-        keep_raw(s->id, sizeof(s->id), &d, tg_jdoc_get(&d, 0, "id"));
-        keep_raw(s->model, sizeof(s->model), &d, tg_jdoc_get(&d, 0, "model"));
+        tg_xlate_keep_raw(s->id, sizeof(s->id), &d, tg_jdoc_get(&d, 0, "id"));
+        tg_xlate_keep_raw(s->model, sizeof(s->model), &d, tg_jdoc_get(&d, 0, "model"));
         start(s, out);
     }
     uint32_t usage = tg_jdoc_get(&d, 0, "usage");
     if (is_type(&d, usage, TG_JSON_OBJECT)) {
-        s->input = int_or_zero(&d, tg_jdoc_get(&d, usage, "prompt_tokens"));
-        s->output = int_or_zero(&d, tg_jdoc_get(&d, usage, "completion_tokens"));
-        s->cache_read = int_or_zero(&d, tg_jdoc_get(&d, tg_jdoc_get(&d, usage, "prompt_tokens_details"), "cached_tokens"));
+        s->input = tg_jdoc_int_or(&d, tg_jdoc_get(&d, usage, "prompt_tokens"), 0);
+        s->output = tg_jdoc_int_or(&d, tg_jdoc_get(&d, usage, "completion_tokens"), 0);
+        s->cache_read =
+            tg_jdoc_int_or(&d, tg_jdoc_get(&d, tg_jdoc_get(&d, usage, "prompt_tokens_details"), "cached_tokens"), 0);
     }
     uint32_t choices = tg_jdoc_get(&d, 0, "choices");
     uint32_t choice = is_type(&d, choices, TG_JSON_ARRAY) ? d.nodes[choices].child : NONE;

@@ -51,11 +51,65 @@ void tg_xlate_put_int(tg_buf_t *out, int64_t v)
     tg_buf_append(out, p, (size_t)(b + sizeof(b) - p));
 }
 
+void tg_xlate_keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t v)
+{
+    tg_iovec_t raw = tg_xlate_str_raw(d, v);
+    if (raw.len >= dstsz)
+        raw.len = 0;
+    memcpy(dst, raw.base, raw.len);
+    dst[raw.len] = '\0';
+}
+
+int tg_xlate_check_members(const tg_jdoc_t *d, const char *const *handled,
+                           bool (*is_default)(const tg_jdoc_t *d, tg_iovec_t key, uint32_t v), const char *to_whom,
+                           char *err, size_t errsz)
+{
+    EACH(d, 0, m) {
+        tg_iovec_t k = tg_jdoc_key(d, m);
+        const char *const *h = handled;
+        while (*h != NULL && !tg_iov_eq(k, *h, strlen(*h)))
+            ++h;
+        if (*h == NULL && !is_default(d, k, m))
+            return tg_xlate_fail(err, errsz, "\"%.*s\" cannot be sent to %s", (int)TG_MIN(k.len, 64), k.base, to_whom);
+    }
+    return 0;
+}
+
+int tg_xlate_put_sampling(const tg_jdoc_t *d, tg_buf_t *out, const char *temperature_rule, char *err, size_t errsz)
+{
+    double x;
+    uint32_t v;
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "temperature"))) {
+        if (tg_jdoc_number(d, v, &x) != 0 || x < 0 || x > 1)
+            return tg_xlate_fail(err, errsz, "%s", temperature_rule);
+        put(out, ",\"temperature\":");
+        put_iov(out, tg_jdoc_raw(d, v));
+    }
+    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "top_p"))) {
+        if (tg_jdoc_number(d, v, &x) != 0)
+            return tg_xlate_fail(err, errsz, "top_p must be a number");
+        put(out, ",\"top_p\":");
+        put_iov(out, tg_jdoc_raw(d, v));
+    }
+    return 0;
+}
+
+bool tg_xlate_all_strings(const tg_jdoc_t *d, uint32_t v)
+{
+    if (!is_type(d, v, TG_JSON_ARRAY))
+        return false;
+    EACH(d, v, s) {
+        if (!is_type(d, s, TG_JSON_STRING))
+            return false;
+    }
+    return true;
+}
+
 void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n)
 {
-    tg_xlate_put(out, comma ? ",\"" : "\"");
-    tg_xlate_put(out, key);
-    tg_xlate_put(out, "\":\"");
+    put(out, comma ? ",\"" : "\"");
+    put(out, key);
+    put(out, "\":\"");
     tg_buf_append_json_escaped(out, s, n);
     tg_buf_append(out, "\"", 1);
 }
@@ -63,31 +117,31 @@ void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s,
 void tg_xlate_put_usage(tg_buf_t *out, int64_t input, int64_t output, int64_t cache_read, int64_t cache_write)
 {
     int64_t prompt = input + cache_read + cache_write;
-    tg_xlate_put(out, "{\"prompt_tokens\":");
+    put(out, "{\"prompt_tokens\":");
     tg_xlate_put_int(out, prompt);
-    tg_xlate_put(out, ",\"completion_tokens\":");
+    put(out, ",\"completion_tokens\":");
     tg_xlate_put_int(out, output);
-    tg_xlate_put(out, ",\"total_tokens\":");
+    put(out, ",\"total_tokens\":");
     tg_xlate_put_int(out, prompt + output);
-    tg_xlate_put(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    put(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
     tg_xlate_put_int(out, cache_read);
-    tg_xlate_put(out, "}}");
+    put(out, "}}");
 }
 
 void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta, size_t delta_len, const char *finish)
 {
-    tg_xlate_put(out, "data: {\"id\":\"");
-    tg_xlate_put(out, s->id);
-    tg_xlate_put(out, "\",\"object\":\"chat.completion.chunk\",\"created\":");
+    put(out, "data: {\"id\":\"");
+    put(out, s->id);
+    put(out, "\",\"object\":\"chat.completion.chunk\",\"created\":");
     tg_xlate_put_int(out, s->created);
-    tg_xlate_put(out, ",\"model\":\"");
-    tg_xlate_put(out, s->model);
-    tg_xlate_put(out, "\",\"choices\":[{\"index\":0,\"delta\":");
+    put(out, ",\"model\":\"");
+    put(out, s->model);
+    put(out, "\",\"choices\":[{\"index\":0,\"delta\":");
     tg_buf_append(out, delta, delta_len);
     if (finish != NULL) {
-        tg_xlate_put(out, ",\"logprobs\":null,\"finish_reason\":\"");
-        tg_xlate_put(out, finish);
-        tg_xlate_put(out, "\"}]}\n\n");
+        put(out, ",\"logprobs\":null,\"finish_reason\":\"");
+        put(out, finish);
+        put(out, "\"}]}\n\n");
     } else
         tg_buf_append_str(out, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
 }

@@ -42,6 +42,19 @@ function providers() {
   };
 }
 
+/** A gateway on the stand-in's providers (config `extra` added), started before the enclosing describe block's
+ * tests and handed to `set`, stopped after them. */
+function useGateway(set, extra = {}) {
+  let started;
+  before(async () => {
+    started = await startGateway({ config: { providers: providers(), ...extra } });
+    set(started);
+  });
+  after(async () => {
+    await started?.stop();
+  });
+}
+
 const clientFor = (gw, opts = {}) => new OpenAI({ apiKey: KEY, baseURL: gw.base('compat'), maxRetries: 0, ...opts });
 
 /** The only request the stand-in got since its last reset, and its parsed body. */
@@ -85,12 +98,9 @@ async function rawCompat(gw, body, headers = {}) {
 
 describe('anthropic through the unified API', () => {
   let gw, client;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
+  useGateway((g) => {
+    gw = g;
     client = clientFor(gw);
-  });
-  after(async () => {
-    await gw?.stop();
   });
 
   test('plain text answer: content, finish_reason, usage by the token rule, cf-aig-provider / cf-aig-model', async () => {
@@ -488,12 +498,7 @@ describe('anthropic through the unified API', () => {
 
 describe('OpenAI-shaped providers through the unified API', () => {
   let gw;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
-  });
-  after(async () => {
-    await gw?.stop();
-  });
+  useGateway((g) => { gw = g; });
 
   test('the provider receives the client\'s exact bytes with only the model value replaced', async () => {
     s.reset();
@@ -592,12 +597,7 @@ describe('OpenAI-shaped providers through the unified API', () => {
 
 describe('the gateway\'s own errors on the unified API', () => {
   let gw;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
-  });
-  after(async () => {
-    await gw?.stop();
-  });
+  useGateway((g) => { gw = g; });
 
   const user = [{ role: 'user', content: 'x' }];
 
@@ -652,12 +652,7 @@ describe('the gateway\'s own errors on the unified API', () => {
 
 describe('caching compat answers', () => {
   let gw;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
-  });
-  after(async () => {
-    await gw?.stop();
-  });
+  useGateway((g) => { gw = g; });
 
   test('the same anthropic compat request twice with cf-aig-cache-ttl: a HIT with the identical body, one provider call', async () => {
     s.reset();
@@ -712,12 +707,7 @@ describe('caching compat answers', () => {
 
 describe('log records of compat calls', () => {
   let gw;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
-  });
-  after(async () => {
-    await gw?.stop();
-  });
+  useGateway((g) => { gw = g; });
 
   const apiJson = async (p) => (await fetch(`${gw.url}/client/v4/accounts/local/ai-gateway/gateways/${p}`)).json();
   async function waitLog(eventId) {
@@ -791,17 +781,7 @@ describe('log records of compat calls', () => {
 
 describe('compat/embeddings and compat/models', () => {
   let gw;
-  before(async () => {
-    gw = await startGateway({
-      config: {
-        providers: providers(),
-        pricing: { 'custom-acme': { 'acme-embed': { input: 0.01, output: 0 } } },
-      },
-    });
-  });
-  after(async () => {
-    await gw?.stop();
-  });
+  useGateway((g) => { gw = g; }, { pricing: { 'custom-acme': { 'acme-embed': { input: 0.01, output: 0 } } } });
 
   test('embeddings reach the OpenAI-shaped provider\'s embeddings path with the prefix removed', async () => {
     s.reset();
@@ -857,12 +837,9 @@ describe('compat/embeddings and compat/models', () => {
 
 describe('the Anthropic dialect: @anthropic-ai/sdk on compat/v1/messages', () => {
   let gw, ant;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
+  useGateway((g) => {
+    gw = g;
     ant = new Anthropic({ apiKey: KEY, baseURL: gw.base('compat'), maxRetries: 0 });
-  });
-  after(async () => {
-    await gw?.stop();
   });
 
   const WEATHER = { name: 'get_weather', description: 'Weather for a city', input_schema: WEATHER_PARAMS };
@@ -996,12 +973,7 @@ describe('the Anthropic dialect: @anthropic-ai/sdk on compat/v1/messages', () =>
 
 describe('model strings that must not pass', () => {
   let gw;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
-  });
-  after(async () => {
-    await gw?.stop();
-  });
+  useGateway((g) => { gw = g; });
 
   test('control characters in the model (a header split) and a second "model" member: 400, code 2019', async () => {
     s.reset();
@@ -1022,12 +994,7 @@ describe('model strings that must not pass', () => {
 
 describe('translated streams larger than the connection\'s buffers', () => {
   let gw;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
-  });
-  after(async () => {
-    await gw?.stop();
-  });
+  useGateway((g) => { gw = g; });
 
   test('events of 700 KB each, both directions, arrive whole through a reader that takes its time', { timeout: 30000 * SLOW }, async () => {
     const BIG = 700 * 1024;
@@ -1055,12 +1022,7 @@ describe('translated streams larger than the connection\'s buffers', () => {
 
 describe('JSON output from anthropic: response_format as a forced tool', () => {
   let gw;
-  before(async () => {
-    gw = await startGateway({ config: { providers: providers() } });
-  });
-  after(async () => {
-    await gw?.stop();
-  });
+  useGateway((g) => { gw = g; });
 
   const FORMAT = { type: 'json_schema', json_schema: { name: 'weather_report', strict: true, schema: WEATHER_PARAMS } };
 

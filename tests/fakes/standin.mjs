@@ -450,12 +450,7 @@ function openaiChat(ctx, body) {
     return ctx.json(200, padded(ctx, build, pieces.join('')));
   }
   const includeUsage = body.stream_options?.include_usage === true;
-  const chunk = (delta, finish) => {
-    const o = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: null,
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
-    if (includeUsage) o.usage = null;
-    return o;
-  };
+  const chunk = chunker({ id, created, model, includeUsage });
   function* frames() {
     yield { data: sse(chunk({ role: 'assistant', content: '', refusal: null }, null)) };
     for (const p of pieces) yield { piece: true, data: sse(chunk({ content: p }, null)) };
@@ -466,6 +461,16 @@ function openaiChat(ctx, body) {
     yield { data: 'data: [DONE]\n\n' };
   }
   return ctx.stream('text/event-stream; charset=utf-8', frames());
+}
+
+/** A chat.completion.chunk builder: (delta, finish_reason) -> chunk; with include_usage every chunk has usage: null. */
+function chunker({ id, created, model, includeUsage }) {
+  return (delta, finish) => {
+    const o = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: null,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
+    if (includeUsage) o.usage = null;
+    return o;
+  };
 }
 
 /** An OpenAI chat answer of ctx.c.toolCalls calls to `tool`, plain or streamed. */
@@ -485,12 +490,7 @@ function openaiToolCalls(ctx, body, { id, model, created, usage, tool }) {
     });
   }
   const includeUsage = body.stream_options?.include_usage === true;
-  const chunk = (delta, finish) => {
-    const o = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: null,
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
-    if (includeUsage) o.usage = null;
-    return o;
-  };
+  const chunk = chunker({ id, created, model, includeUsage });
   const start = (i) => ({ index: i, id: callId(i), type: 'function', function: { name: tool, arguments: '' } });
   function* frames() {
     yield { data: sse(chunk({ role: 'assistant', content: null, tool_calls: [start(0)], refusal: null }, null)) };
