@@ -5,8 +5,9 @@
  * The first byte picks the entry point: '0' a request (the rest is the body), '1' a whole answer, '2' an error
  * answer, '3' a stream (the rest is the provider's SSE text, fed whole and then in pieces whose sizes come from
  * the text itself), for an OpenAI client and an Anthropic provider; '4' to '7' the same for an Anthropic client
- * and an OpenAI-shaped provider. Built with libFuzzer by `make fuzz`; `make test` replays fuzz/corpus/xlate through
- * fuzz/replay.c under ASan+UBSan.
+ * and an OpenAI-shaped provider; '8' to ';' for an OpenAI client and Google AI Studio; '<' to '?' for an Anthropic
+ * client and Google; '@' an embeddings request for Google and 'A' its answer. Built with libFuzzer by `make fuzz`;
+ * `make test` replays fuzz/corpus/xlate through fuzz/replay.c under ASan+UBSan.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,28 +51,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     tg_buf_t out;
     tg_buf_init(&out, 64u << 20);
-    bool to_openai = data[0] >= '4' && data[0] <= '7';
-    client = to_openai ? TG_DIALECT_ANTHROPIC : TG_DIALECT_OPENAI;
-    provider = to_openai ? TG_DIALECT_OPENAI : TG_DIALECT_ANTHROPIC;
-    switch (to_openai ? data[0] - 4 : data[0]) {
-    case '0': {
+    static const tg_dialect_t pairs[][2] = {{TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC},
+                                            {TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI},
+                                            {TG_DIALECT_OPENAI, TG_DIALECT_GOOGLE},
+                                            {TG_DIALECT_ANTHROPIC, TG_DIALECT_GOOGLE}};
+    unsigned op = (unsigned)(data[0] - '0');
+    if (op < 16) {
+        client = pairs[op / 4][0];
+        provider = pairs[op / 4][1];
+    }
+    switch (op < 16 ? op % 4 : op) {
+    case 0: {
         tg_xlate_req_info_t info;
         char err[256];
         tg_xlate_opts_t o = {.model = "m", .max_completion_tokens = n % 2 == 0, .ask_usage = n % 3 == 0};
         tg_xlate_request(client, provider, p, n, &o, &out, &info, err, sizeof(err));
         break;
     }
-    case '1': {
+    case 1: {
         tg_xlate_req_info_t info = {.json_tool = n % 2 == 0};
         tg_xlate_response(client, provider, &info, p, n, 1700000000, &out);
         break;
     }
-    case '2':
+    case 2:
         tg_xlate_error(client, provider, 400 + (int)(n % 200), p, n, &out);
         break;
-    case '3':
+    case 3:
         stream(p, n);
         break;
+    case 16: { /* '@' */
+        tg_xlate_req_info_t info;
+        char err[256];
+        tg_xlate_opts_t o = {.model = "gemini-embedding-001"};
+        tg_xlate_embeddings_request(TG_DIALECT_GOOGLE, p, n, &o, &out, &info, err, sizeof(err));
+        break;
+    }
+    case 17: { /* 'A' */
+        tg_xlate_req_info_t info = {.embeddings = true, .base64 = n % 2 == 0, .model = "m"};
+        tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_GOOGLE, &info, p, n, 1700000000, &out);
+        break;
+    }
     }
     tg_buf_free(&out);
     return 0;

@@ -11,7 +11,10 @@
  *   stream     provider event stream        -> client event stream, fed in any pieces (tg_xlate_stream_*)
  *   error      provider error body          -> client error shape     tg_xlate_error
  *
- * The pairs translated: OpenAI client with an Anthropic provider, Anthropic client with an OpenAI-shaped provider.
+ * The pairs translated: OpenAI client with an Anthropic provider or with Google AI Studio (generateContent, and
+ * batchEmbedContents for embeddings), Anthropic client with an OpenAI-shaped provider, and Anthropic client with
+ * Google, through the OpenAI dialect (the two translations chained: Anthropic -> OpenAI -> Google on the way up,
+ * back the same way down).
  *
  * A request member that the target provider cannot honour is refused (tg_xlate_request returns -1 with a message
  * naming it), never silently dropped; doc/unified-api.md lists what maps to what. Stream translation holds at most
@@ -28,6 +31,7 @@
 typedef enum {
     TG_DIALECT_OPENAI,    /* OpenAI Chat Completions */
     TG_DIALECT_ANTHROPIC, /* Anthropic Messages */
+    TG_DIALECT_GOOGLE,    /* Google AI Studio generateContent / streamGenerateContent (alt=sse) */
 } tg_dialect_t;
 
 /* How a request is translated. */
@@ -42,6 +46,9 @@ typedef struct st_tg_xlate_req_info_t {
     bool stream;        /* "stream": true */
     bool include_usage; /* stream_options.include_usage: a final chunk with the usage */
     bool json_tool;     /* response_format was sent as a forced tool: its input is the answer's content */
+    bool embeddings;    /* an embeddings request (tg_xlate_embeddings_request) */
+    bool base64;        /* embeddings: "encoding_format": "base64" (float32 little-endian, base64) */
+    const char *model;  /* embeddings: the model to name in the answer (o->model; not copied) */
 } tg_xlate_req_info_t;
 
 /*
@@ -51,6 +58,14 @@ typedef struct st_tg_xlate_req_info_t {
  */
 int tg_xlate_request(tg_dialect_t client, tg_dialect_t provider, const char *body, size_t len,
                      const tg_xlate_opts_t *o, tg_buf_t *out, tg_xlate_req_info_t *info, char *err, size_t errsz);
+
+/*
+ * Rewrites an OpenAI embeddings request (input: a string or an array of strings; dimensions; encoding_format) as
+ * Google's batchEmbedContents for model o->model. Same contract as tg_xlate_request; `info->embeddings` is set so
+ * that tg_xlate_response translates the answer as embeddings.
+ */
+int tg_xlate_embeddings_request(tg_dialect_t provider, const char *body, size_t len, const tg_xlate_opts_t *o,
+                                tg_buf_t *out, tg_xlate_req_info_t *info, char *err, size_t errsz);
 
 /*
  * Rewrites a provider's complete 2xx JSON answer in the client's dialect (a chat.completion with `created`, Unix
@@ -92,6 +107,15 @@ typedef struct st_tg_xlate_stream_t {
     bool text_open;
     /* usage, as reported so far: -1 until seen */
     int64_t input, output, cache_read, cache_write;
+    /* from Google: which candidates (choices) have started and finished (bit i: candidate i), the tool calls of
+     * each so far, the reasoning tokens and the total */
+    uint8_t cand_started, cand_finished;
+    uint8_t cand_tools[8];
+    int64_t reasoning, total;
+    /* Anthropic client, Google provider: the Google -> OpenAI stream feeding this one (OpenAI -> Anthropic), and
+     * what it made from the last piece */
+    struct st_tg_xlate_stream_t *inner;
+    tg_buf_t chained;
 } tg_xlate_stream_t;
 
 void tg_xlate_stream_init(tg_xlate_stream_t *s, tg_dialect_t client, tg_dialect_t provider,

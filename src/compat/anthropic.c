@@ -20,18 +20,6 @@ typedef struct {
     tg_buf_t tmp; /* an unescaped string being looked at */
 } req_t;
 
-/* "data:image/png;base64,AAAA" -> media type and data; 0 or -1 */
-static int parse_data_url(tg_iovec_t url, tg_iovec_t *mime, tg_iovec_t *data)
-{
-    const char *p = url.base + 5, *end = url.base + url.len;
-    const char *comma = memchr(p, ',', (size_t)(end - p));
-    if (comma == NULL || comma - p < 8 || memcmp(comma - 7, ";base64", 7) != 0 || comma - 7 == p)
-        return -1;
-    *mime = tg_iov(p, (size_t)(comma - 7 - p));
-    *data = tg_iov(comma + 1, (size_t)(end - comma - 1));
-    return 0;
-}
-
 /* An OpenAI image_url part -> an Anthropic image block. */
 static int image_block(req_t *r, uint32_t part, const char *where)
 {
@@ -45,7 +33,7 @@ static int image_block(req_t *r, uint32_t part, const char *where)
     tg_iovec_t url = tg_iov(r->tmp.base != NULL ? r->tmp.base : "", r->tmp.len);
     if (tg_iov_prefix_ci(url, TG_LIT("data:"))) {
         tg_iovec_t mime, data;
-        if (parse_data_url(url, &mime, &data) != 0)
+        if (tg_xlate_parse_data_url(url, &mime, &data) != 0)
             return tg_xlate_fail(r->err, r->errsz,
                                  "%s.image_url.url: a data URL must be data:{media type};base64,{data}", where);
         if (!tg_iov_eq(mime, TG_LIT("image/jpeg")) && !tg_iov_eq(mime, TG_LIT("image/png")) &&

@@ -31,6 +31,7 @@ static const struct {
     {"fireworks", TG_DIALECT_OPENAI, "chat/completions"},
     {"workers-ai", TG_DIALECT_OPENAI, "v1/chat/completions"},
     {"baseten", TG_DIALECT_OPENAI, "v1/chat/completions"},
+    {"google-ai-studio", TG_DIALECT_GOOGLE, "v1beta/models"}, /* + "/{model}:{method}" (google_path) */
 };
 
 #define ANTHROPIC_VERSION "2023-06-01"
@@ -181,6 +182,58 @@ static const tg_header_t *bearer_headers(tg_req_t *req, size_t *num)
     return out;
 }
 
+/* The client's headers for Google AI Studio: its key (OpenAI's "Authorization: Bearer KEY", or Anthropic's
+ * "x-api-key: KEY") becomes "x-goog-api-key: KEY" unless it sent x-goog-api-key itself. Authorization never reaches
+ * Google, which would take it for an OAuth token and refuse the call; Anthropic's version and beta headers stay
+ * behind too. */
+static const tg_header_t *google_headers(tg_req_t *req, size_t *num)
+{
+    tg_header_t *out = tg_mem_alloc_pool(&req->pool, sizeof(*out) * (req->num_headers + 1));
+    bool has_key = tg_http_find_header(req, TG_LIT("x-goog-api-key")) != NULL;
+    size_t n = 0;
+    for (size_t i = 0; i != req->num_headers; ++i) {
+        const tg_header_t *h = &req->headers[i];
+        if (tg_iov_eq_ci(h->name, TG_LIT("anthropic-version")) || tg_iov_eq_ci(h->name, TG_LIT("anthropic-beta")))
+            continue;
+        bool bearer = tg_iov_eq_ci(h->name, TG_LIT("authorization"));
+        if (bearer || tg_iov_eq_ci(h->name, TG_LIT("x-api-key"))) {
+            tg_iovec_t v = tg_iov_trim(h->value);
+            if (bearer && tg_iov_prefix_ci(v, TG_LIT("bearer ")))
+                v = tg_iov_trim(tg_iov(v.base + 7, v.len - 7));
+            if (!has_key && v.len != 0) {
+                out[n++] = (tg_header_t){tg_iov(TG_LIT("x-goog-api-key")), v};
+                has_key = true;
+            }
+            continue;
+        }
+        out[n++] = *h;
+    }
+    *num = n;
+    return out;
+}
+
+/* Google's path for a model and method: "v1beta/models/{model}:{method}", the model percent-encoded where it is
+ * not a plain path character (it is one segment). */
+static const char *google_path(tg_req_t *req, tg_iovec_t model, const char *method)
+{
+    tg_buf_t p;
+    tg_buf_init(&p, 4 * model.len + 64);
+    tg_buf_append_str(&p, "v1beta/models/");
+    for (size_t i = 0; i != model.len; ++i) {
+        unsigned char c = (unsigned char)model.base[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '~' || c == '@')
+            tg_buf_append(&p, &model.base[i], 1);
+        else
+            tg_buf_appendf(&p, "%%%02X", c);
+    }
+    tg_buf_append_str(&p, ":");
+    tg_buf_append_str(&p, method);
+    char *s = tg_mem_strdup_pool(&req->pool, p.base, p.len);
+    tg_buf_free(&p);
+    return s;
+}
+
 /* ---- chat completions, messages and embeddings ------------------------------------------------------------ */
 
 typedef enum { EP_CHAT, EP_MESSAGES, EP_EMBEDDINGS } endpoint_t;
@@ -222,8 +275,9 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
     if (tg_router_find_provider(cfg, pslug, &prov, &base_url, &slug) != 0) {
         tg_http_send_error(req, TG_E_INVALID_PROVIDER,
                            "Invalid provider \"%.*s\" in \"model\": expected \"{provider}/{model}\" with a provider "
-                           "the unified API reaches (openai, anthropic, groq, mistral, deepseek, grok, perplexity-ai, "
-                           "openrouter, cerebras, fireworks, workers-ai, baseten, or a configured custom-{name})",
+                           "the unified API reaches (openai, anthropic, google-ai-studio, groq, mistral, deepseek, grok, "
+                           "perplexity-ai, openrouter, cerebras, fireworks, workers-ai, baseten, or a configured "
+                           "custom-{name})",
                            (int)pslug.len, pslug.base);
         return;
     }
@@ -241,14 +295,21 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
                            slug, gw->account, gw->id, slug);
         return;
     }
-    if (ep == EP_EMBEDDINGS && dialect != TG_DIALECT_OPENAI) {
+    if (ep == EP_EMBEDDINGS && dialect == TG_DIALECT_ANTHROPIC) {
         tg_http_send_error(req, TG_E_INVALID_PROVIDER,
-                           "Provider \"%s\" has no embeddings endpoint the unified API reaches; use an OpenAI-shaped "
+                           "Provider \"%s\" has no embeddings endpoint; use google-ai-studio or an OpenAI-shaped "
                            "provider (openai, mistral, workers-ai, a custom provider, ...)",
                            slug);
         return;
     }
-    path = native_path(req, path, ep);
+    if (dialect == TG_DIALECT_GOOGLE && tg_iov_prefix_ci(name, TG_LIT("models/")))
+        name = tg_iov(name.base + 7, name.len - 7); /* Google's resource name: the model is what follows */
+    if (name.len == 0) {
+        tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY, "\"model\" names no model after the provider");
+        return;
+    }
+    if (dialect != TG_DIALECT_GOOGLE)
+        path = native_path(req, path, ep);
     req->log_provider = slug;
     int64_t timeout = tg_router_request_timeout(req);
     if (timeout < 0) {
@@ -284,23 +345,44 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
             .max_completion_tokens = strcmp(slug, "openai") == 0,
             .ask_usage = tg_streamusage_provider_ok(slug),
         };
-        if (tg_xlate_request(target.client, dialect, req->body.base, req->body.len, &o, &body, &target.xlate, err,
-                             sizeof(err)) != 0) {
+        int r = ep == EP_EMBEDDINGS ? tg_xlate_embeddings_request(dialect, req->body.base, req->body.len, &o, &body,
+                                                                  &target.xlate, err, sizeof(err))
+                                    : tg_xlate_request(target.client, dialect, req->body.base, req->body.len, &o,
+                                                       &body, &target.xlate, err, sizeof(err));
+        if (r != 0) {
             tg_buf_free(&body);
             tg_http_send_error(req, TG_E_BAD_UNIFIED_BODY, "%s", err);
             return;
         }
         if (dialect == TG_DIALECT_ANTHROPIC)
             target.headers = anthropic_headers(req, &target.num_headers);
+        else if (dialect == TG_DIALECT_GOOGLE)
+            target.headers = google_headers(req, &target.num_headers);
         else
             target.headers = bearer_headers(req, &target.num_headers);
+    }
+    tg_iovec_t query = req->query;
+    if (dialect == TG_DIALECT_GOOGLE) {
+        target.native_path = tg_iov_str(google_path(req, name,
+                                                    ep == EP_EMBEDDINGS    ? "batchEmbedContents"
+                                                    : target.xlate.stream ? "streamGenerateContent"
+                                                                          : "generateContent"));
+        if (target.xlate.stream) { /* events, not a JSON array in pieces */
+            char *q = tg_mem_alloc_pool(&req->pool, query.len + sizeof("alt=sse&"));
+            memcpy(q, "alt=sse", 7);
+            if (query.len != 0) {
+                q[7] = '&';
+                memcpy(q + 8, query.base, query.len);
+            }
+            query = tg_iov(q, query.len != 0 ? query.len + 8 : 7);
+        }
     }
     target.body = tg_iov(tg_mem_strdup_pool(&req->pool, body.base, body.len), body.len);
     tg_buf_free(&body);
 
     tg_buf_t url;
     tg_buf_init(&url, (size_t)cfg->max_url_length + 4096);
-    if (tg_provider_build_url(prov, base_url, tg_iov_str(gw->account), target.native_path, req->query, &url) != 0) {
+    if (tg_provider_build_url(prov, base_url, tg_iov_str(gw->account), target.native_path, query, &url) != 0) {
         tg_buf_free(&url);
         tg_http_send_error(req, TG_E_BAD_PATH, "The upstream URL for %s could not be built from its base URL", slug);
         return;

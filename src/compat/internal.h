@@ -54,11 +54,17 @@ bool tg_xlate_all_strings(const tg_jdoc_t *d, uint32_t v);
 /* Appends "key":"escaped value" (with a leading comma when `comma`). */
 void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n);
 
+/* "data:image/png;base64,AAAA" -> its media type and data; 0, or -1 when it is not a base64 data URL. */
+int tg_xlate_parse_data_url(tg_iovec_t url, tg_iovec_t *mime, tg_iovec_t *data);
+
 /* A chat.completion.chunk event: `data:` line with id, created, model (s->id and s->model are raw contents of JSON
  * string literals, written as they are) and one choice holding `delta_json` (raw JSON object text) and the finish
  * reason (NULL: null). */
 void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta_json, size_t delta_len,
                          const char *finish);
+/* The same for choice `index`. */
+void tg_xlate_emit_chunk_at(tg_xlate_stream_t *s, tg_buf_t *out, unsigned index, const char *delta_json,
+                            size_t delta_len, const char *finish);
 /* The usage object of a chat completion from the counts (input counts only uncached, uncreated prompt tokens:
  * Anthropic's way; the prompt total is their sum). */
 void tg_xlate_put_usage(tg_buf_t *out, int64_t input, int64_t output, int64_t cache_read, int64_t cache_write);
@@ -79,6 +85,16 @@ int tg_xlate_messages_request(const tg_jdoc_t *req, const tg_xlate_opts_t *o, tg
                               char *err, size_t errsz);
 int tg_xlate_chat_response(const tg_jdoc_t *resp, tg_buf_t *out);
 void tg_xlate_openai_event(tg_xlate_stream_t *s, const char *data, size_t len, tg_buf_t *out);
+/* OpenAI client, Google AI Studio provider (google.c); the embeddings answer is translated by
+ * tg_xlate_google_response when info->embeddings. tg_xlate_google_end: the provider's stream ended; [DONE] when
+ * every candidate finished (else nothing: the caller reports the cut). */
+int tg_xlate_google_request(const tg_jdoc_t *req, tg_buf_t *out, tg_xlate_req_info_t *info, char *err, size_t errsz);
+int tg_xlate_google_embeddings(const tg_jdoc_t *req, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info,
+                               char *err, size_t errsz);
+int tg_xlate_google_response(const tg_jdoc_t *resp, const tg_xlate_req_info_t *info, int64_t created, tg_buf_t *out);
+void tg_xlate_google_event(tg_xlate_stream_t *s, const char *data, size_t len, tg_buf_t *out);
+void tg_xlate_google_end(tg_xlate_stream_t *s, tg_buf_t *out);
+
 /* Anthropic's error type for an HTTP status. */
 const char *tg_xlate_anthropic_error_type(int status);
 

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include "internal.h"
 
 int tg_xlate_fail(char *err, size_t errsz, const char *fmt, ...)
@@ -105,6 +106,19 @@ bool tg_xlate_all_strings(const tg_jdoc_t *d, uint32_t v)
     return true;
 }
 
+int tg_xlate_parse_data_url(tg_iovec_t url, tg_iovec_t *mime, tg_iovec_t *data)
+{
+    if (url.len < 5)
+        return -1;
+    const char *p = url.base + 5, *end = url.base + url.len;
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    if (comma == NULL || comma - p < 8 || memcmp(comma - 7, ";base64", 7) != 0 || comma - 7 == p)
+        return -1;
+    *mime = tg_iov(p, (size_t)(comma - 7 - p));
+    *data = tg_iov(comma + 1, (size_t)(end - comma - 1));
+    return 0;
+}
+
 void tg_xlate_put_str(tg_buf_t *out, bool comma, const char *key, const char *s, size_t n)
 {
     put(out, comma ? ",\"" : "\"");
@@ -130,13 +144,21 @@ void tg_xlate_put_usage(tg_buf_t *out, int64_t input, int64_t output, int64_t ca
 
 void tg_xlate_emit_chunk(tg_xlate_stream_t *s, tg_buf_t *out, const char *delta, size_t delta_len, const char *finish)
 {
+    tg_xlate_emit_chunk_at(s, out, 0, delta, delta_len, finish);
+}
+
+void tg_xlate_emit_chunk_at(tg_xlate_stream_t *s, tg_buf_t *out, unsigned index, const char *delta, size_t delta_len,
+                            const char *finish)
+{
     put(out, "data: {\"id\":\"");
     put(out, s->id);
     put(out, "\",\"object\":\"chat.completion.chunk\",\"created\":");
     tg_xlate_put_int(out, s->created);
     put(out, ",\"model\":\"");
     put(out, s->model);
-    put(out, "\",\"choices\":[{\"index\":0,\"delta\":");
+    put(out, "\",\"choices\":[{\"index\":");
+    tg_xlate_put_int(out, index);
+    put(out, ",\"delta\":");
     tg_buf_append(out, delta, delta_len);
     if (finish != NULL) {
         put(out, ",\"logprobs\":null,\"finish_reason\":\"");
@@ -165,6 +187,26 @@ void tg_xlate_emit_stream_error(tg_xlate_stream_t *s, tg_buf_t *out, const char 
 
 /* ---- entry points ------------------------------------------------------------------------------------------ */
 
+/* Anthropic client, Google provider: the Messages request as a chat completion (asking for the usage chunk, which
+ * the Anthropic answer needs), then that as generateContent. */
+static int messages_to_google(const tg_jdoc_t *d, const tg_xlate_opts_t *o, tg_buf_t *out, tg_xlate_req_info_t *info,
+                              char *err, size_t errsz)
+{
+    tg_xlate_opts_t mid_o = {.model = o->model, .ask_usage = true};
+    tg_xlate_req_info_t mid_info;
+    tg_buf_t mid;
+    tg_buf_init(&mid, out->max);
+    int r = tg_xlate_messages_request(d, &mid_o, &mid, &mid_info, err, errsz);
+    if (r == 0) {
+        tg_jdoc_t m;
+        r = tg_jdoc_parse(&m, mid.base, mid.len) == 0 ? tg_xlate_google_request(&m, out, info, err, errsz)
+                                                       : tg_xlate_fail(err, errsz, "the translated request is too large");
+        tg_jdoc_free(&m);
+    }
+    tg_buf_free(&mid);
+    return r;
+}
+
 int tg_xlate_request(tg_dialect_t client, tg_dialect_t provider, const char *body, size_t len,
                      const tg_xlate_opts_t *o, tg_buf_t *out, tg_xlate_req_info_t *info, char *err, size_t errsz)
 {
@@ -177,10 +219,32 @@ int tg_xlate_request(tg_dialect_t client, tg_dialect_t provider, const char *bod
         r = tg_xlate_fail(err, errsz, "The request body must be a JSON object");
     else if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_ANTHROPIC)
         r = tg_xlate_anthropic_request(&d, o->model, out, info, err, errsz);
+    else if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_GOOGLE)
+        r = tg_xlate_google_request(&d, out, info, err, errsz);
     else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_OPENAI)
         r = tg_xlate_messages_request(&d, o, out, info, err, errsz);
+    else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_GOOGLE)
+        r = messages_to_google(&d, o, out, info, err, errsz);
     else
         r = tg_xlate_fail(err, errsz, "no translation to this dialect");
+    tg_jdoc_free(&d);
+    return r;
+}
+
+int tg_xlate_embeddings_request(tg_dialect_t provider, const char *body, size_t len, const tg_xlate_opts_t *o,
+                                tg_buf_t *out, tg_xlate_req_info_t *info, char *err, size_t errsz)
+{
+    memset(info, 0, sizeof(*info));
+    tg_jdoc_t d;
+    int r;
+    if (tg_jdoc_parse(&d, body, len) != 0)
+        r = tg_xlate_fail(err, errsz, "The request body is not valid JSON");
+    else if (d.nodes[0].type != TG_JSON_OBJECT)
+        r = tg_xlate_fail(err, errsz, "The request body must be a JSON object");
+    else if (provider == TG_DIALECT_GOOGLE)
+        r = tg_xlate_google_embeddings(&d, o->model, out, info, err, errsz);
+    else
+        r = tg_xlate_fail(err, errsz, "no embeddings translation to this dialect");
     tg_jdoc_free(&d);
     return r;
 }
@@ -193,8 +257,17 @@ int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const tg_xlate
     if (tg_jdoc_parse(&d, body, len) == 0 && d.nodes[0].type == TG_JSON_OBJECT) {
         if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_ANTHROPIC)
             r = tg_xlate_anthropic_response(&d, info, created, out);
+        else if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_GOOGLE)
+            r = tg_xlate_google_response(&d, info, created, out);
         else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_OPENAI)
             r = tg_xlate_chat_response(&d, out);
+        else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_GOOGLE) {
+            tg_buf_t mid; /* the chat completion in between */
+            tg_buf_init(&mid, out->max);
+            if (tg_xlate_google_response(&d, info, created, &mid) == 0)
+                r = tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, info, mid.base, mid.len, created, out);
+            tg_buf_free(&mid);
+        }
     }
     tg_jdoc_free(&d);
     return r;
@@ -258,13 +331,26 @@ void tg_xlate_stream_init(tg_xlate_stream_t *s, tg_dialect_t client, tg_dialect_
     s->created = created;
     tg_buf_init(&s->line, TG_XLATE_MAX_EVENT);
     tg_buf_init(&s->data, TG_XLATE_MAX_EVENT);
-    s->input = s->output = s->cache_read = s->cache_write = -1;
+    s->input = s->output = s->cache_read = s->cache_write = s->reasoning = s->total = -1;
+    if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_GOOGLE) {
+        /* Google -> OpenAI in `inner`, then OpenAI -> Anthropic here */
+        s->provider = TG_DIALECT_OPENAI;
+        s->inner = tg_malloc(sizeof(*s->inner));
+        tg_xlate_stream_init(s->inner, TG_DIALECT_OPENAI, TG_DIALECT_GOOGLE, info, created);
+        tg_buf_init(&s->chained, 4 * TG_XLATE_MAX_EVENT);
+    }
 }
 
 void tg_xlate_stream_dispose(tg_xlate_stream_t *s)
 {
     tg_buf_free(&s->line);
     tg_buf_free(&s->data);
+    if (s->inner != NULL) {
+        tg_xlate_stream_dispose(s->inner);
+        free(s->inner);
+        s->inner = NULL;
+        tg_buf_free(&s->chained);
+    }
 }
 
 static void dispatch(tg_xlate_stream_t *s, tg_buf_t *out)
@@ -272,6 +358,8 @@ static void dispatch(tg_xlate_stream_t *s, tg_buf_t *out)
     if (s->data_seen && !s->done) {
         if (s->provider == TG_DIALECT_ANTHROPIC)
             tg_xlate_anthropic_event(s, s->data.base, s->data.len, out);
+        else if (s->provider == TG_DIALECT_GOOGLE)
+            tg_xlate_google_event(s, s->data.base, s->data.len, out);
         else
             tg_xlate_openai_event(s, s->data.base, s->data.len, out);
     }
@@ -308,7 +396,20 @@ static void on_line(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out
     s->data_seen = true;
 }
 
+static void feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out);
+
 void tg_xlate_stream_feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out)
+{
+    if (s->inner != NULL) {
+        s->chained.len = 0;
+        tg_xlate_stream_feed(s->inner, p, n, &s->chained);
+        feed(s, s->chained.base, s->chained.len, out);
+        return;
+    }
+    feed(s, p, n, out);
+}
+
+static void feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out)
 {
     const char *end = p + n;
     while (p < end && !s->done) {
@@ -334,12 +435,19 @@ void tg_xlate_stream_feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_
 
 void tg_xlate_stream_finish(tg_xlate_stream_t *s, tg_buf_t *out)
 {
+    if (s->inner != NULL) {
+        s->chained.len = 0;
+        tg_xlate_stream_finish(s->inner, &s->chained);
+        feed(s, s->chained.base, s->chained.len, out);
+    }
     if (!s->done && s->line.len != 0) {
         on_line(s, s->line.base, s->line.len, out);
         s->line.len = 0;
     }
     if (!s->done)
         dispatch(s, out); /* an event not followed by a blank line */
+    if (!s->done && s->provider == TG_DIALECT_GOOGLE)
+        tg_xlate_google_end(s, out); /* its stream has no end event of its own */
     if (!s->done) {
         static const char msg[] = "the provider's stream ended before the answer was complete";
         tg_xlate_emit_stream_error(s, out, "api_error", msg, sizeof(msg) - 1);

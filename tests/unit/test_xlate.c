@@ -30,15 +30,21 @@ static void check_json_equal(const char *name, const json_t *got, const json_t *
     free(w);
 }
 
-/* A vector's direction: "m..." files are the Anthropic client's (compat/v1/messages) with an OpenAI-shaped
- * provider, the others the OpenAI client's with an Anthropic provider. */
+/* A vector's direction, by the first letter of its file name: "m..." files are the Anthropic client's
+ * (compat/v1/messages) with an OpenAI-shaped provider, "g..." the OpenAI client's with Google AI Studio, "a..." the
+ * Anthropic client's with Google; the others the OpenAI client's with an Anthropic provider. */
 typedef struct {
+    char letter; /* of the file name; 0 for none */
     tg_dialect_t client, provider;
     const char *client_key, *provider_key; /* the vector's field of each side */
 } dir_t;
 
-static const dir_t TO_ANTHROPIC = {TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, "openai", "anthropic"};
-static const dir_t TO_OPENAI = {TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, "anthropic", "openai"};
+static const dir_t DIRS[] = {
+    {0, TG_DIALECT_OPENAI, TG_DIALECT_ANTHROPIC, "openai", "anthropic"},
+    {'m', TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, "anthropic", "openai"},
+    {'g', TG_DIALECT_OPENAI, TG_DIALECT_GOOGLE, "openai", "google"},
+    {'a', TG_DIALECT_ANTHROPIC, TG_DIALECT_GOOGLE, "anthropic", "google"},
+};
 
 static void run_request(const char *name, json_t *c, const dir_t *dir)
 {
@@ -74,6 +80,55 @@ static void run_request(const char *name, json_t *c, const dir_t *dir)
         T_EQ_INT(info.include_usage, json_is_true(json_object_get(wi, "include_usage")));
         T_EQ_INT(info.json_tool, json_is_true(json_object_get(wi, "json_tool")));
     }
+    tg_buf_free(&out);
+    free(body);
+}
+
+/* "gembreq-": an OpenAI embeddings request (`openai`) -> batchEmbedContents (`google`), or `error`. */
+static void run_embeddings_request(const char *name, json_t *c)
+{
+    char *body = json_dumps(json_object_get(c, "openai"), JSON_COMPACT);
+    tg_xlate_opts_t o = {.model = json_string_value(json_object_get(c, "model"))};
+    tg_buf_t out;
+    tg_buf_init(&out, 1u << 24);
+    tg_xlate_req_info_t info;
+    char err[512] = "";
+    int r = tg_xlate_embeddings_request(TG_DIALECT_GOOGLE, body, strlen(body), &o, &out, &info, err, sizeof(err));
+    const char *want_err = json_string_value(json_object_get(c, "error"));
+    if (want_err != NULL) {
+        T_EQ_INT(r, -1);
+        T_EQ_INT(out.len, 0);
+        ++unit_checks;
+        if (strstr(err, want_err) == NULL) {
+            ++unit_failures;
+            fprintf(stderr, "%s: %s: error \"%s\" does not mention \"%s\"\n", unit_current, name, err, want_err);
+        }
+    } else {
+        T_EQ_INT(r, 0);
+        json_t *got = json_loadb(out.base != NULL ? out.base : "", out.len, 0, NULL);
+        check_json_equal(name, got, json_object_get(c, "google"));
+        json_decref(got);
+        T_OK(info.embeddings);
+        T_EQ_INT(info.base64, json_is_true(json_object_get(c, "base64")));
+        T_EQ_STR(info.model, o.model);
+    }
+    tg_buf_free(&out);
+    free(body);
+}
+
+/* "gembresp-": a batchEmbedContents answer (`google`) -> OpenAI's (`openai`), as floats or base64 (`base64`). */
+static void run_embeddings_response(const char *name, json_t *c)
+{
+    char *body = json_dumps(json_object_get(c, "google"), JSON_COMPACT);
+    tg_buf_t out;
+    tg_buf_init(&out, 1u << 24);
+    tg_xlate_req_info_t info = {.embeddings = true,
+                                .base64 = json_is_true(json_object_get(c, "base64")),
+                                .model = json_string_value(json_object_get(c, "model"))};
+    T_EQ_INT(tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_GOOGLE, &info, body, strlen(body), CREATED, &out), 0);
+    json_t *got = json_loadb(out.base != NULL ? out.base : "", out.len, 0, NULL);
+    check_json_equal(name, got, json_object_get(c, "openai"));
+    json_decref(got);
     tg_buf_free(&out);
     free(body);
 }
@@ -199,7 +254,7 @@ static void test_vectors(void)
     T_OK(d != NULL);
     if (d == NULL)
         return;
-    unsigned counts[8] = {0};
+    unsigned counts[18] = {0};
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t l = strlen(e->d_name);
@@ -214,10 +269,13 @@ static void test_vectors(void)
             fprintf(stderr, "%s: %s\n", path, jerr.text);
             continue;
         }
-        bool m = e->d_name[0] == 'm';
-        const dir_t *dir = m ? &TO_OPENAI : &TO_ANTHROPIC;
-        const char *kind = e->d_name + m;
-        unsigned base = m ? 4 : 0;
+        size_t di = 0;
+        for (size_t k = 1; k != TG_ARRAY_SIZE(DIRS); ++k)
+            if (DIRS[k].letter == e->d_name[0])
+                di = k;
+        const dir_t *dir = &DIRS[di];
+        const char *kind = e->d_name + (di != 0);
+        unsigned base = 4 * (unsigned)di;
         if (strncmp(kind, "req-", 4) == 0)
             run_request(e->d_name, c, dir), counts[base]++;
         else if (strncmp(kind, "resp-", 5) == 0)
@@ -226,18 +284,20 @@ static void test_vectors(void)
             run_error(e->d_name, c, dir), counts[base + 2]++;
         else if (strncmp(kind, "stream-", 7) == 0)
             run_stream(e->d_name, c, dir), counts[base + 3]++;
+        else if (strncmp(kind, "embreq-", 7) == 0)
+            run_embeddings_request(e->d_name, c), counts[16]++;
+        else if (strncmp(kind, "embresp-", 8) == 0)
+            run_embeddings_response(e->d_name, c), counts[17]++;
         json_decref(c);
     }
     closedir(d);
     /* the vectors are there (a lost directory must not pass as zero failures) */
-    T_OK(counts[0] >= 20);
-    T_OK(counts[1] >= 3);
-    T_OK(counts[2] >= 3);
-    T_OK(counts[3] >= 4);
-    T_OK(counts[4] >= 10);
-    T_OK(counts[5] >= 3);
-    T_OK(counts[6] >= 2);
-    T_OK(counts[7] >= 4);
+    static const unsigned at_least[18] = {20, 3, 3, 4, 10, 3, 2, 4, 15, 4, 1, 5, 2, 2, 1, 3, 5, 2};
+    for (size_t i = 0; i != TG_ARRAY_SIZE(at_least); ++i) {
+        T_OK(counts[i] >= at_least[i]);
+        if (counts[i] < at_least[i])
+            fprintf(stderr, "%s: only %u vectors of kind %zu\n", unit_current, counts[i], i);
+    }
 }
 
 /* OpenAI -> Anthropic -> OpenAI keeps the messages, the tool calls, the tools and the tool choice of a request,
