@@ -403,7 +403,8 @@ void tg_xlate_stream_feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_
     if (s->inner != NULL) {
         s->chained.len = 0;
         tg_xlate_stream_feed(s->inner, p, n, &s->chained);
-        feed(s, s->chained.base, s->chained.len, out);
+        if (s->chained.len != 0)
+            feed(s, s->chained.base, s->chained.len, out);
         return;
     }
     feed(s, p, n, out);
@@ -438,7 +439,8 @@ void tg_xlate_stream_finish(tg_xlate_stream_t *s, tg_buf_t *out)
     if (s->inner != NULL) {
         s->chained.len = 0;
         tg_xlate_stream_finish(s->inner, &s->chained);
-        feed(s, s->chained.base, s->chained.len, out);
+        if (s->chained.len != 0)
+            feed(s, s->chained.base, s->chained.len, out);
     }
     if (!s->done && s->line.len != 0) {
         on_line(s, s->line.base, s->line.len, out);

@@ -2,13 +2,15 @@
 // "{provider}/{model}", the provider stand-in behind the gateway as an Anthropic-shaped provider (the request is
 // translated to the Messages API and the answer back to a chat completion, whole or streamed, tool calls and
 // errors included) and as OpenAI-shaped providers (the client's bytes with only the model's value replaced).
+// The same SDK against a Google-AI-Studio-shaped stand-in (generateContent / streamGenerateContent /
+// batchEmbedContents), and @anthropic-ai/sdk against OpenAI-shaped and Google-shaped providers.
 // Also: the gateway's own 400s, cf-aig-provider / cf-aig-model, caching of compat answers, log records,
 // compat/embeddings and compat/models.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { startStandin, promptTokensFor, toolInputFor } from '../fakes/standin.mjs';
+import { GOOGLE_THOUGHT_SIGNATURE, embeddingFor, startStandin, promptTokensFor, toolInputFor } from '../fakes/standin.mjs';
 import { SLOW, assertEnvelope, startGateway } from './harness.mjs';
 
 const TEXT = 'Hello from the stand-in.';
@@ -39,6 +41,7 @@ function providers() {
     openai: { base_url: `${s.url}/v1` },
     groq: { base_url: `${s.url}/openai/v1` },
     'custom-acme': { base_url: `${s.url}/acme/v1` },
+    'google-ai-studio': { base_url: s.url },
   };
 }
 
@@ -1053,5 +1056,256 @@ describe('JSON output from anthropic: response_format as a forced tool', () => {
       { headers: { 'x-standin-tool-calls': '1' } });
     assert.deepEqual(JSON.parse(res.choices[0].message.content), toolInputFor(0));
     assert.deepEqual(only().body.tools[0].input_schema, { type: 'object' });
+  });
+});
+
+describe('google-ai-studio through the unified API', () => {
+  let gw, client, ant;
+  useGateway((g) => {
+    gw = g;
+    client = clientFor(gw);
+    ant = new Anthropic({ apiKey: KEY, baseURL: gw.base('compat'), maxRetries: 0 });
+  });
+
+  test('plain text: generateContent with the key as x-goog-api-key; content, finish_reason, usage, headers', async () => {
+    s.reset();
+    const { data, response } = await client.chat.completions.create({
+      model: 'google-ai-studio/gemini-2.5-flash',
+      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'say hello to me' }],
+      max_tokens: 64,
+      temperature: 1.5,
+      stop: 'END',
+    }).withResponse();
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('cf-aig-provider'), 'google-ai-studio');
+    assert.equal(response.headers.get('cf-aig-model'), 'gemini-2.5-flash');
+    const { rec, body } = only();
+    assert.equal(rec.path, '/v1beta/models/gemini-2.5-flash:generateContent');
+    assert.equal(rec.headers['x-goog-api-key'], KEY);
+    assert.equal(rec.headers.authorization, undefined, 'no Authorization reaches Google (it would be taken for OAuth)');
+    assert.deepEqual(body, {
+      contents: [{ role: 'user', parts: [{ text: 'say hello to me' }] }],
+      systemInstruction: { parts: [{ text: 'Be brief.' }] },
+      generationConfig: { maxOutputTokens: 64, temperature: 1.5, stopSequences: ['END'] },
+    });
+    assert.equal(data.object, 'chat.completion');
+    assert.equal(data.model, 'gemini-2.5-flash');
+    assert.equal(data.choices.length, 1);
+    assert.equal(data.choices[0].message.content, TEXT);
+    assert.equal(data.choices[0].finish_reason, 'stop');
+    const prompt = promptTokensFor('google.generate', body);
+    assert.deepEqual(
+      [data.usage.prompt_tokens, data.usage.completion_tokens, data.usage.total_tokens],
+      [prompt, PIECES, prompt + PIECES],
+    );
+  });
+
+  test('streamed: streamGenerateContent?alt=sse; the SDK iterator reads the text; include_usage gives the usage chunk', async () => {
+    s.reset();
+    const out = await drain(await client.chat.completions.create({
+      model: 'google-ai-studio/gemini-2.5-flash',
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'stream it please' }],
+    }, { headers: { 'x-standin-cached-tokens': '3' } }));
+    const { rec, body } = only();
+    assert.equal(rec.path, '/v1beta/models/gemini-2.5-flash:streamGenerateContent');
+    assert.equal(rec.query.alt, 'sse');
+    assert.equal(out.text, TEXT);
+    assert.equal(out.finish, 'stop');
+    const prompt = promptTokensFor('google.generate', body);
+    assert.equal(out.usage.prompt_tokens, prompt);
+    assert.equal(out.usage.completion_tokens, PIECES);
+    assert.equal(out.usage.prompt_tokens_details.cached_tokens, 3);
+    const last = out.chunks.at(-1);
+    assert.deepEqual(last.choices, []);
+    assert.ok(out.chunks.slice(0, -1).every((c) => c.object === 'chat.completion.chunk' && c.model === 'gemini-2.5-flash' && !c.usage));
+
+    s.reset(); // no include_usage: no usage chunk, the SSE still ends with [DONE]
+    const raw = await rawCompat(gw, { model: 'google-ai-studio/gemini-2.5-flash', stream: true, messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(raw.status, 200);
+    assert.match(raw.headers.get('content-type'), /^text\/event-stream/);
+    assert.ok(raw.text.endsWith('data: [DONE]\n\n'));
+    assert.ok(!raw.text.includes('"usage"'));
+  });
+
+  test('tool calls, whole: functionDeclarations with the JSON Schema as sent; calls come back with ids that keep the signature', async () => {
+    s.reset();
+    const req = {
+      model: 'google-ai-studio/gemini-3-pro-preview',
+      messages: [{ role: 'user', content: 'weather in Paris and Rome?' }],
+      tools: [WEATHER_TOOL],
+      tool_choice: 'required',
+    };
+    const data = await client.chat.completions.create(req, { headers: { 'x-standin-tool-calls': '2' } });
+    const { body } = only();
+    assert.deepEqual(body.tools, [{ functionDeclarations: [{ name: 'get_weather', description: 'Weather for a city', parametersJsonSchema: WEATHER_PARAMS }] }]);
+    assert.deepEqual(body.toolConfig, { functionCallingConfig: { mode: 'ANY' } });
+    const msg = data.choices[0].message;
+    assert.equal(data.choices[0].finish_reason, 'tool_calls');
+    assert.equal(msg.tool_calls.length, 2);
+    assert.deepEqual(msg.tool_calls.map((c) => JSON.parse(c.function.arguments)), [toolInputFor(0), toolInputFor(1)]);
+    assert.ok(msg.tool_calls.every((c) => c.type === 'function' && c.function.name === 'get_weather'));
+    assert.notEqual(msg.tool_calls[0].id, msg.tool_calls[1].id);
+    assert.match(msg.tool_calls[0].id, /^[A-Za-z0-9_-]+$/);
+
+    // the history goes back: functionCall parts (the signature restored on the first), functionResponse parts by name
+    s.reset();
+    await client.chat.completions.create({
+      ...req,
+      tool_choice: 'auto',
+      messages: [
+        ...req.messages,
+        msg,
+        { role: 'tool', tool_call_id: msg.tool_calls[1].id, content: 'Rome: 25C' },
+        { role: 'tool', tool_call_id: msg.tool_calls[0].id, content: 'Paris: 18C' },
+      ],
+    });
+    const back = only().body;
+    assert.deepEqual(back.contents.slice(1), [
+      { role: 'model', parts: [
+        { functionCall: { name: 'get_weather', args: toolInputFor(0) }, thoughtSignature: GOOGLE_THOUGHT_SIGNATURE },
+        { functionCall: { name: 'get_weather', args: toolInputFor(1) } },
+      ] },
+      { role: 'user', parts: [
+        { functionResponse: { name: 'get_weather', response: { output: 'Rome: 25C' } } },
+        { functionResponse: { name: 'get_weather', response: { output: 'Paris: 18C' } } },
+      ] },
+    ]);
+    assert.deepEqual(back.toolConfig, { functionCallingConfig: { mode: 'AUTO' } });
+  });
+
+  test('tool calls, streamed: each call whole in its own delta, reassembled per index by the SDK', async () => {
+    s.reset();
+    const out = await drain(await client.chat.completions.create({
+      model: 'google-ai-studio/gemini-2.5-flash',
+      stream: true,
+      messages: [{ role: 'user', content: 'weather?' }],
+      tools: [WEATHER_TOOL],
+    }, { headers: { 'x-standin-tool-calls': '3' } }));
+    assert.equal(out.finish, 'tool_calls');
+    assert.equal(out.calls.length, 3);
+    assert.deepEqual(out.calls.map((c) => JSON.parse(c.args)), [toolInputFor(0), toolInputFor(1), toolInputFor(2)]);
+    assert.ok(out.calls.every((c) => c.name === 'get_weather' && c.type === 'function' && c.id));
+  });
+
+  test('images and JSON schema output: inlineData and fileData parts, responseJsonSchema', async () => {
+    s.reset();
+    const schema = { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] };
+    await client.chat.completions.create({
+      model: 'google-ai-studio/gemini-2.5-flash',
+      messages: [{ role: 'user', content: [
+        { type: 'text', text: 'what is in these?' },
+        { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+        { type: 'image_url', image_url: { url: 'https://example.com/a/cat.webp' } },
+      ] }],
+      response_format: { type: 'json_schema', json_schema: { name: 'a', schema } },
+    });
+    const { body } = only();
+    assert.deepEqual(body.contents[0].parts, [
+      { text: 'what is in these?' },
+      { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
+      { fileData: { mimeType: 'image/webp', fileUri: 'https://example.com/a/cat.webp' } },
+    ]);
+    assert.deepEqual(body.generationConfig, { responseMimeType: 'application/json', responseJsonSchema: schema });
+  });
+
+  test('an upstream 429 reaches the SDK as RateLimitError with Google\'s message; a refused member is a 400 naming it', async () => {
+    s.reset();
+    await assert.rejects(
+      client.chat.completions.create({ model: 'google-ai-studio/gemini-2.5-flash', messages: [{ role: 'user', content: 'x' }] },
+        { headers: { 'x-standin-status': '429' } }),
+      (err) => {
+        assert.ok(err instanceof OpenAI.RateLimitError, `got ${err?.constructor?.name}: ${err?.message}`);
+        assert.equal(err.status, 429);
+        assert.equal(err.error.message, 'x-standin-status asked for 429');
+        assert.equal(err.error.type, 'RESOURCE_EXHAUSTED');
+        return true;
+      },
+    );
+    s.reset();
+    const raw = await rawCompat(gw, { model: 'google-ai-studio/gemini-2.5-flash', user: 'u1', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(raw.status, 400);
+    assert.match(assertEnvelope(raw.text, 400, 2019), /"user" cannot be sent to google-ai-studio/);
+    assert.equal(s.requests.length, 0);
+  });
+
+  test('embeddings: batchEmbedContents; the SDK\'s default base64 and plain floats both carry Google\'s values', async () => {
+    s.reset();
+    const texts = ['one two', 'three'];
+    const res = await client.embeddings.create({ model: 'google-ai-studio/text-embedding-004', input: texts, dimensions: 8 });
+    const { rec, body } = only();
+    assert.equal(rec.path, '/v1beta/models/text-embedding-004:batchEmbedContents');
+    assert.equal(rec.headers['x-goog-api-key'], KEY);
+    assert.deepEqual(body, { requests: texts.map((t) => ({ model: 'models/text-embedding-004', content: { parts: [{ text: t }] }, outputDimensionality: 8 })) });
+    assert.equal(res.object, 'list');
+    assert.equal(res.model, 'text-embedding-004');
+    assert.deepEqual(res.data.map((d) => d.index), [0, 1]);
+    assert.deepEqual(res.data.map((d) => d.embedding), texts.map((t, i) => Array.from(embeddingFor(t, i, 8))));
+
+    s.reset();
+    const plain = await client.embeddings.create({ model: 'google-ai-studio/gemini-embedding-001', input: 'four', encoding_format: 'float' });
+    assert.deepEqual(plain.data[0].embedding, Array.from(embeddingFor('four', 0)));
+  });
+
+  test('@anthropic-ai/sdk on compat/v1/messages served by Google: text, stream, tool use', async () => {
+    s.reset();
+    const { data: m, response } = await ant.messages.create({
+      model: 'google-ai-studio/gemini-2.5-flash',
+      max_tokens: 32,
+      system: 'Be brief.',
+      messages: [{ role: 'user', content: 'hello there' }],
+    }).withResponse();
+    assert.equal(response.headers.get('cf-aig-provider'), 'google-ai-studio');
+    assert.deepEqual(m.content, [{ type: 'text', text: TEXT }]);
+    assert.equal(m.stop_reason, 'end_turn');
+    const { rec, body } = only();
+    assert.equal(rec.path, '/v1beta/models/gemini-2.5-flash:generateContent');
+    assert.equal(rec.headers['x-goog-api-key'], KEY);
+    assert.equal(rec.headers['anthropic-version'], undefined);
+    assert.deepEqual(body.systemInstruction, { parts: [{ text: 'Be brief.' }] });
+    assert.equal(body.generationConfig.maxOutputTokens, 32);
+    assert.equal(m.usage.input_tokens, promptTokensFor('google.generate', body));
+    assert.equal(m.usage.output_tokens, PIECES);
+
+    s.reset();
+    const stream = ant.messages.stream({ model: 'google-ai-studio/gemini-2.5-flash', max_tokens: 32, messages: [{ role: 'user', content: 'stream it' }] });
+    let text = '';
+    stream.on('text', (t) => { text += t; });
+    const final = await stream.finalMessage();
+    assert.equal(text, TEXT);
+    assert.equal(final.usage.output_tokens, PIECES);
+    assert.equal(final.usage.input_tokens, promptTokensFor('google.generate', only().body));
+
+    s.reset();
+    const tools = await ant.messages.create({
+      model: 'google-ai-studio/gemini-2.5-flash',
+      max_tokens: 32,
+      tools: [{ name: 'get_weather', description: 'Weather for a city', input_schema: WEATHER_PARAMS }],
+      messages: [{ role: 'user', content: 'weather?' }],
+    }, { headers: { 'x-standin-tool-calls': '2' } });
+    assert.equal(tools.stop_reason, 'tool_use');
+    assert.deepEqual(tools.content.map((b) => [b.type, b.name, b.input]), [['tool_use', 'get_weather', toolInputFor(0)], ['tool_use', 'get_weather', toolInputFor(1)]]);
+  });
+
+  test('logged with provider google-ai-studio, the model without prefix, and usageMetadata\'s tokens', async () => {
+    s.reset();
+    await client.chat.completions.create({ model: 'google-ai-studio/gemini-2.5-flash', messages: [{ role: 'user', content: 'log me' }] },
+      { headers: { 'cf-aig-event-id': 'ev-compat-google' } });
+    const { body } = only();
+    const deadline = Date.now() + 10000;
+    let rec;
+    for (;;) {
+      const r = await (await fetch(`${gw.url}/client/v4/accounts/local/ai-gateway/gateways/default/logs?event_id=ev-compat-google`)).json();
+      rec = r.result?.[0];
+      if (rec || Date.now() > deadline) break;
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    assert.ok(rec, 'a log record');
+    assert.equal(rec.provider, 'google-ai-studio');
+    assert.equal(rec.model, 'gemini-2.5-flash');
+    assert.equal(rec.tokens_in, promptTokensFor('google.generate', body));
+    assert.equal(rec.tokens_out, PIECES);
+    assert.equal(rec.success, true);
   });
 });

@@ -34,6 +34,10 @@
 //   POST …/models/{model}:streamGenerateContent[?alt=sse]
 //                                             Google stream: SSE with alt=sse, else a
 //                                             JSON array streamed piece by piece
+//   POST …/models/{model}:batchEmbedContents  Google embeddings ({embeddings:[{values}]}, one per
+//                                             request, outputDimensionality honoured; the
+//                                             values are OpenAI embeddings' for the same texts)
+//   POST …/models/{model}:embedContent        Google embedding ({embedding:{values}})
 //   anything else                             404, OpenAI error shape
 //
 // Control headers (set per request, e.g. through an SDK's `headers` option):
@@ -72,7 +76,7 @@
 //   x-standin-piece-bytes: N      pad every text piece with "x" to N bytes (at most 4 MiB): in
 //                                 a stream one event is then larger than a proxy's buffers
 //                                 (plain answers join the pieces); usage is not changed
-//   x-standin-tool-calls: N       OpenAI chat and Anthropic messages, when the request has at
+//   x-standin-tool-calls: N       OpenAI chat, Anthropic messages and Google generateContent, when the request has at
 //                                 least one tool: answer N tool calls (1..8; more counts as 8,
 //                                 other values are ignored) to the first tool, by its name,
 //                                 instead of text; call i (0-based) has the input
@@ -92,6 +96,11 @@
 //                                 pieces, though no text is sent, so x-standin-chunks changes
 //                                 only that count); x-standin-body-bytes does not apply; pace
 //                                 and reset mid-stream count the argument pieces as pieces.
+//                                 Google (tools[0].functionDeclarations[0].name): the answer's
+//                                 parts are N functionCall parts {name, args: toolInputFor(i)},
+//                                 the first with thoughtSignature GOOGLE_THOUGHT_SIGNATURE, finishReason
+//                                 "STOP"; streamed one call per chunk (the last with the finish
+//                                 reason), usage as for text.
 //                                 Without a tool in the request: the usual text answer
 // Order: delay first, then garbage, reset before-headers, stall before-headers, status,
 // then the normal answer (which honours stall after-headers and reset mid-stream).
@@ -126,6 +135,7 @@ import { gzipSync } from 'node:zlib';
 import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
 
+export const GOOGLE_THOUGHT_SIGNATURE = 'c3RhbmRpbi9zaWduYXR1cmU+Pz8=';
 export const DEFAULT_PIECES = Object.freeze(['Hello', ' from', ' the', ' stand-in', '.']);
 export const MAX_CHUNKS = 100000;
 export const MAX_TOOL_CALLS = 8;
@@ -191,10 +201,12 @@ function matchRoute(method, path) {
   if (method === 'POST' && p.endsWith('/embeddings')) return { route: 'openai.embeddings' };
   if (method === 'POST' && p.endsWith('/messages/count_tokens')) return { route: 'anthropic.count_tokens' };
   if (method === 'POST' && p.endsWith('/messages')) return { route: 'anthropic.messages' };
-  if (method === 'POST' && (m = /\/models\/([^/]+):(generateContent|streamGenerateContent)$/.exec(p))) {
+  if (method === 'POST' && (m = /\/models\/([^/]+):(generateContent|streamGenerateContent|batchEmbedContents|embedContent)$/.exec(p))) {
     let model = m[1];
     try { model = decodeURIComponent(model); } catch { /* keep raw */ }
-    return { route: m[2] === 'generateContent' ? 'google.generate' : 'google.stream', model };
+    const routes = { generateContent: 'google.generate', streamGenerateContent: 'google.stream',
+      batchEmbedContents: 'google.batchEmbed', embedContent: 'google.embed' };
+    return { route: routes[m[2]], model };
   }
   if (method === 'GET' && p.endsWith('/models')) return { route: 'openai.models' };
   return { route: 'none' };
@@ -409,7 +421,7 @@ export function toolArgsPieces(i) {
 /** The name of the first tool of a request, or null: OpenAI tools[0].function.name, Anthropic tools[0].name. */
 function firstToolName(shape, body) {
   const t = asArray(body.tools)[0];
-  const name = shape === 'anthropic' ? t?.name : t?.function?.name;
+  const name = shape === 'anthropic' ? t?.name : shape === 'google' ? t?.functionDeclarations?.[0]?.name : t?.function?.name;
   return typeof name === 'string' ? name : null;
 }
 
@@ -509,16 +521,24 @@ function openaiToolCalls(ctx, body, { id, model, created, usage, tool }) {
   return ctx.stream('text/event-stream; charset=utf-8', frames());
 }
 
+/** The stand-in's embedding of input `index` (a string, or an array of tokens): a deterministic small vector
+ * derived from the index and the input's length, as float32 values. */
+export function embeddingFor(input, index, dims = EMBEDDING_DIMS) {
+  const seed = (typeof input === 'string' ? input.length : asArray(input).length) + index + 1;
+  const v = new Float32Array(dims);
+  for (let i = 0; i < dims; i++) v[i] = Math.round(Math.sin(seed * (i + 1)) * 1000) / 1000;
+  return v;
+}
+
+const dimsOf = (d) => (Number.isInteger(d) && d > 0 && d <= 4096 ? d : EMBEDDING_DIMS);
+
 function openaiEmbeddings(ctx, body) {
   const inputs = typeof body.input === 'string' ? [body.input] : asArray(body.input);
   if (inputs.length === 0) return ctx.error(400, "'input' must be a non-empty string or array");
-  const dims = Number.isInteger(body.dimensions) && body.dimensions > 0 && body.dimensions <= 4096 ? body.dimensions : EMBEDDING_DIMS;
+  const dims = dimsOf(body.dimensions);
   const base64 = body.encoding_format === 'base64';
   const data = inputs.map((input, index) => {
-    // Deterministic small vector: derived from the index and the input's length.
-    const seed = (typeof input === 'string' ? input.length : asArray(input).length) + index + 1;
-    const v = new Float32Array(dims);
-    for (let i = 0; i < dims; i++) v[i] = Math.round(Math.sin(seed * (i + 1)) * 1000) / 1000;
+    const v = embeddingFor(input, index, dims);
     const embedding = base64 ? Buffer.from(v.buffer).toString('base64') : Array.from(v);
     return { object: 'embedding', index, embedding };
   });
@@ -606,9 +626,37 @@ function anthropicCountTokens(ctx, body) {
   ctx.json(200, { input_tokens: promptTokensFor('anthropic.count_tokens', body) });
 }
 
+function googleEmbed(ctx, body, model, batch) {
+  const reqs = batch ? asArray(body.requests) : [body];
+  if (reqs.length === 0) return ctx.error(400, '* BatchEmbedContentsRequest.requests: contents is not specified');
+  const embs = [];
+  for (const [index, r] of reqs.entries()) {
+    const text = asArray(r?.content?.parts).map((p) => p?.text ?? '').join('');
+    if (batch && r?.model !== `models/${model}`) {
+      return ctx.error(400, `requests[${index}].model "${r?.model}" is not the model of the URL, models/${model}`);
+    }
+    embs.push({ values: Array.from(embeddingFor(text, index, dimsOf(r?.outputDimensionality))) });
+  }
+  return ctx.json(200, batch ? { embeddings: embs } : { embedding: embs[0] });
+}
+
 function google(ctx, body, model, streamed) {
   const pieces = padPieces(piecesFor(ctx.c.chunks), ctx.c.pieceBytes);
   const prompt = promptTokensFor('google.generate', body);
+  const tool = ctx.c.toolCalls > 0 ? firstToolName('google', body) : null;
+  const call = (i) => ({ functionCall: { name: tool, args: toolInputFor(i) },
+    ...(i === 0 ? { thoughtSignature: GOOGLE_THOUGHT_SIGNATURE } : {}) });
+  if (tool !== null) {
+    const n = ctx.c.toolCalls;
+    const usage = { promptTokenCount: prompt, candidatesTokenCount: pieces.length, totalTokenCount: prompt + pieces.length };
+    const one = (parts, done) => ({ candidates: [{ content: { role: 'model', parts }, index: 0, ...(done ? { finishReason: 'STOP' } : {}) }],
+      usageMetadata: usage, modelVersion: model, responseId: `standin-${ctx.record.id}` });
+    if (!streamed) return ctx.json(200, one(Array.from({ length: n }, (_, i) => call(i)), true));
+    const frames = function* () {
+      for (let i = 0; i < n; i++) yield { piece: true, data: sse(one([call(i)], i === n - 1)) };
+    };
+    return ctx.stream('text/event-stream', frames());
+  }
   const obj = (text, done, completion) => {
     const cand = { content: { role: 'model', parts: [{ text }] }, index: 0 };
     if (done) cand.finishReason = 'STOP';
@@ -657,6 +705,8 @@ async function handle(ctx, matched, body) {
     case 'anthropic.count_tokens': return anthropicCountTokens(ctx, body);
     case 'google.generate': return google(ctx, body, matched.model, false);
     case 'google.stream': return google(ctx, body, matched.model, true);
+    case 'google.batchEmbed': return googleEmbed(ctx, body, matched.model, true);
+    case 'google.embed': return googleEmbed(ctx, body, matched.model, false);
   }
 }
 
