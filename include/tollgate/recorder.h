@@ -48,6 +48,11 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw);
  * unified API's rewrite of it): the model is read from it. */
 void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path,
                             tg_iovec_t body);
+/* The same when the caller already knows the model (kept, not copied: allocated from req's pool or living as
+ * long) and whether the answer streams (the unified API's translations, which wrote the body themselves): nothing
+ * is scanned. */
+void tg_recorder_set_served(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path,
+                            char *model, bool stream);
 /* The answer comes from the response cache. */
 static inline void tg_recorder_set_cached(tg_recorder_t *rc)
 {

@@ -81,8 +81,17 @@ static void on_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
     s->stop = !mf->scan_all;
 }
 
-/* Finds "model" at the top level of `body`; 0, or -1 after answering the request. */
-static int find_model(tg_req_t *req, model_find_t *mf)
+/* Does the body name "model" more than once anywhere (so that a second top-level one must be looked for)? */
+static bool mentions_model_twice(tg_iovec_t body)
+{
+    const char *first = memmem(body.base, body.len, "\"model\"", 7);
+    return first != NULL && memmem(first + 7, (size_t)(body.base + body.len - first - 7), "\"model\"", 7) != NULL;
+}
+
+/* Finds "model" at the top level of `body`; 0, or -1 after answering the request. With `scan_all`, the whole body
+ * is scanned for a second top-level "model" (and must be valid JSON); without, the scan stops at the first one (a
+ * translation's parser refuses a second one itself). */
+static int find_model(tg_req_t *req, model_find_t *mf, bool scan_all)
 {
     static const tg_jsonscan_ops_t ops = {on_value, NULL};
     memset(mf, 0, sizeof(*mf));
@@ -93,8 +102,7 @@ static int find_model(tg_req_t *req, model_find_t *mf)
                            "\"{provider}/{model}\"");
         return -1;
     }
-    const char *first = memmem(body.base, body.len, "\"model\"", 7);
-    mf->scan_all = first != NULL && memmem(first + 7, (size_t)(body.base + body.len - first - 7), "\"model\"", 7);
+    mf->scan_all = scan_all;
     tg_jsonscan_t s;
     tg_jsonscan_init(&s, &ops, mf);
     int r = tg_jsonscan_feed(&s, req->body.base, req->body.len);
@@ -258,7 +266,7 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
         return;
     }
     model_find_t mf;
-    if (find_model(req, &mf) != 0)
+    if (find_model(req, &mf, false) != 0)
         return;
     tg_iovec_t pslug, name;
     if (tg_compat_split_model(tg_iov(mf.model, mf.len), &pslug, &name) != 0) {
@@ -331,6 +339,10 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
     tg_buf_t body;
     tg_buf_init(&body, (size_t)cfg->max_request_body + (1u << 20));
     tg_buf_reserve(&body, req->body.len + req->body.len / 4 + 512); /* one allocation in the common case */
+    if (target.client == dialect && mentions_model_twice(req->body) && find_model(req, &mf, true) != 0) {
+        tg_buf_free(&body); /* a second top-level "model": refused (a provider would read the other one) */
+        return;
+    }
     if (target.client == dialect) {
         /* the client's bytes, the model's value replaced */
         tg_buf_append(&body, req->body.base, (size_t)mf.start);
@@ -395,8 +407,10 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
     extra[1] = (tg_header_t){tg_iov(TG_LIT("cf-aig-model")), tg_iov(model, name.len)};
     req->resp_extra = extra;
     req->num_resp_extra = 2;
-    if (req->recorder != NULL)
+    if (req->recorder != NULL && target.client == dialect)
         tg_recorder_set_target(req->recorder, req, slug, target.native_path, target.body);
+    else if (req->recorder != NULL) /* the translation knows what it wrote */
+        tg_recorder_set_served(req->recorder, req, slug, target.native_path, model, target.xlate.stream);
     tg_cache_route(req, w, &target);
 }
 

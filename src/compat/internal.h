@@ -41,7 +41,8 @@ static inline tg_iovec_t tg_xlate_str_raw(const tg_jdoc_t *d, uint32_t v)
 void tg_xlate_keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t v);
 
 /* Every top-level member of request `d` is one the translation reads (`handled`, NULL-terminated) or has a value
- * that asks for nothing (`is_default`); else -1 with "\"member\" cannot be sent to {to_whom}". */
+ * that asks for nothing (`is_default`); else -1 with "\"member\" cannot be sent to {to_whom}". "model" given twice is
+ * refused too. */
 int tg_xlate_check_members(const tg_jdoc_t *d, const char *const *handled,
                            bool (*is_default)(const tg_jdoc_t *d, tg_iovec_t key, uint32_t v), const char *to_whom,
                            char *err, size_t errsz);

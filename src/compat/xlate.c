@@ -65,8 +65,11 @@ int tg_xlate_check_members(const tg_jdoc_t *d, const char *const *handled,
                            bool (*is_default)(const tg_jdoc_t *d, tg_iovec_t key, uint32_t v), const char *to_whom,
                            char *err, size_t errsz)
 {
+    unsigned models = 0;
     EACH(d, 0, m) {
         tg_iovec_t k = tg_jdoc_key(d, m);
+        if (tg_iov_eq(k, TG_LIT("model")) && ++models == 2) /* a provider would read one or the other */
+            return tg_xlate_fail(err, errsz, "The body has \"model\" more than once; send it once");
         const char *const *h = handled;
         while (*h != NULL && !tg_iov_eq(k, *h, strlen(*h)))
             ++h;

@@ -255,10 +255,18 @@ void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provid
 {
     body_info_t bi;
     scan_body(body, &bi);
-    rc->provider = provider;
-    rc->request_model = model_of(req, native_path, &bi);
     /* "stream": true, or Google's ...:streamGenerateContent */
-    rc->stream = bi.stream || memmem(native_path.base, native_path.len, TG_LIT("streamGenerateContent")) != NULL;
+    bool stream = bi.stream || memmem(native_path.base, native_path.len, TG_LIT("streamGenerateContent")) != NULL;
+    tg_recorder_set_served(rc, req, provider, native_path, model_of(req, native_path, &bi), stream);
+}
+
+void tg_recorder_set_served(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path,
+                            char *model, bool stream)
+{
+    rc->provider = provider;
+    (void)req;
+    rc->request_model = model;
+    rc->stream = stream;
     if (rc->rec != NULL) {
         tg_logrec_t *rec = rc->rec;
         rec->provider = tg_logrec_strdup(rec, provider);

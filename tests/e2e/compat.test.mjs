@@ -988,6 +988,19 @@ describe('model strings that must not pass', () => {
     const twice = await rawCompat(gw, '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"x"}],"model":"o1"}');
     assert.equal(twice.status, 400);
     assert.match(assertEnvelope(twice.text, 400, 2019), /more than once/);
+    for (const m of ['anthropic/claude-x', 'google-ai-studio/gemini-2.5-flash']) { /* translated: the translator refuses it */
+      const t = await rawCompat(gw, `{"model":"${m}","messages":[{"role":"user","content":"x"}],"model":"o1"}`);
+      assert.equal(t.status, 400, m);
+      assert.match(assertEnvelope(t.text, 400, 2019), /more than once/);
+    }
+    const tm = await fetch(gw.base('compat/v1/messages'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+      body: '{"model":"openai/gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"x"}],"model":"o1"}',
+    });
+    assert.equal(tm.status, 400);
+    assert.match(assertEnvelope(await tm.text(), 400, 2019), /more than once/);
+    assert.equal(s.requests.length, 0);
     /* "model" inside a message is not a second member */
     const inner = await rawCompat(gw, { model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: '"model"' }], metadata: { model: 'x' } });
     assert.equal(inner.status, 200);
