@@ -71,9 +71,17 @@ static inline tg_iovec_t tg_jdoc_key(const tg_jdoc_t *d, uint32_t i)
 }
 /* The member `key` of object `obj` (the first one of that name), or TG_JDOC_NONE (also when obj is TG_JDOC_NONE
  * or not an object, so lookups chain: get(get(0, "function"), "name")). */
-uint32_t tg_jdoc_get(const tg_jdoc_t *d, uint32_t obj, const char *key);
-/* Is value i a string equal to `s` (after unescaping)? False for TG_JDOC_NONE. */
-bool tg_jdoc_str_eq(const tg_jdoc_t *d, uint32_t i, const char *s);
+uint32_t tg_jdoc_get_n(const tg_jdoc_t *d, uint32_t obj, const char *key, size_t key_len);
+static inline uint32_t tg_jdoc_get(const tg_jdoc_t *d, uint32_t obj, const char *key)
+{
+    return tg_jdoc_get_n(d, obj, key, strlen(key)); /* a literal's length is known when compiling */
+}
+/* Is value i a string equal to `s` (after unescaping; `s` holds no backslash)? False for TG_JDOC_NONE. */
+bool tg_jdoc_str_eq_n(const tg_jdoc_t *d, uint32_t i, const char *s, size_t len);
+static inline bool tg_jdoc_str_eq(const tg_jdoc_t *d, uint32_t i, const char *s)
+{
+    return tg_jdoc_str_eq_n(d, i, s, strlen(s));
+}
 /* Appends string i's unescaped content to `out` (0, or TG_E_TOOBIG); -1 when i is not a string. */
 int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out);
 /* Integer value of a number written without fraction or exponent; 0, or -1 (also for TG_JDOC_NONE). */

@@ -282,11 +282,10 @@ void tg_jdoc_free(tg_jdoc_t *d)
     d->num = d->cap = 0;
 }
 
-uint32_t tg_jdoc_get(const tg_jdoc_t *d, uint32_t obj, const char *key)
+uint32_t tg_jdoc_get_n(const tg_jdoc_t *d, uint32_t obj, const char *key, size_t kl)
 {
     if (obj == TG_JDOC_NONE || d->nodes[obj].type != TG_JSON_OBJECT)
         return TG_JDOC_NONE;
-    size_t kl = strlen(key);
     for (uint32_t c = d->nodes[obj].child; c != TG_JDOC_NONE; c = d->nodes[c].next)
         if (d->nodes[c].key_len == kl && memcmp(d->text + d->nodes[c].key, key, kl) == 0)
             return c;
@@ -373,14 +372,15 @@ int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out)
     return 0;
 }
 
-bool tg_jdoc_str_eq(const tg_jdoc_t *d, uint32_t i, const char *s)
+bool tg_jdoc_str_eq_n(const tg_jdoc_t *d, uint32_t i, const char *s, size_t sl)
 {
     if (i == TG_JDOC_NONE || d->nodes[i].type != TG_JSON_STRING)
         return false;
     tg_iovec_t raw = tg_jdoc_str_raw(d, i);
-    size_t sl = strlen(s);
-    if (memchr(raw.base, '\\', raw.len) == NULL)
-        return tg_iov_eq(raw, s, sl);
+    if (raw.len == sl && memcmp(raw.base, s, sl) == 0)
+        return true; /* written without escapes (the usual case) */
+    if (raw.len <= sl || memchr(raw.base, '\\', raw.len) == NULL)
+        return false; /* escapes only make the raw text longer */
     if (raw.len > 4 * sl + 64)
         return false;
     tg_buf_t b;
