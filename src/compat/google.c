@@ -9,6 +9,7 @@
  * sees ("call_{k}__ts_{signature as base64url}"), so a conversation keeps it without the client knowing; a tool
  * result names its function through the id of the call it answers.
  */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -17,6 +18,7 @@
 #define TO_GOOGLE "google-ai-studio"
 #define SIG_MARK "__ts_"
 #define MAX_CANDIDATES 8
+#define GOOGLE_MAX_BATCH 100 /* requests in one batchEmbedContents call */
 
 /* ---- request: chat completion -> generateContent ------------------------------------------------------------ */
 
@@ -26,28 +28,30 @@ typedef struct {
     char *err;
     size_t errsz;
     tg_buf_t tmp; /* an unescaped string being looked at */
-    /* the tool calls of the assistant messages read so far, by id (open addressing; a later call of the same id
+    /* the tool calls of the assistant messages read so far, by id (open addressing over SipHash with a key drawn
+     * for the request, so that no set of ids chosen in advance can pile up in one run; a later call of the same id
      * replaces an earlier one, so a result answers the latest call of its id) */
     struct call_slot {
-        tg_iovec_t id; /* raw content */
-        uint32_t name; /* node */
+        tg_iovec_t id;  /* raw content */
+        uint64_t hash;
+        uint32_t name;  /* node */
+        uint32_t order; /* of the call in its assistant message */
     } *calls;
     size_t calls_cap;
+    unsigned char hash_key[crypto_shorthash_KEYBYTES];
 } req_t;
-
-static uint64_t hash_id(tg_iovec_t id)
-{
-    uint64_t h = 1469598103934665603u;
-    for (size_t i = 0; i != id.len; ++i)
-        h = (h ^ (unsigned char)id.base[i]) * 1099511628211u;
-    return h;
-}
 
 static struct call_slot *call_slot(req_t *r, tg_iovec_t id)
 {
-    size_t i = (size_t)hash_id(id) & (r->calls_cap - 1);
-    while (r->calls[i].id.base != NULL && !tg_iov_eq(r->calls[i].id, id.base, id.len))
+    unsigned char h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const unsigned char *)id.base, id.len, r->hash_key);
+    uint64_t hash;
+    memcpy(&hash, h, sizeof(hash));
+    size_t i = (size_t)hash & (r->calls_cap - 1);
+    while (r->calls[i].id.base != NULL &&
+           !(r->calls[i].hash == hash && tg_iov_eq(r->calls[i].id, id.base, id.len)))
         i = (i + 1) & (r->calls_cap - 1);
+    r->calls[i].hash = hash;
     return &r->calls[i];
 }
 
@@ -66,21 +70,35 @@ static void calls_init(req_t *r, uint32_t messages)
     while (r->calls_cap < 2 * n)
         r->calls_cap *= 2;
     r->calls = tg_calloc(r->calls_cap, sizeof(*r->calls));
+    if (sodium_init() < 0)
+        tg_fatal(__FILE__, __LINE__, "sodium_init failed");
+    randombytes_buf(r->hash_key, sizeof(r->hash_key));
 }
 
-/* The part of a tool call id after the signature mark: the signature, base64url -> base64, into r->tmp. */
-static bool signature_of(req_t *r, tg_iovec_t id)
+/* The signature carried in tool call id `idv` (the part after the mark, base64url -> base64) into r->tmp; false when
+ * the id carries none (or nothing that is base64). */
+static bool signature_of(req_t *r, uint32_t idv)
 {
-    const char *m = memmem(id.base, id.len, SIG_MARK, sizeof(SIG_MARK) - 1);
-    if (m == NULL)
-        return false;
+    tg_iovec_t raw = tg_jdoc_str_raw(r->d, idv);
+    if (memmem(raw.base, raw.len, SIG_MARK, sizeof(SIG_MARK) - 1) == NULL && memchr(raw.base, '\\', raw.len) == NULL)
+        return false; /* the usual case: no mark, no escape that could spell one */
+    tg_buf_t id;
+    tg_buf_init(&id, raw.len + 1);
+    const char *m = NULL;
+    if (tg_jdoc_str(r->d, idv, &id) == 0 && id.len != 0)
+        m = memmem(id.base, id.len, SIG_MARK, sizeof(SIG_MARK) - 1);
     r->tmp.len = 0;
-    for (const char *p = m + sizeof(SIG_MARK) - 1; p != id.base + id.len; ++p) {
+    for (const char *p = m != NULL ? m + sizeof(SIG_MARK) - 1 : NULL; p != NULL && p != id.base + id.len; ++p) {
         char c = *p == '-' ? '+' : *p == '_' ? '/' : *p;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/'))
-            return false;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/')) {
+            m = NULL; /* not ours */
+            break;
+        }
         tg_buf_append(&r->tmp, &c, 1);
     }
+    tg_buf_free(&id);
+    if (m == NULL || r->tmp.len % 4 == 1) /* a base64 text is never 1 past a multiple of 4 */
+        return false;
     while (r->tmp.len % 4 != 0)
         tg_buf_append(&r->tmp, "=", 1);
     return r->tmp.len != 0;
@@ -230,7 +248,9 @@ static int call_parts(req_t *r, uint32_t messages, uint32_t calls, const char *w
         if (!is_type(d, id, TG_JSON_STRING) || !is_type(d, name, TG_JSON_STRING))
             return tg_xlate_fail(r->err, r->errsz, "%s.tool_calls[%zu] needs an id and a function.name", where, i);
         struct call_slot *slot = call_slot(r, tg_jdoc_str_raw(d, id));
-        *slot = (struct call_slot){tg_jdoc_str_raw(d, id), name};
+        slot->id = tg_jdoc_str_raw(d, id);
+        slot->name = name;
+        slot->order = (uint32_t)i;
         put(r->out, (*n)++ != 0 ? ",{\"functionCall\":{\"name\":" : "{\"functionCall\":{\"name\":");
         put_iov(r->out, tg_jdoc_raw(d, name));
         put(r->out, ",\"args\":");
@@ -252,7 +272,7 @@ static int call_parts(req_t *r, uint32_t messages, uint32_t calls, const char *w
             tg_buf_append(r->out, r->tmp.base, r->tmp.len);
         }
         put(r->out, "}");
-        if (signature_of(r, tg_jdoc_str_raw(d, id))) {
+        if (signature_of(r, id)) {
             put(r->out, ",\"thoughtSignature\":\"");
             tg_buf_append(r->out, r->tmp.base, r->tmp.len);
             put(r->out, "\"");
@@ -263,20 +283,32 @@ static int call_parts(req_t *r, uint32_t messages, uint32_t calls, const char *w
     return 0;
 }
 
-/* A tool message -> a functionResponse part: {"name": the call's function, "response": {"output": the text}}. */
-static int result_part(req_t *r, uint32_t m, const char *where)
+/* The call that tool message m answers (by its tool_call_id), or NULL with the refusal. */
+static const struct call_slot *answered_call(req_t *r, uint32_t m, const char *where)
 {
     const tg_jdoc_t *d = r->d;
-    uint32_t id = tg_jdoc_get(d, m, "tool_call_id"), content = tg_jdoc_get(d, m, "content");
-    if (!is_type(d, id, TG_JSON_STRING))
-        return tg_xlate_fail(r->err, r->errsz, "%s.tool_call_id must be a string", where);
+    uint32_t id = tg_jdoc_get(d, m, "tool_call_id");
+    if (!is_type(d, id, TG_JSON_STRING)) {
+        tg_xlate_fail(r->err, r->errsz, "%s.tool_call_id must be a string", where);
+        return NULL;
+    }
     tg_iovec_t idr = tg_jdoc_str_raw(d, id);
-    uint32_t name = r->calls != NULL ? call_slot(r, idr)->name : NONE;
-    if (r->calls == NULL || call_slot(r, idr)->id.base == NULL)
-        return tg_xlate_fail(r->err, r->errsz,
-                             "%s.tool_call_id \"%.*s\" answers no tool call of an earlier assistant message; "
-                             "google-ai-studio needs the name of the function it answers",
-                             where, (int)TG_MIN(idr.len, 64), idr.base);
+    const struct call_slot *slot = r->calls != NULL ? call_slot(r, idr) : NULL;
+    if (slot == NULL || slot->id.base == NULL) {
+        tg_xlate_fail(r->err, r->errsz,
+                      "%s.tool_call_id \"%.*s\" answers no tool call of an earlier assistant message; "
+                      "google-ai-studio needs the name of the function it answers",
+                      where, (int)TG_MIN(idr.len, 64), idr.base);
+        return NULL;
+    }
+    return slot;
+}
+
+/* A tool message -> a functionResponse part: {"name": the call's function, "response": {"output": the text}}. */
+static int result_part(req_t *r, uint32_t m, uint32_t name, const char *where)
+{
+    const tg_jdoc_t *d = r->d;
+    uint32_t content = tg_jdoc_get(d, m, "content");
     put(r->out, "{\"functionResponse\":{\"name\":");
     put_iov(r->out, tg_jdoc_raw(d, name));
     put(r->out, ",\"response\":{\"output\":\"");
@@ -297,6 +329,54 @@ static int result_part(req_t *r, uint32_t m, const char *where)
     }
     put(r->out, "\"}}}");
     return 0;
+}
+
+typedef struct {
+    uint32_t message, name;
+    uint32_t order; /* of the call answered, in its assistant message */
+    size_t seq;     /* of the message in the run */
+} result_t;
+
+static int by_call_order(const void *a, const void *b)
+{
+    const result_t *x = a, *y = b;
+    return x->order != y->order ? (x->order < y->order ? -1 : 1) : (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+/* A run of tool messages, from `first` (messages[index]) on, as the parts of one user turn. Google matches
+ * responses to calls by position, not id (it gave none), so they go in the order of the calls they answer, whatever
+ * the order the client sent them in. */
+static int results(req_t *r, uint32_t first, size_t index)
+{
+    const tg_jdoc_t *d = r->d;
+    size_t n = 0;
+    for (uint32_t m = first; m != NONE && tg_jdoc_str_eq(d, tg_jdoc_get(d, m, "role"), "tool"); m = d->nodes[m].next)
+        ++n;
+    result_t *v = tg_malloc(n * sizeof(*v));
+    size_t k = 0;
+    int rc = 0;
+    for (uint32_t m = first; k != n; m = d->nodes[m].next, ++k) {
+        char where[32];
+        tg_xlate_where(where, sizeof(where), "", "messages", index + k);
+        const struct call_slot *slot = answered_call(r, m, where);
+        if (slot == NULL) {
+            rc = -1;
+            break;
+        }
+        v[k] = (result_t){m, slot->name, slot->order, k};
+    }
+    if (rc == 0) {
+        qsort(v, n, sizeof(*v), by_call_order);
+        for (k = 0; k != n && rc == 0; ++k) {
+            char where[32];
+            tg_xlate_where(where, sizeof(where), "", "messages", index + v[k].seq);
+            if (k != 0)
+                put(r->out, ",");
+            rc = result_part(r, v[k].message, v[k].name, where);
+        }
+    }
+    free(v);
+    return rc;
 }
 
 static bool is_system_role(const tg_jdoc_t *d, uint32_t role)
@@ -340,12 +420,11 @@ static int contents(req_t *r, uint32_t messages)
         if (is_system_role(d, role))
             continue; /* in systemInstruction */
         if (tg_jdoc_str_eq(d, role, "tool")) {
-            if (!in_results)
-                put(r->out, nmsg++ != 0 ? ",{\"role\":\"user\",\"parts\":[" : "{\"role\":\"user\",\"parts\":[");
-            else
-                put(r->out, ",");
+            if (in_results)
+                continue; /* written with the first of its run */
+            put(r->out, nmsg++ != 0 ? ",{\"role\":\"user\",\"parts\":[" : "{\"role\":\"user\",\"parts\":[");
             in_results = true;
-            if (result_part(r, m, where) != 0)
+            if (results(r, m, i - 1) != 0)
                 return -1;
             continue;
         }
@@ -643,6 +722,11 @@ int tg_xlate_google_embeddings(const tg_jdoc_t *d, const char *model, tg_buf_t *
         return tg_xlate_fail(err, errsz,
                              "input must be a string or a non-empty array of strings for google-ai-studio (arrays of "
                              "tokens are OpenAI's own)");
+    if (!one && d->nodes[input].count > GOOGLE_MAX_BATCH)
+        return tg_xlate_fail(err, errsz,
+                             "input holds %u texts; google-ai-studio embeds at most %d in one call "
+                             "(batchEmbedContents): send them in several requests",
+                             d->nodes[input].count, GOOGLE_MAX_BATCH);
     int64_t dims = 0;
     if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "dimensions")) && (tg_jdoc_int(d, v, &dims) != 0 || dims < 1))
         return tg_xlate_fail(err, errsz, "dimensions must be a whole number of at least 1");
@@ -697,7 +781,7 @@ static int embeddings_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *in
     put(out, "{\"object\":\"list\",\"data\":[");
     unsigned k = 0;
     tg_buf_t raw;
-    tg_buf_init(&raw, d->len + 16); /* float32s: 4 bytes for a number of at least 1 byte and a comma */
+    tg_buf_init(&raw, 2 * d->len + 16); /* float32s: 4 bytes for a number of at least 1 byte and a comma */
     EACH(d, embs, e) {
         uint32_t values = tg_jdoc_get(d, e, "values");
         if (!is_type(d, values, TG_JSON_ARRAY)) {
@@ -724,6 +808,10 @@ static int embeddings_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *in
                                        (unsigned char)(u >> 24)};
                 tg_buf_append(&raw, le, 4);
             }
+            if (raw.overflowed) {
+                tg_buf_free(&raw);
+                return -1;
+            }
             put(out, "\"");
             put_base64(out, (const unsigned char *)raw.base, raw.len);
             put(out, "\"");
@@ -734,7 +822,8 @@ static int embeddings_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *in
     put(out, "],\"model\":\"");
     if (info->model != NULL)
         tg_buf_append_json_escaped(out, info->model, strlen(info->model));
-    put(out, "\"}"); /* batchEmbedContents reports no token counts, so there is no usage to give */
+    /* batchEmbedContents reports no token counts: the usage OpenAI's clients expect is there, with zeros */
+    put(out, "\",\"usage\":{\"prompt_tokens\":0,\"total_tokens\":0}}");
     return out->overflowed ? -1 : 0;
 }
 
@@ -768,17 +857,22 @@ static void put_call_id(tg_buf_t *out, const tg_jdoc_t *d, uint32_t part, unsign
     uint32_t sig = tg_jdoc_get(d, part, "thoughtSignature");
     if (!is_type(d, sig, TG_JSON_STRING))
         return;
-    tg_iovec_t s = tg_jdoc_str_raw(d, sig);
-    put(out, SIG_MARK);
-    for (size_t i = 0; i != s.len; ++i) {
-        char c = s.base[i];
-        if (c == '\\' && i + 1 != s.len && s.base[i + 1] == '/') /* "\/" is "/" */
-            c = s.base[++i];
-        if (c == '=')
-            break;
-        c = c == '+' ? '-' : c == '/' ? '_' : c;
-        tg_buf_append(out, &c, 1);
+    tg_buf_t b; /* the signature unescaped; only base64 goes into the id */
+    tg_buf_init(&b, d->nodes[sig].end - d->nodes[sig].start);
+    bool ok = tg_jdoc_str(d, sig, &b) == 0 && b.len != 0;
+    for (size_t i = 0; ok && i != b.len; ++i) {
+        char c = b.base[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+             (c == '=' && i + 2 >= b.len);
     }
+    if (ok) {
+        put(out, SIG_MARK);
+        for (size_t i = 0; i != b.len && b.base[i] != '='; ++i) {
+            char c = b.base[i] == '+' ? '-' : b.base[i] == '/' ? '_' : b.base[i];
+            tg_buf_append(out, &c, 1);
+        }
+    }
+    tg_buf_free(&b);
 }
 
 static bool is_answer_text(const tg_jdoc_t *d, uint32_t part, uint32_t *t)

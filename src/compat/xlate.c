@@ -205,6 +205,13 @@ static int messages_to_google(const tg_jdoc_t *d, const tg_xlate_opts_t *o, tg_b
         r = tg_jdoc_parse(&m, mid.base, mid.len) == 0 ? tg_xlate_google_request(&m, out, info, err, errsz)
                                                        : tg_xlate_fail(err, errsz, "the translated request is too large");
         tg_jdoc_free(&m);
+        /* refusals of members the client wrote under Anthropic's names */
+        if (r != 0 && strstr(err, "\"user\" cannot be sent") != NULL)
+            tg_xlate_fail(err, errsz, "metadata.user_id cannot be sent to google-ai-studio: it has no end-user field "
+                                      "(leave it out)");
+        else if (r != 0 && strstr(err, "parallel_tool_calls false") != NULL)
+            tg_xlate_fail(err, errsz, "tool_choice.disable_parallel_tool_use cannot be sent to google-ai-studio: it "
+                                      "has no switch for one call at a time (leave it out)");
     }
     tg_buf_free(&mid);
     return r;
@@ -340,7 +347,11 @@ void tg_xlate_stream_init(tg_xlate_stream_t *s, tg_dialect_t client, tg_dialect_
         s->provider = TG_DIALECT_OPENAI;
         s->inner = tg_malloc(sizeof(*s->inner));
         tg_xlate_stream_init(s->inner, TG_DIALECT_OPENAI, TG_DIALECT_GOOGLE, info, created);
-        tg_buf_init(&s->chained, 4 * TG_XLATE_MAX_EVENT);
+        /* what one provider event can turn into (a tool call's arguments escaped once more, a part per chunk),
+         * read back here as events of the inner stream's making */
+        tg_buf_init(&s->chained, 32 * TG_XLATE_MAX_EVENT);
+        tg_buf_init(&s->line, 4 * TG_XLATE_MAX_EVENT);
+        tg_buf_init(&s->data, 4 * TG_XLATE_MAX_EVENT);
     }
 }
 
@@ -401,13 +412,26 @@ static void on_line(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out
 
 static void feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out);
 
+/* Passes what the inner stream made to this one; an inner output that did not fit ends the stream. */
+static void feed_chained(tg_xlate_stream_t *s, tg_buf_t *out)
+{
+    if (s->chained.overflowed) {
+        if (!s->done)
+            tg_xlate_emit_stream_error(s, out, "api_error",
+                                       TG_LIT("the provider sent more at once than the gateway translates (32 MiB)"));
+        s->inner->done = true;
+        return;
+    }
+    if (s->chained.len != 0)
+        feed(s, s->chained.base, s->chained.len, out);
+}
+
 void tg_xlate_stream_feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out)
 {
     if (s->inner != NULL) {
-        s->chained.len = 0;
+        tg_buf_reset(&s->chained);
         tg_xlate_stream_feed(s->inner, p, n, &s->chained);
-        if (s->chained.len != 0)
-            feed(s, s->chained.base, s->chained.len, out);
+        feed_chained(s, out);
         return;
     }
     feed(s, p, n, out);
@@ -440,10 +464,9 @@ static void feed(tg_xlate_stream_t *s, const char *p, size_t n, tg_buf_t *out)
 void tg_xlate_stream_finish(tg_xlate_stream_t *s, tg_buf_t *out)
 {
     if (s->inner != NULL) {
-        s->chained.len = 0;
+        tg_buf_reset(&s->chained);
         tg_xlate_stream_finish(s->inner, &s->chained);
-        if (s->chained.len != 0)
-            feed(s, s->chained.base, s->chained.len, out);
+        feed_chained(s, out);
     }
     if (!s->done && s->line.len != 0) {
         on_line(s, s->line.base, s->line.len, out);

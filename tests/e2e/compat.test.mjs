@@ -1180,9 +1180,9 @@ describe('google-ai-studio through the unified API', () => {
         { functionCall: { name: 'get_weather', args: toolInputFor(0) }, thoughtSignature: GOOGLE_THOUGHT_SIGNATURE },
         { functionCall: { name: 'get_weather', args: toolInputFor(1) } },
       ] },
-      { role: 'user', parts: [
-        { functionResponse: { name: 'get_weather', response: { output: 'Rome: 25C' } } },
+      { role: 'user', parts: [ // in the order of the calls (Google matches them by position), not of the messages
         { functionResponse: { name: 'get_weather', response: { output: 'Paris: 18C' } } },
+        { functionResponse: { name: 'get_weather', response: { output: 'Rome: 25C' } } },
       ] },
     ]);
     assert.deepEqual(back.toolConfig, { functionCallingConfig: { mode: 'AUTO' } });

@@ -441,6 +441,44 @@ static void test_stream_oversized_event(void)
     tg_buf_free(&out);
 }
 
+/* Google's thoughtSignature in tool call ids, with JSON escapes where the vectors (re-encoded by jansson) cannot put
+ * them: a signature written with "\\/" still becomes base64url in the id; one that is not base64 stays out of it;
+ * an id the client wrote with an escape still gives its signature back. */
+static void test_google_signature_escapes(void)
+{
+    static const char resp[] =
+        "{\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}},"
+        "\"thoughtSignature\":\"AB\\/+\"},{\"functionCall\":{\"name\":\"f\",\"args\":{}},\"thoughtSignature\":"
+        "\"a\\\\b\"}]},\"finishReason\":\"STOP\"}]}";
+    tg_buf_t out;
+    tg_buf_init(&out, 1u << 20);
+    tg_xlate_req_info_t info = {0};
+    T_EQ_INT(tg_xlate_response(TG_DIALECT_OPENAI, TG_DIALECT_GOOGLE, &info, resp, sizeof(resp) - 1, CREATED, &out), 0);
+    json_t *j = json_loadb(out.base, out.len, 0, NULL);
+    T_OK(j != NULL);
+    const json_t *calls = json_object_get(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+                                          "tool_calls");
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(calls, 0), "id")), "call_0__ts_AB_-");
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(calls, 1), "id")), "call_1");
+    json_decref(j);
+
+    static const char req[] =
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"go\"},{\"role\":\"assistant\","
+        "\"tool_calls\":[{\"id\":\"call_0\\u005f_ts_AB_-\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+        "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"call_0\\u005f_ts_AB_-\",\"content\":\"x\"}]}";
+    tg_buf_reset(&out);
+    tg_xlate_opts_t o = {.model = "m"};
+    char err[256] = "";
+    T_EQ_INT(tg_xlate_request(TG_DIALECT_OPENAI, TG_DIALECT_GOOGLE, req, sizeof(req) - 1, &o, &out, &info, err,
+                              sizeof(err)),
+             0);
+    j = json_loadb(out.base, out.len, 0, NULL);
+    const json_t *part = json_array_get(json_object_get(json_array_get(json_object_get(j, "contents"), 1), "parts"), 0);
+    T_EQ_STR(json_string_value(json_object_get(part, "thoughtSignature")), "AB/+");
+    json_decref(j);
+    tg_buf_free(&out);
+}
+
 int main(void)
 {
     T_RUN(test_vectors);
@@ -449,5 +487,6 @@ int main(void)
     T_RUN(test_request_not_json);
     T_RUN(test_response_not_message);
     T_RUN(test_stream_oversized_event);
+    T_RUN(test_google_signature_escapes);
     return unit_done("test_xlate");
 }
