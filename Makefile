@@ -97,14 +97,16 @@ $(ASAN)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -c -o $@ $<
 
-# llhttp's generated C is not ours to warn about
-$(REL)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c | deps
+# llhttp's generated C is not ours to warn about. Static pattern rules without the source as a prerequisite: on a
+# bare machine the sources only exist once `deps` has installed node-llhttp, after make has looked for its rules
+# (-MMD records the source, so a later change to it still rebuilds)
+$(filter $(REL)/obj/llhttp/%,$(REL_OBJS)): $(REL)/obj/llhttp/%.o: | deps
 	@mkdir -p $(dir $@)
-	$(CC) -I$(LLHTTP_INC) -O2 -g -w -c -o $@ $<
+	$(CC) -I$(LLHTTP_INC) -O2 -g -w -MMD -MP -c -o $@ $(LLHTTP_SRC)/$*.c
 
-$(ASAN)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c | deps
+$(filter $(ASAN)/obj/llhttp/%,$(ASAN_OBJS)): $(ASAN)/obj/llhttp/%.o: | deps
 	@mkdir -p $(dir $@)
-	$(CC) -I$(LLHTTP_INC) -O1 -g -w $(SAN_FLAGS) -c -o $@ $<
+	$(CC) -I$(LLHTTP_INC) -O1 -g -w $(SAN_FLAGS) -MMD -MP -c -o $@ $(LLHTTP_SRC)/$*.c
 
 # ---- benchmark programs
 
