@@ -39,12 +39,14 @@ typedef struct st_tg_logbind_t {
     double d;
 } tg_logbind_t;
 
-/* A compiled filter: " AND ..." SQL over the logs table (aliased l) and the values to bind, in order. */
+/* A compiled filter: " AND ..." SQL over the logs table (aliased l) and the values to bind, in order. The caller
+ * scopes it to a gateway's range of keys (tg_logseq_first .. tg_logseq_last). */
 typedef struct st_tg_logfilter_t {
     tg_buf_t sql;
     tg_logbind_t binds[128];
     size_t num_binds;
     bool overflow; /* more values than binds[] holds: the filter is refused */
+    int64_t min_ms, max_ms; /* start_date and end_date (INT64_MIN, INT64_MAX when absent): they narrow the key range */
 } tg_logfilter_t;
 
 /*

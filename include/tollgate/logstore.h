@@ -3,7 +3,7 @@
  *
  * Writing: workers hand finished records to tg_logstore_submit, which never blocks on the disk: records go on a
  * bounded queue (log_queue_size records, log_queue_memory bytes) and a writer thread stores them in batched
- * transactions. When the queue is full the record is dropped and counted (/metrics), never waited for. On close
+ * transactions, with their heads and bodies in payload segments beside the database (logseg.h). When the queue is full the record is dropped and counted (/metrics), never waited for. On close
  * the queue is flushed. Retention per gateway (log_management, log_management_strategy) is applied by the writer
  * as it inserts.
  *
@@ -13,8 +13,8 @@
  * Records are heap objects created with tg_logrec_new, filled in by the worker, then owned by the store. A record
  * carries its own arena: its strings, heads and request body are bump-allocated in the record's own allocation
  * (more chunks only when they do not fit), so a record costs the worker two allocations (the record and a response
- * body) and the writer two frees, instead of one per field: most of what logging cost a worker was malloc traffic
- * between the worker's and the writer's heaps (bench/RESULTS.md).
+ * body) instead of one per field. A record is freed by the thread that made it: tg_logrec_free on another thread
+ * hands it back (freeing across threads took the worker's malloc arena lock and stalled it; bench/RESULTS.md).
  */
 #ifndef TOLLGATE_LOGSTORE_H
 #define TOLLGATE_LOGSTORE_H
@@ -32,6 +32,7 @@
 
 typedef struct st_tg_logrec_t tg_logrec_t;
 typedef struct st_tg_logrec_chunk_t tg_logrec_chunk_t;
+typedef struct st_tg_logrec_pool_t tg_logrec_pool_t;
 
 typedef struct st_tg_logmeta_t {
     const char *key;
@@ -40,6 +41,7 @@ typedef struct st_tg_logmeta_t {
 
 struct st_tg_logrec_t {
     tg_logrec_t *_next;
+    tg_logrec_pool_t *_pool; /* of the thread that made it, which frees it (store.c) */
     char id[TG_ULID_LEN + 1];
     uint64_t created_at_ms; /* unix ms when the request arrived */
     /* strings: NUL-terminated, in the record's arena (tg_logrec_strndup) or static; never freed one by one */
@@ -66,6 +68,10 @@ struct st_tg_logrec_t {
     /* retention of the gateway, as configured when the request arrived */
     int64_t log_management;
     tg_log_strategy_t log_management_strategy;
+    /* feedback and score: set by PATCH on stored rows; in a record only when it is read back from an older layout */
+    bool reviewed;
+    int feedback; /* -1, 0, 1; < -1 = none */
+    double score; /* NAN = none */
     /* the arena: `arena_left` bytes free at `arena_cur`, in the inline space or the newest chunk */
     char *arena_cur;
     size_t arena_left, arena_size;
@@ -76,6 +82,8 @@ struct st_tg_logrec_t {
 /* A record with every field empty (strings NULL, sizes 0, cost unknown, step -1), a fresh ULID, and `arena` bytes
  * of space for its strings in the same allocation (more is added on demand). */
 tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena);
+/* Any thread: frees the record, or gives it back to the thread that made it, which frees it when it next makes one
+ * (or the store's writer, once idle). */
 void tg_logrec_free(tg_logrec_t *r);
 /* `n` bytes (unaligned: for text) from the record's arena; they live as long as the record. */
 char *tg_logrec_alloc(tg_logrec_t *r, size_t n);
@@ -132,13 +140,60 @@ void tg_logstore_stats(tg_logstore_t *s, tg_logstore_stats_t *out);
 /* Flushes the queue, stops the writer and closes the database. */
 void tg_logstore_close(tg_logstore_t *s);
 
+/*
+ * Row keys (logs.seq): gw << 51 | created_at << 9 | n, where gw (1 to 4095) numbers the gateway in the store, created_at
+ * is unix ms (to the year 2109) and n tells apart the records of one millisecond. A gateway's records are the keys
+ * tg_logseq_first(gw) .. tg_logseq_last(gw), in time order.
+ */
+#define TG_LOGSEQ_GW_SHIFT 51
+#define TG_LOGSEQ_MS_SHIFT 9
+#define TG_LOGSEQ_MAX_GW 4095
+#define TG_LOGSEQ_MAX_MS ((UINT64_C(1) << 42) - 1)
+static inline int64_t tg_logseq_first(int64_t gw)
+{
+    return gw << TG_LOGSEQ_GW_SHIFT;
+}
+static inline int64_t tg_logseq_last(int64_t gw)
+{
+    return tg_logseq_first(gw) | ((INT64_C(1) << TG_LOGSEQ_GW_SHIFT) - 1);
+}
+/* The first key of millisecond `ms` (clamped to the range keys can hold) of gateway gw. */
+static inline int64_t tg_logseq_at(int64_t gw, int64_t ms)
+{
+    uint64_t m = ms < 0 ? 0 : (uint64_t)ms > TG_LOGSEQ_MAX_MS ? TG_LOGSEQ_MAX_MS : (uint64_t)ms;
+    return tg_logseq_first(gw) | (int64_t)(m << TG_LOGSEQ_MS_SHIFT);
+}
+static inline uint64_t tg_logseq_ms(int64_t seq)
+{
+    return ((uint64_t)seq >> TG_LOGSEQ_MS_SHIFT) & TG_LOGSEQ_MAX_MS;
+}
+static inline unsigned tg_logseq_gw(int64_t seq)
+{
+    return (unsigned)((uint64_t)seq >> TG_LOGSEQ_GW_SHIFT);
+}
+
+/* logs.flags */
+#define TG_LOGFLAG_STREAM 1
+#define TG_LOGFLAG_CUSTOM_COST 2
+#define TG_LOGFLAG_PAYLOAD 4           /* payload collection was on */
+#define TG_LOGFLAG_REQUEST_DROPPED 8   /* the request body was over log_max_body */
+#define TG_LOGFLAG_RESPONSE_DROPPED 16 /* the response body was */
+#define TG_LOGFLAG_PAYLOAD_LOST 32     /* heads and bodies could not be written (see the gateway's log) */
+#define TG_LOGFLAG_NO_REQUEST_HEAD 64  /* no head was kept (an empty one is a head with no lines) */
+#define TG_LOGFLAG_NO_RESPONSE_HEAD 128
+
+/* The payload directory (data_dir/log-payloads) of a connection to data_dir/logs.db, in out; NULL when it does not
+ * fit. */
+const char *tg_logstore_payload_dir(sqlite3 *db, char *out, size_t outsz);
+
 /* A query connection from the store's pool (opened on demand; at most a few kept idle). Any thread. NULL with a
  * message on failure. Give it back with tg_logstore_release. */
 sqlite3 *tg_logstore_acquire(tg_logstore_t *s, char *errbuf, size_t errbufsz);
 void tg_logstore_release(tg_logstore_t *s, sqlite3 *db);
 
-/* A connection for queries (read-write, so the API can PATCH and DELETE; busy timeout set). Any thread; one thread
- * at a time per connection. `path` is data_dir/logs.db. NULL with a message on failure. */
+/* A connection for queries (read-write, so the API can PATCH and DELETE; busy timeout set) to data_dir/logs.db, which
+ * must hold this layout (a store opened once converts older ones). Any thread; one thread at a time per connection.
+ * NULL with a message on failure. */
 sqlite3 *tg_logstore_reader(const char *data_dir, bool readonly, char *errbuf, size_t errbufsz);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "tollgate/logquery.h"
+#include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
 #include "tollgate/tgtime.h"
 
@@ -347,7 +348,7 @@ static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char 
         column = fk->column;
         kind = fk->kind;
     } else if (meta) {
-        column = "m.value";
+        column = "tg_meta(l.metadata, ?)";
         kind = K_TEXT;
     } else {
         rc = ERR("filters[%zu].key \"%.64s\" is not a filterable field", idx, key);
@@ -357,17 +358,14 @@ static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char 
         rc = ERR("filters[%zu]: contains applies to text fields only", idx);
         goto out;
     }
-    if (meta) {
-        tg_buf_appendf(&f->sql, " AND %sEXISTS (SELECT 1 FROM log_metadata m WHERE m.seq = l.seq AND m.key = ? AND (",
-                       o == 1 ? "NOT " : "");
-        bind_add_text(f, key + 9);
-    } else {
-        tg_buf_appendf(&f->sql, "%s", o == 1 ? " AND NOT (" : " AND (");
-    }
+    /* a record without the metadata key matches no value (and so every neq) */
+    tg_buf_appendf(&f->sql, "%s", o == 1 ? " AND NOT coalesce((" : " AND coalesce((");
     for (size_t i = 0; i != nv; ++i) {
         const json_t *v = json_array_get(value, i);
         tg_buf_appendf(&f->sql, "%s%s %s ?%s", i != 0 ? " OR " : "", column, o == 1 ? "=" : sql_ops[o],
                        o == 2 ? " ESCAPE '\\'" : "");
+        if (meta)
+            bind_add_text(f, key + 9); /* the key of this comparison's tg_meta(), then its value */
         if (o == 2) {
             const char *s = json_string_value(v);
             if (s == NULL) {
@@ -383,7 +381,7 @@ static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char 
             goto out;
         }
     }
-    tg_buf_appendf(&f->sql, "%s", meta ? "))" : ")");
+    tg_buf_appendf(&f->sql, "), 0)");
 out:
     json_decref(one);
     return rc;
@@ -392,14 +390,15 @@ out:
 int tg_logfilter_build(tg_logfilter_t *f, const tg_qparams_t *q, const char *const *ignore, char *err, size_t errsz)
 {
     memset(f, 0, sizeof(*f));
+    f->min_ms = INT64_MIN;
+    f->max_ms = INT64_MAX;
     tg_buf_init(&f->sql, 64 << 10);
     for (size_t i = 0; i != q->n; ++i) {
         const char *k = q->keys[i], *v = q->values[i];
         if (listed(k, ignore))
             continue;
         if (strncmp(k, "metadata.", 9) == 0 && k[9] != '\0') {
-            tg_buf_append(&f->sql, TG_LIT(" AND EXISTS (SELECT 1 FROM log_metadata m WHERE m.seq = l.seq AND m.key = ? "
-                                          "AND m.value = ?)"));
+            tg_buf_append(&f->sql, TG_LIT(" AND tg_meta(l.metadata, ?) = ?"));
             if (f->num_binds + 2 > TG_ARRAY_SIZE(f->binds))
                 return ERR("too many filters");
             bind_add_text(f, k + 9);
@@ -440,6 +439,13 @@ int tg_logfilter_build(tg_logfilter_t *f, const tg_qparams_t *q, const char *con
             column = "l.created_at";
             kind = K_DATE;
             op = k[0] == 's' ? ">=" : "<=";
+            int64_t ms;
+            if (tg_parse_date_ms(v, &ms) == 0) { /* (a bad date is refused below) */
+                if (k[0] == 's')
+                    f->min_ms = TG_MAX(f->min_ms, ms);
+                else
+                    f->max_ms = TG_MIN(f->max_ms, ms);
+            }
         } else if (strcmp(k, "min_cost") == 0 || strcmp(k, "max_cost") == 0) {
             column = "l.cost";
             kind = K_REAL;
@@ -482,11 +488,11 @@ static void bind_filter(sqlite3_stmt *st, int first, const tg_logfilter_t *f)
 /* ---- records as JSON -------------------------------------------------------------------------------------- */
 
 #define COLUMNS                                                                                                        \
-    "l.id, l.created_at, l.provider, l.model, l.path, l.request_type, l.success, l.status_code, l.cached, l.stream, "  \
+    "l.id, l.created_at, l.provider, l.model, l.path, l.request_type, l.success, l.status_code, l.cached, l.flags, "   \
     "l.duration, l.time_to_first_byte, l.tokens_in, l.tokens_out, l.cached_tokens, l.cache_write_tokens, l.cost, "    \
-    "l.custom_cost, l.metadata, l.event_id, l.step, l.request_size, l.response_size, l.request_content_type, "         \
-    "l.response_content_type, l.user_agent, l.feedback, l.score, l.error, l.payload, l.request_body_dropped, "         \
-    "l.response_body_dropped, l.gateway, l.request_head, l.response_head"
+    "l.metadata, l.event_id, l.step, l.request_size, l.response_size, l.request_content_type, "                       \
+    "l.response_content_type, l.user_agent, l.feedback, l.score, l.error, l.seq, l.payload"
+enum { C_ID, C_CREATED, C_FLAGS = 9, C_SEQ = 28, C_PAYLOAD = 29 };
 
 json_t *tg_json_text(const char *p, size_t n)
 {
@@ -536,13 +542,11 @@ static json_t *column_json(sqlite3_stmt *st, int i)
 
 /*
  * A stored head as the API shows it: the text of a JSON object of the headers. Heads are stored as "name: value"
- * lines (recorder.c); databases written before that hold the JSON text itself, which starts with '{' (a character
+ * lines (recorder.c); records written before that hold the JSON text itself, which starts with '{' (a character
  * no header name can begin with) and is passed on as it is.
  */
 static json_t *head_json(const char *text, size_t len)
 {
-    if (text == NULL)
-        return json_null();
     if (len != 0 && text[0] == '{')
         return tg_json_text(text, len);
     tg_buf_t b;
@@ -564,35 +568,61 @@ static json_t *head_json(const char *text, size_t len)
     return j;
 }
 
-static json_t *row_json(sqlite3_stmt *st, bool with_heads)
+/* A head read from the record's payload segment; null when it was not kept, or cannot be read (*ok false). */
+static json_t *payload_head(sqlite3 *db, sqlite3_stmt *st, int part, bool *ok)
+{
+    int absent = part == TG_LOGSEG_REQ_HEAD ? TG_LOGFLAG_NO_REQUEST_HEAD : TG_LOGFLAG_NO_RESPONSE_HEAD;
+    *ok = sqlite3_column_type(st, C_PAYLOAD) != SQLITE_NULL;
+    if (!*ok || (sqlite3_column_int(st, C_FLAGS) & absent))
+        return json_null();
+    char dir[4096], err[256];
+    int64_t seq = sqlite3_column_int64(st, C_SEQ);
+    tg_buf_t b;
+    tg_buf_init(&b, 1 << 20);
+    *ok = tg_logstore_payload_dir(db, dir, sizeof(dir)) != NULL &&
+          tg_logseg_read(dir, tg_logseq_gw(seq), sqlite3_column_int64(st, C_PAYLOAD), (uint64_t)seq, part, &b, err,
+                         sizeof(err)) == 0;
+    json_t *j = *ok ? head_json(b.base != NULL ? b.base : "", b.len) : json_null();
+    tg_buf_free(&b);
+    return j;
+}
+
+/* A row of COLUMNS as the API shows a record; `db` given: with its heads (from the payload segment). */
+static json_t *row_json(sqlite3_stmt *st, const char *gateway, sqlite3 *db)
 {
     static const char *const names[] = {
-        "id", "created_at", "provider", "model", "path", "request_type", "success", "status_code", "cached", "stream",
+        "id", "created_at", "provider", "model", "path", "request_type", "success", "status_code", "cached", NULL,
         "duration", "time_to_first_byte", "tokens_in", "tokens_out", "cached_tokens", "cache_write_tokens", "cost",
-        "custom_cost", "metadata", "event_id", "step", "request_size", "response_size", "request_content_type",
-        "response_content_type", "user_agent", "feedback", "score", "error", "payload", "request_body_dropped",
-        "response_body_dropped", "gateway_id", "request_head", "response_head"};
-    static const bool is_bool[TG_ARRAY_SIZE(names)] = {[6] = true, [8] = true, [9] = true, [17] = true, [29] = true,
-                                                      [30] = true, [31] = true};
+        "metadata", "event_id", "step", "request_size", "response_size", "request_content_type",
+        "response_content_type", "user_agent", "feedback", "score", "error"};
+    int flags = sqlite3_column_int(st, C_FLAGS);
     json_t *o = json_object();
-    int n = with_heads ? (int)TG_ARRAY_SIZE(names) : (int)TG_ARRAY_SIZE(names) - 2;
-    for (int i = 0; i < n; ++i) {
-        if (i == 1) {
+    for (int i = 0; i < (int)TG_ARRAY_SIZE(names); ++i) {
+        if (i == C_CREATED) {
             char ts[40];
-            tg_format_iso8601_ms((uint64_t)sqlite3_column_int64(st, 1), ts, sizeof(ts));
+            tg_format_iso8601_ms((uint64_t)sqlite3_column_int64(st, i), ts, sizeof(ts));
             json_object_set_new(o, names[i], json_string(ts));
-        } else if (is_bool[i]) {
+        } else if (i == 6 || i == 8) { /* success, cached */
             json_object_set_new(o, names[i], json_boolean(sqlite3_column_int(st, i) != 0));
-        } else if (i >= (int)TG_ARRAY_SIZE(names) - 2) { /* request_head, response_head: the last two */
-            json_object_set_new(o, names[i], head_json((const char *)sqlite3_column_text(st, i),
-                                                       (size_t)sqlite3_column_bytes(st, i)));
+        } else if (i == C_FLAGS) {
+            json_object_set_new(o, "stream", json_boolean(flags & TG_LOGFLAG_STREAM));
         } else {
             json_object_set_new(o, names[i], column_json(st, i));
         }
     }
-    if (with_heads) {
-        json_object_set_new(o, "request_head_complete", json_true());
-        json_object_set_new(o, "response_head_complete", json_true());
+    json_object_set_new(o, "custom_cost", json_boolean(flags & TG_LOGFLAG_CUSTOM_COST));
+    json_object_set_new(o, "payload", json_boolean(flags & TG_LOGFLAG_PAYLOAD));
+    json_object_set_new(o, "request_body_dropped", json_boolean(flags & TG_LOGFLAG_REQUEST_DROPPED));
+    json_object_set_new(o, "response_body_dropped", json_boolean(flags & TG_LOGFLAG_RESPONSE_DROPPED));
+    json_object_set_new(o, "gateway_id", json_string(gateway));
+    if (db != NULL) {
+        bool req_ok, resp_ok;
+        json_t *req = payload_head(db, st, TG_LOGSEG_REQ_HEAD, &req_ok);
+        json_t *resp = payload_head(db, st, TG_LOGSEG_RESP_HEAD, &resp_ok);
+        json_object_set_new(o, "request_head_complete", json_boolean(req_ok));
+        json_object_set_new(o, "response_head_complete", json_boolean(resp_ok));
+        json_object_set_new(o, "request_head", req);
+        json_object_set_new(o, "response_head", resp);
     }
     return o;
 }
@@ -603,22 +633,55 @@ static int db_error(sqlite3 *db, char *err, size_t errsz)
     return TG_LQ_DB;
 }
 
-/* Prepares `sql` (whose first placeholders are account, gateway, then the filter's) and binds them. Returns the
- * index of the next placeholder, or 0 when the statement does not prepare. */
-static int prepare_scoped(sqlite3 *db, const tg_buf_t *sql, const char *account, const char *gateway,
-                          const tg_logfilter_t *f, sqlite3_stmt **st)
+/* The gateway's number in the store, 0 when it has no records (or on an error). */
+static int64_t gateway_number(sqlite3 *db, const char *account, const char *gateway)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t gw = 0;
+    if (sqlite3_prepare_v2(db, "SELECT gw FROM log_gateways WHERE account = ?1 AND gateway = ?2", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            gw = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return gw;
+}
+
+/* Binds the key range of the gateway's records at placeholders `i` and `i + 1`, narrowed by the filter's dates (a
+ * gateway with no records gets a range that holds nothing). */
+static void bind_scope(sqlite3_stmt *st, int i, int64_t gw, const tg_logfilter_t *f)
+{
+    int64_t lo = 1, hi = 0;
+    if (gw != 0) {
+        lo = tg_logseq_first(gw);
+        hi = tg_logseq_last(gw);
+        if (f != NULL && f->min_ms != INT64_MIN)
+            lo = TG_MAX(lo, tg_logseq_at(gw, f->min_ms));
+        if (f != NULL && f->max_ms != INT64_MAX && f->max_ms < (int64_t)TG_LOGSEQ_MAX_MS - 2)
+            hi = TG_MIN(hi, tg_logseq_at(gw, f->max_ms + 2) - 1); /* (a millisecond's keys can run into the next) */
+    }
+    sqlite3_bind_int64(st, i, lo);
+    sqlite3_bind_int64(st, i + 1, hi);
+}
+
+#define SCOPE "l.seq BETWEEN ? AND ?"
+
+/* Prepares `sql` (whose first placeholders are the scope's two, then the filter's) and binds them. Returns the index
+ * of the next placeholder, or 0 when the statement does not prepare. */
+static int prepare_scoped(sqlite3 *db, const tg_buf_t *sql, int64_t gw, const tg_logfilter_t *f, sqlite3_stmt **st)
 {
     if (sqlite3_prepare_v2(db, sql->base, (int)sql->len, st, NULL) != SQLITE_OK)
         return 0;
-    sqlite3_bind_text(*st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(*st, 2, gateway, -1, SQLITE_STATIC);
+    bind_scope(*st, 1, gw, f);
     bind_filter(*st, 3, f);
     return 3 + (int)f->num_binds;
 }
 
 static const char *const list_params[] = {"page", "per_page", "order_by", "order_by_direction", "meta_info", NULL};
 
-/* ORDER BY from order_by and order_by_direction. */
+/* ORDER BY from order_by and order_by_direction; created_at is the order of the keys themselves. */
 static int order_clause(const tg_qparams_t *q, char *out, size_t outsz, char *err, size_t errsz)
 {
     static const char *const orderable[] = {"created_at", "provider", "model", "model_type", "success", "cached",
@@ -637,7 +700,10 @@ static int order_clause(const tg_qparams_t *q, char *out, size_t outsz, char *er
     if (dir != NULL && strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0)
         return ERR("order_by_direction must be asc or desc");
     const char *d = dir != NULL && strcmp(dir, "asc") == 0 ? "ASC" : "DESC";
-    snprintf(out, outsz, " ORDER BY l.%s %s, l.seq %s", by, d, d);
+    if (strcmp(by, "created_at") == 0)
+        snprintf(out, outsz, " ORDER BY l.seq %s", d);
+    else
+        snprintf(out, outsz, " ORDER BY l.%s %s, l.seq %s", by, d, d);
     return TG_LQ_OK;
 }
 
@@ -681,6 +747,7 @@ int tg_logs_list(sqlite3 *db, const char *account, const char *gateway, const tg
     tg_logfilter_t f;
     if ((rc = order_and_filter(q, list_params, order, sizeof(order), &f, err, errsz)) != TG_LQ_OK)
         return rc;
+    int64_t gw = gateway_number(db, account, gateway);
     tg_buf_t sql;
     tg_buf_init(&sql, 128 << 10);
     sqlite3_stmt *st = NULL;
@@ -689,10 +756,9 @@ int tg_logs_list(sqlite3 *db, const char *account, const char *gateway, const tg
     /* the count and the aggregates of result_info */
     tg_buf_appendf(&sql,
                    "SELECT count(*), min(l.cost), max(l.cost), min(l.duration), max(l.duration), min(l.tokens_in), "
-                   "max(l.tokens_in), min(l.tokens_out), max(l.tokens_out) FROM logs l WHERE l.account = ? AND "
-                   "l.gateway = ?%s",
+                   "max(l.tokens_in), min(l.tokens_out), max(l.tokens_out) FROM logs l WHERE " SCOPE "%s",
                    tg_buf_cstr(&f.sql));
-    if (prepare_scoped(db, &sql, account, gateway, &f, &st) == 0 || sqlite3_step(st) != SQLITE_ROW)
+    if (prepare_scoped(db, &sql, gw, &f, &st) == 0 || sqlite3_step(st) != SQLITE_ROW)
         goto db_fail;
     total = sqlite3_column_int64(st, 0);
     *info = json_object();
@@ -708,15 +774,15 @@ int tg_logs_list(sqlite3 *db, const char *account, const char *gateway, const tg
     st = NULL;
 
     sql.len = 0;
-    tg_buf_appendf(&sql, "SELECT " COLUMNS " FROM logs l WHERE l.account = ? AND l.gateway = ?%s%s LIMIT ? OFFSET ?",
-                   tg_buf_cstr(&f.sql), order);
-    int next = prepare_scoped(db, &sql, account, gateway, &f, &st);
+    tg_buf_appendf(&sql, "SELECT " COLUMNS " FROM logs l WHERE " SCOPE "%s%s LIMIT ? OFFSET ?", tg_buf_cstr(&f.sql),
+                   order);
+    int next = prepare_scoped(db, &sql, gw, &f, &st);
     if (next == 0)
         goto db_fail;
     sqlite3_bind_int64(st, next, per_page);
     sqlite3_bind_int64(st, next + 1, (page - 1) * per_page);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(arr, row_json(st, false));
+        json_array_append_new(arr, row_json(st, gateway, NULL));
     if (rc != SQLITE_DONE)
         goto db_fail;
     json_object_set_new(*info, "count", json_integer((json_int_t)json_array_size(arr)));
@@ -738,19 +804,8 @@ db_fail:
     return rc;
 }
 
-/* A record is found by id through the time its ULID carries (the gateway/time index), not an index of its own. */
-#define BY_ID "l.account = ? AND l.gateway = ? AND l.created_at = ? AND l.id = ?"
-
-static void bind_id(sqlite3_stmt *st, const char *account, const char *gateway, const char *id)
-{
-    uint64_t ms;
-    if (tg_ulid_time(id, &ms) != 0)
-        ms = 0; /* not a ULID: matches nothing */
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)ms);
-    sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-}
+/* A record is found by id through the time its ULID carries: a few keys of the gateway's range. */
+#define BY_ID "l.seq BETWEEN ? AND ? AND l.id = ?"
 
 /* Runs `sql` (ending in BY_ID) for one record. TG_LQ_OK with *st on its row (finalize it), or the error. */
 static int step_by_id(sqlite3 *db, const char *sql, const char *account, const char *gateway, const char *id,
@@ -758,7 +813,11 @@ static int step_by_id(sqlite3 *db, const char *sql, const char *account, const c
 {
     if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
         return db_error(db, err, errsz);
-    bind_id(*st, account, gateway, id);
+    uint64_t ms;
+    int64_t gw = tg_ulid_time(id, &ms) == 0 ? gateway_number(db, account, gateway) : 0; /* not a ULID: no record */
+    tg_logfilter_t at = {.min_ms = (int64_t)ms, .max_ms = (int64_t)ms};
+    bind_scope(*st, 1, gw, &at);
+    sqlite3_bind_text(*st, 3, id, -1, SQLITE_STATIC);
     int s = sqlite3_step(*st), rc = TG_LQ_OK;
     if (s == SQLITE_DONE) {
         snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);
@@ -779,7 +838,7 @@ int tg_logs_get(sqlite3 *db, const char *account, const char *gateway, const cha
     sqlite3_stmt *st;
     int rc = step_by_id(db, "SELECT " COLUMNS " FROM logs l WHERE " BY_ID, account, gateway, id, &st, err, errsz);
     if (rc == TG_LQ_OK) {
-        *result = row_json(st, true);
+        *result = row_json(st, gateway, db);
         sqlite3_finalize(st);
     }
     return rc;
@@ -789,23 +848,36 @@ int tg_logs_body(sqlite3 *db, const char *account, const char *gateway, const ch
                  tg_buf_t *body, char **content_type, char *err, size_t errsz)
 {
     sqlite3_stmt *st;
-    const char *sql = response ? "SELECT l.response_body, l.response_content_type, l.payload, l.response_body_dropped "
-                                 "FROM logs l WHERE " BY_ID
-                               : "SELECT l.request_body, l.request_content_type, l.payload, l.request_body_dropped "
-                                 "FROM logs l WHERE " BY_ID;
+    const char *sql = response ? "SELECT l.seq, l.payload, l.flags, l.response_content_type, l.response_size FROM logs l "
+                                 "WHERE " BY_ID
+                               : "SELECT l.seq, l.payload, l.flags, l.request_content_type, l.request_size FROM logs l "
+                                 "WHERE " BY_ID;
     int rc = step_by_id(db, sql, account, gateway, id, &st, err, errsz);
     if (rc != TG_LQ_OK)
         return rc;
-    if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-        bool payload = sqlite3_column_int(st, 2) != 0, dropped = sqlite3_column_int(st, 3) != 0;
-        snprintf(err, errsz, "the %s body of log %.64s was not stored: %s", response ? "response" : "request", id,
-                 !payload ? "payload collection was off for this request"
-                 : dropped ? "it was larger than log_max_body"
-                           : "it was empty");
+    int64_t seq = sqlite3_column_int64(st, 0);
+    int flags = sqlite3_column_int(st, 2);
+    const char *what = response ? "response" : "request";
+    int dropped = response ? TG_LOGFLAG_RESPONSE_DROPPED : TG_LOGFLAG_REQUEST_DROPPED;
+    char dir[4096], why[512] = "";
+    if (!(flags & TG_LOGFLAG_PAYLOAD))
+        snprintf(why, sizeof(why), "payload collection was off for this request");
+    else if (flags & dropped)
+        snprintf(why, sizeof(why), "it was larger than log_max_body");
+    else if ((flags & TG_LOGFLAG_PAYLOAD_LOST) || sqlite3_column_type(st, 1) == SQLITE_NULL)
+        snprintf(why, sizeof(why), "the log store could not write it (the gateway's log says why)");
+    else if (tg_logstore_payload_dir(db, dir, sizeof(dir)) == NULL)
+        snprintf(why, sizeof(why), "the payload directory's path is too long");
+    else if (tg_logseg_read(dir, tg_logseq_gw(seq), sqlite3_column_int64(st, 1), (uint64_t)seq,
+                            response ? TG_LOGSEG_RESP_BODY : TG_LOGSEG_REQ_BODY, body, why, sizeof(why)) != 0)
+        ; /* why says it */
+    else if (body->len == 0)
+        snprintf(why, sizeof(why), "it was empty");
+    if (why[0] != '\0') {
+        snprintf(err, errsz, "the %s body of log %.64s was not stored: %s", what, id, why);
         rc = TG_LQ_NOT_FOUND;
     } else {
-        tg_buf_append(body, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-        const char *ct = (const char *)sqlite3_column_text(st, 1);
+        const char *ct = (const char *)sqlite3_column_text(st, 3);
         *content_type = ct != NULL ? tg_strdup(ct) : NULL;
     }
     sqlite3_finalize(st);
@@ -858,8 +930,8 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
     seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     st = NULL;
-    static const char *const fields[] = {"feedback", "score"};
-    for (int i = 0; i != 2; ++i) {
+    static const char *const fields[] = {"feedback", "score", "metadata"};
+    for (int i = 0; i != 3; ++i) {
         json_t *x = json_object_get(patch, fields[i]);
         if (x == NULL)
             continue;
@@ -867,7 +939,9 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
         snprintf(sql, sizeof(sql), "UPDATE logs SET %s = ? WHERE seq = ?", fields[i]);
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
             goto db_fail;
-        if (json_is_null(x))
+        if (i == 2 && meta != NULL)
+            sqlite3_bind_text(st, 1, meta->metadata_json, -1, SQLITE_STATIC); /* NULL: nothing left to keep */
+        else if (json_is_null(x) || i == 2)
             sqlite3_bind_null(st, 1);
         else if (json_is_integer(x))
             sqlite3_bind_int64(st, 1, json_integer_value(x));
@@ -878,35 +952,6 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
             goto db_fail;
         sqlite3_finalize(st);
         st = NULL;
-    }
-    if (m != NULL) {
-        if (sqlite3_prepare_v2(db, "DELETE FROM log_metadata WHERE seq = ?", -1, &st, NULL) != SQLITE_OK)
-            goto db_fail;
-        sqlite3_bind_int64(st, 1, seq);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            goto db_fail;
-        sqlite3_finalize(st);
-        if (sqlite3_prepare_v2(db, "UPDATE logs SET metadata = ? WHERE seq = ?", -1, &st, NULL) != SQLITE_OK)
-            goto db_fail;
-        if (meta != NULL)
-            sqlite3_bind_text(st, 1, meta->metadata_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, seq);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            goto db_fail;
-        sqlite3_finalize(st);
-        st = NULL;
-        for (size_t i = 0; meta != NULL && i != meta->num_metadata; ++i) {
-            if (sqlite3_prepare_v2(db, "INSERT INTO log_metadata (seq, key, value) VALUES (?, ?, ?)", -1, &st, NULL) !=
-                SQLITE_OK)
-                goto db_fail;
-            sqlite3_bind_int64(st, 1, seq);
-            sqlite3_bind_text(st, 2, meta->metadata[i].key, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, meta->metadata[i].value, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) != SQLITE_DONE)
-                goto db_fail;
-            sqlite3_finalize(st);
-            st = NULL;
-        }
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto db_fail;
@@ -921,12 +966,93 @@ out:
     return rc;
 }
 
+typedef struct {
+    int64_t seq, ref;
+} deleted_t;
+
+static int cmp_deleted(const void *a, const void *b)
+{
+    const deleted_t *x = a, *y = b;
+    return x->ref < y->ref ? -1 : x->ref > y->ref;
+}
+
+/*
+ * Deletes the rows `sql` selects (its placeholders bound by the caller) in one transaction that also moves the
+ * gateway's row count and its segments' live counts, then frees the deleted payloads' bytes (a deleted log's bodies
+ * do not stay on disk). The writer unlinks segments left with no records once it is told (tg_logstore_rows_deleted).
+ */
+static int delete_rows(sqlite3 *db, sqlite3_stmt *del, int64_t gw, int64_t *deleted, char *err, size_t errsz)
+{
+    deleted_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
+    int s;
+    while ((s = sqlite3_step(del)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap != 0 ? cap * 2 : 256;
+            rows = tg_realloc(rows, cap * sizeof(*rows));
+        }
+        rows[n].seq = sqlite3_column_int64(del, 0);
+        rows[n].ref = sqlite3_column_type(del, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(del, 1);
+        n++;
+    }
+    if (s != SQLITE_DONE)
+        goto db_fail;
+    qsort(rows, n, sizeof(*rows), cmp_deleted);
+    if (sqlite3_prepare_v2(db, "UPDATE log_gateways SET rows = max(rows - ?2, 0) WHERE gw = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto db_fail;
+    sqlite3_bind_int64(st, 1, gw);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)n);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto db_fail;
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(db, "UPDATE log_segments SET live = live - ?3 WHERE gw = ?1 AND n = ?2", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto db_fail;
+    for (size_t i = 0; i != n;) {
+        size_t j = i;
+        if (rows[i].ref < 0) {
+            ++i;
+            continue;
+        }
+        while (j != n && tg_logseg_ref_n(rows[j].ref) == tg_logseg_ref_n(rows[i].ref))
+            ++j;
+        sqlite3_bind_int64(st, 1, gw);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)tg_logseg_ref_n(rows[i].ref));
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)(j - i));
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto db_fail;
+        sqlite3_reset(st);
+        i = j;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto db_fail;
+    char dir[4096];
+    if (tg_logstore_payload_dir(db, dir, sizeof(dir)) != NULL)
+        for (size_t i = 0; i != n; ++i)
+            if (rows[i].ref >= 0)
+                tg_logseg_punch(dir, (unsigned)gw, rows[i].ref, (uint64_t)rows[i].seq);
+    *deleted = (int64_t)n;
+    free(rows);
+    return TG_LQ_OK;
+db_fail:;
+    int rc = db_error(db, err, errsz);
+    sqlite3_finalize(st);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    free(rows);
+    return rc;
+}
+
 int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, int64_t *deleted,
                    char *err, size_t errsz)
 {
     static const char *const own[] = {"limit", "order_by", "order_by_direction", NULL};
     int64_t limit;
     int rc;
+    *deleted = 0;
     if ((rc = get_int_param(q, "limit", -1, 1, INT64_MAX / 2, &limit, err, errsz)) != TG_LQ_OK)
         return rc;
     char order[128];
@@ -936,18 +1062,22 @@ int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const 
     tg_buf_t sql;
     tg_buf_init(&sql, 128 << 10);
     tg_buf_appendf(&sql,
-                   "DELETE FROM logs WHERE seq IN (SELECT l.seq FROM logs l WHERE l.account = ? AND l.gateway = ?%s%s "
-                   "LIMIT ?)",
+                   "DELETE FROM logs WHERE seq IN (SELECT l.seq FROM logs l WHERE " SCOPE "%s%s LIMIT ?)"
+                   " RETURNING seq, payload",
                    tg_buf_cstr(&f.sql), order);
     sqlite3_stmt *st = NULL;
-    int next = prepare_scoped(db, &sql, account, gateway, &f, &st);
-    if (next != 0)
-        sqlite3_bind_int64(st, next, limit);
-    if (next != 0 && sqlite3_step(st) == SQLITE_DONE) {
-        *deleted = sqlite3_changes(db);
-        rc = TG_LQ_OK;
-    } else {
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_error(db, err, errsz);
+    } else {
+        int64_t gw = gateway_number(db, account, gateway);
+        int next = prepare_scoped(db, &sql, gw, &f, &st);
+        if (next == 0) {
+            rc = db_error(db, err, errsz);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        } else {
+            sqlite3_bind_int64(st, next, limit);
+            rc = delete_rows(db, st, gw, deleted, err, errsz);
+        }
     }
     sqlite3_finalize(st);
     tg_buf_free(&sql);
@@ -1056,7 +1186,7 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
         else if (strcmp(group_by, "model") == 0)
             group_expr = "l.model";
         else if (strncmp(group_by, "metadata.", 9) == 0 && group_by[9] != '\0')
-            group_expr = "m.value", meta_key = group_by + 9;
+            group_expr = "tg_meta(l.metadata, ?)", meta_key = group_by + 9;
         else
             return ERR("group_by must be provider, model or metadata.{key}");
     }
@@ -1089,11 +1219,8 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
         snprintf(bucket, sizeof(bucket), "0");
     tg_buf_appendf(&sql,
                    "SELECT %s AS g, %s AS b, l.duration, l.success, l.cached, coalesce(l.tokens_in, 0), "
-                   "coalesce(l.tokens_out, 0), l.cost FROM logs l%s WHERE l.account = ? AND l.gateway = ?%s "
-                   "ORDER BY g, b",
-                   group_expr, bucket,
-                   meta_key != NULL ? " LEFT JOIN log_metadata m ON m.seq = l.seq AND m.key = ?" : "",
-                   tg_buf_cstr(&f.sql));
+                   "coalesce(l.tokens_out, 0), l.cost FROM logs l WHERE " SCOPE "%s ORDER BY g, b",
+                   group_expr, bucket, tg_buf_cstr(&f.sql));
     sqlite3_stmt *st = NULL;
     json_t *out = NULL;
     if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
@@ -1103,9 +1230,8 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
     int bi = 1;
     if (meta_key != NULL)
         sqlite3_bind_text(st, bi++, meta_key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, bi++, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, bi++, gateway, -1, SQLITE_STATIC);
-    bind_filter(st, bi, &f);
+    bind_scope(st, bi, gateway_number(db, account, gateway), &f);
+    bind_filter(st, bi + 2, &f);
 
     out = json_object();
     json_t *groups = json_array();

@@ -1,21 +1,27 @@
 /*
- * The log store (logstore.h): a bounded queue in front of one writer thread that owns the write connection.
+ * The log store (logstore.h): a bounded queue in front of one writer thread that owns the write connection and the
+ * payload segments (logseg.h).
  *
  * The queue is a singly linked list under a mutex; workers append and signal, the writer takes the whole list at
  * once and writes it in one transaction (Redis's AOF rewrite buffer and SQLite's own advice: a transaction per
- * batch, not per row). Retention counts per gateway are kept by the writer; a delete through the API bumps a
- * generation number that makes it count again.
+ * batch, not per row), the batch's payloads appended to the segments in large writes before the commit. Row counts
+ * per gateway (for retention and the logs API's totals) are kept in log_gateways; a delete through the API bumps a
+ * generation number that makes the writer read them again and look for segments left with no records.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <uv.h>
 #include "tollgate/log.h"
+#include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
 #include "tollgate/tgtime.h"
 
@@ -82,16 +88,81 @@ struct st_tg_logrec_chunk_t {
 
 #define ARENA_CHUNK_MIN 1024
 
+/*
+ * Records go back to the thread that allocated them to be freed. A record is made by a worker and freed by the log
+ * writer; freed there, each free() took the lock of the worker's malloc arena, and a writer preempted while holding
+ * it stalled the worker (measured: ~60 such waits a second at 50k records/s, and the worker idle a fifth of the
+ * time). So a record freed on another thread is pushed onto its allocating thread's `returned` stack, and that
+ * thread frees what is there when it next makes a record. The writer empties every stack itself once it has been
+ * idle a second (frees then contend with nothing), and when the store closes.
+ */
+struct st_tg_logrec_pool_t {
+    _Atomic(tg_logrec_t *) returned;
+    tg_logrec_pool_t *next; /* every thread's, for the writer to empty */
+};
+
+static _Thread_local tg_logrec_pool_t *thread_pool;
+static tg_logrec_pool_t *all_pools;
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static tg_logrec_pool_t *my_pool(void)
+{
+    if (thread_pool == NULL) {
+        tg_logrec_pool_t *p = tg_calloc(1, sizeof(*p));
+        atomic_init(&p->returned, NULL);
+        pthread_mutex_lock(&pools_lock);
+        p->next = all_pools;
+        all_pools = p;
+        pthread_mutex_unlock(&pools_lock);
+        thread_pool = p;
+    }
+    return thread_pool;
+}
+
+static void free_now(tg_logrec_t *r)
+{
+    for (tg_logrec_chunk_t *c = r->chunks, *next; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    tg_buf_free(&r->response_body);
+    free(r);
+}
+
+static void free_chain(tg_logrec_t *r)
+{
+    while (r != NULL) {
+        tg_logrec_t *next = r->_next;
+        free_now(r);
+        r = next;
+    }
+}
+
+/* Frees what other threads gave back to every thread (the writer when idle, and at close). */
+static void free_returned(void)
+{
+    pthread_mutex_lock(&pools_lock);
+    for (tg_logrec_pool_t *p = all_pools; p != NULL; p = p->next)
+        free_chain(atomic_exchange(&p->returned, NULL));
+    pthread_mutex_unlock(&pools_lock);
+}
+
 tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena)
 {
+    tg_logrec_pool_t *pool = my_pool();
+    if (atomic_load_explicit(&pool->returned, memory_order_relaxed) != NULL)
+        free_chain(atomic_exchange(&pool->returned, NULL));
     tg_logrec_t *r = tg_malloc(sizeof(*r) + arena);
     memset(r, 0, sizeof(*r)); /* not the arena: it is handed out as it is written */
+    r->_pool = pool;
     r->created_at_ms = created_at_ms;
     tg_ulid(created_at_ms, r->id);
     r->usage = (tg_usage_t){-1, -1, 0, 0};
     r->cost = -1;
     r->step = -1;
     r->log_management = -1;
+    r->feedback = -2;
+    r->score = NAN;
     tg_buf_init(&r->response_body, 0);
     r->arena_cur = r->arena;
     r->arena_left = arena;
@@ -130,12 +201,16 @@ void tg_logrec_free(tg_logrec_t *r)
 {
     if (r == NULL)
         return;
-    for (tg_logrec_chunk_t *c = r->chunks, *next; c != NULL; c = next) {
-        next = c->next;
-        free(c);
+    tg_logrec_pool_t *pool = r->_pool;
+    if (pool == thread_pool) {
+        free_now(r);
+        return;
     }
-    tg_buf_free(&r->response_body);
-    free(r);
+    tg_logrec_t *head = atomic_load_explicit(&pool->returned, memory_order_relaxed);
+    do
+        r->_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&pool->returned, &head, r, memory_order_release,
+                                                  memory_order_relaxed));
 }
 
 const char *tg_logmeta_text(const json_t *v, char buf[64])
@@ -218,11 +293,36 @@ size_t tg_logrec_size(const tg_logrec_t *r)
 
 /* ---- schema ----------------------------------------------------------------------------------------------- */
 
-#define SCHEMA_VERSION 2
+/*
+ * Layout 3. A row holds what is filtered, sorted and added up; heads and bodies are in payload segments (logseg.h),
+ * `payload` saying where. The key `seq` is gw << 51 | created_at << 9 | n (tg_logseq_*): a gateway's records are one
+ * range of keys, in time order, so listing, time filters, lookups by id (whose ULID carries the time) and retention
+ * are range scans of the table itself and no index has to be kept up to date on every insert (that index was a fifth
+ * of what a record cost the writer). log_gateways numbers the gateways and keeps their row counts; log_segments
+ * counts the live records of each payload segment, so a segment whose records are all deleted can be unlinked.
+ * Metadata is the JSON object in `metadata`, read by the tg_meta() SQL function.
+ */
+#define SCHEMA_VERSION 3
 #define TG_STR_(x) #x
 #define TG_STR(x) TG_STR_(x)
 
-/* The layout version of an existing database (0 for a new one). */
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS log_gateways (gw INTEGER PRIMARY KEY, account TEXT NOT NULL, gateway TEXT NOT NULL,"
+    " rows INTEGER NOT NULL DEFAULT 0, UNIQUE (account, gateway));"
+    "CREATE TABLE IF NOT EXISTS log_segments (gw INTEGER NOT NULL, n INTEGER NOT NULL, live INTEGER NOT NULL,"
+    " PRIMARY KEY (gw, n)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS logs ("
+    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " provider TEXT, model TEXT, path TEXT, request_type TEXT,"
+    " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL,"
+    " duration INTEGER NOT NULL, time_to_first_byte INTEGER,"
+    " tokens_in INTEGER, tokens_out INTEGER, cached_tokens INTEGER, cache_write_tokens INTEGER, cost REAL,"
+    " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
+    " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, error TEXT,"
+    " flags INTEGER NOT NULL, feedback INTEGER, score REAL, payload INTEGER);"
+    "CREATE INDEX IF NOT EXISTS logs_event ON logs(event_id) WHERE event_id IS NOT NULL;";
+
+/* The layout version of a database (0 for a new one), -1 when it cannot be read. */
 static int user_version(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
@@ -233,32 +333,34 @@ static int user_version(sqlite3 *db)
     return v;
 }
 
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS logs ("
-    " seq INTEGER PRIMARY KEY,"
-    " id TEXT NOT NULL,"
-    " account TEXT NOT NULL, gateway TEXT NOT NULL,"
-    " created_at INTEGER NOT NULL,"
-    " provider TEXT, model TEXT, path TEXT, request_type TEXT,"
-    " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL, stream INTEGER NOT NULL,"
-    " duration INTEGER NOT NULL, time_to_first_byte INTEGER,"
-    " tokens_in INTEGER, tokens_out INTEGER, cached_tokens INTEGER, cache_write_tokens INTEGER,"
-    " cost REAL, custom_cost INTEGER NOT NULL,"
-    " metadata TEXT, event_id TEXT, step INTEGER,"
-    " request_size INTEGER, response_size INTEGER,"
-    " request_content_type TEXT, response_content_type TEXT, user_agent TEXT,"
-    " request_head TEXT, response_head TEXT, error TEXT,"
-    " payload INTEGER NOT NULL, request_body_dropped INTEGER NOT NULL, response_body_dropped INTEGER NOT NULL,"
-    " feedback INTEGER, score REAL,"
-    " request_body BLOB, response_body BLOB);"
-    "CREATE INDEX IF NOT EXISTS logs_gw_time ON logs(account, gateway, created_at);"
-    "CREATE INDEX IF NOT EXISTS logs_gw_event ON logs(account, gateway, event_id) WHERE event_id IS NOT NULL;"
-    "CREATE TABLE IF NOT EXISTS log_metadata (seq INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS log_metadata_kv ON log_metadata(key, value);"
-    "CREATE INDEX IF NOT EXISTS log_metadata_seq ON log_metadata(seq);"
-    "CREATE TRIGGER IF NOT EXISTS logs_cleanup AFTER DELETE ON logs BEGIN"
-    " DELETE FROM log_metadata WHERE seq = old.seq; END;"
-    "PRAGMA user_version = " TG_STR(SCHEMA_VERSION) ";";
+static bool has_table(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* tg_meta(metadata, key): the value of `key` in a record's metadata as text (as filters compare it: strings as they
+ * are, numbers as written, true/false), NULL when the record has no such key. */
+static void sql_meta(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *text = (const char *)sqlite3_value_text(argv[0]), *key = (const char *)sqlite3_value_text(argv[1]);
+    if (text == NULL || key == NULL)
+        return;
+    json_t *o = json_loadb(text, (size_t)sqlite3_value_bytes(argv[0]), 0, NULL);
+    char num[64];
+    const char *v = tg_logmeta_text(json_object_get(o, key), num);
+    if (v != NULL)
+        sqlite3_result_text(ctx, v, -1, SQLITE_TRANSIENT);
+    json_decref(o);
+}
 
 static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *errbuf, size_t errbufsz)
 {
@@ -278,27 +380,62 @@ static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *
     }
     sqlite3_busy_timeout(db, 5000);
     sqlite3_extended_result_codes(db, 1);
+    sqlite3_create_function(db, "tg_meta", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_meta, NULL, NULL);
     return db;
 }
 
 sqlite3 *tg_logstore_reader(const char *data_dir, bool readonly, char *errbuf, size_t errbufsz)
 {
-    return open_db(data_dir, readonly, false, errbuf, errbufsz);
+    sqlite3 *db = open_db(data_dir, readonly, false, errbuf, errbufsz);
+    if (db == NULL)
+        return NULL;
+    int v = user_version(db);
+    if (v != SCHEMA_VERSION) {
+        snprintf(errbuf, errbufsz,
+                 v == 0 ? "%s/logs.db holds no logs yet"
+                        : "%s/logs.db has log layout %d and this Tollgate reads layout " TG_STR(SCHEMA_VERSION)
+                          "; start the gateway once on it to convert it",
+                 data_dir, v);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+const char *tg_logstore_payload_dir(sqlite3 *db, char *out, size_t outsz)
+{
+    const char *file = sqlite3_db_filename(db, "main");
+    const char *slash = file != NULL ? strrchr(file, '/') : NULL;
+    if (slash == NULL ||
+        (size_t)snprintf(out, outsz, "%.*s/" TG_LOGSEG_DIR, (int)(slash - file), file) >= outsz)
+        return NULL;
+    return out;
 }
 
 /* ---- the store -------------------------------------------------------------------------------------------- */
 
+/* What the writer knows of a gateway with records. */
 typedef struct {
     char *account, *gateway;
-    int64_t count; /* rows stored for the gateway, -1 = not counted yet */
-} gw_count_t;
+    unsigned gw;      /* its number in log_gateways */
+    int64_t rows;     /* rows stored, -1 = to be read again from log_gateways */
+    uint64_t last_ms; /* the newest created_at among its keys, and how many keys that millisecond has handed out */
+    uint32_t last_n;
+    tg_logseg_writer_t seg;
+    /* this batch */
+    int64_t inserted, seg_live;
+    uint64_t seg_n;
+} gw_state_t;
 
-enum { ST_INSERT, ST_META, ST_COUNT, ST_TRIM, ST_NUM };
+enum { ST_INSERT, ST_GW_FIND, ST_GW_ADD, ST_GW_ROWS, ST_GW_MAXSEQ, ST_SEG_ADD, ST_SEG_SUB, ST_SEG_NEXT, ST_TRIM, ST_LOST,
+       ST_DEAD, ST_REVIEW, ST_NUM };
 
 struct st_tg_logstore_t {
     char *data_dir;
+    char *payload_dir;
     sqlite3 *db;
     sqlite3_stmt *st[ST_NUM];
+    sqlite3_stmt *st_migrated; /* while an older layout is converted */
     uv_thread_t thread;
     uv_mutex_t mutex;
     uv_cond_t wake;    /* the writer: work or stop */
@@ -311,25 +448,35 @@ struct st_tg_logstore_t {
     bool stop;
     atomic_uint_fast64_t deleted_gen;
     uint64_t seen_deleted_gen;
-    gw_count_t *counts;
-    size_t num_counts;
+    gw_state_t **gws; /* each allocated on its own: items point at them while the array grows */
+    size_t num_gws;
+    tg_buf_t stage; /* payload staging, shared by the gateways' segment writers */
+    bool in_checkpoint;
     sqlite3 *idle[8]; /* query connections not in use (under mutex) */
     size_t num_idle;
     tg_logstore_stats_t stats; /* under mutex */
 };
 
 static const char *const statements[ST_NUM] = {
-    [ST_INSERT] = "INSERT INTO logs (id, account, gateway, created_at, provider, model, path, request_type, success,"
-                  " status_code, cached, stream, duration, time_to_first_byte, tokens_in, tokens_out, cached_tokens,"
-                  " cache_write_tokens, cost, custom_cost, metadata, event_id, step, request_size, response_size,"
-                  " request_content_type, response_content_type, user_agent, request_head, response_head, error,"
-                  " payload, request_body_dropped, response_body_dropped, request_body, response_body)"
+    [ST_INSERT] = "INSERT INTO logs (seq, id, created_at, provider, model, path, request_type, success, status_code,"
+                  " cached, duration, time_to_first_byte, tokens_in, tokens_out, cached_tokens, cache_write_tokens,"
+                  " cost, metadata, event_id, step, request_size, response_size, request_content_type,"
+                  " response_content_type, user_agent, error, flags, payload)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
-                  " ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
-    [ST_META] = "INSERT INTO log_metadata (seq, key, value) VALUES (?1, ?2, ?3)",
-    [ST_COUNT] = "SELECT count(*) FROM logs WHERE account = ?1 AND gateway = ?2",
-    [ST_TRIM] = "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE account = ?1 AND gateway = ?2"
-                " ORDER BY created_at, seq LIMIT ?3)",
+                  " ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+    [ST_GW_FIND] = "SELECT gw, rows FROM log_gateways WHERE account = ?1 AND gateway = ?2",
+    [ST_GW_ADD] = "INSERT INTO log_gateways (account, gateway) VALUES (?1, ?2)",
+    [ST_GW_ROWS] = "UPDATE log_gateways SET rows = rows + ?2 WHERE gw = ?1",
+    [ST_GW_MAXSEQ] = "SELECT max(seq) FROM logs WHERE seq BETWEEN ?1 AND ?2",
+    [ST_SEG_ADD] = "INSERT INTO log_segments (gw, n, live) VALUES (?1, ?2, ?3)"
+                   " ON CONFLICT (gw, n) DO UPDATE SET live = live + excluded.live",
+    [ST_SEG_SUB] = "UPDATE log_segments SET live = live - ?3 WHERE gw = ?1 AND n = ?2",
+    [ST_SEG_NEXT] = "SELECT coalesce(max(n), 0) + 1 FROM log_segments WHERE gw = ?1",
+    [ST_TRIM] = "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3)"
+                " RETURNING payload",
+    [ST_LOST] = "UPDATE logs SET payload = NULL, flags = flags | " TG_STR(TG_LOGFLAG_PAYLOAD_LOST) " WHERE seq = ?1",
+    [ST_DEAD] = "DELETE FROM log_segments WHERE live <= 0 RETURNING gw, n",
+    [ST_REVIEW] = "UPDATE logs SET feedback = ?1, score = ?2 WHERE seq = ?3",
 };
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -348,56 +495,149 @@ static void bind_count(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_null(st, i);
 }
 
-static gw_count_t *gw_count(tg_logstore_t *s, const char *account, const char *gateway)
+/* Runs a statement that returns nothing; false on an error (logged). */
+static bool run(tg_logstore_t *s, sqlite3_stmt *st, const char *what)
 {
-    for (size_t i = 0; i != s->num_counts; ++i)
-        if (strcmp(s->counts[i].account, account) == 0 && strcmp(s->counts[i].gateway, gateway) == 0)
-            return &s->counts[i];
-    s->counts = tg_realloc(s->counts, (s->num_counts + 1) * sizeof(*s->counts));
-    gw_count_t *c = &s->counts[s->num_counts++];
-    *c = (gw_count_t){tg_strdup(account), tg_strdup(gateway), -1};
-    return c;
-}
-
-/* The gateway's stored row count, counted on first need (and after a delete made by someone else). */
-static int64_t count_rows(tg_logstore_t *s, gw_count_t *c)
-{
-    if (c->count >= 0)
-        return c->count;
-    sqlite3_stmt *st = s->st[ST_COUNT];
-    sqlite3_bind_text(st, 1, c->account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, c->gateway, -1, SQLITE_STATIC);
-    c->count = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    return c->count;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        tg_log_error("log store: %s: %s", what, sqlite3_errmsg(s->db));
+        return false;
+    }
+    return true;
 }
 
-/* Inserts one record. Returns 1 when stored, 0 when retention refused it, -1 on a database error. */
-static int insert_one(tg_logstore_t *s, tg_logrec_t *r)
+/* The gateway's state, numbered in log_gateways on first use; NULL on a database error or past TG_LOGSEQ_MAX_GW. */
+static gw_state_t *gw_state(tg_logstore_t *s, const char *account, const char *gateway)
 {
-    gw_count_t *c = NULL;
-    if (r->log_management >= 0) {
-        c = gw_count(s, r->account, r->gateway);
-        if (r->log_management_strategy == TG_LOGS_STOP_INSERTING && count_rows(s, c) >= r->log_management)
-            return 0;
+    for (size_t i = 0; i != s->num_gws; ++i)
+        if (strcmp(s->gws[i]->gateway, gateway) == 0 && strcmp(s->gws[i]->account, account) == 0)
+            return s->gws[i];
+    sqlite3_stmt *st = s->st[ST_GW_FIND];
+    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+    int64_t gw = -1, rows = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        gw = sqlite3_column_int64(st, 0);
+        rows = sqlite3_column_int64(st, 1);
     }
+    sqlite3_reset(st);
+    if (gw < 0) {
+        st = s->st[ST_GW_ADD];
+        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, gateway, -1, SQLITE_STATIC);
+        if (!run(s, st, "cannot number a gateway"))
+            return NULL;
+        gw = sqlite3_last_insert_rowid(s->db);
+    }
+    if (gw < 1 || gw > TG_LOGSEQ_MAX_GW) {
+        tg_log_error("log store: more than %d gateways have logs in %s/logs.db; the records of %s/%s are not kept",
+                     TG_LOGSEQ_MAX_GW, s->data_dir, account, gateway);
+        return NULL;
+    }
+    /* where its keys and segments go on from */
+    st = s->st[ST_GW_MAXSEQ];
+    sqlite3_bind_int64(st, 1, tg_logseq_first(gw));
+    sqlite3_bind_int64(st, 2, tg_logseq_last(gw));
+    int64_t maxseq = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    st = s->st[ST_SEG_NEXT];
+    sqlite3_bind_int64(st, 1, gw);
+    int64_t next_n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
+    sqlite3_reset(st);
+
+    s->gws = tg_realloc(s->gws, (s->num_gws + 1) * sizeof(*s->gws));
+    gw_state_t *g = s->gws[s->num_gws++] = tg_calloc(1, sizeof(*g));
+    g->account = tg_strdup(account);
+    g->gateway = tg_strdup(gateway);
+    g->gw = (unsigned)gw;
+    g->rows = rows;
+    g->last_ms = maxseq > 0 ? tg_logseq_ms(maxseq) : 0;
+    g->last_n = maxseq > 0 ? 512 : 0; /* that millisecond's other keys are not known: later ones probe */
+    tg_logseg_writer_init(&g->seg, s->payload_dir, (unsigned)gw, (uint64_t)next_n);
+    return g;
+}
+
+/* Rows counts again from log_gateways (after a delete made by someone else). */
+static void reload_counts(tg_logstore_t *s)
+{
+    for (size_t i = 0; i != s->num_gws; ++i) {
+        sqlite3_stmt *st = s->st[ST_GW_FIND];
+        sqlite3_bind_text(st, 1, s->gws[i]->account, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, s->gws[i]->gateway, -1, SQLITE_STATIC);
+        s->gws[i]->rows = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+        sqlite3_reset(st);
+    }
+}
+
+/*
+ * A key for a record created at `ms`: in time order, with the millisecond's keys handed out in turn. A record that
+ * finishes after newer ones (a long stream) starts at a point of its millisecond picked from its ULID's random part
+ * and moves on when the key is taken (insert_one).
+ */
+static int64_t next_seq(gw_state_t *g, const tg_logrec_t *r)
+{
+    uint64_t ms = TG_MIN(r->created_at_ms, TG_LOGSEQ_MAX_MS);
+    uint32_t n;
+    if (ms > g->last_ms || g->last_ms == 0) {
+        g->last_ms = ms;
+        g->last_n = 1;
+        n = 0;
+    } else if (ms == g->last_ms && g->last_n < 512) {
+        n = g->last_n++;
+    } else {
+        uint32_t h = 2166136261u; /* FNV-1a of the ULID's random part */
+        for (int i = 10; i != TG_ULID_LEN; ++i)
+            h = (h ^ (unsigned char)r->id[i]) * 16777619u;
+        n = h & 511;
+    }
+    return tg_logseq_first(g->gw) | (int64_t)(ms << TG_LOGSEQ_MS_SHIFT) | n;
+}
+
+#define FLAGS_OF(r)                                                                                                    \
+    ((r)->stream * TG_LOGFLAG_STREAM | (r)->custom_cost * TG_LOGFLAG_CUSTOM_COST | (r)->payload * TG_LOGFLAG_PAYLOAD | \
+     (r)->request_body_dropped * TG_LOGFLAG_REQUEST_DROPPED | (r)->response_body_dropped * TG_LOGFLAG_RESPONSE_DROPPED | \
+     ((r)->request_head == NULL) * TG_LOGFLAG_NO_REQUEST_HEAD | ((r)->response_head == NULL) * TG_LOGFLAG_NO_RESPONSE_HEAD)
+
+/* The four parts of a record's payload: heads always, bodies when kept. */
+static void payload_parts(const tg_logrec_t *r, tg_iovec_t parts[TG_LOGSEG_PARTS])
+{
+    parts[TG_LOGSEG_REQ_HEAD] = tg_iov(r->request_head != NULL ? r->request_head : "",
+                                       r->request_head != NULL ? strlen(r->request_head) : 0);
+    parts[TG_LOGSEG_RESP_HEAD] = tg_iov(r->response_head != NULL ? r->response_head : "",
+                                        r->response_head != NULL ? strlen(r->response_head) : 0);
+    bool req = r->payload && !r->request_body_dropped, resp = r->payload && !r->response_body_dropped;
+    parts[TG_LOGSEG_REQ_BODY] = req ? r->request_body : tg_iov("", 0);
+    parts[TG_LOGSEG_RESP_BODY] = resp ? tg_iov(r->response_body.base, r->response_body.len) : tg_iov("", 0);
+}
+
+/* What the writer does with one record of a batch. */
+typedef struct {
+    tg_logrec_t *r;
+    gw_state_t *g;
+    size_t order;     /* in the batch */
+    int64_t seq, ref; /* ref -1: no payload stored */
+    int state;        /* 1 stored, 0 refused by retention, -1 lost to an error */
+} item_t;
+
+/* Inserts one record's row. Returns 1 when stored, 0 when retention refused it, -1 on a database error. */
+static int insert_one(tg_logstore_t *s, item_t *it)
+{
+    tg_logrec_t *r = it->r;
+    gw_state_t *g = it->g;
+    if (r->log_management >= 0 && r->log_management_strategy == TG_LOGS_STOP_INSERTING && g->rows >= r->log_management)
+        return 0;
     sqlite3_stmt *st = s->st[ST_INSERT];
-    int i = 1;
+    int i = 2;
     bind_text(st, i++, r->id);
-    bind_text(st, i++, r->account);
-    bind_text(st, i++, r->gateway);
     sqlite3_bind_int64(st, i++, (sqlite3_int64)r->created_at_ms);
     bind_text(st, i++, r->provider);
     bind_text(st, i++, r->model);
     bind_text(st, i++, r->path);
     bind_text(st, i++, r->request_type);
     sqlite3_bind_int(st, i++, r->success);
-    if (r->status_code != 0)
-        sqlite3_bind_int(st, i++, r->status_code);
-    else
-        sqlite3_bind_null(st, i++);
+    bind_count(st, i++, r->status_code != 0 ? r->status_code : -1);
     sqlite3_bind_int(st, i++, r->cached);
-    sqlite3_bind_int(st, i++, r->stream);
     sqlite3_bind_int64(st, i++, (sqlite3_int64)r->duration_ms);
     bind_count(st, i++, r->status_code != 0 ? (int64_t)r->ttfb_ms : -1);
     bind_count(st, i++, r->usage.input);
@@ -408,7 +648,6 @@ static int insert_one(tg_logstore_t *s, tg_logrec_t *r)
         sqlite3_bind_double(st, i++, r->cost);
     else
         sqlite3_bind_null(st, i++);
-    sqlite3_bind_int(st, i++, r->custom_cost);
     bind_text(st, i++, r->metadata_json);
     bind_text(st, i++, r->event_id);
     bind_count(st, i++, r->step);
@@ -417,116 +656,262 @@ static int insert_one(tg_logstore_t *s, tg_logrec_t *r)
     bind_text(st, i++, r->request_content_type);
     bind_text(st, i++, r->response_content_type);
     bind_text(st, i++, r->user_agent);
-    bind_text(st, i++, r->request_head);
-    bind_text(st, i++, r->response_head);
     bind_text(st, i++, r->error);
-    sqlite3_bind_int(st, i++, r->payload);
-    sqlite3_bind_int(st, i++, r->request_body_dropped);
-    sqlite3_bind_int(st, i++, r->response_body_dropped);
-    /* the bodies last in the row, so listing records never reads them */
-    bool req_body = r->payload && !r->request_body_dropped && r->request_body.len != 0;
-    bool resp_body = r->payload && !r->response_body_dropped && r->response_body.len != 0;
-    if (req_body)
-        sqlite3_bind_blob64(st, i++, r->request_body.base, r->request_body.len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i++);
-    if (resp_body)
-        sqlite3_bind_blob64(st, i++, r->response_body.base, r->response_body.len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i++);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        tg_log_error("log store: cannot insert a record: %s", sqlite3_errmsg(s->db));
-        return -1;
-    }
-    sqlite3_int64 seq = sqlite3_last_insert_rowid(s->db);
-    for (size_t m = 0; m != r->num_metadata; ++m) {
-        st = s->st[ST_META];
-        sqlite3_bind_int64(st, 1, seq);
-        sqlite3_bind_text(st, 2, r->metadata[m].key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, r->metadata[m].value, -1, SQLITE_STATIC);
-        sqlite3_step(st);
+    sqlite3_bind_int(st, i++, FLAGS_OF(r) | (it->ref < 0 ? TG_LOGFLAG_PAYLOAD_LOST : 0));
+    bind_count(st, i++, it->ref);
+    /* a key taken by a record of the same millisecond: the next one (bounded: a millisecond has 512) */
+    for (int tries = 0; tries != 2048; ++tries) {
+        sqlite3_bind_int64(st, 1, it->seq);
+        int rc = sqlite3_step(st);
         sqlite3_reset(st);
+        if (rc == SQLITE_DONE) {
+            g->rows++;
+            g->inserted++;
+            if (r->reviewed) {
+                sqlite3_stmt *up = s->st[ST_REVIEW];
+                if (r->feedback < -1)
+                    sqlite3_bind_null(up, 1);
+                else
+                    sqlite3_bind_int(up, 1, r->feedback);
+                if (isnan(r->score))
+                    sqlite3_bind_null(up, 2);
+                else
+                    sqlite3_bind_double(up, 2, r->score);
+                sqlite3_bind_int64(up, 3, it->seq);
+                run(s, up, "cannot keep a record's feedback");
+            }
+            return 1;
+        }
+        if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
+            break;
+        it->seq++;
     }
-    if (c != NULL && c->count >= 0)
-        c->count++;
-    return 1;
+    tg_log_error("log store: cannot insert a record: %s", sqlite3_errmsg(s->db));
+    return -1;
+}
+
+/* Decrements the live counts of the segments holding `refs` (deleted rows' payloads) of gateway gw; a run of refs
+ * into the same segment (the usual case: oldest rows first) is one statement. */
+static void segments_released(tg_logstore_t *s, unsigned gw, const int64_t *refs, size_t n)
+{
+    for (size_t i = 0; i != n;) {
+        uint64_t seg = tg_logseg_ref_n(refs[i]);
+        size_t j = i;
+        while (j != n && tg_logseg_ref_n(refs[j]) == seg)
+            ++j;
+        sqlite3_stmt *st = s->st[ST_SEG_SUB];
+        sqlite3_bind_int64(st, 1, gw);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)seg);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)(j - i));
+        run(s, st, "cannot count a segment's records");
+        i = j;
+    }
 }
 
 /* DELETE_OLDEST: trims every gateway of the batch that went over its limit. Returns the rows deleted. */
-static uint64_t apply_retention(tg_logstore_t *s, tg_logrec_t *batch)
+static uint64_t apply_retention(tg_logstore_t *s, item_t *items, size_t n)
 {
     uint64_t deleted = 0;
-    for (tg_logrec_t *r = batch; r != NULL; r = r->_next) {
-        if (r->log_management < 0 || r->log_management_strategy != TG_LOGS_DELETE_OLDEST)
-            continue;
-        gw_count_t *c = gw_count(s, r->account, r->gateway);
-        int64_t n = count_rows(s, c);
-        if (n <= r->log_management)
+    int64_t *refs = NULL;
+    size_t cap = 0;
+    for (size_t k = 0; k != n; ++k) {
+        tg_logrec_t *r = items[k].r;
+        gw_state_t *g = items[k].g;
+        if (g == NULL || r->log_management < 0 || r->log_management_strategy != TG_LOGS_DELETE_OLDEST ||
+            g->rows <= r->log_management)
             continue;
         sqlite3_stmt *st = s->st[ST_TRIM];
-        sqlite3_bind_text(st, 1, c->account, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->gateway, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, n - r->log_management);
-        if (sqlite3_step(st) == SQLITE_DONE) {
-            int changes = sqlite3_changes(s->db);
-            deleted += (uint64_t)changes;
-            c->count -= changes;
-        } else {
-            tg_log_error("log store: retention delete failed: %s", sqlite3_errmsg(s->db));
-            c->count = -1;
+        sqlite3_bind_int64(st, 1, tg_logseq_first(g->gw));
+        sqlite3_bind_int64(st, 2, tg_logseq_last(g->gw));
+        sqlite3_bind_int64(st, 3, g->rows - r->log_management);
+        size_t nrefs = 0;
+        int rc;
+        int64_t gone = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            gone++;
+            if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+                continue;
+            if (nrefs == cap) {
+                cap = cap != 0 ? cap * 2 : 256;
+                refs = tg_realloc(refs, cap * sizeof(*refs));
+            }
+            refs[nrefs++] = sqlite3_column_int64(st, 0);
         }
         sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            tg_log_error("log store: retention delete failed: %s", sqlite3_errmsg(s->db));
+            g->rows = -1;
+            continue;
+        }
+        g->rows -= gone;
+        g->inserted -= gone; /* log_gateways.rows moves by the difference */
+        deleted += (uint64_t)gone;
+        segments_released(s, g->gw, refs, nrefs);
     }
+    free(refs);
     return deleted;
 }
 
-static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n)
+static int cmp_item(const void *a, const void *b)
+{
+    const item_t *x = a, *y = b;
+    unsigned gx = x->g != NULL ? x->g->gw : 0, gy = y->g != NULL ? y->g->gw : 0;
+    if (gx != gy)
+        return gx < gy ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order; /* the batch's order within a gateway */
+}
+
+/* Segments to unlink once the batch has committed. */
+typedef struct {
+    unsigned gw;
+    uint64_t n;
+} dead_seg_t;
+
+/*
+ * Writes one batch in one transaction: keys and payload space first, then the rows, retention, the counts, and the
+ * payloads themselves (before the commit, so a committed row's payload is at least in the page cache), then unlinks
+ * the segments left with no records. `migrated_upto` >= 0: the batch was read from the older layout's table, whose
+ * rows up to that key are deleted in the same transaction.
+ */
+static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t migrated_upto)
 {
     uint64_t t0 = tg_now_mono_ns();
     uint64_t gen = atomic_load(&s->deleted_gen);
-    if (gen != s->seen_deleted_gen) { /* someone deleted rows: count again */
-        for (size_t i = 0; i != s->num_counts; ++i)
-            s->counts[i].count = -1;
-        s->seen_deleted_gen = gen;
-    }
+    bool recount = gen != s->seen_deleted_gen; /* someone deleted rows: count again, look for dead segments */
+    s->seen_deleted_gen = gen;
     uint64_t written = 0, refused = 0, errors = 0, deleted = 0;
+    item_t *items = tg_malloc((n != 0 ? n : 1) * sizeof(*items));
+    size_t k = 0;
+    for (tg_logrec_t *r = batch; r != NULL && k != n; r = r->_next, ++k)
+        items[k] = (item_t){r, NULL, k, 0, -1, -1};
+    dead_seg_t *dead = NULL;
+    size_t num_dead = 0;
     char *err = NULL;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) {
         tg_log_error("log store: cannot begin a transaction: %s", err != NULL ? err : "?");
         sqlite3_free(err);
         errors = n;
-    } else {
-        for (tg_logrec_t *r = batch; r != NULL; r = r->_next) {
-            int rc = insert_one(s, r);
-            if (rc > 0)
-                ++written;
-            else if (rc == 0)
-                ++refused;
-            else
-                ++errors;
-            if (rc < 0 && sqlite3_get_autocommit(s->db)) { /* SQLite rolled the whole batch back (full disk, I/O) */
-                errors = n;
-                written = refused = 0;
-                break;
-            }
-        }
-        if (!sqlite3_get_autocommit(s->db))
-            deleted = apply_retention(s, batch);
-        if (sqlite3_get_autocommit(s->db)) {
-            for (size_t i = 0; i != s->num_counts; ++i)
-                s->counts[i].count = -1;
-        } else if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
-            tg_log_error("log store: commit failed: %s", err != NULL ? err : "?");
-            sqlite3_free(err);
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-            errors = n;
-            written = refused = deleted = 0;
-            for (size_t i = 0; i != s->num_counts; ++i)
-                s->counts[i].count = -1;
-        }
+        goto done;
     }
+    if (recount)
+        reload_counts(s);
+    for (size_t i = 0; i != s->num_gws; ++i)
+        s->gws[i]->inserted = s->gws[i]->seg_live = 0;
+    /* grouped by gateway, so each gateway's payloads are staged together */
+    for (k = 0; k != n; ++k)
+        items[k].g = gw_state(s, items[k].r->account, items[k].r->gateway);
+    qsort(items, n, sizeof(*items), cmp_item);
+    for (k = 0; k != n; ++k) {
+        item_t *it = &items[k];
+        if (it->g == NULL)
+            continue;
+        if (it->g->rows < 0) /* a failed retention delete left it unknown */
+            reload_counts(s);
+        it->seq = next_seq(it->g, it->r);
+        tg_iovec_t parts[TG_LOGSEG_PARTS];
+        payload_parts(it->r, parts);
+        it->ref = tg_logseg_reserve(&it->g->seg, tg_logseg_size(parts));
+        it->state = insert_one(s, it);
+        if (it->ref >= 0) {
+            it->g->seg_live += it->state > 0;
+            it->g->seg_n = it->g->seg.n;
+        }
+        if (it->state < 0 && sqlite3_get_autocommit(s->db)) /* SQLite rolled the whole batch back (I/O, full disk) */
+            break;
+    }
+    if (!sqlite3_get_autocommit(s->db))
+        deleted = apply_retention(s, items, n);
+    /* the payloads, a gateway at a time; a gateway whose segment could not be written keeps its rows, marked */
+    for (k = 0; k != n && !sqlite3_get_autocommit(s->db);) {
+        gw_state_t *g = items[k].g;
+        size_t end = k;
+        while (end != n && items[end].g == g)
+            ++end;
+        if (g != NULL) {
+            for (size_t i = k; i != end; ++i) {
+                if (items[i].ref < 0)
+                    continue;
+                tg_iovec_t parts[TG_LOGSEG_PARTS];
+                payload_parts(items[i].r, parts);
+                tg_logseg_stage(&g->seg, &s->stage, (uint64_t)items[i].seq, parts);
+            }
+            if (tg_logseg_flush(&g->seg, &s->stage) != 0) {
+                for (size_t i = k; i != end; ++i) {
+                    if (items[i].ref < 0 || items[i].state <= 0)
+                        continue;
+                    sqlite3_bind_int64(s->st[ST_LOST], 1, items[i].seq);
+                    run(s, s->st[ST_LOST], "cannot mark a payload lost");
+                }
+                g->seg_live = 0;
+            }
+            sqlite3_stmt *st;
+            if (g->seg_live != 0) {
+                st = s->st[ST_SEG_ADD];
+                sqlite3_bind_int64(st, 1, g->gw);
+                sqlite3_bind_int64(st, 2, (sqlite3_int64)g->seg_n);
+                sqlite3_bind_int64(st, 3, g->seg_live);
+                run(s, st, "cannot count a segment's records");
+            }
+            if (g->inserted != 0) {
+                st = s->st[ST_GW_ROWS];
+                sqlite3_bind_int64(st, 1, g->gw);
+                sqlite3_bind_int64(st, 2, g->inserted);
+                run(s, st, "cannot count a gateway's records");
+            }
+            g->inserted = g->seg_live = 0; /* counted: a second group of the same gateway cannot follow (sorted) */
+        }
+        k = end;
+    }
+    /* segments with no records left, unless a writer still appends to one */
+    if ((deleted != 0 || recount) && !sqlite3_get_autocommit(s->db)) {
+        sqlite3_stmt *st = s->st[ST_DEAD];
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            dead_seg_t d = {(unsigned)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1)};
+            bool open = false;
+            for (size_t i = 0; i != s->num_gws; ++i)
+                open |= s->gws[i]->gw == d.gw && s->gws[i]->seg.fd >= 0 && s->gws[i]->seg.n == d.n;
+            if (open)
+                continue; /* its row is gone; the next batch's upsert adds it back */
+            dead = tg_realloc(dead, (num_dead + 1) * sizeof(*dead));
+            dead[num_dead++] = d;
+        }
+        sqlite3_reset(st);
+    }
+    if (migrated_upto >= 0 && !sqlite3_get_autocommit(s->db)) {
+        sqlite3_bind_int64(s->st_migrated, 1, migrated_upto);
+        if (!run(s, s->st_migrated, "cannot convert the older layout"))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    for (k = 0; k != n; ++k) {
+        written += items[k].state > 0;
+        refused += items[k].state == 0;
+        errors += items[k].state < 0;
+    }
+    if (sqlite3_get_autocommit(s->db)) {
+        errors = n;
+        written = refused = deleted = 0;
+        for (size_t i = 0; i != s->num_gws; ++i)
+            s->gws[i]->rows = -1;
+        num_dead = 0;
+    } else if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+        tg_log_error("log store: commit failed: %s", err != NULL ? err : "?");
+        sqlite3_free(err);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        errors = n;
+        written = refused = deleted = 0;
+        for (size_t i = 0; i != s->num_gws; ++i)
+            s->gws[i]->rows = -1;
+        num_dead = 0;
+    }
+    for (size_t i = 0; i != num_dead; ++i) {
+        char path[4096];
+        if (tg_logseg_path(path, sizeof(path), s->payload_dir, dead[i].gw, dead[i].n) == 0 && unlink(path) != 0 &&
+            errno != ENOENT)
+            tg_log_warn("log store: cannot remove %s: %s", path, strerror(errno));
+    }
+done:
+    free(dead);
+    free(items);
     uint64_t dt = tg_now_mono_ns() - t0;
     while (batch != NULL) {
         tg_logrec_t *next = batch->_next;
@@ -545,6 +930,26 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n)
     s->done += n;
     uv_cond_broadcast(&s->flushed);
     uv_mutex_unlock(&s->mutex);
+}
+
+/*
+ * After each commit (sqlite3_wal_hook): a checkpoint once the WAL holds WAL_CHECKPOINT_PAGES, with the open payload
+ * segments made durable first, so that a row the checkpoint makes durable never points at payload bytes that were
+ * still only in the page cache. (This replaces SQLite's own automatic checkpoint, which is run by the same hook.)
+ */
+#define WAL_CHECKPOINT_PAGES 4096 /* 16 MiB of 4 KiB pages */
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    tg_logstore_t *s = arg;
+    if (pages < WAL_CHECKPOINT_PAGES || s->in_checkpoint)
+        return SQLITE_OK;
+    s->in_checkpoint = true;
+    for (size_t i = 0; i != s->num_gws; ++i)
+        tg_logseg_sync(&s->gws[i]->seg);
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    s->in_checkpoint = false;
+    return SQLITE_OK;
 }
 
 #define GROUP_TARGET 512
@@ -568,6 +973,8 @@ static void writer_main(void *arg)
             if (uv_cond_timedwait(&s->wake, &s->mutex, IDLE_TRIM_NS) == UV_ETIMEDOUT && s->head == NULL) {
                 uv_mutex_unlock(&s->mutex);
                 sqlite3_db_release_memory(s->db);
+                tg_buf_free(&s->stage);
+                free_returned();
                 malloc_trim(0);
                 uv_mutex_lock(&s->mutex);
                 idle_trimmed = true;
@@ -586,11 +993,228 @@ static void writer_main(void *arg)
         s->depth = 0;
         s->bytes = 0;
         uv_mutex_unlock(&s->mutex);
-        write_batch(s, batch, n);
+        write_batch(s, batch, n, -1);
         idle_trimmed = false;
         uv_mutex_lock(&s->mutex);
     }
     uv_mutex_unlock(&s->mutex);
+}
+
+/* Removes payload segments that no row refers to: written by a batch that never committed (a crash, a database
+ * error). Runs before the writer starts. */
+static void sweep_orphans(tg_logstore_t *s)
+{
+    DIR *d = opendir(s->payload_dir);
+    if (d == NULL)
+        return;
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(s->db, "SELECT 1 FROM log_segments WHERE gw = ?1 AND n = ?2", -1, &st, NULL);
+    struct dirent *e;
+    while (st != NULL && (e = readdir(d)) != NULL) {
+        unsigned gw;
+        unsigned long long n;
+        char tail[8];
+        if (sscanf(e->d_name, "%u-%llu.%7s", &gw, &n, tail) != 3 || strcmp(tail, "seg") != 0)
+            continue;
+        sqlite3_bind_int64(st, 1, gw);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)n);
+        bool known = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_reset(st);
+        char path[4096];
+        if (!known && tg_logseg_path(path, sizeof(path), s->payload_dir, gw, n) == 0)
+            unlink(path);
+    }
+    sqlite3_finalize(st);
+    closedir(d);
+}
+
+/* ---- converting layout 2 ---------------------------------------------------------------------------------- */
+
+/* Layout 2 kept heads and bodies in the row and metadata in a table of its own. Its rows are read in key order, a
+ * thousand at a time, and written through the same path as new records, each chunk in one transaction that also
+ * deletes it from the old table, so a conversion cut short goes on where it stopped at the next start. */
+static const char v2_columns[] =
+    "SELECT seq, id, account, gateway, created_at, provider, model, path, request_type, success, status_code, cached,"
+    " stream, duration, time_to_first_byte, tokens_in, tokens_out, cached_tokens, cache_write_tokens, cost,"
+    " custom_cost, metadata, event_id, step, request_size, response_size, request_content_type,"
+    " response_content_type, user_agent, request_head, response_head, error, payload, request_body_dropped,"
+    " response_body_dropped, feedback, score, request_body, response_body FROM logs_v2 ORDER BY seq LIMIT 1000";
+
+static const char *col_text(tg_logrec_t *r, sqlite3_stmt *st, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return t != NULL ? tg_logrec_strndup(r, t, (size_t)sqlite3_column_bytes(st, i)) : NULL;
+}
+
+static int64_t col_count(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+static tg_logrec_t *v2_record(sqlite3_stmt *st)
+{
+    tg_logrec_t *r = tg_logrec_new((uint64_t)sqlite3_column_int64(st, 4), 2048);
+    const char *id = (const char *)sqlite3_column_text(st, 1);
+    if (id != NULL && strlen(id) == TG_ULID_LEN)
+        memcpy(r->id, id, TG_ULID_LEN + 1);
+    r->account = col_text(r, st, 2);
+    r->gateway = col_text(r, st, 3);
+    r->provider = col_text(r, st, 5);
+    r->model = col_text(r, st, 6);
+    r->path = col_text(r, st, 7);
+    r->request_type = col_text(r, st, 8);
+    r->success = sqlite3_column_int(st, 9) != 0;
+    r->status_code = sqlite3_column_int(st, 10);
+    r->cached = sqlite3_column_int(st, 11) != 0;
+    r->stream = sqlite3_column_int(st, 12) != 0;
+    r->duration_ms = (uint64_t)sqlite3_column_int64(st, 13);
+    r->ttfb_ms = (uint64_t)sqlite3_column_int64(st, 14);
+    r->usage = (tg_usage_t){col_count(st, 15), col_count(st, 16), TG_MAX(col_count(st, 17), 0),
+                            TG_MAX(col_count(st, 18), 0)};
+    r->cost = sqlite3_column_type(st, 19) == SQLITE_NULL ? -1 : sqlite3_column_double(st, 19);
+    r->custom_cost = sqlite3_column_int(st, 20) != 0;
+    r->metadata_json = col_text(r, st, 21);
+    r->event_id = col_text(r, st, 22);
+    r->step = (int)col_count(st, 23);
+    r->request_size = (uint64_t)sqlite3_column_int64(st, 24);
+    r->response_size = (uint64_t)sqlite3_column_int64(st, 25);
+    r->request_content_type = col_text(r, st, 26);
+    r->response_content_type = col_text(r, st, 27);
+    r->user_agent = col_text(r, st, 28);
+    r->request_head = col_text(r, st, 29);
+    r->response_head = col_text(r, st, 30);
+    r->error = col_text(r, st, 31);
+    r->payload = sqlite3_column_int(st, 32) != 0;
+    r->request_body_dropped = sqlite3_column_int(st, 33) != 0;
+    r->response_body_dropped = sqlite3_column_int(st, 34) != 0;
+    r->reviewed = sqlite3_column_type(st, 35) != SQLITE_NULL || sqlite3_column_type(st, 36) != SQLITE_NULL;
+    r->feedback = sqlite3_column_type(st, 35) == SQLITE_NULL ? -2 : sqlite3_column_int(st, 35);
+    r->score = sqlite3_column_type(st, 36) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 36);
+    size_t n = (size_t)sqlite3_column_bytes(st, 37);
+    if (n != 0) {
+        char *b = tg_logrec_alloc(r, n);
+        memcpy(b, sqlite3_column_blob(st, 37), n);
+        r->request_body = tg_iov(b, n);
+    }
+    n = (size_t)sqlite3_column_bytes(st, 38);
+    tg_buf_init(&r->response_body, n);
+    if (n != 0)
+        tg_buf_append(&r->response_body, sqlite3_column_blob(st, 38), n);
+    if (r->account == NULL || r->gateway == NULL) { /* NOT NULL in layout 2: never seen */
+        r->account = "local";
+        r->gateway = "default";
+    }
+    return r;
+}
+
+/* Moves layout 2's table aside (logs_v2) and creates this layout's tables, unless an earlier start did. Returns 0, or
+ * -1 with a message. */
+static int start_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
+{
+    static const char begin[] = "BEGIN IMMEDIATE; ALTER TABLE logs RENAME TO logs_v2;"
+                                " DROP TRIGGER IF EXISTS logs_cleanup; DROP INDEX IF EXISTS logs_gw_time;"
+                                " DROP INDEX IF EXISTS logs_gw_event; DROP TABLE IF EXISTS log_metadata;";
+    char *err = NULL;
+    if (has_table(s->db, "logs_v2"))
+        return 0;
+    if (sqlite3_exec(s->db, begin, NULL, NULL, &err) != SQLITE_OK || sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+        snprintf(errbuf, errbufsz, "cannot convert %s/logs.db from layout 2: %s", s->data_dir, err != NULL ? err : "?");
+        sqlite3_free(err);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Converts the rows of logs_v2 (start_v2 done, statements prepared). Returns 0, or -1 with a message. */
+static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
+{
+    char *err = NULL;
+    sqlite3_stmt *count = NULL, *read = NULL;
+    int64_t total = 0, done = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM logs_v2", -1, &count, NULL) == SQLITE_OK &&
+        sqlite3_step(count) == SQLITE_ROW)
+        total = sqlite3_column_int64(count, 0);
+    sqlite3_finalize(count);
+    tg_log_info("log store: converting %lld records of %s/logs.db to layout %d (heads and bodies move to %s)",
+                (long long)total, s->data_dir, SCHEMA_VERSION, s->payload_dir);
+    if (sqlite3_prepare_v2(s->db, v2_columns, -1, &read, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM logs_v2 WHERE seq <= ?1", -1, &s->st_migrated, NULL) != SQLITE_OK) {
+        snprintf(errbuf, errbufsz, "cannot read %s/logs.db's layout-2 records: %s", s->data_dir,
+                 sqlite3_errmsg(s->db));
+        sqlite3_finalize(read);
+        return -1;
+    }
+    for (;;) {
+        tg_logrec_t *head = NULL, **tail = &head;
+        size_t n = 0;
+        int64_t last = -1;
+        int rc;
+        while ((rc = sqlite3_step(read)) == SQLITE_ROW) {
+            last = sqlite3_column_int64(read, 0);
+            *tail = v2_record(read);
+            tail = &(*tail)->_next;
+            ++n;
+        }
+        sqlite3_reset(read);
+        if (rc != SQLITE_DONE || n == 0) {
+            for (tg_logrec_t *r = head, *next; r != NULL; r = next) {
+                next = r->_next;
+                tg_logrec_free(r);
+            }
+            if (rc != SQLITE_DONE) {
+                snprintf(errbuf, errbufsz, "cannot read %s/logs.db's layout-2 records: %s", s->data_dir,
+                         sqlite3_errmsg(s->db));
+                sqlite3_finalize(read);
+                return -1;
+            }
+            break;
+        }
+        uint64_t errors = s->stats.write_errors;
+        write_batch(s, head, n, last);
+        if (s->stats.write_errors != errors) {
+            snprintf(errbuf, errbufsz, "cannot convert %s/logs.db to layout %d (see the messages above); the records "
+                     "not yet converted are still in its table logs_v2", s->data_dir, SCHEMA_VERSION);
+            sqlite3_finalize(read);
+            return -1;
+        }
+        done += (int64_t)n;
+    }
+    sqlite3_finalize(read);
+    sqlite3_finalize(s->st_migrated);
+    s->st_migrated = NULL;
+    memset(&s->stats, 0, sizeof(s->stats)); /* what the conversion wrote is not what this run logged */
+    if (sqlite3_exec(s->db, "DROP TABLE logs_v2; PRAGMA user_version = " TG_STR(SCHEMA_VERSION), NULL, NULL, &err) !=
+        SQLITE_OK) {
+        snprintf(errbuf, errbufsz, "cannot finish converting %s/logs.db: %s", s->data_dir, err != NULL ? err : "?");
+        sqlite3_free(err);
+        return -1;
+    }
+    tg_log_info("log store: converted %lld records; the space they held in logs.db is reused by new records", (long long)done);
+    return 0;
+}
+
+/* ---- opening and closing ---------------------------------------------------------------------------------- */
+
+static void store_free(tg_logstore_t *s)
+{
+    for (int i = 0; i != ST_NUM; ++i)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_finalize(s->st_migrated);
+    sqlite3_close(s->db);
+    for (size_t i = 0; i != s->num_gws; ++i) {
+        tg_logseg_sync(&s->gws[i]->seg);
+        tg_logseg_close(&s->gws[i]->seg);
+        free(s->gws[i]->account);
+        free(s->gws[i]->gateway);
+        free(s->gws[i]);
+    }
+    free(s->gws);
+    tg_buf_free(&s->stage);
+    free(s->payload_dir);
+    free(s->data_dir);
+    free(s);
 }
 
 tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint64_t queue_memory, char *errbuf,
@@ -600,44 +1224,61 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         snprintf(errbuf, errbufsz, "cannot create data_dir %s: %s", data_dir, strerror(errno));
         return NULL;
     }
-    sqlite3 *db = open_db(data_dir, false, true, errbuf, errbufsz);
-    if (db == NULL)
+    tg_logstore_t *s = tg_calloc(1, sizeof(*s));
+    s->data_dir = tg_strdup(data_dir);
+    size_t plen = strlen(data_dir) + sizeof("/" TG_LOGSEG_DIR);
+    s->payload_dir = tg_malloc(plen);
+    snprintf(s->payload_dir, plen, "%s/" TG_LOGSEG_DIR, data_dir);
+    tg_buf_init(&s->stage, TG_LOGSEG_STAGE);
+    if (mkdir(s->payload_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(errbuf, errbufsz, "cannot create %s: %s", s->payload_dir, strerror(errno));
+        store_free(s);
         return NULL;
+    }
+    s->db = open_db(data_dir, false, true, errbuf, errbufsz);
+    if (s->db == NULL) {
+        store_free(s);
+        return NULL;
+    }
     char *err = NULL;
-    int version = user_version(db);
-    if (version != 0 && version != SCHEMA_VERSION) {
+    int version = user_version(s->db);
+    if (version != 0 && version != 2 && version != SCHEMA_VERSION) {
         snprintf(errbuf, errbufsz,
                  "%s/logs.db has log layout %d and this Tollgate writes layout %d; move the file away (it is an "
                  "ordinary SQLite database) and start again",
                  data_dir, version, SCHEMA_VERSION);
-        sqlite3_close(db);
+        store_free(s);
         return NULL;
     }
-    /* 32 KiB pages (a new database only): a batch is written with an eighth of the system calls of 4 KiB pages,
-     * which measured 20% more logged requests/s on the benchmark machine (bench/RESULTS.md); a checkpoint every
-     * 1024 pages keeps the WAL near 32 MiB and one checkpoint under ~0.1 s */
-    if (sqlite3_exec(db, "PRAGMA page_size=32768; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=1024; "
-                         "PRAGMA cache_size=-1024;", NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_exec(db, schema, NULL, NULL, &err) != SQLITE_OK) {
+    /* 4 KiB pages: rows are small now that payloads are in segments (measured faster than 32 KiB for them); the
+     * checkpoint is run by on_wal_commit */
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048;", NULL,
+                     NULL, &err) != SQLITE_OK ||
+        (version == 0 && sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK) ||
+        (version == 0 && sqlite3_exec(s->db, "PRAGMA user_version = " TG_STR(SCHEMA_VERSION), NULL, NULL, &err) !=
+                             SQLITE_OK)) {
         snprintf(errbuf, errbufsz, "cannot set up %s/logs.db: %s", data_dir, err != NULL ? err : "?");
         sqlite3_free(err);
-        sqlite3_close(db);
+        store_free(s);
         return NULL;
     }
-    tg_logstore_t *s = tg_calloc(1, sizeof(*s));
-    s->data_dir = tg_strdup(data_dir);
-    s->db = db;
+    sqlite3_wal_hook(s->db, on_wal_commit, s);
+    if (version == 2 && start_v2(s, errbuf, errbufsz) != 0) { /* before the statements: they name the new tables */
+        store_free(s);
+        return NULL;
+    }
     for (int i = 0; i != ST_NUM; ++i) {
-        if (sqlite3_prepare_v3(db, statements[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
-            snprintf(errbuf, errbufsz, "cannot prepare a log statement: %s", sqlite3_errmsg(db));
-            for (int j = 0; j < i; ++j)
-                sqlite3_finalize(s->st[j]);
-            sqlite3_close(db);
-            free(s->data_dir);
-            free(s);
+        if (sqlite3_prepare_v3(s->db, statements[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+            snprintf(errbuf, errbufsz, "cannot prepare a log statement: %s", sqlite3_errmsg(s->db));
+            store_free(s);
             return NULL;
         }
     }
+    if (version == 2 && convert_v2(s, errbuf, errbufsz) != 0) {
+        store_free(s);
+        return NULL;
+    }
+    sweep_orphans(s);
     s->tail = &s->head;
     s->max_depth = queue_size;
     s->max_bytes = queue_memory;
@@ -647,14 +1288,10 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     uv_cond_init(&s->flushed);
     if (uv_thread_create(&s->thread, writer_main, s) != 0) {
         snprintf(errbuf, errbufsz, "cannot start the log writer thread");
-        for (int j = 0; j != ST_NUM; ++j)
-            sqlite3_finalize(s->st[j]);
-        sqlite3_close(db);
         uv_mutex_destroy(&s->mutex);
         uv_cond_destroy(&s->wake);
         uv_cond_destroy(&s->flushed);
-        free(s->data_dir);
-        free(s);
+        store_free(s);
         return NULL;
     }
     return s;
@@ -743,17 +1380,9 @@ void tg_logstore_close(tg_logstore_t *s)
     uv_cond_signal(&s->wake);
     uv_mutex_unlock(&s->mutex);
     uv_thread_join(&s->thread);
-    for (int i = 0; i != ST_NUM; ++i)
-        sqlite3_finalize(s->st[i]);
-    sqlite3_close(s->db);
-    for (size_t i = 0; i != s->num_counts; ++i) {
-        free(s->counts[i].account);
-        free(s->counts[i].gateway);
-    }
-    free(s->counts);
     uv_mutex_destroy(&s->mutex);
     uv_cond_destroy(&s->wake);
     uv_cond_destroy(&s->flushed);
-    free(s->data_dir);
-    free(s);
+    store_free(s); /* syncs the open segments */
+    free_returned();
 }

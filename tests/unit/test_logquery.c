@@ -3,10 +3,13 @@
  * filters select what they say (and refuse what they cannot parse, naming the parameter), dates and query strings
  * parse, and analytics adds up.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "tollgate/logquery.h"
+#include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
 #include "unit.h"
 
@@ -280,6 +283,266 @@ static void test_heads(void)
     tg_logstore_close(s);
 }
 
+
+/* The files in the payload directory. */
+static int count_segments(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/" TG_LOGSEG_DIR, dir);
+    DIR *d = opendir(path);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        n += strstr(e->d_name, ".seg") != NULL;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* One record's body through the API; "" when it is not stored. */
+static const char *body_of(sqlite3 *db, const char *gateway, const char *id, bool response, char *out, size_t outsz)
+{
+    tg_buf_t b;
+    tg_buf_init(&b, 1 << 20);
+    char *ct = NULL, err[256];
+    out[0] = '\0';
+    if (tg_logs_body(db, "local", gateway, id, response, &b, &ct, err, sizeof(err)) == TG_LQ_OK)
+        snprintf(out, outsz, "%.*s", (int)b.len, b.base);
+    free(ct);
+    tg_buf_free(&b);
+    return out;
+}
+
+/* Heads and bodies live in payload segments: they read back, a deleted record's bytes are freed, segments rotate and
+ * one whose records are all gone is unlinked, and files no row refers to are swept at the next start. */
+static void test_payloads(void)
+{
+    char err[512], got[1024];
+    tg_logseg_max = 4096; /* a segment per few records */
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    static const char req[] = "{\"model\":\"gpt-4o\",\"messages\":[]}", resp[] = "{\"id\":\"chatcmpl-1\"}";
+    char ids[40][TG_ULID_LEN + 1];
+    for (int i = 0; i != 40; ++i) {
+        tg_logrec_t *r = rec("pay", "openai", "gpt-4o", 200, 10, 0.1, 1795000000000ull + (uint64_t)i * 10, NULL);
+        r->payload = true;
+        r->request_head = "content-type: application/json\n";
+        char *b = tg_logrec_alloc(r, 400);
+        memset(b, 'x', 400);
+        memcpy(b, req, sizeof(req) - 1);
+        r->request_body = tg_iov(b, i == 0 ? sizeof(req) - 1 : 400);
+        tg_buf_init(&r->response_body, 1 << 20);
+        if (i == 0)
+            tg_buf_append(&r->response_body, resp, sizeof(resp) - 1);
+        else
+            tg_buf_append(&r->response_body, TG_LIT("{\"id\":\"chatcmpl-other\"}"));
+        r->log_management = 40;
+        r->log_management_strategy = TG_LOGS_DELETE_OLDEST;
+        memcpy(ids[i], r->id, sizeof(ids[i]));
+        tg_logstore_submit(s, r);
+        if (i % 8 == 7)
+            tg_logstore_flush(s); /* five batches */
+    }
+    tg_logstore_flush(s);
+    int segs = count_segments();
+    T_OK(segs >= 4); /* ~40 records of ~500 bytes in segments of 4 KiB */
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_EQ_STR(body_of(db, "pay", ids[0], false, got, sizeof(got)), req);
+    T_EQ_STR(body_of(db, "pay", ids[0], true, got, sizeof(got)), resp);
+    T_EQ_INT(strlen(body_of(db, "pay", ids[39], false, got, sizeof(got))), 400);
+    json_t *one = NULL;
+    T_EQ_INT(tg_logs_get(db, "local", "pay", ids[5], &one, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_STR(json_string_value(json_object_get(one, "request_head")), "{\"content-type\":\"application/json\"}");
+    T_OK(json_is_true(json_object_get(one, "payload")));
+    json_decref(one);
+
+    /* a delete through the API frees the record's bytes: its body is gone from the file too */
+    tg_qparams_t q;
+    tg_qparams_parse(&q, tg_iov_str("limit=1&order_by_direction=asc"), err, sizeof(err));
+    int64_t deleted = 0;
+    T_EQ_INT(tg_logs_delete(db, "local", "pay", &q, &deleted, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&q);
+    T_EQ_INT(deleted, 1);
+    T_EQ_STR(body_of(db, "pay", ids[0], false, got, sizeof(got)), "");
+    char path[512];
+    snprintf(path, sizeof(path), "grep -rqs 'chatcmpl-1' %s/" TG_LOGSEG_DIR "/*-1.seg", dir);
+    T_OK(system(path) != 0); /* the first segment no longer holds the first record's answer */
+    T_EQ_STR(body_of(db, "pay", ids[1], true, got, sizeof(got)), "{\"id\":\"chatcmpl-other\"}"); /* untouched */
+
+    /* retention: the oldest go, and the segments they filled are unlinked */
+    for (int i = 0; i != 24; ++i) {
+        tg_logrec_t *r = rec("pay", "openai", "gpt-4o", 200, 10, 0.1, 1795000001000ull + (uint64_t)i, NULL);
+        r->log_management = 10;
+        r->log_management_strategy = TG_LOGS_DELETE_OLDEST;
+        tg_logstore_submit(s, r);
+    }
+    tg_logstore_rows_deleted(s); /* (the API's delete, noticed with this batch) */
+    tg_logstore_flush(s);
+    tg_qparams_parse(&q, tg_iov_str(""), err, sizeof(err));
+    json_t *result = NULL, *info = NULL;
+    T_EQ_INT(tg_logs_list(db, "local", "pay", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_INT(json_integer_value(json_object_get(info, "total_count")), 10);
+    json_decref(result);
+    json_decref(info);
+    tg_qparams_free(&q);
+    T_OK(count_segments() < segs); /* the early segments went with their records */
+    T_EQ_STR(body_of(db, "pay", ids[39], false, got, sizeof(got)), "");
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+
+    /* a file no row refers to (a batch that never committed) is swept at the next start */
+    snprintf(path, sizeof(path), "%s/" TG_LOGSEG_DIR "/4000-7.seg", dir);
+    FILE *f = fopen(path, "w");
+    T_OK(f != NULL);
+    if (f != NULL)
+        fclose(f);
+    s = open_store();
+    if (s != NULL)
+        tg_logstore_close(s);
+    struct stat stt;
+    T_OK(stat(path, &stt) != 0);
+    tg_logseg_max = TG_LOGSEG_MAX;
+}
+
+/* Keys: many records in one millisecond (past the 512 a millisecond's keys tell apart), and records that finish after
+ * newer ones, are all stored and listed newest first. */
+static void test_keys(void)
+{
+    char err[512];
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    uint64_t t = 1796000000000ull;
+    for (int i = 0; i != 600; ++i)
+        tg_logstore_submit(s, rec("keys", "openai", "gpt-4o", 200, i, 0, t, NULL));
+    tg_logstore_submit(s, rec("keys", "openai", "gpt-4o", 200, 1000, 0, t + 5, NULL));
+    for (int i = 0; i != 50; ++i) /* late: created before the newest one stored */
+        tg_logstore_submit(s, rec("keys", "openai", "gpt-4o", 200, 2000 + i, 0, t + 2, NULL));
+    tg_logstore_flush(s);
+    tg_logstore_stats_t st;
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.write_errors, 0);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    tg_qparams_t q;
+    tg_qparams_parse(&q, tg_iov_str("per_page=50&page=1"), err, sizeof(err));
+    json_t *result = NULL, *info = NULL;
+    T_EQ_INT(tg_logs_list(db, "local", "keys", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&q);
+    T_EQ_INT(json_integer_value(json_object_get(info, "total_count")), 651);
+    T_EQ_INT(json_integer_value(json_object_get(json_array_get(result, 0), "duration")), 1000); /* the newest */
+    T_EQ_INT(json_integer_value(json_object_get(json_array_get(result, 1), "duration")) >= 2000, 1);
+    json_decref(result);
+    json_decref(info);
+    /* each is found by its id */
+    tg_logrec_t *r = rec("keys", "openai", "gpt-4o", 200, 7, 0, t, NULL);
+    char id[TG_ULID_LEN + 1];
+    memcpy(id, r->id, sizeof(id));
+    tg_logstore_submit(s, r);
+    tg_logstore_flush(s);
+    json_t *one = NULL;
+    T_EQ_INT(tg_logs_get(db, "local", "keys", id, &one, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_INT(json_integer_value(json_object_get(one, "duration")), 7);
+    json_decref(one);
+    T_EQ_INT(tg_logs_get(db, "local", "nokeys", id, &one, err, sizeof(err)), TG_LQ_NOT_FOUND);
+    T_EQ_INT(tg_logs_get(db, "local", "keys", "not-a-ulid", &one, err, sizeof(err)), TG_LQ_NOT_FOUND);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+}
+
+/* A database of layout 2 (heads and bodies in the row, metadata in a table) is converted at open: its records keep
+ * their ids, fields, bodies, heads, metadata and feedback. */
+static void test_convert_v2(void)
+{
+    char sub[512], err[512], got[256];
+    snprintf(sub, sizeof(sub), "%s/v2", dir);
+    mkdir(sub, 0700);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/logs.db", sub);
+    sqlite3 *db = NULL;
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    static const char v2[] =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE logs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, account TEXT NOT NULL, gateway TEXT NOT NULL,"
+        " created_at INTEGER NOT NULL, provider TEXT, model TEXT, path TEXT, request_type TEXT,"
+        " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL, stream INTEGER NOT NULL,"
+        " duration INTEGER NOT NULL, time_to_first_byte INTEGER, tokens_in INTEGER, tokens_out INTEGER,"
+        " cached_tokens INTEGER, cache_write_tokens INTEGER, cost REAL, custom_cost INTEGER NOT NULL,"
+        " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
+        " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, request_head TEXT,"
+        " response_head TEXT, error TEXT, payload INTEGER NOT NULL, request_body_dropped INTEGER NOT NULL,"
+        " response_body_dropped INTEGER NOT NULL, feedback INTEGER, score REAL, request_body BLOB, response_body BLOB);"
+        "CREATE INDEX logs_gw_time ON logs(account, gateway, created_at);"
+        "CREATE INDEX logs_gw_event ON logs(account, gateway, event_id) WHERE event_id IS NOT NULL;"
+        "CREATE TABLE log_metadata (seq INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);"
+        "CREATE TRIGGER logs_cleanup AFTER DELETE ON logs BEGIN DELETE FROM log_metadata WHERE seq = old.seq; END;"
+        "INSERT INTO logs VALUES (1, '%s', 'local', 'old', 1795000000000, 'openai', 'gpt-4o',"
+        " 'chat/completions', 'native', 1, 200, 0, 1, 350, 120, 74, 19, 5, 0, 0.0001, 0, '{\"user\":\"ann\"}', 'ev-1',"
+        " NULL, 20, 30, 'application/json', 'text/event-stream', 'curl/8', 'content-type: application/json\n',"
+        " '{\"legacy\":\"json\"}', NULL, 1, 0, 0, 1, 0.5, CAST('{\"q\":1}' AS BLOB), CAST('data: x' AS BLOB));"
+        "INSERT INTO logs VALUES (2, '%s', 'local', 'old', 1795000000001, 'anthropic', NULL,"
+        " 'v1/messages', 'native', 0, 500, 0, 0, 10, 5, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, 2, 3,"
+        " NULL, NULL, NULL, '', NULL, 'boom', 0, 0, 0, -1, NULL, NULL, NULL);"
+        "INSERT INTO log_metadata VALUES (1, 'user', 'ann');"
+        "PRAGMA user_version = 2;";
+    char id1[TG_ULID_LEN + 1], id2[TG_ULID_LEN + 1];
+    tg_ulid(1795000000000, id1);
+    tg_ulid(1795000000001, id2);
+    char *sql = sqlite3_mprintf(v2, id1, id2);
+    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    sqlite3_close(db);
+    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s == NULL) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    db = tg_logstore_acquire(s, err, sizeof(err));
+    tg_qparams_t q;
+    tg_qparams_parse(&q, tg_iov_str("metadata.user=ann"), err, sizeof(err));
+    json_t *result = NULL, *info = NULL;
+    T_EQ_INT(tg_logs_list(db, "local", "old", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&q);
+    T_EQ_INT(json_array_size(result), 1);
+    json_t *a = json_array_get(result, 0);
+    T_EQ_STR(json_string_value(json_object_get(a, "id")), id1);
+    T_EQ_INT(json_integer_value(json_object_get(a, "tokens_in")), 74);
+    T_EQ_INT(json_integer_value(json_object_get(a, "cached_tokens")), 5);
+    T_EQ_INT(json_integer_value(json_object_get(a, "feedback")), 1);
+    T_OK(json_real_value(json_object_get(a, "score")) == 0.5);
+    T_OK(json_is_true(json_object_get(a, "stream")));
+    T_EQ_STR(json_string_value(json_object_get(a, "event_id")), "ev-1");
+    json_decref(result);
+    json_decref(info);
+    T_EQ_STR(body_of(db, "old", id1, false, got, sizeof(got)), "{\"q\":1}");
+    T_EQ_STR(body_of(db, "old", id1, true, got, sizeof(got)), "data: x");
+    json_t *one = NULL;
+    T_EQ_INT(tg_logs_get(db, "local", "old", id1, &one, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_STR(json_string_value(json_object_get(one, "request_head")), "{\"content-type\":\"application/json\"}");
+    T_EQ_STR(json_string_value(json_object_get(one, "response_head")), "{\"legacy\":\"json\"}");
+    json_decref(one);
+    T_EQ_INT(tg_logs_get(db, "local", "old", id2, &one, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_INT(json_integer_value(json_object_get(one, "feedback")), -1);
+    T_EQ_STR(json_string_value(json_object_get(one, "error")), "boom");
+    T_OK(json_is_null(json_object_get(one, "response_head")));
+    T_OK(json_is_false(json_object_get(one, "payload")));
+    json_decref(one);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+    /* converted once: the reader opens it as this layout, and a second start finds nothing left to convert */
+    db = tg_logstore_reader(sub, true, err, sizeof(err));
+    T_OK(db != NULL);
+    sqlite3_stmt *st = NULL;
+    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE name IN ('logs_v2', 'log_metadata')", -1,
+                                &st, NULL),
+             SQLITE_OK);
+    T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+    T_EQ_INT(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -288,6 +551,9 @@ int main(void)
     T_RUN(test_dates_and_params);
     T_RUN(test_metadata_rules);
     T_RUN(test_heads);
+    T_RUN(test_payloads);
+    T_RUN(test_keys);
+    T_RUN(test_convert_v2);
     if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_logquery");

@@ -1,0 +1,102 @@
+/*
+ * Payload segments of the log store: the heads and bodies of log records, kept out of SQLite in append-only files
+ * under data_dir/log-payloads/, one series of files per gateway.
+ *
+ * Why: a body stored in a SQLite row is copied into the row, into its page, into the WAL, checksummed, and copied
+ * again by the checkpoint; appended to a file it is written once, in large writes. On the benchmark machine that
+ * took a record's cost on the writer thread from ~6 us to ~2 (bench/RESULTS.md). The row keeps everything that is
+ * filtered, sorted or added up, and a reference to its payload.
+ *
+ * Format. A segment is the file "{gw}-{n}.seg" (gw the gateway's number in the store, n counting up from 1). It is a
+ * sequence of records, each a 32-byte header followed by its parts:
+ *
+ *     "TGP1" | u64 seq | u32 request head | u32 response head | u32 request body | u32 response body | u32 0
+ *
+ * little-endian lengths, then the four parts back to back. `seq` is the log row the payload belongs to: a read
+ * checks it, so a reference into a file that lost its tail in a crash (zeros) or was replaced is detected rather than
+ * served. A reference is n << 36 | offset of the header.
+ *
+ * Writing (one thread: the log writer): tg_logseg_reserve tells where a payload will be (so its row can be written
+ * first), tg_logseg_stage copies it into the staging buffer, tg_logseg_flush writes what is staged in as few write()
+ * calls as the staging buffer allows (small writes into a growing file cost several times
+ * more on ext4 than one large one), tg_logseg_sync makes it durable. A flush that leaves a segment holding
+ * TG_LOGSEG_MAX bytes or more closes it; the next record opens the next one.
+ *
+ * Reading and freeing (any thread): tg_logseg_read copies one part; tg_logseg_punch deallocates a record's bytes
+ * (a deleted log's payload really goes). A segment whose records are all deleted is unlinked by the writer.
+ */
+#ifndef TOLLGATE_LOGSEG_H
+#define TOLLGATE_LOGSEG_H
+
+#include "tollgate/buf.h"
+#include "tollgate/common.h"
+
+#define TG_LOGSEG_DIR "log-payloads"
+#define TG_LOGSEG_HEADER 32
+#define TG_LOGSEG_MAX (64u << 20) /* a segment is closed once it holds this much (tg_logseg_max) */
+#define TG_LOGSEG_STAGE (1u << 20)  /* bytes staged before a write */
+
+/* TG_LOGSEG_MAX; the unit tests make it small to see segments come and go */
+extern uint64_t tg_logseg_max;
+
+enum { TG_LOGSEG_REQ_HEAD, TG_LOGSEG_RESP_HEAD, TG_LOGSEG_REQ_BODY, TG_LOGSEG_RESP_BODY, TG_LOGSEG_PARTS };
+
+static inline int64_t tg_logseg_ref(uint64_t n, uint64_t off)
+{
+    return (int64_t)(n << 36 | off);
+}
+static inline uint64_t tg_logseg_ref_n(int64_t ref)
+{
+    return (uint64_t)ref >> 36;
+}
+static inline uint64_t tg_logseg_ref_off(int64_t ref)
+{
+    return (uint64_t)ref & ((UINT64_C(1) << 36) - 1);
+}
+
+/* "{dir}/{gw}-{n}.seg" into out; -1 when it does not fit. `dir` is data_dir/log-payloads. */
+int tg_logseg_path(char *out, size_t outsz, const char *dir, unsigned gw, uint64_t n);
+
+/* ---- writing ---------------------------------------------------------------------------------------------- */
+
+typedef struct st_tg_logseg_writer_t {
+    const char *dir;
+    unsigned gw;
+    uint64_t n;    /* the open segment (0: none yet) */
+    int fd;        /* -1 when closed */
+    uint64_t size;    /* bytes in the file, plus what is staged */
+    uint64_t flushed; /* bytes in the file as of the last good flush */
+    bool failed;      /* a write failed since the last flush */
+} tg_logseg_writer_t;
+
+/* A writer for gateway `gw` whose first segment will be number `next_n`. Opens nothing yet. */
+void tg_logseg_writer_init(tg_logseg_writer_t *w, const char *dir, unsigned gw, uint64_t next_n);
+/* The bytes a payload of these parts takes in a segment. */
+uint64_t tg_logseg_size(const tg_iovec_t parts[TG_LOGSEG_PARTS]);
+/* Reserves `total` bytes (tg_logseg_size) at the end of the open segment, opening one when none is; returns their
+ * reference, or -1 when no segment could be opened (logged). Every reservation is then staged, in the same order. */
+int64_t tg_logseg_reserve(tg_logseg_writer_t *w, uint64_t total);
+/* Stages the payload of row `seq` into the next reservation. `stage` is the writer thread's staging buffer (cap
+ * TG_LOGSEG_STAGE), shared by its writers: flush one before staging for another. What is staged reaches the file at
+ * tg_logseg_flush, or sooner when the buffer fills. */
+void tg_logseg_stage(tg_logseg_writer_t *w, tg_buf_t *stage, uint64_t seq, const tg_iovec_t parts[TG_LOGSEG_PARTS]);
+/* Writes what is staged. Returns 0, or -1 when a write failed: everything appended since the last good flush is
+ * lost (the file is cut back to that point) and the references to it must not be kept. */
+int tg_logseg_flush(tg_logseg_writer_t *w, tg_buf_t *stage);
+/* fdatasync of the open segment. */
+void tg_logseg_sync(tg_logseg_writer_t *w);
+/* Closes the open segment (after a flush). */
+void tg_logseg_close(tg_logseg_writer_t *w);
+
+/* ---- reading and freeing ---------------------------------------------------------------------------------- */
+
+/*
+ * Appends part `part` of the payload at `ref` (row `seq` of gateway `gw`) to `out`. Returns 0, or -1 with a message
+ * in err when the segment is gone, the header does not match, or the part does not fit `out`.
+ */
+int tg_logseg_read(const char *dir, unsigned gw, int64_t ref, uint64_t seq, int part, tg_buf_t *out, char *err,
+                   size_t errsz);
+/* Deallocates the payload at `ref` (its bytes read back as zeros, its blocks are freed). Returns 0 or -1. */
+int tg_logseg_punch(const char *dir, unsigned gw, int64_t ref, uint64_t seq);
+
+#endif

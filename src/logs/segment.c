@@ -1,0 +1,274 @@
+/*
+ * Payload segments of the log store (logseg.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "tollgate/log.h"
+#include "tollgate/logseg.h"
+
+static const char magic[4] = {'T', 'G', 'P', '1'};
+
+uint64_t tg_logseg_max = TG_LOGSEG_MAX;
+
+int tg_logseg_path(char *out, size_t outsz, const char *dir, unsigned gw, uint64_t n)
+{
+    int len = snprintf(out, outsz, "%s/%u-%llu.seg", dir, gw, (unsigned long long)n);
+    return len > 0 && (size_t)len < outsz ? 0 : -1;
+}
+
+static void put_u32(char *p, uint32_t v)
+{
+    for (int i = 0; i != 4; ++i)
+        p[i] = (char)(v >> (8 * i));
+}
+
+static void put_u64(char *p, uint64_t v)
+{
+    for (int i = 0; i != 8; ++i)
+        p[i] = (char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+/* ---- writing ---------------------------------------------------------------------------------------------- */
+
+void tg_logseg_writer_init(tg_logseg_writer_t *w, const char *dir, unsigned gw, uint64_t next_n)
+{
+    memset(w, 0, sizeof(*w));
+    w->dir = dir;
+    w->gw = gw;
+    w->n = next_n - 1;
+    w->fd = -1;
+}
+
+/* Opens segment n + 1 (a new file: an existing one is never appended to, so a tail torn by a crash stays where it
+ * is). Returns 0 or -1 (logged). */
+static int open_next(tg_logseg_writer_t *w)
+{
+    char path[4096];
+    for (int tries = 0; tries != 1000; ++tries) {
+        w->n++;
+        if (tg_logseg_path(path, sizeof(path), w->dir, w->gw, w->n) != 0) {
+            tg_log_error("log store: the payload directory's path is too long");
+            return -1;
+        }
+        w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (w->fd >= 0) {
+            w->size = w->flushed = 0;
+            return 0;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    tg_log_error("log store: cannot create %s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* Writes p[0..n) at the segment's end; -1 on an error (logged). */
+static int write_all(tg_logseg_writer_t *w, const char *p, size_t n)
+{
+    while (n != 0) {
+        ssize_t k = write(w->fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            tg_log_error("log store: cannot write payload segment %u-%llu: %s", w->gw, (unsigned long long)w->n,
+                         k < 0 ? strerror(errno) : "no progress");
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int tg_logseg_flush(tg_logseg_writer_t *w, tg_buf_t *stage)
+{
+    if (w->fd >= 0 && !w->failed && stage->len != 0 && write_all(w, stage->base, stage->len) != 0)
+        w->failed = true;
+    tg_buf_reset(stage);
+    if (w->fd < 0)
+        return -1;
+    if (!w->failed) {
+        w->flushed = w->size;
+        if (w->size >= tg_logseg_max) { /* full: the next record opens the next segment */
+            tg_logseg_sync(w);
+            tg_logseg_close(w);
+        }
+        return 0;
+    }
+    /* cut what this flush covers back off, so the file ends with a whole record */
+    w->failed = false;
+    w->size = w->flushed;
+    if (ftruncate(w->fd, (off_t)w->flushed) != 0 || lseek(w->fd, 0, SEEK_END) != (off_t)w->flushed)
+        tg_logseg_close(w); /* the next record starts a new segment */
+    return -1;
+}
+
+uint64_t tg_logseg_size(const tg_iovec_t parts[TG_LOGSEG_PARTS])
+{
+    uint64_t total = TG_LOGSEG_HEADER;
+    for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
+        total += parts[i].len;
+    return total;
+}
+
+int64_t tg_logseg_reserve(tg_logseg_writer_t *w, uint64_t total)
+{
+    if (w->fd < 0 && open_next(w) != 0)
+        return -1;
+    int64_t ref = tg_logseg_ref(w->n, w->size);
+    w->size += total;
+    return ref;
+}
+
+void tg_logseg_stage(tg_logseg_writer_t *w, tg_buf_t *stage, uint64_t seq, const tg_iovec_t parts[TG_LOGSEG_PARTS])
+{
+    char head[TG_LOGSEG_HEADER];
+    memcpy(head, magic, 4);
+    put_u64(head + 4, seq);
+    for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
+        put_u32(head + 12 + 4 * i, (uint32_t)parts[i].len);
+    put_u32(head + 28, 0);
+    uint64_t total = tg_logseg_size(parts);
+    /* staged, unless it does not fit the staging buffer: then it goes out at once, after what is staged */
+    if (stage->len + total > TG_LOGSEG_STAGE) {
+        if (w->fd >= 0 && !w->failed && stage->len != 0 && write_all(w, stage->base, stage->len) != 0)
+            w->failed = true;
+        tg_buf_reset(stage);
+    }
+    if (total > TG_LOGSEG_STAGE) {
+        if (w->fd >= 0 && !w->failed && write_all(w, head, sizeof(head)) != 0)
+            w->failed = true;
+        for (int i = 0; i != TG_LOGSEG_PARTS && w->fd >= 0 && !w->failed; ++i)
+            if (parts[i].len != 0 && write_all(w, parts[i].base, parts[i].len) != 0)
+                w->failed = true;
+        return;
+    }
+    tg_buf_append(stage, head, sizeof(head)); /* room: checked above, and the buffer's cap is TG_LOGSEG_STAGE */
+    for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
+        if (parts[i].len != 0)
+            tg_buf_append(stage, parts[i].base, parts[i].len);
+}
+
+void tg_logseg_sync(tg_logseg_writer_t *w)
+{
+    if (w->fd >= 0 && fdatasync(w->fd) != 0)
+        tg_log_warn("log store: fdatasync of payload segment %u-%llu: %s", w->gw, (unsigned long long)w->n,
+                    strerror(errno));
+}
+
+void tg_logseg_close(tg_logseg_writer_t *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    w->size = w->flushed = 0;
+    w->failed = false;
+}
+
+/* ---- reading and freeing ---------------------------------------------------------------------------------- */
+
+static ssize_t pread_all(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -1 : (ssize_t)got;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
+
+/* Opens the segment of `ref` and checks the header there against `seq`; fills len[]. Returns the fd or -1. */
+static int open_record(const char *dir, unsigned gw, int64_t ref, uint64_t seq, int flags, uint32_t len[TG_LOGSEG_PARTS],
+                       char *err, size_t errsz)
+{
+    char path[4096];
+    if (tg_logseg_path(path, sizeof(path), dir, gw, tg_logseg_ref_n(ref)) != 0) {
+        snprintf(err, errsz, "the payload directory's path is too long");
+        return -1;
+    }
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errsz, "its payload segment %u-%llu is gone (%s)", gw, (unsigned long long)tg_logseg_ref_n(ref),
+                 strerror(errno));
+        return -1;
+    }
+    unsigned char head[TG_LOGSEG_HEADER];
+    if (pread_all(fd, head, sizeof(head), tg_logseg_ref_off(ref)) != (ssize_t)sizeof(head) ||
+        memcmp(head, magic, 4) != 0 || get_u64(head + 4) != seq) {
+        snprintf(err, errsz, "its payload is not in segment %u-%llu (lost when the gateway stopped before it reached "
+                             "the disk?)",
+                 gw, (unsigned long long)tg_logseg_ref_n(ref));
+        close(fd);
+        return -1;
+    }
+    for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
+        len[i] = get_u32(head + 12 + 4 * i);
+    return fd;
+}
+
+int tg_logseg_read(const char *dir, unsigned gw, int64_t ref, uint64_t seq, int part, tg_buf_t *out, char *err,
+                   size_t errsz)
+{
+    uint32_t len[TG_LOGSEG_PARTS];
+    int fd = open_record(dir, gw, ref, seq, O_RDONLY, len, err, errsz);
+    if (fd < 0)
+        return -1;
+    uint64_t off = tg_logseg_ref_off(ref) + TG_LOGSEG_HEADER;
+    for (int i = 0; i != part; ++i)
+        off += len[i];
+    int rc = -1;
+    if (tg_buf_reserve(out, len[part]) != 0) {
+        snprintf(err, errsz, "its payload is larger than this reader takes (%u bytes)", len[part]);
+    } else if (pread_all(fd, out->base + out->len, len[part], off) != (ssize_t)len[part]) {
+        snprintf(err, errsz, "its payload in segment %u-%llu is cut short", gw,
+                 (unsigned long long)tg_logseg_ref_n(ref));
+    } else {
+        out->len += len[part];
+        rc = 0;
+    }
+    close(fd);
+    return rc;
+}
+
+int tg_logseg_punch(const char *dir, unsigned gw, int64_t ref, uint64_t seq)
+{
+    uint32_t len[TG_LOGSEG_PARTS];
+    char err[256];
+    int fd = open_record(dir, gw, ref, seq, O_RDWR, len, err, sizeof(err));
+    if (fd < 0)
+        return -1;
+    uint64_t total = TG_LOGSEG_HEADER;
+    for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
+        total += len[i];
+    int rc = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)tg_logseg_ref_off(ref), (off_t)total);
+    if (rc != 0) { /* a file system without hole punching: overwrite with zeros instead */
+        static const char zeros[4096];
+        uint64_t off = tg_logseg_ref_off(ref), left = total;
+        rc = 0;
+        while (left != 0 && rc == 0) {
+            size_t k = (size_t)TG_MIN(left, sizeof(zeros));
+            rc = pwrite(fd, zeros, k, (off_t)off) == (ssize_t)k ? 0 : -1;
+            off += k;
+            left -= k;
+        }
+    }
+    close(fd);
+    return rc;
+}
