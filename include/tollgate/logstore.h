@@ -163,6 +163,11 @@ static inline int64_t tg_logseq_at(int64_t gw, int64_t ms)
     uint64_t m = ms < 0 ? 0 : (uint64_t)ms > TG_LOGSEQ_MAX_MS ? TG_LOGSEQ_MAX_MS : (uint64_t)ms;
     return tg_logseq_first(gw) | (int64_t)(m << TG_LOGSEQ_MS_SHIFT);
 }
+/* A record's key is within TG_LOGSEQ_SPAN milliseconds of its created_at, or listed in log_displaced (store.c). */
+#define TG_LOGSEQ_SPAN 4
+/* Forgets displaced records whose row is gone (after deletes). */
+#define TG_LOGSTORE_UNDISPLACE_SQL                                                                                     \
+    "DELETE FROM log_displaced WHERE NOT EXISTS (SELECT 1 FROM logs WHERE logs.seq = log_displaced.seq)"
 static inline uint64_t tg_logseq_ms(int64_t seq)
 {
     return ((uint64_t)seq >> TG_LOGSEQ_MS_SHIFT) & TG_LOGSEQ_MAX_MS;

@@ -649,9 +649,31 @@ static int64_t gateway_number(sqlite3 *db, const char *account, const char *gate
     return gw;
 }
 
+/* A displaced record of gateway gw (store.c: a key far from its time) with this id, or any when id is NULL: its key,
+ * or 0. */
+static int64_t displaced(sqlite3 *db, int64_t gw, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t seq = 0;
+    if (sqlite3_prepare_v2(db,
+                           id != NULL ? "SELECT seq FROM log_displaced WHERE id = ?3 AND seq BETWEEN ?1 AND ?2"
+                                      : "SELECT seq FROM log_displaced WHERE seq BETWEEN ?1 AND ?2 LIMIT 1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, tg_logseq_first(gw));
+        sqlite3_bind_int64(st, 2, tg_logseq_last(gw));
+        if (id != NULL)
+            sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            seq = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return seq;
+}
+
 /* Binds the key range of the gateway's records at placeholders `i` and `i + 1`, narrowed by the filter's dates (a
- * gateway with no records gets a range that holds nothing). */
-static void bind_scope(sqlite3_stmt *st, int i, int64_t gw, const tg_logfilter_t *f)
+ * gateway with no records gets a range that holds nothing). A record's key is never before its time, and after it
+ * by TG_LOGSEQ_SPAN ms at most unless it is displaced: an end date narrows the range only when none is. */
+static void bind_scope(sqlite3 *db, sqlite3_stmt *st, int i, int64_t gw, const tg_logfilter_t *f)
 {
     int64_t lo = 1, hi = 0;
     if (gw != 0) {
@@ -659,8 +681,9 @@ static void bind_scope(sqlite3_stmt *st, int i, int64_t gw, const tg_logfilter_t
         hi = tg_logseq_last(gw);
         if (f != NULL && f->min_ms != INT64_MIN)
             lo = TG_MAX(lo, tg_logseq_at(gw, f->min_ms));
-        if (f != NULL && f->max_ms != INT64_MAX && f->max_ms < (int64_t)TG_LOGSEQ_MAX_MS - 2)
-            hi = TG_MIN(hi, tg_logseq_at(gw, f->max_ms + 2) - 1); /* (a millisecond's keys can run into the next) */
+        if (f != NULL && f->max_ms != INT64_MAX && f->max_ms < (int64_t)TG_LOGSEQ_MAX_MS - TG_LOGSEQ_SPAN &&
+            displaced(db, gw, NULL) == 0)
+            hi = TG_MIN(hi, tg_logseq_at(gw, f->max_ms + TG_LOGSEQ_SPAN) - 1);
     }
     sqlite3_bind_int64(st, i, lo);
     sqlite3_bind_int64(st, i + 1, hi);
@@ -674,7 +697,7 @@ static int prepare_scoped(sqlite3 *db, const tg_buf_t *sql, int64_t gw, const tg
 {
     if (sqlite3_prepare_v2(db, sql->base, (int)sql->len, st, NULL) != SQLITE_OK)
         return 0;
-    bind_scope(*st, 1, gw, f);
+    bind_scope(db, *st, 1, gw, f);
     bind_filter(*st, 3, f);
     return 3 + (int)f->num_binds;
 }
@@ -815,10 +838,22 @@ static int step_by_id(sqlite3 *db, const char *sql, const char *account, const c
         return db_error(db, err, errsz);
     uint64_t ms;
     int64_t gw = tg_ulid_time(id, &ms) == 0 ? gateway_number(db, account, gateway) : 0; /* not a ULID: no record */
-    tg_logfilter_t at = {.min_ms = (int64_t)ms, .max_ms = (int64_t)ms};
-    bind_scope(*st, 1, gw, &at);
+    int64_t lo = 1, hi = 0;
+    if (gw != 0 && ms <= TG_LOGSEQ_MAX_MS - TG_LOGSEQ_SPAN) {
+        lo = tg_logseq_at(gw, (int64_t)ms);
+        hi = tg_logseq_at(gw, (int64_t)ms + TG_LOGSEQ_SPAN) - 1;
+    }
+    sqlite3_bind_int64(*st, 1, lo);
+    sqlite3_bind_int64(*st, 2, hi);
     sqlite3_bind_text(*st, 3, id, -1, SQLITE_STATIC);
     int s = sqlite3_step(*st), rc = TG_LQ_OK;
+    int64_t moved = s == SQLITE_DONE && gw != 0 ? displaced(db, gw, id) : 0;
+    if (moved != 0) { /* not near its time: where log_displaced says */
+        sqlite3_reset(*st);
+        sqlite3_bind_int64(*st, 1, moved);
+        sqlite3_bind_int64(*st, 2, moved);
+        s = sqlite3_step(*st);
+    }
     if (s == SQLITE_DONE) {
         snprintf(err, errsz, "no log with id \"%.64s\" in this gateway", id);
         rc = TG_LQ_NOT_FOUND;
@@ -1028,7 +1063,7 @@ static int delete_rows(sqlite3 *db, sqlite3_stmt *del, int64_t gw, int64_t *dele
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(db, TG_LOGSTORE_UNDISPLACE_SQL "; COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto db_fail;
     char dir[4096];
     if (tg_logstore_payload_dir(db, dir, sizeof(dir)) != NULL)
@@ -1230,7 +1265,7 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
     int bi = 1;
     if (meta_key != NULL)
         sqlite3_bind_text(st, bi++, meta_key, -1, SQLITE_STATIC);
-    bind_scope(st, bi, gateway_number(db, account, gateway), &f);
+    bind_scope(db, st, bi, gateway_number(db, account, gateway), &f);
     bind_filter(st, bi + 2, &f);
 
     out = json_object();

@@ -299,7 +299,8 @@ size_t tg_logrec_size(const tg_logrec_t *r)
  * range of keys, in time order, so listing, time filters, lookups by id (whose ULID carries the time) and retention
  * are range scans of the table itself and no index has to be kept up to date on every insert (that index was a fifth
  * of what a record cost the writer). log_gateways numbers the gateways and keeps their row counts; log_segments
- * counts the live records of each payload segment, so a segment whose records are all deleted can be unlinked.
+ * counts the live records of each payload segment, so a segment whose records are all deleted can be unlinked;
+ * log_displaced lists the rare records whose key is not near their time (first_key).
  * Metadata is the JSON object in `metadata`, read by the tg_meta() SQL function.
  */
 #define SCHEMA_VERSION 3
@@ -320,7 +321,9 @@ static const char schema[] =
     " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
     " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, error TEXT,"
     " flags INTEGER NOT NULL, feedback INTEGER, score REAL, payload INTEGER);"
-    "CREATE INDEX IF NOT EXISTS logs_event ON logs(event_id) WHERE event_id IS NOT NULL;";
+    "CREATE INDEX IF NOT EXISTS logs_event ON logs(event_id) WHERE event_id IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS log_displaced (seq INTEGER PRIMARY KEY, id TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS log_displaced_id ON log_displaced(id);";
 
 /* The layout version of a database (0 for a new one), -1 when it cannot be read. */
 static int user_version(sqlite3 *db)
@@ -419,8 +422,8 @@ typedef struct {
     char *account, *gateway;
     unsigned gw;      /* its number in log_gateways */
     int64_t rows;     /* rows stored, -1 = to be read again from log_gateways */
-    uint64_t last_ms; /* the newest created_at among its keys, and how many keys that millisecond has handed out */
-    uint32_t last_n;
+    int64_t next_key; /* past every key handed out in order */
+    uint64_t last_ms; /* the newest created_at among those records */
     tg_logseg_writer_t seg;
     /* this batch */
     int64_t inserted, seg_live;
@@ -428,7 +431,7 @@ typedef struct {
 } gw_state_t;
 
 enum { ST_INSERT, ST_GW_FIND, ST_GW_ADD, ST_GW_ROWS, ST_GW_MAXSEQ, ST_SEG_ADD, ST_SEG_SUB, ST_SEG_NEXT, ST_TRIM, ST_LOST,
-       ST_DEAD, ST_REVIEW, ST_NUM };
+       ST_DEAD, ST_REVIEW, ST_DISPLACED, ST_UNDISPLACE, ST_NUM };
 
 struct st_tg_logstore_t {
     char *data_dir;
@@ -477,6 +480,8 @@ static const char *const statements[ST_NUM] = {
     [ST_LOST] = "UPDATE logs SET payload = NULL, flags = flags | " TG_STR(TG_LOGFLAG_PAYLOAD_LOST) " WHERE seq = ?1",
     [ST_DEAD] = "DELETE FROM log_segments WHERE live <= 0 RETURNING gw, n",
     [ST_REVIEW] = "UPDATE logs SET feedback = ?1, score = ?2 WHERE seq = ?3",
+    [ST_DISPLACED] = "INSERT OR REPLACE INTO log_displaced (seq, id) VALUES (?1, ?2)",
+    [ST_UNDISPLACE] = TG_LOGSTORE_UNDISPLACE_SQL,
 };
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -552,8 +557,8 @@ static gw_state_t *gw_state(tg_logstore_t *s, const char *account, const char *g
     g->gateway = tg_strdup(gateway);
     g->gw = (unsigned)gw;
     g->rows = rows;
+    g->next_key = maxseq > 0 ? maxseq + 1 : tg_logseq_first(gw);
     g->last_ms = maxseq > 0 ? tg_logseq_ms(maxseq) : 0;
-    g->last_n = maxseq > 0 ? 512 : 0; /* that millisecond's other keys are not known: later ones probe */
     tg_logseg_writer_init(&g->seg, s->payload_dir, (unsigned)gw, (uint64_t)next_n);
     return g;
 }
@@ -571,27 +576,50 @@ static void reload_counts(tg_logstore_t *s)
 }
 
 /*
- * A key for a record created at `ms`: in time order, with the millisecond's keys handed out in turn. A record that
- * finishes after newer ones (a long stream) starts at a point of its millisecond picked from its ULID's random part
- * and moves on when the key is taken (insert_one).
+ * Keys. A record created no earlier than the newest one stored takes the first key of its millisecond, or the next
+ * key after those handed out when that one is taken (so a burst of more than 512 records in one millisecond runs on
+ * into the next millisecond's keys, in order). A record that finishes after newer ones (a long stream) is late: it
+ * takes a free key of its own millisecond or the next three (TG_LOGSEQ_SPAN), probing a few in each from a point
+ * picked from its ULID's random part. Lookups by id search those milliseconds. Only when all those probes find keys
+ * taken (a millisecond can hold 512: not seen outside a synthetic flood) does it take the next key in order and is
+ * listed in log_displaced, where lookups by id look next.
  */
-static int64_t next_seq(gw_state_t *g, const tg_logrec_t *r)
+#define LATE_TRIES 16 /* per millisecond */
+
+typedef struct {
+    int64_t base; /* a late record's millisecond */
+    uint32_t start, tries;
+    bool late, displaced;
+} keypick_t;
+
+static int64_t first_key(gw_state_t *g, const tg_logrec_t *r, keypick_t *kp)
 {
-    uint64_t ms = TG_MIN(r->created_at_ms, TG_LOGSEQ_MAX_MS);
-    uint32_t n;
-    if (ms > g->last_ms || g->last_ms == 0) {
+    uint64_t ms = TG_MIN(r->created_at_ms, TG_LOGSEQ_MAX_MS - TG_LOGSEQ_SPAN);
+    int64_t k0 = tg_logseq_at(g->gw, (int64_t)ms);
+    *kp = (keypick_t){0, 0, 0, false, false};
+    if (ms >= g->last_ms) {
+        int64_t key = TG_MAX(k0, g->next_key);
+        g->next_key = key + 1;
         g->last_ms = ms;
-        g->last_n = 1;
-        n = 0;
-    } else if (ms == g->last_ms && g->last_n < 512) {
-        n = g->last_n++;
-    } else {
-        uint32_t h = 2166136261u; /* FNV-1a of the ULID's random part */
-        for (int i = 10; i != TG_ULID_LEN; ++i)
-            h = (h ^ (unsigned char)r->id[i]) * 16777619u;
-        n = h & 511;
+        kp->displaced = key >= tg_logseq_at(g->gw, (int64_t)ms + TG_LOGSEQ_SPAN);
+        return key;
     }
-    return tg_logseq_first(g->gw) | (int64_t)(ms << TG_LOGSEQ_MS_SHIFT) | n;
+    uint32_t h = 2166136261u; /* FNV-1a of the ULID's random part */
+    for (int i = 10; i != TG_ULID_LEN; ++i)
+        h = (h ^ (unsigned char)r->id[i]) * 16777619u;
+    *kp = (keypick_t){k0, h & 511, 0, true, false};
+    return k0 + kp->start;
+}
+
+/* The key to try after `first_key`'s (or this one's) was taken. */
+static int64_t next_key(gw_state_t *g, keypick_t *kp)
+{
+    if (kp->late && ++kp->tries != LATE_TRIES * TG_LOGSEQ_SPAN)
+        return kp->base + (int64_t)(kp->tries / LATE_TRIES << TG_LOGSEQ_MS_SHIFT) +
+               ((kp->start + kp->tries) & 511);
+    kp->late = false;
+    kp->displaced = true;
+    return g->next_key++;
 }
 
 #define FLAGS_OF(r)                                                                                                    \
@@ -659,14 +687,22 @@ static int insert_one(tg_logstore_t *s, item_t *it)
     bind_text(st, i++, r->error);
     sqlite3_bind_int(st, i++, FLAGS_OF(r) | (it->ref < 0 ? TG_LOGFLAG_PAYLOAD_LOST : 0));
     bind_count(st, i++, it->ref);
-    /* a key taken by a record of the same millisecond: the next one (bounded: a millisecond has 512) */
-    for (int tries = 0; tries != 2048; ++tries) {
+    /* a key taken (by a record of the same millisecond): another, LATE_TRIES * TG_LOGSEQ_SPAN + 1 tries at most */
+    keypick_t kp;
+    it->seq = first_key(g, r, &kp);
+    for (int tries = 0; tries != 1024; ++tries) {
         sqlite3_bind_int64(st, 1, it->seq);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc == SQLITE_DONE) {
             g->rows++;
             g->inserted++;
+            if (kp.displaced) {
+                sqlite3_stmt *d = s->st[ST_DISPLACED];
+                sqlite3_bind_int64(d, 1, it->seq);
+                sqlite3_bind_text(d, 2, r->id, -1, SQLITE_STATIC);
+                run(s, d, "cannot list a displaced record");
+            }
             if (r->reviewed) {
                 sqlite3_stmt *up = s->st[ST_REVIEW];
                 if (r->feedback < -1)
@@ -684,7 +720,7 @@ static int insert_one(tg_logstore_t *s, item_t *it)
         }
         if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
             break;
-        it->seq++;
+        it->seq = next_key(g, &kp);
     }
     tg_log_error("log store: cannot insert a record: %s", sqlite3_errmsg(s->db));
     return -1;
@@ -807,7 +843,6 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
             continue;
         if (it->g->rows < 0) /* a failed retention delete left it unknown */
             reload_counts(s);
-        it->seq = next_seq(it->g, it->r);
         tg_iovec_t parts[TG_LOGSEG_PARTS];
         payload_parts(it->r, parts);
         it->ref = tg_logseg_reserve(&it->g->seg, tg_logseg_size(parts));
@@ -862,6 +897,8 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
         }
         k = end;
     }
+    if (deleted != 0 && !sqlite3_get_autocommit(s->db))
+        run(s, s->st[ST_UNDISPLACE], "cannot forget deleted displaced records");
     /* segments with no records left, unless a writer still appends to one */
     if ((deleted != 0 || recount) && !sqlite3_get_autocommit(s->db)) {
         sqlite3_stmt *st = s->st[ST_DEAD];
