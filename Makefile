@@ -162,7 +162,7 @@ test-slow: deps-test $(BUILD)/tollgate
 	@cd tests && TOLLGATE_BIN=../$(BUILD)/tollgate node --test --test-concurrency=1 slow/
 
 bench: deps-bench $(BUILD)/tollgate $(REL)/bench/logwriter
-	@sh bench/run.sh
+	@bash bench/run.sh
 
 clean:
 	rm -rf $(BUILD)
