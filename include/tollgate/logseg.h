@@ -83,6 +83,8 @@ void tg_logseg_stage(tg_logseg_writer_t *w, tg_buf_t *stage, uint64_t seq, const
 /* Writes what is staged. Returns 0, or -1 when a write failed: everything appended since the last good flush is
  * lost (the file is cut back to that point) and the references to it must not be kept. */
 int tg_logseg_flush(tg_logseg_writer_t *w, tg_buf_t *stage);
+/* Gives back the reservations made since the last flush (their payloads will not be staged). */
+void tg_logseg_abandon(tg_logseg_writer_t *w);
 /* fdatasync of the open segment. */
 void tg_logseg_sync(tg_logseg_writer_t *w);
 /* Closes the open segment (after a flush). */

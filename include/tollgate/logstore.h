@@ -42,6 +42,7 @@ typedef struct st_tg_logmeta_t {
 struct st_tg_logrec_t {
     tg_logrec_t *_next;
     tg_logrec_pool_t *_pool; /* of the thread that made it, which frees it (store.c) */
+    size_t _inline;          /* bytes of arena[] in this block */
     char id[TG_ULID_LEN + 1];
     uint64_t created_at_ms; /* unix ms when the request arrived */
     /* strings: NUL-terminated, in the record's arena (tg_logrec_strndup) or static; never freed one by one */

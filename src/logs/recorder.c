@@ -14,21 +14,33 @@
 /* arena room beyond the request's part: provider, path, model, the answer's head and content type */
 #define ARENA_SLACK 1536
 
-/* Header values that are credentials: never stored. Compared by length first: most names match no length. */
+/* Header values that are credentials: never stored. Most names are told apart by their length and first letter. */
 static bool is_secret_header(tg_iovec_t name)
 {
-#define S(x) {x, sizeof(x) - 1}
-    static const struct {
-        const char *name;
-        size_t len;
-    } secret[] = {S("authorization"),  S("proxy-authorization"), S("x-api-key"), S("api-key"),
-                  S("x-goog-api-key"), S("cf-aig-authorization"), S("cookie"),    S("set-cookie"),
-                  S("x-amz-security-token")};
-#undef S
-    for (size_t i = 0; i != TG_ARRAY_SIZE(secret); ++i)
-        if (name.len == secret[i].len && tg_iov_eq_ci(name, secret[i].name, secret[i].len))
-            return true;
-    return false;
+    if (name.len < 6 || name.len > 20)
+        return false;
+    char c = (char)(name.base[0] | 0x20);
+    switch (name.len) {
+    case 6:
+        return c == 'c' && tg_iov_eq_ci(name, TG_LIT("cookie"));
+    case 7:
+        return c == 'a' && tg_iov_eq_ci(name, TG_LIT("api-key"));
+    case 9:
+        return c == 'x' && tg_iov_eq_ci(name, TG_LIT("x-api-key"));
+    case 10:
+        return c == 's' && tg_iov_eq_ci(name, TG_LIT("set-cookie"));
+    case 13:
+        return c == 'a' && tg_iov_eq_ci(name, TG_LIT("authorization"));
+    case 14:
+        return c == 'x' && tg_iov_eq_ci(name, TG_LIT("x-goog-api-key"));
+    case 19:
+        return c == 'p' && tg_iov_eq_ci(name, TG_LIT("proxy-authorization"));
+    case 20:
+        return (c == 'c' && tg_iov_eq_ci(name, TG_LIT("cf-aig-authorization"))) ||
+               (c == 'x' && tg_iov_eq_ci(name, TG_LIT("x-amz-security-token")));
+    default:
+        return false;
+    }
 }
 
 #define HEAD_VALUE_MAX 4096 /* a longer header value is stored cut to this */
@@ -36,32 +48,27 @@ static bool is_secret_header(tg_iovec_t name)
 /*
  * Heads are stored as they came, one "name: value" line per header, credentials left out: a copy, not an encoding
  * (JSON-escaping both heads was a fifth of what logging cost a worker). The logs API turns them into JSON when a
- * record is read (logquery.h). The length of that text for the headers; headers past MAX_HEAD_TEXT are left out
- * and `*count` says how many of the headers are covered.
+ * record is read (logquery.h). head_bound is the room the text can take (credentials counted, so one pass over the
+ * headers sizes it); head_text writes it, leaving out what does not fit MAX_HEAD_TEXT.
  */
-static size_t head_text_len(const tg_header_t *h, size_t n, size_t *count)
+static size_t head_bound(const tg_header_t *h, size_t n)
 {
-    size_t len = 0, i;
-    for (i = 0; i != n; ++i) {
-        if (is_secret_header(h[i].name))
-            continue;
-        size_t one = h[i].name.len + 3 + TG_MIN(h[i].value.len, HEAD_VALUE_MAX);
-        if (len + one > MAX_HEAD_TEXT)
-            break; /* what does not fit is left out */
-        len += one;
-    }
-    *count = i;
-    return len;
+    size_t len = 0;
+    for (size_t i = 0; i != n && len <= MAX_HEAD_TEXT; ++i)
+        len += h[i].name.len + 3 + TG_MIN(h[i].value.len, HEAD_VALUE_MAX);
+    return TG_MIN(len, (size_t)MAX_HEAD_TEXT);
 }
 
-/* The head text in the record's arena; `len` and `count` from head_text_len. */
-static const char *head_text(tg_logrec_t *rec, const tg_header_t *h, size_t count, size_t len)
+/* The head text in the record's arena, in `bound` bytes (head_bound) and a NUL. */
+static const char *head_text(tg_logrec_t *rec, const tg_header_t *h, size_t n, size_t bound)
 {
-    char *out = tg_logrec_alloc(rec, len + 1), *p = out;
-    for (size_t i = 0; i != count; ++i) {
+    char *out = tg_logrec_alloc(rec, bound + 1), *p = out, *end = out + bound;
+    for (size_t i = 0; i != n; ++i) {
         if (is_secret_header(h[i].name))
             continue;
         size_t vlen = TG_MIN(h[i].value.len, HEAD_VALUE_MAX);
+        if (h[i].name.len + 3 + vlen > (size_t)(end - p))
+            break; /* what does not fit is left out */
         memcpy(p, h[i].name.base, h[i].name.len);
         p += h[i].name.len;
         *p++ = ':';
@@ -106,10 +113,10 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
     rc->payload = payload == 1;
     /* no record when collection is off (usage still counts in the metrics); a malformed collect header is logged */
     tg_logrec_t *rec = NULL;
-    size_t head_count = 0, head_len = 0;
+    size_t head_len = 0;
     if (collect != 0) {
         /* one allocation for the record, its request head and body, and room for what the answer adds */
-        head_len = head_text_len(req->headers, req->num_headers, &head_count);
+        head_len = head_bound(req->headers, req->num_headers);
         bool keep_body = rc->payload && req->body.len != 0 && req->body.len <= rc->max_body;
         size_t arena = strlen(gw->account) + strlen(gw->id) + head_len + 2 + (keep_body ? req->body.len : 0) +
                        ARENA_SLACK;
@@ -168,7 +175,7 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
         rec->user_agent = iov_dup(rec, h->value, 512);
     if ((h = tg_http_find_header(req, TG_LIT("content-type"))) != NULL)
         rec->request_content_type = iov_dup(rec, h->value, 256);
-    rec->request_head = head_text(rec, req->headers, head_count, head_len);
+    rec->request_head = head_text(rec, req->headers, req->num_headers, head_len);
     if (rc->payload && req->body.len != 0) {
         if (req->body.len > rc->max_body) {
             rec->request_body_dropped = true;
@@ -323,8 +330,7 @@ void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, si
     for (size_t i = 0; i != n; ++i)
         tg_usage_parser_header(&rc->usage, headers[i].name, headers[i].value);
     if (rc->rec != NULL) {
-        size_t count, len = head_text_len(headers, n, &count);
-        rc->rec->response_head = head_text(rc->rec, headers, count, len);
+        rc->rec->response_head = head_text(rc->rec, headers, n, head_bound(headers, n));
         if (ct.len != 0)
             rc->rec->response_content_type = iov_dup(rc->rec, ct, 256);
     }

@@ -162,6 +162,11 @@ void tg_logseg_stage(tg_logseg_writer_t *w, tg_buf_t *stage, uint64_t seq, const
             tg_buf_append(stage, parts[i].base, parts[i].len);
 }
 
+void tg_logseg_abandon(tg_logseg_writer_t *w)
+{
+    w->size = w->flushed;
+}
+
 void tg_logseg_sync(tg_logseg_writer_t *w)
 {
     if (w->fd >= 0 && fdatasync(w->fd) != 0)

@@ -99,7 +99,13 @@ struct st_tg_logrec_chunk_t {
 struct st_tg_logrec_pool_t {
     _Atomic(tg_logrec_t *) returned;
     tg_logrec_pool_t *next; /* every thread's, for the writer to empty */
+    /* the owner's: records given back, kept for reuse (a record's block is a few KiB, past malloc's thread cache) */
+    tg_logrec_t *spare;
+    size_t num_spare;
 };
+
+#define SPARE_MAX 64            /* records a thread keeps for reuse */
+#define SPARE_BLOCK_MAX (16u << 10) /* and only blocks this small (a request body past it: its block is freed) */
 
 static _Thread_local tg_logrec_pool_t *thread_pool;
 static tg_logrec_pool_t *all_pools;
@@ -147,13 +153,54 @@ static void free_returned(void)
     pthread_mutex_unlock(&pools_lock);
 }
 
+/* Takes back what other threads returned: up to SPARE_MAX small records kept, emptied, for reuse (1 MiB at most);
+ * the rest freed. */
+static void take_returned(tg_logrec_pool_t *pool)
+{
+    tg_logrec_t *r = atomic_exchange(&pool->returned, NULL);
+    while (r != NULL) {
+        tg_logrec_t *next = r->_next;
+        if (pool->num_spare == SPARE_MAX || r->_inline > SPARE_BLOCK_MAX) {
+            free_now(r);
+        } else {
+            for (tg_logrec_chunk_t *c = r->chunks, *cn; c != NULL; c = cn) {
+                cn = c->next;
+                free(c);
+            }
+            tg_buf_free(&r->response_body);
+            r->_next = pool->spare;
+            pool->spare = r;
+            pool->num_spare++;
+        }
+        r = next;
+    }
+}
+
+/* A block for a record with `arena` bytes inline: a spare one that is large enough, else a new one. */
+static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
+{
+    if (atomic_load_explicit(&pool->returned, memory_order_relaxed) != NULL)
+        take_returned(pool);
+    for (tg_logrec_t **p = &pool->spare; *p != NULL; p = &(*p)->_next) {
+        tg_logrec_t *r = *p;
+        if (r->_inline >= arena && r->_inline <= 4 * arena + 4096) {
+            *p = r->_next;
+            pool->num_spare--;
+            return r;
+        }
+    }
+    tg_logrec_t *r = tg_malloc(sizeof(*r) + arena);
+    r->_inline = arena;
+    return r;
+}
+
 tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena)
 {
     tg_logrec_pool_t *pool = my_pool();
-    if (atomic_load_explicit(&pool->returned, memory_order_relaxed) != NULL)
-        free_chain(atomic_exchange(&pool->returned, NULL));
-    tg_logrec_t *r = tg_malloc(sizeof(*r) + arena);
+    tg_logrec_t *r = record_block(pool, arena);
+    size_t cap = r->_inline;
     memset(r, 0, sizeof(*r)); /* not the arena: it is handed out as it is written */
+    r->_inline = arena = cap;
     r->_pool = pool;
     r->created_at_ms = created_at_ms;
     tg_ulid(created_at_ms, r->id);
@@ -426,12 +473,13 @@ typedef struct {
     uint64_t last_ms; /* the newest created_at among those records */
     tg_logseg_writer_t seg;
     /* this batch */
+    size_t batch_pos; /* (group_by_gateway) */
     int64_t inserted, seg_live;
     uint64_t seg_n;
 } gw_state_t;
 
 enum { ST_INSERT, ST_GW_FIND, ST_GW_ADD, ST_GW_ROWS, ST_GW_MAXSEQ, ST_SEG_ADD, ST_SEG_SUB, ST_SEG_NEXT, ST_TRIM, ST_LOST,
-       ST_DEAD, ST_REVIEW, ST_DISPLACED, ST_UNDISPLACE, ST_NUM };
+       ST_DEAD, ST_REVIEW, ST_DISPLACED, ST_UNDISPLACE, ST_INSERT_MANY, ST_NUM };
 
 struct st_tg_logstore_t {
     char *data_dir;
@@ -482,6 +530,7 @@ static const char *const statements[ST_NUM] = {
     [ST_REVIEW] = "UPDATE logs SET feedback = ?1, score = ?2 WHERE seq = ?3",
     [ST_DISPLACED] = "INSERT OR REPLACE INTO log_displaced (seq, id) VALUES (?1, ?2)",
     [ST_UNDISPLACE] = TG_LOGSTORE_UNDISPLACE_SQL,
+    [ST_INSERT_MANY] = NULL, /* ST_INSERT with INSERT_ROWS rows, made at open */
 };
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -643,20 +692,20 @@ static void payload_parts(const tg_logrec_t *r, tg_iovec_t parts[TG_LOGSEG_PARTS
 typedef struct {
     tg_logrec_t *r;
     gw_state_t *g;
-    size_t order;     /* in the batch */
     int64_t seq, ref; /* ref -1: no payload stored */
+    keypick_t kp;
     int state;        /* 1 stored, 0 refused by retention, -1 lost to an error */
 } item_t;
 
-/* Inserts one record's row. Returns 1 when stored, 0 when retention refused it, -1 on a database error. */
-static int insert_one(tg_logstore_t *s, item_t *it)
+#define INSERT_COLUMNS 28
+#define INSERT_ROWS 16 /* rows per multi-row INSERT: one statement, one cursor kept at the table's end, per 16 */
+
+/* Binds a record's row at placeholders base + 1 .. base + INSERT_COLUMNS. */
+static void bind_row(sqlite3_stmt *st, int base, const item_t *it)
 {
-    tg_logrec_t *r = it->r;
-    gw_state_t *g = it->g;
-    if (r->log_management >= 0 && r->log_management_strategy == TG_LOGS_STOP_INSERTING && g->rows >= r->log_management)
-        return 0;
-    sqlite3_stmt *st = s->st[ST_INSERT];
-    int i = 2;
+    const tg_logrec_t *r = it->r;
+    int i = base + 1;
+    sqlite3_bind_int64(st, i++, it->seq);
     bind_text(st, i++, r->id);
     sqlite3_bind_int64(st, i++, (sqlite3_int64)r->created_at_ms);
     bind_text(st, i++, r->provider);
@@ -687,43 +736,82 @@ static int insert_one(tg_logstore_t *s, item_t *it)
     bind_text(st, i++, r->error);
     sqlite3_bind_int(st, i++, FLAGS_OF(r) | (it->ref < 0 ? TG_LOGFLAG_PAYLOAD_LOST : 0));
     bind_count(st, i++, it->ref);
-    /* a key taken (by a record of the same millisecond): another, LATE_TRIES * TG_LOGSEQ_SPAN + 1 tries at most */
-    keypick_t kp;
-    it->seq = first_key(g, r, &kp);
+}
+
+/* What follows a stored row: its count, and the rare extras (a displaced key, feedback read from an older layout). */
+static void stored(tg_logstore_t *s, item_t *it)
+{
+    it->state = 1;
+    it->g->rows++;
+    it->g->inserted++;
+    if (it->kp.displaced) {
+        sqlite3_stmt *d = s->st[ST_DISPLACED];
+        sqlite3_bind_int64(d, 1, it->seq);
+        sqlite3_bind_text(d, 2, it->r->id, -1, SQLITE_STATIC);
+        run(s, d, "cannot list a displaced record");
+    }
+    if (it->r->reviewed) {
+        sqlite3_stmt *up = s->st[ST_REVIEW];
+        if (it->r->feedback < -1)
+            sqlite3_bind_null(up, 1);
+        else
+            sqlite3_bind_int(up, 1, it->r->feedback);
+        if (isnan(it->r->score))
+            sqlite3_bind_null(up, 2);
+        else
+            sqlite3_bind_double(up, 2, it->r->score);
+        sqlite3_bind_int64(up, 3, it->seq);
+        run(s, up, "cannot keep a record's feedback");
+    }
+}
+
+/* Inserts one row; on a key taken (by a record of the same millisecond) another, LATE_TRIES * TG_LOGSEQ_SPAN + 1
+ * tries at most. */
+static void insert_one(tg_logstore_t *s, item_t *it)
+{
+    sqlite3_stmt *st = s->st[ST_INSERT];
+    bind_row(st, 0, it);
     for (int tries = 0; tries != 1024; ++tries) {
-        sqlite3_bind_int64(st, 1, it->seq);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc == SQLITE_DONE) {
-            g->rows++;
-            g->inserted++;
-            if (kp.displaced) {
-                sqlite3_stmt *d = s->st[ST_DISPLACED];
-                sqlite3_bind_int64(d, 1, it->seq);
-                sqlite3_bind_text(d, 2, r->id, -1, SQLITE_STATIC);
-                run(s, d, "cannot list a displaced record");
-            }
-            if (r->reviewed) {
-                sqlite3_stmt *up = s->st[ST_REVIEW];
-                if (r->feedback < -1)
-                    sqlite3_bind_null(up, 1);
-                else
-                    sqlite3_bind_int(up, 1, r->feedback);
-                if (isnan(r->score))
-                    sqlite3_bind_null(up, 2);
-                else
-                    sqlite3_bind_double(up, 2, r->score);
-                sqlite3_bind_int64(up, 3, it->seq);
-                run(s, up, "cannot keep a record's feedback");
-            }
-            return 1;
+            stored(s, it);
+            return;
         }
         if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
             break;
-        it->seq = next_key(g, &kp);
+        it->seq = next_key(it->g, &it->kp);
+        sqlite3_bind_int64(st, 1, it->seq);
     }
     tg_log_error("log store: cannot insert a record: %s", sqlite3_errmsg(s->db));
-    return -1;
+    it->state = -1;
+}
+
+/* Inserts the rows of items[0..n) (keys picked), INSERT_ROWS to a statement; a statement that meets a taken key is
+ * undone by SQLite as a whole and its rows go in one by one. */
+static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
+{
+    size_t k = 0;
+    for (; k + INSERT_ROWS <= n; k += INSERT_ROWS) {
+        sqlite3_stmt *st = s->st[ST_INSERT_MANY];
+        for (int j = 0; j != INSERT_ROWS; ++j)
+            bind_row(st, j * INSERT_COLUMNS, items[k + (size_t)j]);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) {
+            for (int j = 0; j != INSERT_ROWS; ++j)
+                stored(s, items[k + (size_t)j]);
+            continue;
+        }
+        if (rc != SQLITE_CONSTRAINT_PRIMARYKEY && sqlite3_get_autocommit(s->db)) {
+            tg_log_error("log store: cannot insert records: %s", sqlite3_errmsg(s->db));
+            return; /* the batch was rolled back */
+        }
+        for (int j = 0; j != INSERT_ROWS && !sqlite3_get_autocommit(s->db); ++j)
+            insert_one(s, items[k + (size_t)j]);
+    }
+    for (; k != n && !sqlite3_get_autocommit(s->db); ++k)
+        insert_one(s, items[k]);
 }
 
 /* Decrements the live counts of the segments holding `refs` (deleted rows' payloads) of gateway gw; a run of refs
@@ -788,13 +876,30 @@ static uint64_t apply_retention(tg_logstore_t *s, item_t *items, size_t n)
     return deleted;
 }
 
-static int cmp_item(const void *a, const void *b)
+/* Puts items[0..n) in gateway order, keeping the batch's order within a gateway (a counting sort: a batch has few
+ * gateways); items without a gateway go last. */
+static void group_by_gateway(tg_logstore_t *s, item_t *items, size_t n)
 {
-    const item_t *x = a, *y = b;
-    unsigned gx = x->g != NULL ? x->g->gw : 0, gy = y->g != NULL ? y->g->gw : 0;
-    if (gx != gy)
-        return gx < gy ? -1 : 1;
-    return x->order < y->order ? -1 : x->order > y->order; /* the batch's order within a gateway */
+    for (size_t i = 0; i != s->num_gws; ++i)
+        s->gws[i]->batch_pos = 0;
+    size_t nulls = 0;
+    for (size_t k = 0; k != n; ++k) {
+        if (items[k].g != NULL)
+            items[k].g->batch_pos++;
+        else
+            ++nulls;
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i != s->num_gws; ++i) {
+        size_t count = s->gws[i]->batch_pos;
+        s->gws[i]->batch_pos = pos;
+        pos += count;
+    }
+    item_t *sorted = tg_malloc((n != 0 ? n : 1) * sizeof(*sorted));
+    for (size_t k = 0; k != n; ++k)
+        sorted[items[k].g != NULL ? items[k].g->batch_pos++ : pos++] = items[k];
+    memcpy(items, sorted, n * sizeof(*items));
+    free(sorted);
 }
 
 /* Segments to unlink once the batch has committed. */
@@ -817,9 +922,11 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
     s->seen_deleted_gen = gen;
     uint64_t written = 0, refused = 0, errors = 0, deleted = 0;
     item_t *items = tg_malloc((n != 0 ? n : 1) * sizeof(*items));
+    item_t **rows = tg_malloc((n != 0 ? n : 1) * sizeof(*rows)); /* those that get a row */
+    size_t nrows = 0;
     size_t k = 0;
     for (tg_logrec_t *r = batch; r != NULL && k != n; r = r->_next, ++k)
-        items[k] = (item_t){r, NULL, k, 0, -1, -1};
+        items[k] = (item_t){.r = r, .ref = -1, .state = -1};
     dead_seg_t *dead = NULL;
     size_t num_dead = 0;
     char *err = NULL;
@@ -836,23 +943,32 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
     /* grouped by gateway, so each gateway's payloads are staged together */
     for (k = 0; k != n; ++k)
         items[k].g = gw_state(s, items[k].r->account, items[k].r->gateway);
-    qsort(items, n, sizeof(*items), cmp_item);
+    group_by_gateway(s, items, n);
     for (k = 0; k != n; ++k) {
         item_t *it = &items[k];
         if (it->g == NULL)
             continue;
         if (it->g->rows < 0) /* a failed retention delete left it unknown */
             reload_counts(s);
-        tg_iovec_t parts[TG_LOGSEG_PARTS];
-        payload_parts(it->r, parts);
-        it->ref = tg_logseg_reserve(&it->g->seg, tg_logseg_size(parts));
-        it->state = insert_one(s, it);
-        if (it->ref >= 0) {
-            it->g->seg_live += it->state > 0;
-            it->g->seg_n = it->g->seg.n;
+        tg_logrec_t *r = it->r;
+        if (r->log_management >= 0 && r->log_management_strategy == TG_LOGS_STOP_INSERTING &&
+            it->g->rows >= r->log_management) {
+            it->state = 0; /* refused: no row, and no payload written */
+            continue;
         }
-        if (it->state < 0 && sqlite3_get_autocommit(s->db)) /* SQLite rolled the whole batch back (I/O, full disk) */
-            break;
+        tg_iovec_t parts[TG_LOGSEG_PARTS];
+        payload_parts(r, parts);
+        it->ref = tg_logseg_reserve(&it->g->seg, tg_logseg_size(parts));
+        it->seq = first_key(it->g, r, &it->kp);
+        rows[nrows++] = it;
+    }
+    insert_rows(s, rows, nrows);
+    for (k = 0; k != nrows; ++k) {
+        item_t *it = rows[k];
+        if (it->ref >= 0 && it->state > 0) {
+            it->g->seg_live++;
+            it->g->seg_n = tg_logseg_ref_n(it->ref);
+        }
     }
     if (!sqlite3_get_autocommit(s->db))
         deleted = apply_retention(s, items, n);
@@ -940,6 +1056,10 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
             s->gws[i]->rows = -1;
         num_dead = 0;
     }
+    /* reservations whose payloads were never written (the batch stopped before them) are given back, so the next
+     * reference is where the next byte will be */
+    for (size_t i = 0; i != s->num_gws; ++i)
+        tg_logseg_abandon(&s->gws[i]->seg);
     for (size_t i = 0; i != num_dead; ++i) {
         char path[4096];
         if (tg_logseg_path(path, sizeof(path), s->payload_dir, dead[i].gw, dead[i].n) == 0 && unlink(path) != 0 &&
@@ -948,6 +1068,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
     }
 done:
     free(dead);
+    free(rows);
     free(items);
     uint64_t dt = tg_now_mono_ns() - t0;
     while (batch != NULL) {
@@ -1304,13 +1425,26 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         store_free(s);
         return NULL;
     }
+    tg_buf_t many; /* ST_INSERT's column list with INSERT_ROWS rows of placeholders */
+    tg_buf_init(&many, 64 << 10);
+    const char *values = strstr(statements[ST_INSERT], " VALUES");
+    tg_buf_append(&many, statements[ST_INSERT], (size_t)(values - statements[ST_INSERT]));
+    for (int r = 0; r != INSERT_ROWS; ++r) {
+        tg_buf_append_str(&many, r == 0 ? " VALUES (" : ", (");
+        for (int c = 0; c != INSERT_COLUMNS; ++c)
+            tg_buf_append_str(&many, c == 0 ? "?" : ", ?");
+        tg_buf_append_str(&many, ")");
+    }
     for (int i = 0; i != ST_NUM; ++i) {
-        if (sqlite3_prepare_v3(s->db, statements[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+        const char *sql = i == ST_INSERT_MANY ? tg_buf_cstr(&many) : statements[i];
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+            tg_buf_free(&many);
             snprintf(errbuf, errbufsz, "cannot prepare a log statement: %s", sqlite3_errmsg(s->db));
             store_free(s);
             return NULL;
         }
     }
+    tg_buf_free(&many);
     if (version == 2 && convert_v2(s, errbuf, errbufsz) != 0) {
         store_free(s);
         return NULL;
