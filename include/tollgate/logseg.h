@@ -34,7 +34,8 @@
 #define TG_LOGSEG_DIR "log-payloads"
 #define TG_LOGSEG_HEADER 32
 #define TG_LOGSEG_MAX (64u << 20) /* a segment is closed once it holds this much (tg_logseg_max) */
-#define TG_LOGSEG_STAGE (1u << 20)  /* bytes staged before a write */
+#define TG_LOGSEG_STAGE (1u << 20)  /* bytes staged before a write (a multiple of the 4 KiB block) */
+#define TG_LOGSEG_DIRECT_MIN (64u << 10) /* a group this large is written with O_DIRECT */
 
 /* TG_LOGSEG_MAX; the unit tests make it small to see segments come and go */
 extern uint64_t tg_logseg_max;
@@ -62,27 +63,47 @@ int tg_logseg_path(char *out, size_t outsz, const char *dir, unsigned gw, uint64
 typedef struct st_tg_logseg_writer_t {
     const char *dir;
     unsigned gw;
-    uint64_t n;    /* the open segment (0: none yet) */
-    int fd;        /* -1 when closed */
-    uint64_t size;    /* bytes in the file, plus what is staged */
+    uint64_t n;       /* the open segment (0: none yet) */
+    int fd, dfd;      /* buffered and O_DIRECT descriptors of it; -1 when closed (dfd: or not supported) */
+    uint64_t size;    /* bytes in the file, plus what is reserved */
     uint64_t flushed; /* bytes in the file as of the last good flush */
+    uint64_t pos;     /* where the next write goes */
+    bool group_direct; /* this group is written with O_DIRECT (tg_logseg_begin) */
     bool failed;      /* a write failed since the last flush */
 } tg_logseg_writer_t;
 
+/* The writer thread's staging buffer: TG_LOGSEG_STAGE bytes, aligned for O_DIRECT. */
+typedef struct st_tg_logseg_stage_t {
+    char *base;
+    size_t len;
+} tg_logseg_stage_t;
+
+/* Allocates the buffer if it has none; 0 or -1. */
+int tg_logseg_stage_init(tg_logseg_stage_t *st);
+void tg_logseg_stage_free(tg_logseg_stage_t *st);
+
 /* A writer for gateway `gw` whose first segment will be number `next_n`. Opens nothing yet. */
 void tg_logseg_writer_init(tg_logseg_writer_t *w, const char *dir, unsigned gw, uint64_t next_n);
+/*
+ * Starts a group of records whose payloads take `total` bytes: they are reserved, staged and flushed before the next
+ * group. Opens a segment when none is open. A group of TG_LOGSEG_DIRECT_MIN bytes or more is written with O_DIRECT,
+ * starting on a block boundary (smaller ones are buffered, so a quiet gateway's records are not padded to blocks).
+ * Returns 0, or -1 when no segment could be opened (logged).
+ */
+int tg_logseg_begin(tg_logseg_writer_t *w, uint64_t total);
 /* The bytes a payload of these parts takes in a segment. */
 uint64_t tg_logseg_size(const tg_iovec_t parts[TG_LOGSEG_PARTS]);
-/* Reserves `total` bytes (tg_logseg_size) at the end of the open segment, opening one when none is; returns their
- * reference, or -1 when no segment could be opened (logged). Every reservation is then staged, in the same order. */
+/* Reserves `total` bytes (tg_logseg_size) at the end of the group; returns their reference, or -1 when no segment is
+ * open (tg_logseg_begin failed). Every reservation is then staged, in the same order. */
 int64_t tg_logseg_reserve(tg_logseg_writer_t *w, uint64_t total);
-/* Stages the payload of row `seq` into the next reservation. `stage` is the writer thread's staging buffer (cap
- * TG_LOGSEG_STAGE), shared by its writers: flush one before staging for another. What is staged reaches the file at
- * tg_logseg_flush, or sooner when the buffer fills. */
-void tg_logseg_stage(tg_logseg_writer_t *w, tg_buf_t *stage, uint64_t seq, const tg_iovec_t parts[TG_LOGSEG_PARTS]);
+/* Stages the payload of row `seq` into the next reservation. `stage` is shared by the thread's writers: flush one
+ * group before beginning another. What is staged reaches the file at tg_logseg_flush, or sooner when the buffer
+ * fills. */
+void tg_logseg_stage(tg_logseg_writer_t *w, tg_logseg_stage_t *stage, uint64_t seq,
+                     const tg_iovec_t parts[TG_LOGSEG_PARTS]);
 /* Writes what is staged. Returns 0, or -1 when a write failed: everything appended since the last good flush is
  * lost (the file is cut back to that point) and the references to it must not be kept. */
-int tg_logseg_flush(tg_logseg_writer_t *w, tg_buf_t *stage);
+int tg_logseg_flush(tg_logseg_writer_t *w, tg_logseg_stage_t *stage);
 /* Gives back the reservations made since the last flush (their payloads will not be staged). */
 void tg_logseg_abandon(tg_logseg_writer_t *w);
 /* fdatasync of the open segment. */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include "tollgate/log.h"
 #include "tollgate/logseg.h"
@@ -43,13 +44,32 @@ static uint64_t get_u64(const unsigned char *p)
 
 /* ---- writing ---------------------------------------------------------------------------------------------- */
 
+#define BLOCK 4096 /* O_DIRECT's alignment of offsets, lengths and memory */
+
 void tg_logseg_writer_init(tg_logseg_writer_t *w, const char *dir, unsigned gw, uint64_t next_n)
 {
     memset(w, 0, sizeof(*w));
     w->dir = dir;
     w->gw = gw;
     w->n = next_n - 1;
-    w->fd = -1;
+    w->fd = w->dfd = -1;
+}
+
+int tg_logseg_stage_init(tg_logseg_stage_t *st)
+{
+    st->len = 0;
+    if (st->base == NULL && posix_memalign((void **)&st->base, BLOCK, TG_LOGSEG_STAGE) != 0) {
+        st->base = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void tg_logseg_stage_free(tg_logseg_stage_t *st)
+{
+    free(st->base);
+    st->base = NULL;
+    st->len = 0;
 }
 
 /* Opens segment n + 1 (a new file: an existing one is never appended to, so a tail torn by a crash stays where it
@@ -65,6 +85,10 @@ static int open_next(tg_logseg_writer_t *w)
         }
         w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (w->fd >= 0) {
+            /* large flushes bypass the page cache: payloads are written once and rarely read, and fresh page-cache
+             * pages for every byte cost the writer more than the copy (bench/RESULTS.md); a file system without
+             * O_DIRECT gets buffered writes only */
+            w->dfd = open(path, O_WRONLY | O_CLOEXEC | O_DIRECT);
             w->size = w->flushed = 0;
             return 0;
         }
@@ -75,11 +99,12 @@ static int open_next(tg_logseg_writer_t *w)
     return -1;
 }
 
-/* Writes p[0..n) at the segment's end; -1 on an error (logged). */
-static int write_all(tg_logseg_writer_t *w, const char *p, size_t n)
+/* Writes p[0..n) at the write position, through the direct descriptor in a direct group; -1 on an error (logged). */
+static int write_out(tg_logseg_writer_t *w, const char *p, size_t n)
 {
+    int fd = w->group_direct ? w->dfd : w->fd;
     while (n != 0) {
-        ssize_t k = write(w->fd, p, n);
+        ssize_t k = pwrite(fd, p, n, (off_t)w->pos);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
@@ -89,15 +114,36 @@ static int write_all(tg_logseg_writer_t *w, const char *p, size_t n)
         }
         p += k;
         n -= (size_t)k;
+        w->pos += (uint64_t)k;
     }
     return 0;
 }
 
-int tg_logseg_flush(tg_logseg_writer_t *w, tg_buf_t *stage)
+int tg_logseg_begin(tg_logseg_writer_t *w, uint64_t total)
 {
-    if (w->fd >= 0 && !w->failed && stage->len != 0 && write_all(w, stage->base, stage->len) != 0)
-        w->failed = true;
-    tg_buf_reset(stage);
+    if (w->fd < 0 && open_next(w) != 0)
+        return -1;
+    w->group_direct = total >= TG_LOGSEG_DIRECT_MIN && w->dfd >= 0;
+    if (w->group_direct) /* a direct group starts on a block boundary (the bytes skipped stay a hole) */
+        w->size = w->flushed = (w->size + BLOCK - 1) & ~(uint64_t)(BLOCK - 1);
+    w->pos = w->size;
+    return 0;
+}
+
+int tg_logseg_flush(tg_logseg_writer_t *w, tg_logseg_stage_t *stage)
+{
+    if (w->fd >= 0 && !w->failed && stage->len != 0) {
+        size_t n = stage->len;
+        if (w->group_direct) { /* whole blocks: the tail is padded, and the next group starts past it */
+            size_t padded = (n + BLOCK - 1) & ~(size_t)(BLOCK - 1);
+            memset(stage->base + n, 0, padded - n);
+            n = padded;
+        }
+        if (write_out(w, stage->base, n) != 0)
+            w->failed = true;
+    }
+    stage->len = 0;
+    w->group_direct = false;
     if (w->fd < 0)
         return -1;
     if (!w->failed) {
@@ -111,7 +157,7 @@ int tg_logseg_flush(tg_logseg_writer_t *w, tg_buf_t *stage)
     /* cut what this flush covers back off, so the file ends with a whole record */
     w->failed = false;
     w->size = w->flushed;
-    if (ftruncate(w->fd, (off_t)w->flushed) != 0 || lseek(w->fd, 0, SEEK_END) != (off_t)w->flushed)
+    if (ftruncate(w->fd, (off_t)w->flushed) != 0)
         tg_logseg_close(w); /* the next record starts a new segment */
     return -1;
 }
@@ -126,14 +172,32 @@ uint64_t tg_logseg_size(const tg_iovec_t parts[TG_LOGSEG_PARTS])
 
 int64_t tg_logseg_reserve(tg_logseg_writer_t *w, uint64_t total)
 {
-    if (w->fd < 0 && open_next(w) != 0)
+    if (w->fd < 0)
         return -1;
     int64_t ref = tg_logseg_ref(w->n, w->size);
     w->size += total;
     return ref;
 }
 
-void tg_logseg_stage(tg_logseg_writer_t *w, tg_buf_t *stage, uint64_t seq, const tg_iovec_t parts[TG_LOGSEG_PARTS])
+/* Copies p[0..n) into the stage, writing the stage out each time it fills (whole stages: block multiples). */
+static void stage_bytes(tg_logseg_writer_t *w, tg_logseg_stage_t *stage, const char *p, size_t n)
+{
+    while (n != 0) {
+        size_t k = TG_MIN(n, TG_LOGSEG_STAGE - stage->len);
+        memcpy(stage->base + stage->len, p, k);
+        stage->len += k;
+        p += k;
+        n -= k;
+        if (stage->len == TG_LOGSEG_STAGE) {
+            if (w->fd >= 0 && !w->failed && write_out(w, stage->base, stage->len) != 0)
+                w->failed = true;
+            stage->len = 0;
+        }
+    }
+}
+
+void tg_logseg_stage(tg_logseg_writer_t *w, tg_logseg_stage_t *stage, uint64_t seq,
+                     const tg_iovec_t parts[TG_LOGSEG_PARTS])
 {
     char head[TG_LOGSEG_HEADER];
     memcpy(head, magic, 4);
@@ -141,30 +205,15 @@ void tg_logseg_stage(tg_logseg_writer_t *w, tg_buf_t *stage, uint64_t seq, const
     for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
         put_u32(head + 12 + 4 * i, (uint32_t)parts[i].len);
     put_u32(head + 28, 0);
-    uint64_t total = tg_logseg_size(parts);
-    /* staged, unless it does not fit the staging buffer: then it goes out at once, after what is staged */
-    if (stage->len + total > TG_LOGSEG_STAGE) {
-        if (w->fd >= 0 && !w->failed && stage->len != 0 && write_all(w, stage->base, stage->len) != 0)
-            w->failed = true;
-        tg_buf_reset(stage);
-    }
-    if (total > TG_LOGSEG_STAGE) {
-        if (w->fd >= 0 && !w->failed && write_all(w, head, sizeof(head)) != 0)
-            w->failed = true;
-        for (int i = 0; i != TG_LOGSEG_PARTS && w->fd >= 0 && !w->failed; ++i)
-            if (parts[i].len != 0 && write_all(w, parts[i].base, parts[i].len) != 0)
-                w->failed = true;
-        return;
-    }
-    tg_buf_append(stage, head, sizeof(head)); /* room: checked above, and the buffer's cap is TG_LOGSEG_STAGE */
+    stage_bytes(w, stage, head, sizeof(head));
     for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
-        if (parts[i].len != 0)
-            tg_buf_append(stage, parts[i].base, parts[i].len);
+        stage_bytes(w, stage, parts[i].base, parts[i].len);
 }
 
 void tg_logseg_abandon(tg_logseg_writer_t *w)
 {
     w->size = w->flushed;
+    w->group_direct = false;
 }
 
 void tg_logseg_sync(tg_logseg_writer_t *w)
@@ -178,7 +227,9 @@ void tg_logseg_close(tg_logseg_writer_t *w)
 {
     if (w->fd >= 0)
         close(w->fd);
-    w->fd = -1;
+    if (w->dfd >= 0)
+        close(w->dfd);
+    w->fd = w->dfd = -1;
     w->size = w->flushed = 0;
     w->failed = false;
 }

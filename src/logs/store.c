@@ -501,7 +501,7 @@ struct st_tg_logstore_t {
     uint64_t seen_deleted_gen;
     gw_state_t **gws; /* each allocated on its own: items point at them while the array grows */
     size_t num_gws;
-    tg_buf_t stage; /* payload staging, shared by the gateways' segment writers */
+    tg_logseg_stage_t stage; /* payload staging, shared by the gateways' segment writers */
     bool in_checkpoint;
     sqlite3 *idle[8]; /* query connections not in use (under mutex) */
     size_t num_idle;
@@ -944,23 +944,44 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
     for (k = 0; k != n; ++k)
         items[k].g = gw_state(s, items[k].r->account, items[k].r->gateway);
     group_by_gateway(s, items, n);
-    for (k = 0; k != n; ++k) {
-        item_t *it = &items[k];
-        if (it->g == NULL)
-            continue;
-        if (it->g->rows < 0) /* a failed retention delete left it unknown */
-            reload_counts(s);
-        tg_logrec_t *r = it->r;
-        if (r->log_management >= 0 && r->log_management_strategy == TG_LOGS_STOP_INSERTING &&
-            it->g->rows >= r->log_management) {
-            it->state = 0; /* refused: no row, and no payload written */
+    for (k = 0; k != n;) {
+        gw_state_t *g = items[k].g;
+        size_t end = k;
+        while (end != n && items[end].g == g)
+            ++end;
+        if (g == NULL) {
+            k = end;
             continue;
         }
-        tg_iovec_t parts[TG_LOGSEG_PARTS];
-        payload_parts(r, parts);
-        it->ref = tg_logseg_reserve(&it->g->seg, tg_logseg_size(parts));
-        it->seq = first_key(it->g, r, &it->kp);
-        rows[nrows++] = it;
+        if (g->rows < 0) /* a failed retention delete left it unknown */
+            reload_counts(s);
+        /* STOP_INSERTING refuses what would go past the gateway's limit: no row, and no payload written */
+        uint64_t total = 0;
+        int64_t accepted = 0;
+        for (size_t i = k; i != end; ++i) {
+            tg_logrec_t *r = items[i].r;
+            if (r->log_management >= 0 && r->log_management_strategy == TG_LOGS_STOP_INSERTING &&
+                g->rows + accepted >= r->log_management) {
+                items[i].state = 0;
+                continue;
+            }
+            tg_iovec_t parts[TG_LOGSEG_PARTS];
+            payload_parts(r, parts);
+            total += tg_logseg_size(parts);
+            accepted++;
+        }
+        bool seg = tg_logseg_begin(&g->seg, total) == 0;
+        for (size_t i = k; i != end; ++i) {
+            item_t *it = &items[i];
+            if (it->state == 0)
+                continue;
+            tg_iovec_t parts[TG_LOGSEG_PARTS];
+            payload_parts(it->r, parts);
+            it->ref = seg ? tg_logseg_reserve(&g->seg, tg_logseg_size(parts)) : -1;
+            it->seq = first_key(g, it->r, &it->kp);
+            rows[nrows++] = it;
+        }
+        k = end;
     }
     insert_rows(s, rows, nrows);
     for (k = 0; k != nrows; ++k) {
@@ -973,20 +994,23 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
     if (!sqlite3_get_autocommit(s->db))
         deleted = apply_retention(s, items, n);
     /* the payloads, a gateway at a time; a gateway whose segment could not be written keeps its rows, marked */
+    bool have_stage = tg_logseg_stage_init(&s->stage) == 0;
     for (k = 0; k != n && !sqlite3_get_autocommit(s->db);) {
         gw_state_t *g = items[k].g;
         size_t end = k;
         while (end != n && items[end].g == g)
             ++end;
         if (g != NULL) {
-            for (size_t i = k; i != end; ++i) {
+            for (size_t i = k; i != end && have_stage; ++i) {
                 if (items[i].ref < 0)
                     continue;
                 tg_iovec_t parts[TG_LOGSEG_PARTS];
                 payload_parts(items[i].r, parts);
                 tg_logseg_stage(&g->seg, &s->stage, (uint64_t)items[i].seq, parts);
             }
-            if (tg_logseg_flush(&g->seg, &s->stage) != 0) {
+            if (!have_stage)
+                tg_logseg_abandon(&g->seg);
+            if (!have_stage || tg_logseg_flush(&g->seg, &s->stage) != 0) {
                 for (size_t i = k; i != end; ++i) {
                     if (items[i].ref < 0 || items[i].state <= 0)
                         continue;
@@ -1131,7 +1155,7 @@ static void writer_main(void *arg)
             if (uv_cond_timedwait(&s->wake, &s->mutex, IDLE_TRIM_NS) == UV_ETIMEDOUT && s->head == NULL) {
                 uv_mutex_unlock(&s->mutex);
                 sqlite3_db_release_memory(s->db);
-                tg_buf_free(&s->stage);
+                tg_logseg_stage_free(&s->stage);
                 free_returned();
                 malloc_trim(0);
                 uv_mutex_lock(&s->mutex);
@@ -1369,7 +1393,7 @@ static void store_free(tg_logstore_t *s)
         free(s->gws[i]);
     }
     free(s->gws);
-    tg_buf_free(&s->stage);
+    tg_logseg_stage_free(&s->stage);
     free(s->payload_dir);
     free(s->data_dir);
     free(s);
@@ -1387,7 +1411,6 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     size_t plen = strlen(data_dir) + sizeof("/" TG_LOGSEG_DIR);
     s->payload_dir = tg_malloc(plen);
     snprintf(s->payload_dir, plen, "%s/" TG_LOGSEG_DIR, data_dir);
-    tg_buf_init(&s->stage, TG_LOGSEG_STAGE);
     if (mkdir(s->payload_dir, 0700) != 0 && errno != EEXIST) {
         snprintf(errbuf, errbufsz, "cannot create %s: %s", s->payload_dir, strerror(errno));
         store_free(s);
