@@ -497,6 +497,7 @@ struct st_tg_logstore_t {
     uint64_t max_bytes;
     uint64_t submitted, done; /* records taken by submit (queued) and finished by the writer */
     bool stop;
+    bool maintain; /* rows were deleted behind the writer's back (under mutex) */
     atomic_uint_fast64_t deleted_gen;
     uint64_t seen_deleted_gen;
     gw_state_t **gws; /* each allocated on its own: items point at them while the array grows */
@@ -1105,10 +1106,12 @@ done:
     s->stats.dropped_retention += refused;
     s->stats.write_errors += errors;
     s->stats.deleted_retention += deleted;
-    s->stats.batches++;
-    s->stats.batch_ns_sum += dt;
-    if (dt > s->stats.batch_ns_max)
-        s->stats.batch_ns_max = dt;
+    if (n != 0) { /* (an empty batch is the writer's upkeep after a delete) */
+        s->stats.batches++;
+        s->stats.batch_ns_sum += dt;
+        if (dt > s->stats.batch_ns_max)
+            s->stats.batch_ns_max = dt;
+    }
     s->done += n;
     uv_cond_broadcast(&s->flushed);
     uv_mutex_unlock(&s->mutex);
@@ -1145,7 +1148,7 @@ static void writer_main(void *arg)
     bool idle_trimmed = true;
     uv_mutex_lock(&s->mutex);
     for (;;) {
-        while (s->head == NULL && !s->stop) {
+        while (s->head == NULL && !s->stop && !s->maintain) {
             if (idle_trimmed) {
                 uv_cond_wait(&s->wake, &s->mutex);
                 continue;
@@ -1164,6 +1167,15 @@ static void writer_main(void *arg)
         }
         if (s->head == NULL && s->stop)
             break;
+        if (s->head == NULL) { /* maintain: an empty batch recounts and unlinks (write_batch) */
+            s->maintain = false;
+            uv_mutex_unlock(&s->mutex);
+            write_batch(s, NULL, 0, -1);
+            idle_trimmed = false;
+            uv_mutex_lock(&s->mutex);
+            continue;
+        }
+        s->maintain = false;
         /* group commit: a commit costs about the same for 1 record as for 500 (the pages it rewrites), so a small
          * batch waits a moment for company; records reach the disk GROUP_WAIT_NS later at most */
         if (!s->stop && s->depth < GROUP_TARGET)
@@ -1532,6 +1544,10 @@ void tg_logstore_flush(tg_logstore_t *s)
 void tg_logstore_rows_deleted(tg_logstore_t *s)
 {
     atomic_fetch_add(&s->deleted_gen, 1);
+    uv_mutex_lock(&s->mutex);
+    s->maintain = true; /* an idle writer wakes to recount and unlink the segments left empty */
+    uv_cond_signal(&s->wake);
+    uv_mutex_unlock(&s->mutex);
 }
 
 void tg_logstore_stats(tg_logstore_t *s, tg_logstore_stats_t *out)
