@@ -30,7 +30,7 @@ int tg_buf_reserve(tg_buf_t *b, size_t n)
     return 0;
 }
 
-int tg_buf_append(tg_buf_t *b, const void *p, size_t n)
+int tg_buf_append_grow(tg_buf_t *b, const void *p, size_t n)
 {
     if (n == 0)
         return 0;

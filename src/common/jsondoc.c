@@ -286,9 +286,12 @@ uint32_t tg_jdoc_get_n(const tg_jdoc_t *d, uint32_t obj, const char *key, size_t
 {
     if (obj == TG_JDOC_NONE || d->nodes[obj].type != TG_JSON_OBJECT)
         return TG_JDOC_NONE;
-    for (uint32_t c = d->nodes[obj].child; c != TG_JDOC_NONE; c = d->nodes[c].next)
-        if (d->nodes[c].key_len == kl && memcmp(d->text + d->nodes[c].key, key, kl) == 0)
+    for (uint32_t c = d->nodes[obj].child; c != TG_JDOC_NONE; c = d->nodes[c].next) {
+        const tg_jnode_t *n = &d->nodes[c];
+        /* the first byte before the call: most members differ there */
+        if (n->key_len == kl && (kl == 0 || (d->text[n->key] == key[0] && memcmp(d->text + n->key, key, kl) == 0)))
             return c;
+    }
     return TG_JDOC_NONE;
 }
 
