@@ -12,9 +12,10 @@
  *
  *     "TGP1" | u64 seq | u32 request head | u32 response head | u32 request body | u32 response body | u32 0
  *
- * little-endian lengths, then the four parts back to back. `seq` is the log row the payload belongs to: a read
- * checks it, so a reference into a file that lost its tail in a crash (zeros) or was replaced is detected rather than
- * served. A reference is n << 36 | offset of the header.
+ * little-endian lengths, then the four parts back to back, then an 8-byte trailer, ~seq. `seq` is the log row the
+ * payload belongs to: a read checks the header and the trailer, so a reference into a file that lost its tail in a
+ * crash (zeros), a payload cut short, or a file replaced is detected rather than served. A reference is
+ * n << 36 | offset of the header.
  *
  * Writing (one thread: the log writer): tg_logseg_reserve tells where a payload will be (so its row can be written
  * first), tg_logseg_stage copies it into the staging buffer, tg_logseg_flush writes what is staged in as few write()
@@ -33,6 +34,7 @@
 
 #define TG_LOGSEG_DIR "log-payloads"
 #define TG_LOGSEG_HEADER 32
+#define TG_LOGSEG_TRAILER 8
 #define TG_LOGSEG_MAX (64u << 20) /* a segment is closed once it holds this much (tg_logseg_max) */
 #define TG_LOGSEG_STAGE (1u << 20)  /* bytes staged before a write (a multiple of the 4 KiB block) */
 #define TG_LOGSEG_DIRECT_MIN (64u << 10) /* a group this large is written with O_DIRECT */
@@ -119,7 +121,15 @@ void tg_logseg_close(tg_logseg_writer_t *w);
  */
 int tg_logseg_read(const char *dir, unsigned gw, int64_t ref, uint64_t seq, int part, tg_buf_t *out, char *err,
                    size_t errsz);
-/* Deallocates the payload at `ref` (its bytes read back as zeros, its blocks are freed). Returns 0 or -1. */
-int tg_logseg_punch(const char *dir, unsigned gw, int64_t ref, uint64_t seq);
+/* Deallocates the payload at `ref` of row `seq` (its bytes read back as zeros, its blocks are freed). The file stays
+ * open in `p` for the next payload of the same segment: punch in segment order, then tg_logseg_punch_done. Returns 0
+ * or -1 (the segment or the payload is not there). */
+typedef struct st_tg_logseg_punch_t {
+    int fd; /* -1 to start */
+    unsigned gw;
+    uint64_t n;
+} tg_logseg_punch_t;
+int tg_logseg_punch(tg_logseg_punch_t *p, const char *dir, unsigned gw, int64_t ref, uint64_t seq);
+void tg_logseg_punch_done(tg_logseg_punch_t *p);
 
 #endif

@@ -758,8 +758,22 @@ static int get_int_param(const tg_qparams_t *q, const char *name, int64_t def, i
     return TG_LQ_OK;
 }
 
+static int logs_list(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, json_t **result,
+                     json_t **info, char *err, size_t errsz);
+
+/* One read transaction: the count and the page see the same records. */
 int tg_logs_list(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, json_t **result,
                  json_t **info, char *err, size_t errsz)
+{
+    bool txn = sqlite3_get_autocommit(db) && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    int rc = logs_list(db, account, gateway, q, result, info, err, errsz);
+    if (txn)
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+static int logs_list(sqlite3 *db, const char *account, const char *gateway, const tg_qparams_t *q, json_t **result,
+                     json_t **info, char *err, size_t errsz)
 {
     int64_t page, per_page;
     int rc;
@@ -1066,10 +1080,12 @@ static int delete_rows(sqlite3 *db, sqlite3_stmt *del, int64_t gw, int64_t *dele
     if (sqlite3_exec(db, TG_LOGSTORE_UNDISPLACE_SQL "; COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto db_fail;
     char dir[4096];
+    tg_logseg_punch_t punch = {.fd = -1};
     if (tg_logstore_payload_dir(db, dir, sizeof(dir)) != NULL)
-        for (size_t i = 0; i != n; ++i)
+        for (size_t i = 0; i != n; ++i) /* (in reference order: a segment's payloads one after another) */
             if (rows[i].ref >= 0)
-                tg_logseg_punch(dir, (unsigned)gw, rows[i].ref, (uint64_t)rows[i].seq);
+                tg_logseg_punch(&punch, dir, (unsigned)gw, rows[i].ref, (uint64_t)rows[i].seq);
+    tg_logseg_punch_done(&punch);
     *deleted = (int64_t)n;
     free(rows);
     return TG_LQ_OK;

@@ -90,6 +90,11 @@ static int open_next(tg_logseg_writer_t *w)
              * O_DIRECT gets buffered writes only */
             w->dfd = open(path, O_WRONLY | O_CLOEXEC | O_DIRECT);
             w->size = w->flushed = 0;
+            int dfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* the file's name survives a crash too */
+            if (dfd >= 0) {
+                fsync(dfd);
+                close(dfd);
+            }
             return 0;
         }
         if (errno != EEXIST)
@@ -110,6 +115,11 @@ static int write_out(tg_logseg_writer_t *w, const char *p, size_t n)
         if (k <= 0) {
             tg_log_error("log store: cannot write payload segment %u-%llu: %s", w->gw, (unsigned long long)w->n,
                          k < 0 ? strerror(errno) : "no progress");
+            if (w->group_direct && k < 0 && errno == EINVAL && w->dfd >= 0) {
+                /* the file system or device refuses these direct writes (a larger sector, say): buffered from now */
+                close(w->dfd);
+                w->dfd = -1;
+            }
             return -1;
         }
         p += k;
@@ -164,7 +174,7 @@ int tg_logseg_flush(tg_logseg_writer_t *w, tg_logseg_stage_t *stage)
 
 uint64_t tg_logseg_size(const tg_iovec_t parts[TG_LOGSEG_PARTS])
 {
-    uint64_t total = TG_LOGSEG_HEADER;
+    uint64_t total = TG_LOGSEG_HEADER + TG_LOGSEG_TRAILER;
     for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
         total += parts[i].len;
     return total;
@@ -208,6 +218,9 @@ void tg_logseg_stage(tg_logseg_writer_t *w, tg_logseg_stage_t *stage, uint64_t s
     stage_bytes(w, stage, head, sizeof(head));
     for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
         stage_bytes(w, stage, parts[i].base, parts[i].len);
+    char tail[TG_LOGSEG_TRAILER];
+    put_u64(tail, ~seq);
+    stage_bytes(w, stage, tail, sizeof(tail));
 }
 
 void tg_logseg_abandon(tg_logseg_writer_t *w)
@@ -274,8 +287,20 @@ static int open_record(const char *dir, unsigned gw, int64_t ref, uint64_t seq, 
         close(fd);
         return -1;
     }
-    for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
+    uint64_t end = tg_logseg_ref_off(ref) + TG_LOGSEG_HEADER;
+    for (int i = 0; i != TG_LOGSEG_PARTS; ++i) {
         len[i] = get_u32(head + 12 + 4 * i);
+        end += len[i];
+    }
+    /* the trailer: the payload was written out to its end (a write cut short by a crash leaves zeros there) */
+    unsigned char tail[TG_LOGSEG_TRAILER];
+    if (pread_all(fd, tail, sizeof(tail), end) != (ssize_t)sizeof(tail) || get_u64(tail) != ~seq) {
+        snprintf(err, errsz, "its payload in segment %u-%llu is cut short (lost when the gateway stopped before it "
+                             "reached the disk?)",
+                 gw, (unsigned long long)tg_logseg_ref_n(ref));
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
@@ -303,28 +328,45 @@ int tg_logseg_read(const char *dir, unsigned gw, int64_t ref, uint64_t seq, int 
     return rc;
 }
 
-int tg_logseg_punch(const char *dir, unsigned gw, int64_t ref, uint64_t seq)
+int tg_logseg_punch(tg_logseg_punch_t *p, const char *dir, unsigned gw, int64_t ref, uint64_t seq)
 {
-    uint32_t len[TG_LOGSEG_PARTS];
-    char err[256];
-    int fd = open_record(dir, gw, ref, seq, O_RDWR, len, err, sizeof(err));
-    if (fd < 0)
-        return -1;
-    uint64_t total = TG_LOGSEG_HEADER;
+    uint64_t n = tg_logseg_ref_n(ref);
+    if (p->fd >= 0 && (p->gw != gw || p->n != n)) {
+        close(p->fd);
+        p->fd = -1;
+    }
+    if (p->fd < 0) {
+        char path[4096];
+        if (tg_logseg_path(path, sizeof(path), dir, gw, n) != 0 || (p->fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+            return -1;
+        p->gw = gw;
+        p->n = n;
+    }
+    unsigned char head[TG_LOGSEG_HEADER];
+    if (pread_all(p->fd, head, sizeof(head), tg_logseg_ref_off(ref)) != (ssize_t)sizeof(head) ||
+        memcmp(head, magic, 4) != 0 || get_u64(head + 4) != seq)
+        return -1; /* not this record's payload (any more): nothing to free */
+    uint64_t total = TG_LOGSEG_HEADER + TG_LOGSEG_TRAILER;
     for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
-        total += len[i];
-    int rc = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)tg_logseg_ref_off(ref), (off_t)total);
+        total += get_u32(head + 12 + 4 * i);
+    int rc = fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)tg_logseg_ref_off(ref), (off_t)total);
     if (rc != 0) { /* a file system without hole punching: overwrite with zeros instead */
         static const char zeros[4096];
         uint64_t off = tg_logseg_ref_off(ref), left = total;
         rc = 0;
         while (left != 0 && rc == 0) {
             size_t k = (size_t)TG_MIN(left, sizeof(zeros));
-            rc = pwrite(fd, zeros, k, (off_t)off) == (ssize_t)k ? 0 : -1;
+            rc = pwrite(p->fd, zeros, k, (off_t)off) == (ssize_t)k ? 0 : -1;
             off += k;
             left -= k;
         }
     }
-    close(fd);
     return rc;
+}
+
+void tg_logseg_punch_done(tg_logseg_punch_t *p)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
 }

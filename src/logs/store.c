@@ -431,6 +431,12 @@ static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *
     sqlite3_busy_timeout(db, 5000);
     sqlite3_extended_result_codes(db, 1);
     sqlite3_create_function(db, "tg_meta", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_meta, NULL, NULL);
+    if (!create) {
+        /* the writer alone checkpoints and syncs (on_wal_commit makes the payload segments durable first): a query
+         * connection's PATCH or DELETE must not make the writer's rows durable before their payloads */
+        sqlite3_wal_autocheckpoint(db, 0);
+        sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    }
     return db;
 }
 
@@ -479,7 +485,7 @@ typedef struct {
 } gw_state_t;
 
 enum { ST_INSERT, ST_GW_FIND, ST_GW_ADD, ST_GW_ROWS, ST_GW_MAXSEQ, ST_SEG_ADD, ST_SEG_SUB, ST_SEG_NEXT, ST_TRIM, ST_LOST,
-       ST_DEAD, ST_REVIEW, ST_DISPLACED, ST_UNDISPLACE, ST_INSERT_MANY, ST_NUM };
+       ST_DEAD, ST_REVIEW, ST_DISPLACED, ST_UNDISPLACE, ST_DATA_VERSION, ST_INSERT_MANY, ST_NUM };
 
 struct st_tg_logstore_t {
     char *data_dir;
@@ -503,6 +509,8 @@ struct st_tg_logstore_t {
     gw_state_t **gws; /* each allocated on its own: items point at them while the array grows */
     size_t num_gws;
     tg_logseg_stage_t stage; /* payload staging, shared by the gateways' segment writers */
+    bool bad;                /* the batch being written met an error: it is rolled back (run) */
+    int64_t data_version;    /* PRAGMA data_version at the last batch: another connection's commits change it */
     bool in_checkpoint;
     sqlite3 *idle[8]; /* query connections not in use (under mutex) */
     size_t num_idle;
@@ -531,6 +539,7 @@ static const char *const statements[ST_NUM] = {
     [ST_REVIEW] = "UPDATE logs SET feedback = ?1, score = ?2 WHERE seq = ?3",
     [ST_DISPLACED] = "INSERT OR REPLACE INTO log_displaced (seq, id) VALUES (?1, ?2)",
     [ST_UNDISPLACE] = TG_LOGSTORE_UNDISPLACE_SQL,
+    [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_INSERT_MANY] = NULL, /* ST_INSERT with INSERT_ROWS rows, made at open */
 };
 
@@ -550,13 +559,15 @@ static void bind_count(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_null(st, i);
 }
 
-/* Runs a statement that returns nothing; false on an error (logged). */
+/* Runs a statement that returns nothing; false on an error (logged). In a batch, an error sets s->bad: the batch's
+ * bookkeeping would no longer match its rows, so it is rolled back whole. */
 static bool run(tg_logstore_t *s, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         tg_log_error("log store: %s: %s", what, sqlite3_errmsg(s->db));
+        s->bad = true;
         return false;
     }
     return true;
@@ -638,6 +649,7 @@ static void reload_counts(tg_logstore_t *s)
 
 typedef struct {
     int64_t base; /* a late record's millisecond */
+    uint64_t ms;  /* the record's */
     uint32_t start, tries;
     bool late, displaced;
 } keypick_t;
@@ -646,7 +658,7 @@ static int64_t first_key(gw_state_t *g, const tg_logrec_t *r, keypick_t *kp)
 {
     uint64_t ms = TG_MIN(r->created_at_ms, TG_LOGSEQ_MAX_MS - TG_LOGSEQ_SPAN);
     int64_t k0 = tg_logseq_at(g->gw, (int64_t)ms);
-    *kp = (keypick_t){0, 0, 0, false, false};
+    *kp = (keypick_t){.ms = ms};
     if (ms >= g->last_ms) {
         int64_t key = TG_MAX(k0, g->next_key);
         g->next_key = key + 1;
@@ -657,7 +669,7 @@ static int64_t first_key(gw_state_t *g, const tg_logrec_t *r, keypick_t *kp)
     uint32_t h = 2166136261u; /* FNV-1a of the ULID's random part */
     for (int i = 10; i != TG_ULID_LEN; ++i)
         h = (h ^ (unsigned char)r->id[i]) * 16777619u;
-    *kp = (keypick_t){k0, h & 511, 0, true, false};
+    *kp = (keypick_t){.base = k0, .ms = ms, .start = h & 511, .late = true};
     return k0 + kp->start;
 }
 
@@ -668,8 +680,9 @@ static int64_t next_key(gw_state_t *g, keypick_t *kp)
         return kp->base + (int64_t)(kp->tries / LATE_TRIES << TG_LOGSEQ_MS_SHIFT) +
                ((kp->start + kp->tries) & 511);
     kp->late = false;
-    kp->displaced = true;
-    return g->next_key++;
+    int64_t key = g->next_key++;
+    kp->displaced = key >= tg_logseq_at(g->gw, (int64_t)kp->ms + TG_LOGSEQ_SPAN);
+    return key;
 }
 
 #define FLAGS_OF(r)                                                                                                    \
@@ -833,7 +846,8 @@ static void segments_released(tg_logstore_t *s, unsigned gw, const int64_t *refs
     }
 }
 
-/* DELETE_OLDEST: trims every gateway of the batch that went over its limit. Returns the rows deleted. */
+/* DELETE_OLDEST: trims every gateway of the batch that went over its limit (after the batch's own rows are counted,
+ * so that trimming one of them finds its segment's count). Returns the rows deleted. */
 static uint64_t apply_retention(tg_logstore_t *s, item_t *items, size_t n)
 {
     uint64_t deleted = 0;
@@ -865,13 +879,18 @@ static uint64_t apply_retention(tg_logstore_t *s, item_t *items, size_t n)
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) {
             tg_log_error("log store: retention delete failed: %s", sqlite3_errmsg(s->db));
-            g->rows = -1;
-            continue;
+            s->bad = true;
+            break;
         }
         g->rows -= gone;
-        g->inserted -= gone; /* log_gateways.rows moves by the difference */
         deleted += (uint64_t)gone;
+        st = s->st[ST_GW_ROWS];
+        sqlite3_bind_int64(st, 1, g->gw);
+        sqlite3_bind_int64(st, 2, -gone);
+        run(s, st, "cannot count a gateway's records");
         segments_released(s, g->gw, refs, nrefs);
+        if (s->bad)
+            break;
     }
     free(refs);
     return deleted;
@@ -930,20 +949,32 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
         items[k] = (item_t){.r = r, .ref = -1, .state = -1};
     dead_seg_t *dead = NULL;
     size_t num_dead = 0;
+    bool lost_any = false;
     char *err = NULL;
+    /* gateways are numbered before the batch's transaction, each in its own: a number is never lost with a batch
+     * rolled back (and then handed to another gateway) */
+    for (k = 0; k != n; ++k)
+        items[k].g = gw_state(s, items[k].r->account, items[k].r->gateway);
+    s->bad = false;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) {
         tg_log_error("log store: cannot begin a transaction: %s", err != NULL ? err : "?");
         sqlite3_free(err);
         errors = n;
         goto done;
     }
+    /* another connection committed (a delete, a PATCH) since the last batch: the counts are read again, inside this
+     * transaction, so retention never decides on counts from before a delete */
+    sqlite3_stmt *dv = s->st[ST_DATA_VERSION];
+    int64_t version = sqlite3_step(dv) == SQLITE_ROW ? sqlite3_column_int64(dv, 0) : -1;
+    sqlite3_reset(dv);
+    if (version != s->data_version)
+        recount = true;
+    s->data_version = version;
     if (recount)
         reload_counts(s);
     for (size_t i = 0; i != s->num_gws; ++i)
         s->gws[i]->inserted = s->gws[i]->seg_live = 0;
     /* grouped by gateway, so each gateway's payloads are staged together */
-    for (k = 0; k != n; ++k)
-        items[k].g = gw_state(s, items[k].r->account, items[k].r->gateway);
     group_by_gateway(s, items, n);
     for (k = 0; k != n;) {
         gw_state_t *g = items[k].g;
@@ -954,7 +985,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
             k = end;
             continue;
         }
-        if (g->rows < 0) /* a failed retention delete left it unknown */
+        if (g->rows < 0)
             reload_counts(s);
         /* STOP_INSERTING refuses what would go past the gateway's limit: no row, and no payload written */
         uint64_t total = 0;
@@ -971,7 +1002,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
             total += tg_logseg_size(parts);
             accepted++;
         }
-        bool seg = tg_logseg_begin(&g->seg, total) == 0;
+        bool seg = accepted != 0 && tg_logseg_begin(&g->seg, total) == 0;
         for (size_t i = k; i != end; ++i) {
             item_t *it = &items[i];
             if (it->state == 0)
@@ -991,17 +1022,37 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
             it->g->seg_live++;
             it->g->seg_n = tg_logseg_ref_n(it->ref);
         }
+        lost_any |= it->state > 0 && it->ref < 0;
     }
-    if (!sqlite3_get_autocommit(s->db))
+    /* the batch's counts, then retention (whose deletes may take rows of this very batch) */
+    for (size_t i = 0; i != s->num_gws && !s->bad; ++i) {
+        gw_state_t *g = s->gws[i];
+        sqlite3_stmt *st;
+        if (g->seg_live != 0) {
+            st = s->st[ST_SEG_ADD];
+            sqlite3_bind_int64(st, 1, g->gw);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)g->seg_n);
+            sqlite3_bind_int64(st, 3, g->seg_live);
+            run(s, st, "cannot count a segment's records");
+        }
+        if (g->inserted != 0) {
+            st = s->st[ST_GW_ROWS];
+            sqlite3_bind_int64(st, 1, g->gw);
+            sqlite3_bind_int64(st, 2, g->inserted);
+            run(s, st, "cannot count a gateway's records");
+        }
+    }
+    if (!s->bad && !sqlite3_get_autocommit(s->db))
         deleted = apply_retention(s, items, n);
-    /* the payloads, a gateway at a time; a gateway whose segment could not be written keeps its rows, marked */
+    /* the payloads, a gateway at a time; a gateway whose segment could not be written keeps its rows, marked, and
+     * its segment's count loses them */
     bool have_stage = tg_logseg_stage_init(&s->stage) == 0;
-    for (k = 0; k != n && !sqlite3_get_autocommit(s->db);) {
+    for (k = 0; k != n && !s->bad && !sqlite3_get_autocommit(s->db);) {
         gw_state_t *g = items[k].g;
         size_t end = k;
         while (end != n && items[end].g == g)
             ++end;
-        if (g != NULL) {
+        if (g != NULL && g->seg_live != 0) {
             for (size_t i = k; i != end && have_stage; ++i) {
                 if (items[i].ref < 0)
                     continue;
@@ -1012,38 +1063,35 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
             if (!have_stage)
                 tg_logseg_abandon(&g->seg);
             if (!have_stage || tg_logseg_flush(&g->seg, &s->stage) != 0) {
-                for (size_t i = k; i != end; ++i) {
+                int64_t lost = 0;
+                for (size_t i = k; i != end && !s->bad; ++i) {
                     if (items[i].ref < 0 || items[i].state <= 0)
                         continue;
                     sqlite3_bind_int64(s->st[ST_LOST], 1, items[i].seq);
-                    run(s, s->st[ST_LOST], "cannot mark a payload lost");
+                    if (run(s, s->st[ST_LOST], "cannot mark a payload lost"))
+                        lost += sqlite3_changes(s->db); /* (0 for a row retention took already) */
                 }
-                g->seg_live = 0;
+                if (lost != 0 && !s->bad) { /* (a group's payloads are all in one segment) */
+                    sqlite3_stmt *st = s->st[ST_SEG_SUB];
+                    sqlite3_bind_int64(st, 1, g->gw);
+                    sqlite3_bind_int64(st, 2, (sqlite3_int64)g->seg_n);
+                    sqlite3_bind_int64(st, 3, lost);
+                    run(s, st, "cannot count a segment's records");
+                }
+                lost_any = true;
             }
-            sqlite3_stmt *st;
-            if (g->seg_live != 0) {
-                st = s->st[ST_SEG_ADD];
-                sqlite3_bind_int64(st, 1, g->gw);
-                sqlite3_bind_int64(st, 2, (sqlite3_int64)g->seg_n);
-                sqlite3_bind_int64(st, 3, g->seg_live);
-                run(s, st, "cannot count a segment's records");
-            }
-            if (g->inserted != 0) {
-                st = s->st[ST_GW_ROWS];
-                sqlite3_bind_int64(st, 1, g->gw);
-                sqlite3_bind_int64(st, 2, g->inserted);
-                run(s, st, "cannot count a gateway's records");
-            }
-            g->inserted = g->seg_live = 0; /* counted: a second group of the same gateway cannot follow (sorted) */
+        } else if (g != NULL) {
+            tg_logseg_abandon(&g->seg); /* (nothing stored: a refused or failed group) */
         }
         k = end;
     }
-    if (deleted != 0 && !sqlite3_get_autocommit(s->db))
+    if (deleted != 0 && !s->bad && !sqlite3_get_autocommit(s->db))
         run(s, s->st[ST_UNDISPLACE], "cannot forget deleted displaced records");
     /* segments with no records left, unless a writer still appends to one */
-    if ((deleted != 0 || recount) && !sqlite3_get_autocommit(s->db)) {
+    if ((deleted != 0 || recount) && !s->bad && !sqlite3_get_autocommit(s->db)) {
         sqlite3_stmt *st = s->st[ST_DEAD];
-        while (sqlite3_step(st) == SQLITE_ROW) {
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             dead_seg_t d = {(unsigned)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1)};
             bool open = false;
             for (size_t i = 0; i != s->num_gws; ++i)
@@ -1054,43 +1102,48 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
             dead[num_dead++] = d;
         }
         sqlite3_reset(st);
-    }
-    if (migrated_upto >= 0 && !sqlite3_get_autocommit(s->db)) {
-        sqlite3_bind_int64(s->st_migrated, 1, migrated_upto);
-        if (!run(s, s->st_migrated, "cannot convert the older layout"))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        if (rc != SQLITE_DONE)
+            s->bad = true;
     }
     for (k = 0; k != n; ++k) {
         written += items[k].state > 0;
         refused += items[k].state == 0;
         errors += items[k].state < 0;
     }
-    if (sqlite3_get_autocommit(s->db)) {
-        errors = n;
-        written = refused = deleted = 0;
-        for (size_t i = 0; i != s->num_gws; ++i)
-            s->gws[i]->rows = -1;
-        num_dead = 0;
-    } else if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
-        tg_log_error("log store: commit failed: %s", err != NULL ? err : "?");
-        sqlite3_free(err);
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    /* converting: the old rows go only with every one of them stored whole */
+    if (migrated_upto >= 0 && !s->bad && !sqlite3_get_autocommit(s->db)) {
+        if (errors != 0 || lost_any) {
+            tg_log_error("log store: a record of the older layout could not be stored whole; nothing of this chunk "
+                         "is converted");
+            s->bad = true;
+        } else {
+            sqlite3_bind_int64(s->st_migrated, 1, migrated_upto);
+            run(s, s->st_migrated, "cannot convert the older layout");
+        }
+    }
+    if (s->bad || sqlite3_get_autocommit(s->db) || sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+        if (err != NULL) {
+            tg_log_error("log store: commit failed: %s", err);
+            sqlite3_free(err);
+        }
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         errors = n;
         written = refused = deleted = 0;
         for (size_t i = 0; i != s->num_gws; ++i)
             s->gws[i]->rows = -1;
         num_dead = 0;
     }
-    /* reservations whose payloads were never written (the batch stopped before them) are given back, so the next
-     * reference is where the next byte will be */
-    for (size_t i = 0; i != s->num_gws; ++i)
-        tg_logseg_abandon(&s->gws[i]->seg);
     for (size_t i = 0; i != num_dead; ++i) {
         char path[4096];
         if (tg_logseg_path(path, sizeof(path), s->payload_dir, dead[i].gw, dead[i].n) == 0 && unlink(path) != 0 &&
             errno != ENOENT)
             tg_log_warn("log store: cannot remove %s: %s", path, strerror(errno));
     }
+    /* reservations whose payloads were never written (the batch stopped before them) are given back, so the next
+     * reference is where the next byte will be */
+    for (size_t i = 0; i != s->num_gws; ++i)
+        tg_logseg_abandon(&s->gws[i]->seg);
 done:
     free(dead);
     free(rows);
@@ -1321,6 +1374,8 @@ static int start_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
     return 0;
 }
 
+#define CONVERT_CHUNK_BYTES (64u << 20) /* a chunk holds at most a thousand records, and about this much */
+
 /* Converts the rows of logs_v2 (start_v2 done, statements prepared). Returns 0, or -1 with a message. */
 static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
 {
@@ -1344,13 +1399,17 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
         tg_logrec_t *head = NULL, **tail = &head;
         size_t n = 0;
         int64_t last = -1;
-        int rc;
-        while ((rc = sqlite3_step(read)) == SQLITE_ROW) {
+        int rc = SQLITE_DONE;
+        size_t bytes = 0;
+        while (bytes < CONVERT_CHUNK_BYTES && (rc = sqlite3_step(read)) == SQLITE_ROW) {
             last = sqlite3_column_int64(read, 0);
             *tail = v2_record(read);
+            bytes += tg_logrec_size(*tail);
             tail = &(*tail)->_next;
             ++n;
         }
+        if (bytes >= CONVERT_CHUNK_BYTES)
+            rc = SQLITE_DONE; /* a full chunk: the next read starts after it */
         sqlite3_reset(read);
         if (rc != SQLITE_DONE || n == 0) {
             for (tg_logrec_t *r = head, *next; r != NULL; r = next) {
@@ -1379,8 +1438,10 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
     sqlite3_finalize(s->st_migrated);
     s->st_migrated = NULL;
     memset(&s->stats, 0, sizeof(s->stats)); /* what the conversion wrote is not what this run logged */
-    if (sqlite3_exec(s->db, "DROP TABLE logs_v2; PRAGMA user_version = " TG_STR(SCHEMA_VERSION), NULL, NULL, &err) !=
-        SQLITE_OK) {
+    /* one transaction: a stop between the two would leave layout 3's tables under version 2 */
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE; DROP TABLE logs_v2; PRAGMA user_version = " TG_STR(SCHEMA_VERSION) "; COMMIT",
+                     NULL, NULL, &err) != SQLITE_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         snprintf(errbuf, errbufsz, "cannot finish converting %s/logs.db: %s", s->data_dir, err != NULL ? err : "?");
         sqlite3_free(err);
         return -1;
@@ -1393,13 +1454,15 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
 
 static void store_free(tg_logstore_t *s)
 {
+    for (size_t i = 0; i != s->num_gws; ++i) { /* before the last checkpoint, which closing the database runs */
+        tg_logseg_sync(&s->gws[i]->seg);
+        tg_logseg_close(&s->gws[i]->seg);
+    }
     for (int i = 0; i != ST_NUM; ++i)
         sqlite3_finalize(s->st[i]);
     sqlite3_finalize(s->st_migrated);
     sqlite3_close(s->db);
     for (size_t i = 0; i != s->num_gws; ++i) {
-        tg_logseg_sync(&s->gws[i]->seg);
-        tg_logseg_close(&s->gws[i]->seg);
         free(s->gws[i]->account);
         free(s->gws[i]->gateway);
         free(s->gws[i]);
@@ -1480,18 +1543,21 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         }
     }
     tg_buf_free(&many);
-    if (version == 2 && convert_v2(s, errbuf, errbufsz) != 0) {
-        store_free(s);
-        return NULL;
-    }
-    sweep_orphans(s);
     s->tail = &s->head;
     s->max_depth = queue_size;
     s->max_bytes = queue_memory;
     atomic_init(&s->deleted_gen, 0);
-    uv_mutex_init(&s->mutex);
+    uv_mutex_init(&s->mutex); /* (the conversion's batches count under it) */
     uv_cond_init(&s->wake);
     uv_cond_init(&s->flushed);
+    if (version == 2 && convert_v2(s, errbuf, errbufsz) != 0) {
+        uv_mutex_destroy(&s->mutex);
+        uv_cond_destroy(&s->wake);
+        uv_cond_destroy(&s->flushed);
+        store_free(s);
+        return NULL;
+    }
+    sweep_orphans(s);
     if (uv_thread_create(&s->thread, writer_main, s) != 0) {
         snprintf(errbuf, errbufsz, "cannot start the log writer thread");
         uv_mutex_destroy(&s->mutex);
@@ -1583,9 +1649,10 @@ void tg_logstore_close(tg_logstore_t *s)
     if (s == NULL)
         return;
     /* (the writer may be in its group-commit wait: the signal below ends it) */
+    uv_mutex_lock(&s->mutex);
     for (size_t i = 0; i != s->num_idle; ++i)
         sqlite3_close(s->idle[i]);
-    uv_mutex_lock(&s->mutex);
+    s->num_idle = 0;
     s->stop = true;
     uv_cond_signal(&s->wake);
     uv_mutex_unlock(&s->mutex);

@@ -497,6 +497,75 @@ static void test_large_payloads(void)
     tg_logstore_close(s);
 }
 
+/* The live count of one segment of a gateway, -1 when it has no row. */
+static int64_t segment_live(sqlite3 *db, int gw, int n)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t live = -1;
+    sqlite3_prepare_v2(db, "SELECT live FROM log_segments WHERE gw = ? AND n = ?", -1, &st, NULL);
+    sqlite3_bind_int(st, 1, gw);
+    sqlite3_bind_int(st, 2, n);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        live = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return live;
+}
+
+/* Failures inside a batch: a batch rolled back keeps the gateway it numbered (another gateway never shares its keys),
+ * and retention that trims rows of its own batch leaves its segment's count right. */
+static void test_batch_failures(void)
+{
+    char err[512];
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_EQ_INT(sqlite3_exec(db, "CREATE TRIGGER boom BEFORE INSERT ON logs WHEN new.model = 'boom' BEGIN SELECT "
+                              "RAISE(ROLLBACK, 'refused by the test'); END",
+                          NULL, NULL, NULL),
+             SQLITE_OK);
+    tg_logstore_submit(s, rec("fa", "openai", "boom", 200, 1, 0, 1799000000000ull, NULL));
+    tg_logstore_flush(s);
+    tg_logstore_stats_t st;
+    tg_logstore_stats(s, &st);
+    T_OK(st.write_errors >= 1);
+    T_EQ_INT(sqlite3_exec(db, "DROP TRIGGER boom", NULL, NULL, NULL), SQLITE_OK);
+    tg_logstore_submit(s, rec("fa", "openai", "gpt-4o", 200, 2, 0, 1799000000001ull, NULL));
+    tg_logstore_submit(s, rec("fb", "openai", "gpt-4o", 200, 3, 0, 1799000000002ull, NULL));
+    tg_logstore_flush(s);
+    tg_qparams_t q;
+    json_t *result = NULL, *info = NULL;
+    tg_qparams_parse(&q, tg_iov_str(""), err, sizeof(err));
+    T_EQ_INT(tg_logs_list(db, "local", "fa", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_INT(json_integer_value(json_object_get(info, "total_count")), 1);
+    T_EQ_INT(json_integer_value(json_object_get(json_array_get(result, 0), "duration")), 2);
+    json_decref(result);
+    json_decref(info);
+    T_EQ_INT(tg_logs_list(db, "local", "fb", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_INT(json_integer_value(json_object_get(info, "total_count")), 1);
+    json_decref(result);
+    json_decref(info);
+    T_OK(gateway_no(db, "fa") > 0 && gateway_no(db, "fa") != gateway_no(db, "fb"));
+
+    /* 50 records of a new gateway in one batch, retention keeping 5: the segment counts the 5 left */
+    for (int i = 0; i != 50; ++i) {
+        tg_logrec_t *r = rec("fc", "openai", "gpt-4o", 200, i, 0, 1799000001000ull + (uint64_t)i, NULL);
+        r->log_management = 5;
+        r->log_management_strategy = TG_LOGS_DELETE_OLDEST;
+        tg_logstore_submit(s, r);
+    }
+    tg_logstore_flush(s);
+    int gw = gateway_no(db, "fc");
+    T_EQ_INT(segment_live(db, gw, 1), 5);
+    T_EQ_INT(tg_logs_list(db, "local", "fc", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_INT(json_integer_value(json_object_get(info, "total_count")), 5);
+    json_decref(result);
+    json_decref(info);
+    tg_qparams_free(&q);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+}
+
 /* Keys: many records in one millisecond (past the 512 a millisecond's keys tell apart), and records that finish after
  * newer ones, are all stored and listed newest first. */
 static void test_keys(void)
@@ -686,6 +755,41 @@ static void test_convert_v2(void)
     T_EQ_INT(sqlite3_column_int(st, 0), 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
+
+    /* a conversion whose payloads cannot be written stops, and the old records stay where they were */
+    snprintf(sub, sizeof(sub), "%s/v2bad", dir);
+    mkdir(sub, 0700);
+    snprintf(path, sizeof(path), "%s/logs.db", sub);
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    sql = sqlite3_mprintf(v2, id1, id2);
+    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    sqlite3_close(db);
+    snprintf(path, sizeof(path), "%s/" TG_LOGSEG_DIR, sub);
+    FILE *f = fopen(path, "w"); /* a file where the payload directory should be */
+    if (f != NULL)
+        fclose(f);
+    s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s == NULL);
+    tg_logstore_close(s);
+    snprintf(path, sizeof(path), "%s/logs.db", sub);
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM logs_v2", -1, &st, NULL), SQLITE_OK);
+    T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+    T_EQ_INT(sqlite3_column_int(st, 0), 2); /* the layout-2 records, all still there */
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    /* once the payload directory can be made, the next start finishes the conversion */
+    snprintf(path, sizeof(path), "%s/" TG_LOGSEG_DIR, sub);
+    unlink(path);
+    s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s != NULL) {
+        db = tg_logstore_acquire(s, err, sizeof(err));
+        T_EQ_STR(body_of(db, "old", id1, true, got, sizeof(got)), "data: x");
+        tg_logstore_release(s, db);
+        tg_logstore_close(s);
+    }
 }
 
 int main(void)
@@ -699,6 +803,7 @@ int main(void)
     T_RUN(test_payloads);
     T_RUN(test_large_payloads);
     T_RUN(test_keys);
+    T_RUN(test_batch_failures);
     T_RUN(test_displaced);
     T_RUN(test_convert_v2);
     if (unit_rmtree(dir) != 0)
