@@ -264,6 +264,18 @@ static ssize_t pread_all(int fd, void *buf, size_t n, uint64_t off)
 }
 
 /* Opens the segment of `ref` and checks the header there against `seq`; fills len[]. Returns the fd or -1. */
+/* Reads the header at `ref` and checks it is row `seq`'s; fills len[]. Returns 0 or -1. */
+static int read_header(int fd, int64_t ref, uint64_t seq, uint32_t len[TG_LOGSEG_PARTS])
+{
+    unsigned char head[TG_LOGSEG_HEADER];
+    if (pread_all(fd, head, sizeof(head), tg_logseg_ref_off(ref)) != (ssize_t)sizeof(head) ||
+        memcmp(head, magic, 4) != 0 || get_u64(head + 4) != seq)
+        return -1;
+    for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
+        len[i] = get_u32(head + 12 + 4 * i);
+    return 0;
+}
+
 static int open_record(const char *dir, unsigned gw, int64_t ref, uint64_t seq, int flags, uint32_t len[TG_LOGSEG_PARTS],
                        char *err, size_t errsz)
 {
@@ -278,9 +290,7 @@ static int open_record(const char *dir, unsigned gw, int64_t ref, uint64_t seq, 
                  strerror(errno));
         return -1;
     }
-    unsigned char head[TG_LOGSEG_HEADER];
-    if (pread_all(fd, head, sizeof(head), tg_logseg_ref_off(ref)) != (ssize_t)sizeof(head) ||
-        memcmp(head, magic, 4) != 0 || get_u64(head + 4) != seq) {
+    if (read_header(fd, ref, seq, len) != 0) {
         snprintf(err, errsz, "its payload is not in segment %u-%llu (lost when the gateway stopped before it reached "
                              "the disk?)",
                  gw, (unsigned long long)tg_logseg_ref_n(ref));
@@ -288,10 +298,8 @@ static int open_record(const char *dir, unsigned gw, int64_t ref, uint64_t seq, 
         return -1;
     }
     uint64_t end = tg_logseg_ref_off(ref) + TG_LOGSEG_HEADER;
-    for (int i = 0; i != TG_LOGSEG_PARTS; ++i) {
-        len[i] = get_u32(head + 12 + 4 * i);
+    for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
         end += len[i];
-    }
     /* the trailer: the payload was written out to its end (a write cut short by a crash leaves zeros there) */
     unsigned char tail[TG_LOGSEG_TRAILER];
     if (pread_all(fd, tail, sizeof(tail), end) != (ssize_t)sizeof(tail) || get_u64(tail) != ~seq) {
@@ -342,13 +350,12 @@ int tg_logseg_punch(tg_logseg_punch_t *p, const char *dir, unsigned gw, int64_t 
         p->gw = gw;
         p->n = n;
     }
-    unsigned char head[TG_LOGSEG_HEADER];
-    if (pread_all(p->fd, head, sizeof(head), tg_logseg_ref_off(ref)) != (ssize_t)sizeof(head) ||
-        memcmp(head, magic, 4) != 0 || get_u64(head + 4) != seq)
+    uint32_t len[TG_LOGSEG_PARTS];
+    if (read_header(p->fd, ref, seq, len) != 0)
         return -1; /* not this record's payload (any more): nothing to free */
     uint64_t total = TG_LOGSEG_HEADER + TG_LOGSEG_TRAILER;
     for (int i = 0; i != TG_LOGSEG_PARTS; ++i)
-        total += get_u32(head + 12 + 4 * i);
+        total += len[i];
     int rc = fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)tg_logseg_ref_off(ref), (off_t)total);
     if (rc != 0) { /* a file system without hole punching: overwrite with zeros instead */
         static const char zeros[4096];

@@ -125,13 +125,20 @@ static tg_logrec_pool_t *my_pool(void)
     return thread_pool;
 }
 
-static void free_now(tg_logrec_t *r)
+/* Frees what a record holds beyond its block: the arena's extra chunks and the response body. */
+static void empty_record(tg_logrec_t *r)
 {
     for (tg_logrec_chunk_t *c = r->chunks, *next; c != NULL; c = next) {
         next = c->next;
         free(c);
     }
+    r->chunks = NULL;
     tg_buf_free(&r->response_body);
+}
+
+static void free_now(tg_logrec_t *r)
+{
+    empty_record(r);
     free(r);
 }
 
@@ -163,11 +170,7 @@ static void take_returned(tg_logrec_pool_t *pool)
         if (pool->num_spare == SPARE_MAX || r->_inline > SPARE_BLOCK_MAX) {
             free_now(r);
         } else {
-            for (tg_logrec_chunk_t *c = r->chunks, *cn; c != NULL; c = cn) {
-                cn = c->next;
-                free(c);
-            }
-            tg_buf_free(&r->response_body);
+            empty_record(r);
             r->_next = pool->spare;
             pool->spare = r;
             pool->num_spare++;
@@ -511,7 +514,6 @@ struct st_tg_logstore_t {
     tg_logseg_stage_t stage; /* payload staging, shared by the gateways' segment writers */
     bool bad;                /* the batch being written met an error: it is rolled back (run) */
     int64_t data_version;    /* PRAGMA data_version at the last batch: another connection's commits change it */
-    bool in_checkpoint;
     sqlite3 *idle[8]; /* query connections not in use (under mutex) */
     size_t num_idle;
     tg_logstore_stats_t stats; /* under mutex */
@@ -706,6 +708,7 @@ static void payload_parts(const tg_logrec_t *r, tg_iovec_t parts[TG_LOGSEG_PARTS
 typedef struct {
     tg_logrec_t *r;
     gw_state_t *g;
+    tg_iovec_t parts[TG_LOGSEG_PARTS]; /* its payload (payload_parts), for the reservation and the staging */
     int64_t seq, ref; /* ref -1: no payload stored */
     keypick_t kp;
     int state;        /* 1 stored, 0 refused by retention, -1 lost to an error */
@@ -922,6 +925,15 @@ static void group_by_gateway(tg_logstore_t *s, item_t *items, size_t n)
     free(sorted);
 }
 
+/* The end of the gateway group that starts at items[k] (grouped by group_by_gateway). */
+static size_t group_end(const item_t *items, size_t n, size_t k)
+{
+    size_t end = k;
+    while (end != n && items[end].g == items[k].g)
+        ++end;
+    return end;
+}
+
 /* Segments to unlink once the batch has committed. */
 typedef struct {
     unsigned gw;
@@ -978,9 +990,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
     group_by_gateway(s, items, n);
     for (k = 0; k != n;) {
         gw_state_t *g = items[k].g;
-        size_t end = k;
-        while (end != n && items[end].g == g)
-            ++end;
+        size_t end = group_end(items, n, k);
         if (g == NULL) {
             k = end;
             continue;
@@ -997,9 +1007,8 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
                 items[i].state = 0;
                 continue;
             }
-            tg_iovec_t parts[TG_LOGSEG_PARTS];
-            payload_parts(r, parts);
-            total += tg_logseg_size(parts);
+            payload_parts(r, items[i].parts);
+            total += tg_logseg_size(items[i].parts);
             accepted++;
         }
         bool seg = accepted != 0 && tg_logseg_begin(&g->seg, total) == 0;
@@ -1007,9 +1016,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
             item_t *it = &items[i];
             if (it->state == 0)
                 continue;
-            tg_iovec_t parts[TG_LOGSEG_PARTS];
-            payload_parts(it->r, parts);
-            it->ref = seg ? tg_logseg_reserve(&g->seg, tg_logseg_size(parts)) : -1;
+            it->ref = seg ? tg_logseg_reserve(&g->seg, tg_logseg_size(it->parts)) : -1;
             it->seq = first_key(g, it->r, &it->kp);
             rows[nrows++] = it;
         }
@@ -1049,16 +1056,11 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
     bool have_stage = tg_logseg_stage_init(&s->stage) == 0;
     for (k = 0; k != n && !s->bad && !sqlite3_get_autocommit(s->db);) {
         gw_state_t *g = items[k].g;
-        size_t end = k;
-        while (end != n && items[end].g == g)
-            ++end;
+        size_t end = group_end(items, n, k);
         if (g != NULL && g->seg_live != 0) {
             for (size_t i = k; i != end && have_stage; ++i) {
-                if (items[i].ref < 0)
-                    continue;
-                tg_iovec_t parts[TG_LOGSEG_PARTS];
-                payload_parts(items[i].r, parts);
-                tg_logseg_stage(&g->seg, &s->stage, (uint64_t)items[i].seq, parts);
+                if (items[i].ref >= 0)
+                    tg_logseg_stage(&g->seg, &s->stage, (uint64_t)items[i].seq, items[i].parts);
             }
             if (!have_stage)
                 tg_logseg_abandon(&g->seg);
@@ -1180,13 +1182,12 @@ done:
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 {
     tg_logstore_t *s = arg;
-    if (pages < WAL_CHECKPOINT_PAGES || s->in_checkpoint)
+    if (pages < WAL_CHECKPOINT_PAGES)
         return SQLITE_OK;
-    s->in_checkpoint = true;
     for (size_t i = 0; i != s->num_gws; ++i)
         tg_logseg_sync(&s->gws[i]->seg);
+    /* (a checkpoint commits nothing: the hook does not run again inside it) */
     sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    s->in_checkpoint = false;
     return SQLITE_OK;
 }
 
