@@ -34,11 +34,16 @@ typedef struct st_tg_jnode_t {
     uint32_t count;    /* children */
 } tg_jnode_t;
 
+/* Nodes a document holds in itself before it allocates: a chat request or answer of a few turns fits. */
+#define TG_JDOC_INLINE_NODES 64
+
+/* Not to be copied (nodes may point into it). */
 typedef struct st_tg_jdoc_t {
     const char *text;
     size_t len;
     tg_jnode_t *nodes;
     uint32_t num, cap;
+    tg_jnode_t inline_nodes[TG_JDOC_INLINE_NODES];
 } tg_jdoc_t;
 
 /* Parses one JSON value (surrounding white space allowed). Returns 0, or -1 when the text is not exactly one JSON
@@ -84,6 +89,8 @@ static inline bool tg_jdoc_str_eq(const tg_jdoc_t *d, uint32_t i, const char *s)
 }
 /* Appends string i's unescaped content to `out` (0, or TG_E_TOOBIG); -1 when i is not a string. */
 int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out);
+/* The same for raw string content of this document (a value's between its quotes, or a key: tg_jdoc_key). */
+int tg_jdoc_unescape(tg_iovec_t raw, tg_buf_t *out);
 /* Integer value of a number written without fraction or exponent; 0, or -1 (also for TG_JDOC_NONE). */
 int tg_jdoc_int(const tg_jdoc_t *d, uint32_t i, int64_t *v);
 /* Any number's value; 0, or -1. */

@@ -23,6 +23,7 @@ typedef struct st_tg_recorder_t {
     tg_logrec_t *rec; /* NULL when no record is kept (collect_logs off); usage is still parsed for metrics */
     tg_usage_parser_t usage;
     bool usage_started;
+    bool usage_deferred;    /* tg_recorder_defer_usage: the body is kept but not scanned as it arrives */
     z_stream *inflate;      /* a gzip/deflate answer is inflated for the parser and the stored body (heap) */
     uint64_t inflated;      /* bytes inflated so far (bounded) */
     bool undecodable;       /* an encoding we cannot read (br, zstd): no usage, body kept as it came */
@@ -65,6 +66,15 @@ void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, si
 const char *tg_recorder_accept_encoding(tg_iovec_t client_value, bool identity_only);
 /* Response body bytes as they go to the client. */
 void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n);
+/*
+ * The proxy keeps the whole answer to translate it, and parses it once for that: the body is still kept as it
+ * arrives but not scanned for usage, and tg_recorder_usage_doc (the parsed answer) or tg_recorder_usage_bytes (the
+ * answer's bytes, when it was not parsed) ends that. Returns false, deferring nothing, for a compressed answer
+ * (scanned as it is inflated) or before tg_recorder_response_head.
+ */
+bool tg_recorder_defer_usage(tg_recorder_t *rc);
+void tg_recorder_usage_doc(tg_recorder_t *rc, const tg_jdoc_t *d);
+void tg_recorder_usage_bytes(tg_recorder_t *rc, const char *p, size_t n);
 /* The request is over: completes the record and submits it (or drops it), and counts tokens and cost in `m`. */
 void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, tg_metrics_t *m);
 

@@ -26,6 +26,7 @@
 #ifndef TOLLGATE_USAGE_H
 #define TOLLGATE_USAGE_H
 
+#include "tollgate/jsondoc.h"
 #include "tollgate/jsonscan.h"
 
 typedef struct st_tg_usage_t {
@@ -90,6 +91,9 @@ void tg_usage_parser_dispose(tg_usage_parser_t *u);
 tg_body_kind_t tg_usage_kind_for(tg_iovec_t content_type);
 /* Feeds response body bytes, in order, in pieces of any size. */
 void tg_usage_parser_feed(tg_usage_parser_t *u, const char *p, size_t n);
+/* Reads a whole JSON body that is already parsed (the unified API parses an answer it translates) instead of
+ * feeding its bytes: the same fields, the same model, the same result as tg_usage_parser_feed of its text. */
+void tg_usage_parser_take_doc(tg_usage_parser_t *u, const tg_jdoc_t *d);
 /* A response header (Bedrock reports InvokeModel's usage in headers). */
 void tg_usage_parser_header(tg_usage_parser_t *u, tg_iovec_t name, tg_iovec_t value);
 /* The usage seen so far, normalised. */

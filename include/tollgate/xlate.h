@@ -25,6 +25,7 @@
 #define TOLLGATE_XLATE_H
 
 #include "tollgate/buf.h"
+#include "tollgate/jsondoc.h"
 
 #define TG_XLATE_MAX_EVENT (1u << 20)
 
@@ -74,6 +75,9 @@ int tg_xlate_embeddings_request(tg_dialect_t provider, const char *body, size_t 
  */
 int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const tg_xlate_req_info_t *info, const char *body,
                       size_t len, int64_t created, tg_buf_t *out);
+/* The same for an answer the caller has parsed already (jsondoc.h). */
+int tg_xlate_response_doc(tg_dialect_t client, tg_dialect_t provider, const tg_xlate_req_info_t *info,
+                          const tg_jdoc_t *d, int64_t created, tg_buf_t *out);
 
 /*
  * Rewrites a provider's error answer (any status >= 400, any body) in the client's error shape: OpenAI's

@@ -24,16 +24,27 @@ typedef struct {
     unsigned depth;
 } parse_t;
 
-static uint32_t new_node(parse_t *ps, tg_json_type_t type, const char *start, uint32_t key, uint32_t key_len)
+static __attribute__((noinline)) int grow(tg_jdoc_t *d)
+{
+    if (d->cap >= TG_JDOC_MAX_NODES)
+        return -1;
+    uint32_t cap = d->cap * 2;
+    if (d->nodes == d->inline_nodes) {
+        d->nodes = tg_malloc(sizeof(*d->nodes) * cap);
+        memcpy(d->nodes, d->inline_nodes, sizeof(d->inline_nodes));
+    } else {
+        d->nodes = tg_realloc(d->nodes, sizeof(*d->nodes) * cap);
+    }
+    d->cap = cap;
+    return 0;
+}
+
+static inline __attribute__((always_inline)) uint32_t new_node(parse_t *ps, tg_json_type_t type, const char *start,
+                                                               uint32_t key, uint32_t key_len)
 {
     tg_jdoc_t *d = ps->d;
-    if (d->num == d->cap) {
-        if (d->cap >= TG_JDOC_MAX_NODES)
-            return TG_JDOC_NONE; /* the caller fails the parse */
-        uint32_t cap = d->cap == 0 ? 64 : d->cap * 2;
-        d->nodes = tg_realloc(d->nodes, sizeof(*d->nodes) * cap);
-        d->cap = cap;
-    }
+    if (d->num == d->cap && grow(d) != 0)
+        return TG_JDOC_NONE; /* the caller fails the parse */
     uint32_t i = d->num++;
     tg_jnode_t *n = &d->nodes[i];
     n->type = (uint8_t)type;
@@ -55,8 +66,10 @@ static uint32_t new_node(parse_t *ps, tg_json_type_t type, const char *start, ui
     return i;
 }
 
-static void skip_ws(parse_t *ps)
+static inline void skip_ws(parse_t *ps)
 {
+    if (ps->p < ps->end && (unsigned char)*ps->p > ' ')
+        return; /* compact JSON: most calls */
     while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
         ++ps->p;
 }
@@ -262,9 +275,11 @@ static int parse(parse_t *ps)
 
 int tg_jdoc_parse(tg_jdoc_t *d, const char *text, size_t len)
 {
-    memset(d, 0, sizeof(*d));
     d->text = text;
     d->len = len;
+    d->nodes = d->inline_nodes;
+    d->num = 0;
+    d->cap = TG_JDOC_INLINE_NODES;
     if (len == 0 || len >= UINT32_MAX) /* nothing is not one value */
         return -1;
     parse_t ps; /* 4 KiB of stack for the open containers */
@@ -277,9 +292,11 @@ int tg_jdoc_parse(tg_jdoc_t *d, const char *text, size_t len)
 
 void tg_jdoc_free(tg_jdoc_t *d)
 {
-    free(d->nodes);
-    d->nodes = NULL;
-    d->num = d->cap = 0;
+    if (d->nodes != d->inline_nodes)
+        free(d->nodes);
+    d->nodes = d->inline_nodes;
+    d->num = 0;
+    d->cap = TG_JDOC_INLINE_NODES;
 }
 
 uint32_t tg_jdoc_get_n(const tg_jdoc_t *d, uint32_t obj, const char *key, size_t kl)
@@ -329,11 +346,8 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
-int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out)
+int tg_jdoc_unescape(tg_iovec_t raw, tg_buf_t *out)
 {
-    if (i == TG_JDOC_NONE || d->nodes[i].type != TG_JSON_STRING)
-        return -1;
-    tg_iovec_t raw = tg_jdoc_str_raw(d, i);
     if (memchr(raw.base, '\\', raw.len) == NULL)
         return tg_buf_append(out, raw.base, raw.len);
     if (tg_buf_reserve(out, raw.len) != 0) /* unescaped is never longer */
@@ -373,6 +387,13 @@ int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out)
     }
     out->len = (size_t)(o - out->base);
     return 0;
+}
+
+int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out)
+{
+    if (i == TG_JDOC_NONE || d->nodes[i].type != TG_JSON_STRING)
+        return -1;
+    return tg_jdoc_unescape(tg_jdoc_str_raw(d, i), out);
 }
 
 bool tg_jdoc_str_eq_n(const tg_jdoc_t *d, uint32_t i, const char *s, size_t sl)

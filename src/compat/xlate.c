@@ -259,26 +259,33 @@ int tg_xlate_embeddings_request(tg_dialect_t provider, const char *body, size_t 
     return r;
 }
 
+int tg_xlate_response_doc(tg_dialect_t client, tg_dialect_t provider, const tg_xlate_req_info_t *info,
+                          const tg_jdoc_t *d, int64_t created, tg_buf_t *out)
+{
+    int r = -1;
+    if (d->nodes[0].type != TG_JSON_OBJECT)
+        return -1;
+    if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_ANTHROPIC)
+        r = tg_xlate_anthropic_response(d, info, created, out);
+    else if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_GOOGLE)
+        r = tg_xlate_google_response(d, info, created, out);
+    else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_OPENAI)
+        r = tg_xlate_chat_response(d, out);
+    else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_GOOGLE) {
+        tg_buf_t mid; /* the chat completion in between */
+        tg_buf_init(&mid, out->max);
+        if (tg_xlate_google_response(d, info, created, &mid) == 0)
+            r = tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, info, mid.base, mid.len, created, out);
+        tg_buf_free(&mid);
+    }
+    return r;
+}
+
 int tg_xlate_response(tg_dialect_t client, tg_dialect_t provider, const tg_xlate_req_info_t *info, const char *body,
                       size_t len, int64_t created, tg_buf_t *out)
 {
     tg_jdoc_t d;
-    int r = -1;
-    if (tg_jdoc_parse(&d, body, len) == 0 && d.nodes[0].type == TG_JSON_OBJECT) {
-        if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_ANTHROPIC)
-            r = tg_xlate_anthropic_response(&d, info, created, out);
-        else if (client == TG_DIALECT_OPENAI && provider == TG_DIALECT_GOOGLE)
-            r = tg_xlate_google_response(&d, info, created, out);
-        else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_OPENAI)
-            r = tg_xlate_chat_response(&d, out);
-        else if (client == TG_DIALECT_ANTHROPIC && provider == TG_DIALECT_GOOGLE) {
-            tg_buf_t mid; /* the chat completion in between */
-            tg_buf_init(&mid, out->max);
-            if (tg_xlate_google_response(&d, info, created, &mid) == 0)
-                r = tg_xlate_response(TG_DIALECT_ANTHROPIC, TG_DIALECT_OPENAI, info, mid.base, mid.len, created, out);
-            tg_buf_free(&mid);
-        }
-    }
+    int r = tg_jdoc_parse(&d, body, len) == 0 ? tg_xlate_response_doc(client, provider, info, &d, created, out) : -1;
     tg_jdoc_free(&d);
     return r;
 }

@@ -371,9 +371,34 @@ void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n)
     }
 }
 
+bool tg_recorder_defer_usage(tg_recorder_t *rc)
+{
+    if (!rc->usage_started || rc->inflate != NULL || rc->undecodable || rc->usage.kind != TG_BODY_JSON)
+        return false;
+    rc->usage_deferred = true;
+    return true;
+}
+
+void tg_recorder_usage_doc(tg_recorder_t *rc, const tg_jdoc_t *d)
+{
+    if (!rc->usage_deferred)
+        return;
+    rc->usage_deferred = false;
+    tg_usage_parser_take_doc(&rc->usage, d);
+}
+
+void tg_recorder_usage_bytes(tg_recorder_t *rc, const char *p, size_t n)
+{
+    if (!rc->usage_deferred)
+        return;
+    rc->usage_deferred = false;
+    if (n != 0)
+        tg_usage_parser_feed(&rc->usage, p, n);
+}
+
 static void take_plain(tg_recorder_t *rc, const char *p, size_t n)
 {
-    if (rc->usage_started && !rc->undecodable)
+    if (rc->usage_started && !rc->undecodable && !rc->usage_deferred)
         tg_usage_parser_feed(&rc->usage, p, n);
     tg_logrec_t *rec = rc->rec;
     if (rec == NULL || !rc->payload || rec->response_body_dropped)

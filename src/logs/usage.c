@@ -6,7 +6,7 @@
 #include "tollgate/usage.h"
 
 typedef struct {
-    const char *parent, *key;
+    const char *parent, *key; /* at most 32 rules (doc_key_t.rules) */
     int field;
     size_t parent_len, key_len;
 } field_rule_t;
@@ -49,6 +49,8 @@ static const field_rule_t rules[] = {
     RULE("amazon-bedrock-invocationMetrics", "cacheReadInputTokenCount", TG_U_BR_CACHE_READ),
     RULE("amazon-bedrock-invocationMetrics", "cacheWriteInputTokenCount", TG_U_BR_CACHE_WRITE),
 };
+
+_Static_assert(TG_ARRAY_SIZE(rules) <= 32, "doc_key_t.rules holds a bit per rule");
 
 /* A token count: a non-negative integer (a fraction or exponent is refused rather than guessed at). */
 static bool parse_count(const char *p, size_t n, int64_t *out)
@@ -109,6 +111,120 @@ static void on_value(tg_jsonscan_t *s, const tg_jsonscan_value_t *v, void *data)
             return;
         }
     }
+}
+
+/* ---- a whole parsed document: the same rules, walked in document order ------------------------------------- */
+
+/* A member key as the scanner holds it: unescaped, "not plain" in an array or when longer than the scanner keeps. */
+typedef struct {
+    char buf[TG_JSONSCAN_MAX_KEY];
+    const char *key;
+    size_t len;
+    bool plain;
+    uint32_t rules; /* for a container's key: the rules whose parent it is (bit i: rules[i]) */
+} doc_key_t;
+
+static void doc_key(const tg_jdoc_t *d, uint32_t container, uint32_t i, doc_key_t *k)
+{
+    k->plain = false;
+    if (d->nodes[container].type != TG_JSON_OBJECT)
+        return;
+    tg_iovec_t raw = tg_jdoc_key(d, i);
+    if (memchr(raw.base, '\\', raw.len) == NULL) {
+        k->key = raw.base;
+        k->len = raw.len;
+    } else {
+        tg_buf_t b;
+        tg_buf_init(&b, raw.len);
+        if (tg_jdoc_unescape(raw, &b) != 0 || b.len >= sizeof(k->buf)) {
+            tg_buf_free(&b);
+            return;
+        }
+        memcpy(k->buf, b.base, b.len);
+        k->key = k->buf;
+        k->len = b.len;
+        tg_buf_free(&b);
+    }
+    k->plain = k->len < TG_JSONSCAN_MAX_KEY;
+}
+
+static bool doc_key_eq(const doc_key_t *k, const char *s, size_t n)
+{
+    return k->plain && k->len == n && memcmp(k->key, s, n) == 0;
+}
+
+static void doc_take_model(tg_usage_parser_t *u, const tg_jdoc_t *d, uint32_t i)
+{
+    tg_buf_t b;
+    tg_buf_init(&b, 6 * sizeof(u->model)); /* escapes take up to 6 bytes for 1 */
+    if (tg_jdoc_str(d, i, &b) == 0 && b.len != 0 && b.len < sizeof(u->model)) {
+        memcpy(u->model, b.base, b.len);
+        u->model[b.len] = '\0';
+    }
+    tg_buf_free(&b);
+}
+
+/* Could a member with this raw key be the parent of one of the rules' fields? Every parent key in the rules is at
+ * least 5 bytes and starts with one of u, p, i, b, a (as in on_value); an escaped key is unescaped to be sure. */
+static bool maybe_parent(tg_iovec_t raw)
+{
+    char c = raw.len != 0 ? raw.base[0] : '\0';
+    return c == '\\' || (raw.len >= 5 && (c == 'u' || c == 'p' || c == 'i' || c == 'b' || c == 'a'));
+}
+
+/* The children of `c` (at `depth`, whose own key is `parent`), as on_value sees them. */
+static void doc_walk(tg_usage_parser_t *u, const tg_jdoc_t *d, uint32_t c, unsigned depth, const doc_key_t *parent)
+{
+    TG_JDOC_EACH(d, c, x) {
+        tg_json_type_t t = tg_jdoc_type(d, x);
+        doc_key_t leaf;
+        if (t == TG_JSON_STRING) {
+            tg_iovec_t raw = tg_jdoc_key(d, x);
+            if (u->model[0] != '\0' || depth > 2 || raw.len < 5 || (raw.base[0] != 'm' && raw.base[0] != '\\'))
+                continue;
+            doc_key(d, c, x, &leaf);
+            if ((depth == 1 && (doc_key_eq(&leaf, TG_LIT("model")) || doc_key_eq(&leaf, TG_LIT("modelVersion")))) ||
+                (depth == 2 && doc_key_eq(&leaf, TG_LIT("model")) &&
+                 (doc_key_eq(parent, TG_LIT("message")) || doc_key_eq(parent, TG_LIT("response")))))
+                doc_take_model(u, d, x);
+        } else if (t == TG_JSON_NUMBER) {
+            if (depth < 2 || parent->rules == 0)
+                continue;
+            doc_key(d, c, x, &leaf);
+            for (uint32_t m = parent->rules; m != 0 && leaf.plain; m &= m - 1) {
+                unsigned i = (unsigned)__builtin_ctz(m);
+                if (doc_key_eq(&leaf, rules[i].key, rules[i].key_len)) {
+                    tg_iovec_t raw = tg_jdoc_raw(d, x);
+                    int64_t n;
+                    if (parse_count(raw.base, raw.len, &n))
+                        u->fields[rules[i].field] = n;
+                    break;
+                }
+            }
+        } else if ((t == TG_JSON_OBJECT || t == TG_JSON_ARRAY) && depth < TG_JSONSCAN_MAX_DEPTH) {
+            /* at depth 1 it may be a model's "message" or "response" */
+            tg_iovec_t raw = tg_jdoc_key(d, x);
+            char k0 = raw.len != 0 ? raw.base[0] : '\0';
+            bool rule_parent = maybe_parent(raw);
+            leaf.plain = false;
+            leaf.rules = 0;
+            if (rule_parent || (depth == 1 && (k0 == 'm' || k0 == 'r'))) { /* or a model's "message", "response" */
+                doc_key(d, c, x, &leaf);
+                for (size_t i = 0; i != TG_ARRAY_SIZE(rules) && rule_parent; ++i)
+                    if (doc_key_eq(&leaf, rules[i].parent, rules[i].parent_len))
+                        leaf.rules |= 1u << i;
+            } /* else no rule's parent, nor a model's: what is under it is not looked at */
+            doc_walk(u, d, x, depth + 1, &leaf);
+        }
+    }
+}
+
+void tg_usage_parser_take_doc(tg_usage_parser_t *u, const tg_jdoc_t *d)
+{
+    doc_key_t none = {.plain = false, .rules = 0};
+    tg_json_type_t t = tg_jdoc_type(d, 0);
+    if (t == TG_JSON_OBJECT || t == TG_JSON_ARRAY)
+        doc_walk(u, d, 0, 1, &none);
 }
 
 static int b64val(char c)

@@ -43,6 +43,7 @@ typedef struct {
     enum { XLATE_NONE, XLATE_STREAM, XLATE_WHOLE } xmode;
     tg_xlate_stream_t *xs;  /* XLATE_STREAM */
     tg_buf_t whole;         /* XLATE_WHOLE: the answer, translated once it is all in */
+    bool usage_deferred;    /* XLATE_WHOLE: the recorder reads usage from `whole` (tg_recorder_defer_usage) */
     int whole_status;
     tg_header_t *whole_headers; /* XLATE_WHOLE: the head to send with it (request pool) */
     size_t num_whole_headers;
@@ -69,6 +70,10 @@ static void release(proxy_t *px)
     if (px->xs != NULL) {
         tg_xlate_stream_dispose(px->xs);
         px->xs = NULL;
+    }
+    if (px->usage_deferred) { /* an answer cut short, too large, or left by the client: what came is read */
+        px->usage_deferred = false;
+        tg_recorder_usage_bytes(px->req->recorder, px->whole.base, px->whole.len);
     }
     tg_buf_free(&px->scratch);
     tg_buf_free(&px->whole);
@@ -220,6 +225,9 @@ static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size
     }
     px->xmode = XLATE_WHOLE;
     px->whole_status = status;
+    /* a 2xx answer is parsed once, for the translation and the usage */
+    px->usage_deferred = status >= 200 && status < 300 && px->req->recorder != NULL &&
+                         tg_recorder_defer_usage(px->req->recorder);
     out[m++] = (tg_header_t){tg_iov(TG_LIT("content-type")), tg_iov(TG_LIT("application/json"))};
     px->whole_headers = out;
     px->num_whole_headers = m;
@@ -316,13 +324,25 @@ static void xlate_whole_done(proxy_t *px)
     tg_buf_init(body, 2 * MAX_XLATE_WHOLE);
     tg_buf_reserve(body, px->whole.len + px->whole.len / 2 + 512);
     int r = 0;
-    if (status < 0)
+    if (status < 0) {
         r = -1; /* a compressed answer (xlate_head) */
-    else if (status >= 200 && status < 300)
-        r = tg_xlate_response(px->client, px->dialect, &px->xinfo, px->whole.base, px->whole.len,
-                              (int64_t)(req->start_unix_ms / 1000), body);
-    else
+    } else if (status >= 200 && status < 300) {
+        tg_jdoc_t d;
+        r = tg_jdoc_parse(&d, px->whole.base, px->whole.len);
+        if (px->usage_deferred) {
+            px->usage_deferred = false;
+            if (r == 0)
+                tg_recorder_usage_doc(req->recorder, &d);
+            else
+                tg_recorder_usage_bytes(req->recorder, px->whole.base, px->whole.len);
+        }
+        if (r == 0)
+            r = tg_xlate_response_doc(px->client, px->dialect, &px->xinfo, &d, (int64_t)(req->start_unix_ms / 1000),
+                                      body);
+        tg_jdoc_free(&d);
+    } else {
         tg_xlate_error(px->client, px->dialect, status, px->whole.base, px->whole.len, body);
+    }
     if (r != 0) {
         size_t len = px->whole.len;
         release(px);

@@ -1,6 +1,7 @@
 /*
  * Flat JSON documents: structure, member lookup, raw bytes, unescaping, numbers, and what is not one JSON value.
  */
+#include <stdio.h>
 #include "tollgate/jsondoc.h"
 #include "unit.h"
 
@@ -127,6 +128,34 @@ static void test_deep(void)
 }
 
 /* Strict grammar: what the push scanner lets through for speed, a document does not. */
+/* Documents past the nodes held inline: moved to the heap, grown again, every node still where it was. */
+static void test_growth(void)
+{
+    char t[4096];
+    size_t o = 0;
+    t[o++] = '[';
+    for (int i = 0; i < 300; ++i)
+        o += (size_t)snprintf(t + o, sizeof(t) - o, i == 0 ? "%d" : ",%d", i);
+    t[o++] = ']';
+    tg_jdoc_t d;
+    T_EQ_INT(tg_jdoc_parse(&d, t, o), 0);
+    T_EQ_INT(d.num, 301);
+    T_EQ_INT(tg_jdoc_node(&d, 0)->count, 300);
+    int64_t want = 0, bad = 0;
+    TG_JDOC_EACH(&d, 0, c)
+    bad += tg_jdoc_int_or(&d, c, -1) != want++;
+    T_EQ_INT(bad, 0);
+    T_EQ_INT(want, 300);
+    tg_jdoc_free(&d);
+    /* the same struct parses a small one after a large one, and a failed parse after that frees what it took */
+    T_EQ_INT(tg_jdoc_parse(&d, "[1]", 3), 0);
+    T_EQ_INT(d.num, 2);
+    tg_jdoc_free(&d);
+    t[o - 1] = ',';
+    T_EQ_INT(tg_jdoc_parse(&d, t, o), -1);
+    tg_jdoc_free(&d);
+}
+
 static void test_strict(void)
 {
     static const char *const bad[] = {"[01]", "[1.]", "[.5]", "[1e]", "[-]", "[1-2]", "[+1]", "[\"\\u12\"]",
@@ -155,5 +184,6 @@ int main(void)
     T_RUN(test_not_one_value);
     T_RUN(test_deep);
     T_RUN(test_strict);
+    T_RUN(test_growth);
     return unit_done("test_jsondoc");
 }

@@ -193,6 +193,86 @@ static void check_usage_n(const char *name, tg_body_kind_t kind, const char *in,
         T_EQ_INT(r.cache_write, cache_write);
         T_EQ_STR(m, model);
     }
+    tg_jdoc_t d; /* a body parsed whole (the unified API's translations) reads the same */
+    if (kind != TG_BODY_JSON)
+        return;
+    if (tg_jdoc_parse(&d, in, n) == 0) {
+        tg_usage_parser_t u;
+        tg_usage_parser_init(&u, kind);
+        tg_usage_parser_take_doc(&u, &d);
+        tg_usage_t r = tg_usage_parser_result(&u);
+        T_EQ_INT(r.input, input);
+        T_EQ_INT(r.output, output);
+        T_EQ_INT(r.cached, cached);
+        T_EQ_INT(r.cache_write, cache_write);
+        T_EQ_STR(u.model, model);
+        tg_usage_parser_dispose(&u);
+    }
+    tg_jdoc_free(&d);
+}
+
+/* take_doc against feeding the same bytes, for bodies at the edges of the rules (escaped and long keys, depth,
+ * arrays, repeated fields, models that cannot be kept) */
+static void test_usage_doc_same_as_scan(void)
+{
+    static const char *const bodies[] = {
+        "{\"us\\u0061ge\":{\"input_tokens\":7,\"output_\\u0074okens\":3},\"m\\u006fdel\":\"cl\\u00e9\"}",
+        "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2},\"usage\":{\"prompt_tokens\":5}}",
+        "[{\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1}},{\"model\":\"m1\"}]",
+        "{\"a\":[{\"usage\":{\"input_tokens\":9,\"output_tokens\":8}}],\"model\":\"\",\"modelVersion\":\"g\"}",
+        "{\"response\":{\"model\":\"r1\",\"usage\":{\"input_tokens\":3,\"output_tokens\":4}},\"model\":\"x\"}",
+        "{\"message\":{\"message\":{\"model\":\"deep\"}},\"usage\":{\"input_tokens\":1.5,\"output_tokens\":-2}}",
+        "{\"usage\":[1,2],\"x\":{\"usage\":{\"cache_read_input_tokens\":6,\"input_tokens\":1,\"output_tokens\":0}}}",
+        "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":{\"prompt_tokens\":3},\"usage\":{\"prompt_tokens\":2}}",
+        "{\"usageMetadata\":{\"promptTokenCount\":10,\"candidatesTokenCount\":2},\"model\":"
+        "\"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567\"}",
+        "{\"m\\u0065ssage\":{\"model\":\"esc\"},\"\\u0075sage\":{\"input_tokens\":2,\"output_tokens\":1}}",
+        "{\"billed_units\":{\"input_tokens\":99999999999999999999,\"output_tokens\":5}}",
+    };
+    unit_current = "take_doc";
+    for (size_t i = 0; i != sizeof(bodies) / sizeof(bodies[0]); ++i) {
+        char m[128];
+        tg_usage_t want = usage_of(TG_BODY_JSON, bodies[i], strlen(bodies[i]), 0, m, sizeof(m));
+        if (i == 0) { /* escaped keys are read unescaped */
+            T_EQ_INT(want.input, 7);
+            T_EQ_INT(want.output, 3);
+            T_EQ_STR(m, "cl\xc3\xa9");
+        }
+        tg_jdoc_t d;
+        T_EQ_INT(tg_jdoc_parse(&d, bodies[i], strlen(bodies[i])), 0);
+        tg_usage_parser_t u;
+        tg_usage_parser_init(&u, TG_BODY_JSON);
+        tg_usage_parser_take_doc(&u, &d);
+        tg_usage_t got = tg_usage_parser_result(&u);
+        T_EQ_INT(got.input, want.input);
+        T_EQ_INT(got.output, want.output);
+        T_EQ_INT(got.cached, want.cached);
+        T_EQ_INT(got.cache_write, want.cache_write);
+        T_EQ_STR(u.model, m);
+        tg_jdoc_free(&d);
+    }
+    /* nesting: usage 30 levels down is beyond what the scanner reports, 20 levels down is not */
+    for (int depth = 20; depth <= 30; depth += 10) {
+        char b[512];
+        size_t o = 0;
+        for (int k = 0; k < depth; ++k)
+            o += (size_t)snprintf(b + o, sizeof(b) - o, "{\"k\":");
+        o += (size_t)snprintf(b + o, sizeof(b) - o, "{\"usage\":{\"prompt_tokens\":3}}");
+        for (int k = 0; k < depth; ++k)
+            b[o++] = '}';
+        b[o] = '\0';
+        char m[128];
+        tg_usage_t want = usage_of(TG_BODY_JSON, b, o, 0, m, sizeof(m));
+        T_EQ_INT(want.input, depth == 20 ? 3 : -1);
+        tg_jdoc_t d;
+        T_EQ_INT(tg_jdoc_parse(&d, b, o), 0);
+        tg_usage_parser_t u;
+        tg_usage_parser_init(&u, TG_BODY_JSON);
+        tg_usage_parser_take_doc(&u, &d);
+        T_EQ_INT(tg_usage_parser_result(&u).input, want.input);
+        tg_jdoc_free(&d);
+    }
 }
 
 static void check_usage(const char *name, tg_body_kind_t kind, const char *in, int64_t input, int64_t output,
@@ -348,5 +428,6 @@ int main(void)
     T_RUN(test_usage_anthropic);
     T_RUN(test_usage_google_cohere);
     T_RUN(test_usage_bedrock);
+    T_RUN(test_usage_doc_same_as_scan);
     return unit_done("test_usage");
 }
