@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include "tollgate/buf.h"
 #include "tollgate/common.h"
+#include "tollgate/usage.h"
 
 #define TG_CACHE_KEY_LEN 32
 #define TG_CACHE_TTL_MIN 60u           /* seconds, cf-aig-cache-ttl */
@@ -61,6 +62,11 @@ struct st_tg_cache_entry_t {
     const char *body; /* in `data` */
     size_t body_len;
     size_t size; /* bytes the entry holds */
+    /* the answer's token usage, read out of the body by the first logged hit and kept for the next ones
+     * (tg_cache_entry_get_usage; memory only, read again after a restart) */
+    atomic_uint _usage_state; /* 0 not read yet, 1 being set, 2 set */
+    tg_usage_t _usage;
+    char _usage_model[128];
     /* memory tier (under the cache's mutex) */
     tg_cache_entry_t *_hnext, *_prev, *_next;
     char data[];
@@ -71,6 +77,10 @@ tg_cache_entry_t *tg_cache_entry_new(const tg_cache_key_t *key, const char *acco
                                      uint64_t created_ms, uint64_t expires_ms, int status, bool stream,
                                      tg_iovec_t head, tg_iovec_t body);
 void tg_cache_entry_retain(tg_cache_entry_t *e);
+/* The usage (and the model the answer names, "" when none) a hit read from this entry's body before: true and
+ * filled in, or false. tg_cache_entry_set_usage keeps the first one given. Any thread. */
+bool tg_cache_entry_get_usage(tg_cache_entry_t *e, tg_usage_t *u, const char **model);
+void tg_cache_entry_set_usage(tg_cache_entry_t *e, const tg_usage_t *u, const char *model);
 void tg_cache_entry_release(tg_cache_entry_t *e);
 
 typedef struct st_tg_cache_stats_t {

@@ -24,6 +24,8 @@ typedef struct st_tg_recorder_t {
     tg_usage_parser_t usage;
     bool usage_started;
     bool usage_deferred;    /* tg_recorder_defer_usage: the body is kept but not scanned as it arrives */
+    bool usage_given;       /* tg_recorder_usage_given: `given` is the usage, nothing is scanned */
+    tg_usage_t given;
     z_stream *inflate;      /* a gzip/deflate answer is inflated for the parser and the stored body (heap) */
     uint64_t inflated;      /* bytes inflated so far (bounded) */
     bool undecodable;       /* an encoding we cannot read (br, zstd): no usage, body kept as it came */
@@ -75,6 +77,12 @@ void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n);
 bool tg_recorder_defer_usage(tg_recorder_t *rc);
 void tg_recorder_usage_doc(tg_recorder_t *rc, const tg_jdoc_t *d);
 void tg_recorder_usage_bytes(tg_recorder_t *rc, const char *p, size_t n);
+/* The usage is known already (a cache hit whose entry was read before): the body is kept, nothing is scanned.
+ * After tg_recorder_response_head; `model` is the model the answer names ("" or NULL: none). */
+void tg_recorder_usage_given(tg_recorder_t *rc, const tg_usage_t *u, const char *model);
+/* The usage read so far and the model the answer names (NULL when none): false when nothing was scanned (no
+ * response head yet, or the usage was given). */
+bool tg_recorder_usage_read(tg_recorder_t *rc, tg_usage_t *u, const char **model);
 /* The request is over: completes the record and submits it (or drops it), and counts tokens and cost in `m`. */
 void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, tg_metrics_t *m);
 

@@ -70,6 +70,30 @@ void tg_cache_key_hex(const tg_cache_key_t *k, char out[2 * TG_CACHE_KEY_LEN + 1
 
 /* ---- entries ---------------------------------------------------------------------------------------------- */
 
+bool tg_cache_entry_get_usage(tg_cache_entry_t *e, tg_usage_t *u, const char **model)
+{
+    if (atomic_load_explicit(&e->_usage_state, memory_order_acquire) != 2)
+        return false;
+    *u = e->_usage;
+    *model = e->_usage_model;
+    return true;
+}
+
+void tg_cache_entry_set_usage(tg_cache_entry_t *e, const tg_usage_t *u, const char *model)
+{
+    unsigned expect = 0;
+    if (!atomic_compare_exchange_strong_explicit(&e->_usage_state, &expect, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return; /* set, or being set by another thread: the same answer, so the same usage */
+    e->_usage = *u;
+    size_t n = model != NULL ? strlen(model) : 0;
+    if (n >= sizeof(e->_usage_model))
+        n = 0;
+    memcpy(e->_usage_model, model != NULL ? model : "", n);
+    e->_usage_model[n] = '\0';
+    atomic_store_explicit(&e->_usage_state, 2, memory_order_release);
+}
+
 tg_cache_entry_t *tg_cache_entry_new(const tg_cache_key_t *key, const char *account, const char *gateway,
                                      uint64_t created_ms, uint64_t expires_ms, int status, bool stream,
                                      tg_iovec_t head, tg_iovec_t body)

@@ -65,6 +65,10 @@ static void replay_pump(replay_t *rp)
         if (tg_http_send(req, p, n) != 0)
             return; /* on_abort follows */
     }
+    tg_usage_t u;
+    const char *model;
+    if (req->recorder != NULL && tg_recorder_usage_read(req->recorder, &u, &model))
+        tg_cache_entry_set_usage(rp->e, &u, model); /* the next logged hit reads it from here */
     tg_cache_entry_release(rp->e);
     rp->e = NULL;
     tg_http_end_response(req);
@@ -101,7 +105,7 @@ static size_t parse_head(tg_req_t *req, const char *p, size_t len, tg_header_t *
 
 /* The head of an answer this request did not fetch itself (a hit, or a wait on an identical request): the stored
  * headers, the cache status, the log and event ids; the recorder learns that it costs nothing. */
-static void start_answer(tg_req_t *req, int status, const char *head, size_t head_len, bool hit,
+static void start_answer(tg_req_t *req, tg_cache_entry_t *e, int status, const char *head, size_t head_len, bool hit,
                          int64_t content_length)
 {
     tg_header_t *h;
@@ -109,8 +113,13 @@ static void start_answer(tg_req_t *req, int status, const char *head, size_t hea
     tg_recorder_t *rc = req->recorder;
     if (rc != NULL) {
         tg_recorder_set_cached(rc);
-        if (rc->rec != NULL) /* tokens for the record; without one there is nothing to count (no tokens spent) */
+        if (rc->rec != NULL) { /* tokens for the record; without one there is nothing to count (no tokens spent) */
             tg_recorder_response_head(rc, h, n);
+            tg_usage_t u;
+            const char *model;
+            if (e != NULL && tg_cache_entry_get_usage(e, &u, &model))
+                tg_recorder_usage_given(rc, &u, model);
+        }
     }
     h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), hit ? tg_iov(TG_LIT("HIT")) : tg_iov(TG_LIT("MISS"))};
     if (rc != NULL && rc->rec != NULL)
@@ -126,7 +135,7 @@ static void serve_hit(tg_req_t *req, tg_worker_t *w, tg_cache_entry_t *e)
     replay_t *rp = tg_mem_alloc_pool(&req->pool, sizeof(*rp));
     *rp = (replay_t){req, e, 0};
     tg_http_set_generator(req, &replay_ops, rp);
-    start_answer(req, e->status, e->head, e->head_len, true, e->stream ? -1 : (int64_t)e->body_len);
+    start_answer(req, e, e->status, e->head, e->head_len, true, e->stream ? -1 : (int64_t)e->body_len);
     replay_pump(rp);
 }
 
@@ -209,7 +218,7 @@ static void waiter_pump(tg_cache_waiter_t *wt)
     tg_cache_flights_unlock(c);
     if (!wt->started && state != F_PENDING && has_head) {
         /* the head is complete and never changes once the state left F_PENDING; the waiter's reference keeps it */
-        start_answer(req, status, f->head.base, f->head.len, status >= 200 && status <= 299,
+        start_answer(req, NULL, status, f->head.base, f->head.len, status >= 200 && status <= 299,
                      state == F_DONE ? (int64_t)body_len : -1);
         wt->started = true;
     }

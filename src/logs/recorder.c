@@ -379,9 +379,31 @@ bool tg_recorder_defer_usage(tg_recorder_t *rc)
     return true;
 }
 
+void tg_recorder_usage_given(tg_recorder_t *rc, const tg_usage_t *u, const char *model)
+{
+    if (!rc->usage_started)
+        return;
+    rc->usage_deferred = rc->usage_given = true;
+    rc->given = *u;
+    size_t n = model != NULL ? strlen(model) : 0;
+    if (n >= sizeof(rc->usage.model))
+        n = 0;
+    memcpy(rc->usage.model, model != NULL ? model : "", n);
+    rc->usage.model[n] = '\0';
+}
+
+bool tg_recorder_usage_read(tg_recorder_t *rc, tg_usage_t *u, const char **model)
+{
+    if (!rc->usage_started || rc->usage_given || rc->usage_deferred)
+        return false;
+    *u = tg_usage_parser_result(&rc->usage);
+    *model = rc->usage.model[0] != '\0' ? rc->usage.model : NULL;
+    return true;
+}
+
 void tg_recorder_usage_doc(tg_recorder_t *rc, const tg_jdoc_t *d)
 {
-    if (!rc->usage_deferred)
+    if (!rc->usage_deferred || rc->usage_given)
         return;
     rc->usage_deferred = false;
     tg_usage_parser_take_doc(&rc->usage, d);
@@ -389,7 +411,7 @@ void tg_recorder_usage_doc(tg_recorder_t *rc, const tg_jdoc_t *d)
 
 void tg_recorder_usage_bytes(tg_recorder_t *rc, const char *p, size_t n)
 {
-    if (!rc->usage_deferred)
+    if (!rc->usage_deferred || rc->usage_given)
         return;
     rc->usage_deferred = false;
     if (n != 0)
@@ -423,7 +445,7 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
     tg_usage_t usage = {-1, -1, 0, 0};
     const char *resp_model = NULL;
     if (rc->usage_started) {
-        usage = tg_usage_parser_result(&rc->usage);
+        usage = rc->usage_given ? rc->given : tg_usage_parser_result(&rc->usage);
         resp_model = rc->usage.model[0] != '\0' ? rc->usage.model : NULL;
     }
     const char *model = rc->request_model != NULL ? rc->request_model : resp_model;

@@ -277,6 +277,37 @@ static void test_purge_races_the_writer(void)
     tg_cache_close(c);
 }
 
+/* The usage a hit read is kept with the entry: absent at first, the first one given kept, a model too long for it
+ * kept as none. */
+static void test_entry_usage(void)
+{
+    uint64_t now = 1795000000000ull;
+    tg_cache_entry_t *e = entry(7, "g", now, 60000, 10);
+    tg_usage_t u;
+    const char *model = NULL;
+    T_OK(!tg_cache_entry_get_usage(e, &u, &model));
+    tg_usage_t a = {120, 7, 100, 3}, b = {1, 1, 0, 0};
+    tg_cache_entry_set_usage(e, &a, "gpt-4o-mini");
+    tg_cache_entry_set_usage(e, &b, "other");
+    T_OK(tg_cache_entry_get_usage(e, &u, &model));
+    T_EQ_INT(u.input, 120);
+    T_EQ_INT(u.output, 7);
+    T_EQ_INT(u.cached, 100);
+    T_EQ_INT(u.cache_write, 3);
+    T_EQ_STR(model, "gpt-4o-mini");
+    tg_cache_entry_release(e);
+    e = entry(8, "g", now, 60000, 10);
+    char longname[300];
+    memset(longname, 'm', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    tg_usage_t none = {-1, -1, 0, 0};
+    tg_cache_entry_set_usage(e, &none, longname);
+    T_OK(tg_cache_entry_get_usage(e, &u, &model));
+    T_EQ_INT(u.input, -1);
+    T_EQ_STR(model, "");
+    tg_cache_entry_release(e);
+}
+
 static void test_stream_errors(void)
 {
     const char *ok = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n";
@@ -296,6 +327,7 @@ int main(void)
     T_RUN(test_persistent_tier);
     T_RUN(test_purge_races_the_writer);
     T_RUN(test_stream_errors);
+    T_RUN(test_entry_usage);
     if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_cache");
