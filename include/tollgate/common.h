@@ -70,7 +70,11 @@ static inline bool tg_iov_eq(tg_iovec_t a, const char *b, size_t blen)
 }
 
 /* ASCII case-insensitive equality (header names, tokens). */
-bool tg_iov_eq_ci(tg_iovec_t a, const char *b, size_t blen);
+bool tg_mem_eq_ci(const char *a, const char *b, size_t n);
+static inline bool tg_iov_eq_ci(tg_iovec_t a, const char *b, size_t blen)
+{
+    return a.len == blen && tg_mem_eq_ci(a.base, b, blen); /* the length inline: most names differ there */
+}
 
 /* True when `a` starts with (pointer, length) `p`, ASCII case-insensitively. */
 bool tg_iov_prefix_ci(tg_iovec_t a, const char *p, size_t plen);

@@ -47,12 +47,10 @@ char *tg__strndup(const char *s, size_t n, const char *file, int line)
     return p;
 }
 
-bool tg_iov_eq_ci(tg_iovec_t a, const char *b, size_t blen)
+bool tg_mem_eq_ci(const char *a, const char *b, size_t n)
 {
-    if (a.len != blen)
-        return false;
-    for (size_t i = 0; i != blen; ++i)
-        if (tg_tolower(a.base[i]) != tg_tolower(b[i]))
+    for (size_t i = 0; i != n; ++i)
+        if (tg_tolower(a[i]) != tg_tolower(b[i]))
             return false;
     return true;
 }

@@ -576,11 +576,23 @@ void tg_http_start_response(tg_req_t *req, int status, const tg_header_t *header
     conn->resp_no_body = head_only || bodiless_status;
     conn->resp_content_length = bodiless_status ? -1 : content_length;
 
-    char line[64];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, tg_http_reason(status));
+    char line[64]; /* "HTTP/1.1 NNN reason\r\n" without printf: this is every response */
+    const char *reason = tg_http_reason(status);
+    size_t rl = strlen(reason), n = 9;
+    memcpy(line, "HTTP/1.1 ", 9);
+    unsigned st = status >= 100 && status <= 999 ? (unsigned)status : 500u;
+    line[n++] = (char)('0' + st / 100);
+    line[n++] = (char)('0' + st / 10 % 10);
+    line[n++] = (char)('0' + st % 10);
+    line[n++] = ' ';
+    rl = TG_MIN(rl, sizeof(line) - n - 2);
+    memcpy(line + n, reason, rl);
+    n += rl;
+    line[n++] = '\r';
+    line[n++] = '\n';
     tg_buf_t *o = &conn->out;
     size_t mark = o->len;
-    int r = tg_buf_append(o, line, (size_t)n);
+    int r = tg_buf_append(o, line, n);
     for (size_t i = 0; i != num_headers && r == 0; ++i) {
         if (is_framing_header(headers[i].name))
             continue;
@@ -601,7 +613,16 @@ void tg_http_start_response(tg_req_t *req, int status, const tg_header_t *header
     }
     if (r == 0 && !bodiless_status) {
         if (content_length >= 0) {
-            r = tg_buf_appendf(o, "content-length: %lld\r\n", (long long)content_length);
+            char cl[48], *e = cl + sizeof(cl), *d = e;
+            *--d = '\n';
+            *--d = '\r';
+            uint64_t v = (uint64_t)content_length;
+            do
+                *--d = (char)('0' + v % 10);
+            while ((v /= 10) != 0);
+            d -= 16;
+            memcpy(d, "content-length: ", 16);
+            r = tg_buf_append(o, d, (size_t)(e - d));
         } else if (!head_only) {
             if (req->version_minor >= 1) {
                 conn->resp_chunked = true;

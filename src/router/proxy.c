@@ -97,18 +97,25 @@ static void send_translated(proxy_t *px)
     }
 }
 
-static bool in_list(tg_iovec_t name, const char *const *list)
+typedef struct {
+    const char *s;
+    size_t n;
+} name_t;
+#define NAME(x) {x, sizeof(x) - 1}
+
+/* Is `name` (any case) one of `list`? Lengths are compared first: most names differ there. */
+static bool in_names(tg_iovec_t name, const name_t *list, size_t n)
 {
-    for (; *list != NULL; ++list)
-        if (tg_iov_eq_ci(name, *list, strlen(*list)))
+    for (size_t i = 0; i != n; ++i)
+        if (list[i].n == name.len && tg_iov_eq_ci(name, list[i].s, list[i].n))
             return true;
     return false;
 }
 
 /* Hop-by-hop (RFC 9110 section 7.6.1) plus what the gateway itself decides on either leg. */
-static const char *const hop_by_hop[] = {"connection", "keep-alive",        "proxy-connection", "proxy-authenticate",
-                                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-                                         NULL};
+static const name_t hop_by_hop[] = {NAME("connection"),          NAME("keep-alive"),          NAME("proxy-connection"),
+                                    NAME("proxy-authenticate"),  NAME("proxy-authorization"), NAME("te"),
+                                    NAME("trailer"),             NAME("transfer-encoding"),   NAME("upgrade")};
 
 /* Does the comma-separated token list `list` contain `name`? */
 static bool token_listed(tg_iovec_t list, tg_iovec_t name)
@@ -127,14 +134,16 @@ static bool token_listed(tg_iovec_t list, tg_iovec_t name)
 
 bool tg_proxy_is_request_header_dropped(tg_iovec_t name, tg_iovec_t connection)
 {
-    static const char *const own[] = {"host", "content-length", "expect", "cf-cache-ttl", "cf-skip-cache", NULL};
-    return in_list(name, hop_by_hop) || in_list(name, own) || tg_iov_prefix_ci(name, TG_LIT("cf-aig-")) ||
+    static const name_t own[] = {NAME("host"), NAME("content-length"), NAME("expect"), NAME("cf-cache-ttl"),
+                                 NAME("cf-skip-cache")};
+    return in_names(name, hop_by_hop, TG_ARRAY_SIZE(hop_by_hop)) || in_names(name, own, TG_ARRAY_SIZE(own)) ||
+           tg_iov_prefix_ci(name, TG_LIT("cf-aig-")) ||
            (connection.len != 0 && token_listed(connection, name));
 }
 
 bool tg_proxy_is_response_header_dropped(tg_iovec_t name)
 {
-    return in_list(name, hop_by_hop) || tg_iov_eq_ci(name, TG_LIT("content-length"));
+    return in_names(name, hop_by_hop, TG_ARRAY_SIZE(hop_by_hop)) || tg_iov_eq_ci(name, TG_LIT("content-length"));
 }
 
 /* ---- upstream side ---------------------------------------------------------------------------------------- */

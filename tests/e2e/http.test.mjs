@@ -124,6 +124,22 @@ describe('what the provider receives, what the client gets', () => {
   });
 });
 
+describe('the status line and the framing of answers', () => {
+  test('each status relayed goes out as "HTTP/1.1 NNN Reason" with the body\'s exact Content-Length', async () => {
+    const reasons = { 200: 'OK', 400: 'Bad Request', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+    for (const [code, reason] of Object.entries(reasons)) {
+      s.reset();
+      const extra = code === '200' ? '' : `x-standin-status: ${code}\r\n`;
+      const { c, rs } = await exchange(`POST ${CHAT} HTTP/1.1\r\nHost: x\r\n${extra}Content-Length: ${body.length}\r\n\r\n${body}`);
+      c.close();
+      assert.ok(c.received.startsWith(`HTTP/1.1 ${code} ${reason}\r\n`), `status line for ${code}: ${c.received.slice(0, 40)}`);
+      assert.equal(rs[0].status, Number(code));
+      assert.equal(Number(rs[0].headers['content-length']), Buffer.byteLength(rs[0].body), `content-length for ${code}`);
+      assert.ok(rs[0].body.length > 0);
+    }
+  });
+});
+
 describe('request framing', () => {
   test('a chunked request body is forwarded whole, with a Content-Length', async () => {
     s.reset();
