@@ -1,6 +1,7 @@
 /*
  * A read-only JSON document as a flat array of nodes over the original bytes, built in one strict pass over the
- * whole text: no copy of the text, one growing allocation for the nodes. Each node knows the raw bytes of its value
+ * whole text: no copy of the text; the nodes are held in the document (TG_JDOC_INLINE_NODES) and past that in one
+ * growing allocation. Each node knows the raw bytes of its value
  * (and of its member key), so a rewrite can copy whole values verbatim — escapes and numbers as written — and only
  * reads what it must decide on. It is what the dialect translators (xlate.h) use on the request path, where
  * building a jansson tree and dumping another cost several times the rest of the request, and where the push
@@ -89,7 +90,8 @@ static inline bool tg_jdoc_str_eq(const tg_jdoc_t *d, uint32_t i, const char *s)
 }
 /* Appends string i's unescaped content to `out` (0, or TG_E_TOOBIG); -1 when i is not a string. */
 int tg_jdoc_str(const tg_jdoc_t *d, uint32_t i, tg_buf_t *out);
-/* The same for raw string content of this document (a value's between its quotes, or a key: tg_jdoc_key). */
+/* The same for raw string content of a document that parsed (a value's between its quotes, or a key: tg_jdoc_key);
+ * its escapes are not checked again, so other bytes must not be given. */
 int tg_jdoc_unescape(tg_iovec_t raw, tg_buf_t *out);
 /* Integer value of a number written without fraction or exponent; 0, or -1 (also for TG_JDOC_NONE). */
 int tg_jdoc_int(const tg_jdoc_t *d, uint32_t i, int64_t *v);

@@ -72,7 +72,8 @@ void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n);
  * The proxy keeps the whole answer to translate it, and parses it once for that: the body is still kept as it
  * arrives but not scanned for usage, and tg_recorder_usage_doc (the parsed answer) or tg_recorder_usage_bytes (the
  * answer's bytes, when it was not parsed) ends that. Returns false, deferring nothing, for a compressed answer
- * (scanned as it is inflated) or before tg_recorder_response_head.
+ * (scanned as it is inflated), one in an encoding it cannot read, one that is not JSON (an event stream), or
+ * before tg_recorder_response_head.
  */
 bool tg_recorder_defer_usage(tg_recorder_t *rc);
 void tg_recorder_usage_doc(tg_recorder_t *rc, const tg_jdoc_t *d);
@@ -81,7 +82,7 @@ void tg_recorder_usage_bytes(tg_recorder_t *rc, const char *p, size_t n);
  * After tg_recorder_response_head; `model` is the model the answer names ("" or NULL: none). */
 void tg_recorder_usage_given(tg_recorder_t *rc, const tg_usage_t *u, const char *model);
 /* The usage read so far and the model the answer names (NULL when none): false when nothing was scanned (no
- * response head yet, or the usage was given). */
+ * response head yet, the usage given, or deferred and not resolved yet). */
 bool tg_recorder_usage_read(tg_recorder_t *rc, tg_usage_t *u, const char **model);
 /* The request is over: completes the record and submits it (or drops it), and counts tokens and cost in `m`. */
 void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, tg_metrics_t *m);

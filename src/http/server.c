@@ -566,6 +566,8 @@ void tg_http_start_response(tg_req_t *req, int status, const tg_header_t *header
     tg_http_conn_t *conn = req->_conn;
     TG_BUG_ON(conn->resp_started);
     conn->resp_started = true;
+    if (status < 100 || status > 999)
+        status = 502; /* not an HTTP status: nothing a client could read */
     req->status = status;
     req->first_byte_ns = tg_now_mono_ns();
     if (conn->server->draining)
@@ -580,7 +582,7 @@ void tg_http_start_response(tg_req_t *req, int status, const tg_header_t *header
     const char *reason = tg_http_reason(status);
     size_t rl = strlen(reason), n = 9;
     memcpy(line, "HTTP/1.1 ", 9);
-    unsigned st = status >= 100 && status <= 999 ? (unsigned)status : 500u;
+    unsigned st = (unsigned)status;
     line[n++] = (char)('0' + st / 100);
     line[n++] = (char)('0' + st / 10 % 10);
     line[n++] = (char)('0' + st % 10);

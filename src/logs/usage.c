@@ -134,6 +134,8 @@ static void doc_key(const tg_jdoc_t *d, uint32_t container, uint32_t i, doc_key_
         k->key = raw.base;
         k->len = raw.len;
     } else {
+        if (raw.len >= 6 * TG_JSONSCAN_MAX_KEY)
+            return; /* unescaped it is still 40 bytes or more: the scanner keeps such a key truncated */
         tg_buf_t b;
         tg_buf_init(&b, raw.len);
         if (tg_jdoc_unescape(raw, &b) != 0 || b.len >= sizeof(k->buf)) {
@@ -202,7 +204,6 @@ static void doc_walk(tg_usage_parser_t *u, const tg_jdoc_t *d, uint32_t c, unsig
                 }
             }
         } else if ((t == TG_JSON_OBJECT || t == TG_JSON_ARRAY) && depth < TG_JSONSCAN_MAX_DEPTH) {
-            /* at depth 1 it may be a model's "message" or "response" */
             tg_iovec_t raw = tg_jdoc_key(d, x);
             char k0 = raw.len != 0 ? raw.base[0] : '\0';
             bool rule_parent = maybe_parent(raw);
@@ -213,7 +214,7 @@ static void doc_walk(tg_usage_parser_t *u, const tg_jdoc_t *d, uint32_t c, unsig
                 for (size_t i = 0; i != TG_ARRAY_SIZE(rules) && rule_parent; ++i)
                     if (doc_key_eq(&leaf, rules[i].parent, rules[i].parent_len))
                         leaf.rules |= 1u << i;
-            } /* else no rule's parent, nor a model's: what is under it is not looked at */
+            } /* else its key is not read (no rule's parent, nor a model's); its children are still walked */
             doc_walk(u, d, x, depth + 1, &leaf);
         }
     }

@@ -103,11 +103,11 @@ typedef struct {
 } name_t;
 #define NAME(x) {x, sizeof(x) - 1}
 
-/* Is `name` (any case) one of `list`? Lengths are compared first: most names differ there. */
+/* Is `name` (any case) one of `list`? */
 static bool in_names(tg_iovec_t name, const name_t *list, size_t n)
 {
     for (size_t i = 0; i != n; ++i)
-        if (list[i].n == name.len && tg_iov_eq_ci(name, list[i].s, list[i].n))
+        if (tg_iov_eq_ci(name, list[i].s, list[i].n))
             return true;
     return false;
 }

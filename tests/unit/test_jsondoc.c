@@ -127,7 +127,6 @@ static void test_deep(void)
     tg_jdoc_free(&d);
 }
 
-/* Strict grammar: what the push scanner lets through for speed, a document does not. */
 /* Documents past the nodes held inline: moved to the heap, grown again, every node still where it was. */
 static void test_growth(void)
 {
@@ -156,6 +155,7 @@ static void test_growth(void)
     tg_jdoc_free(&d);
 }
 
+/* Strict grammar: what the push scanner lets through for speed, a document does not. */
 static void test_strict(void)
 {
     static const char *const bad[] = {"[01]", "[1.]", "[.5]", "[1e]", "[-]", "[1-2]", "[+1]", "[\"\\u12\"]",
