@@ -18,12 +18,37 @@
 #ifndef TOLLGATE_JSONSCAN_H
 #define TOLLGATE_JSONSCAN_H
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include "tollgate/common.h"
 
 #define TG_JSONSCAN_MAX_DEPTH 24
 #define TG_JSONSCAN_MAX_KEY 40
 #define TG_JSONSCAN_MAX_SCALAR 256
 #define TG_JSONSCAN_HARD_DEPTH 512 /* deeper nesting is treated as an error */
+
+/* The first byte at or after p that ends a run of plain JSON string content: a quote, a backslash or a control
+ * byte (end when there is none). Strings are most of a body's bytes, so this looks at 16 at a time where it can;
+ * the scanner and the document parser (jsondoc.h) both use it. */
+static inline const char *tg_json_string_run(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1F, unsigned */
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask != 0)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        ++p;
+    return p;
+}
 
 typedef enum {
     TG_JSON_NULL,

@@ -2,9 +2,6 @@
  * Flat JSON documents over the original bytes (jsondoc.h).
  */
 #include <stdlib.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 #include "tollgate/error.h"
 #include "tollgate/jsondoc.h"
 
@@ -79,33 +76,12 @@ static bool is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* The first byte at or after p that ends a run of plain string content: a quote, a backslash or a control byte
- * (end when there is none). Strings are most of a request's bytes, so this looks at 16 at a time where it can. */
-static const char *string_run(const char *p, const char *end)
-{
-#ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1F);
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                   _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1F, unsigned */
-        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
-        if (mask != 0)
-            return p + __builtin_ctz(mask);
-        p += 16;
-    }
-#endif
-    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-        ++p;
-    return p;
-}
-
 /* At an opening quote: moves past the closing one. -1 when the string is not valid. */
 static int scan_string(parse_t *ps)
 {
     const char *p = ps->p + 1, *end = ps->end;
     for (;;) {
-        p = string_run(p, end);
+        p = tg_json_string_run(p, end);
         if (p == end || (unsigned char)*p < 0x20)
             return -1;
         if (*p == '"')
@@ -439,6 +415,31 @@ int tg_jdoc_number(const tg_jdoc_t *d, uint32_t i, double *v)
     if (i == TG_JDOC_NONE || d->nodes[i].type != TG_JSON_NUMBER)
         return -1;
     tg_iovec_t raw = tg_jdoc_raw(d, i);
+    /* the common short form (-)digits(.digits), 15 digits at most: the digits as an integer over a power of ten,
+     * both exact in a double, so the one division is correctly rounded, as strtod is */
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    const char *p = raw.base, *end = p + raw.len;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    uint64_t m = 0;
+    unsigned digits = 0, frac = 0;
+    bool dot = false, plain = true;
+    for (; p < end && plain; ++p) {
+        if (*p >= '0' && *p <= '9') {
+            m = m * 10 + (uint64_t)(*p - '0');
+            digits++;
+            frac += dot;
+        } else if (*p == '.' && !dot) {
+            dot = true;
+        } else {
+            plain = false; /* an exponent */
+        }
+    }
+    if (plain && digits != 0 && digits <= 15) {
+        double x = (double)m / pow10[frac];
+        *v = neg ? -x : x;
+        return 0;
+    }
     char tmp[64];
     if (raw.len >= sizeof(tmp))
         return -1;

@@ -56,6 +56,13 @@ bool tg_jsonscan_failed(const tg_jsonscan_t *s)
 bool tg_json_mentions(tg_iovec_t text, const char *key)
 {
     size_t n = strlen(key);
+    char needle[64];
+    if (n + 2 <= sizeof(needle)) { /* the usual short key: one memmem, not a call per quote */
+        needle[0] = '"';
+        memcpy(needle + 1, key, n);
+        needle[n + 1] = '"';
+        return text.len != 0 && memmem(text.base, text.len, needle, n + 2) != NULL;
+    }
     const char *p = text.base, *end = text.base + text.len;
     while (end - p >= (ptrdiff_t)(n + 2) && (p = memchr(p, '"', (size_t)(end - p - (ptrdiff_t)(n + 1)))) != NULL) {
         if (memcmp(p + 1, key, n) == 0 && p[n + 1] == '"')
@@ -293,9 +300,7 @@ int tg_jsonscan_feed(tg_jsonscan_t *s, const char *p, size_t n)
         case S_STRING:
         case S_KEY: {
             /* fast path: the run up to a quote, a backslash or a control byte */
-            const char *q = p;
-            while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-                ++q;
+            const char *q = tg_json_string_run(p, end);
             if (s->hi_surrogate != 0 && (q != p || c == '"')) { /* a lone high surrogate */
                 s->hi_surrogate = 0;
                 add_codepoint(s, 0xFFFD);

@@ -12,12 +12,20 @@
 
 /* ---- request: chat completion -> messages ----------------------------------------------------------------- */
 
+/* Members the translation reads (handled_members, in this order); any other member with a value that is not its
+ * default is refused. */
+enum {
+    M_MODEL, M_MESSAGES, M_MAX_TOKENS, M_MAX_COMPLETION_TOKENS, M_TEMPERATURE, M_TOP_P, M_STOP, M_STREAM,
+    M_STREAM_OPTIONS, M_TOOLS, M_TOOL_CHOICE, M_PARALLEL_TOOL_CALLS, M_USER, M_N, M_RESPONSE_FORMAT, M__NUM
+};
+
 typedef struct {
     const tg_jdoc_t *d;
     tg_buf_t *out;
     char *err;
     size_t errsz;
-    tg_buf_t tmp; /* an unescaped string being looked at */
+    tg_buf_t tmp;         /* an unescaped string being looked at */
+    uint32_t top[M__NUM]; /* the request's members (tg_xlate_check_members) */
 } req_t;
 
 /* An OpenAI image_url part -> an Anthropic image block. */
@@ -397,9 +405,9 @@ static int response_format(req_t *r, uint32_t rf, tg_xlate_req_info_t *info)
         return tg_xlate_fail(r->err, r->errsz,
                              "response_format.type must be \"text\", \"json_object\" or \"json_schema\"");
     }
-    uint32_t tools = tg_jdoc_get(d, 0, "tools");
+    uint32_t tools = r->top[M_TOOLS];
     if ((!tg_jdoc_is_null(d, tools) && !(is_type(d, tools, TG_JSON_ARRAY) && d->nodes[tools].count == 0)) ||
-        !tg_jdoc_is_null(d, tg_jdoc_get(d, 0, "tool_choice")))
+        !tg_jdoc_is_null(d, r->top[M_TOOL_CHOICE]))
         return tg_xlate_fail(r->err, r->errsz,
                              "response_format json_object / json_schema cannot be combined with tools for anthropic: "
                              "its JSON output is itself a forced tool call");
@@ -414,11 +422,24 @@ static int response_format(req_t *r, uint32_t rf, tg_xlate_req_info_t *info)
     return 0;
 }
 
-/* Members the translation reads; any other member with a value that is not its default is refused. */
-static const char *const handled_members[] = {"model",       "messages",       "max_tokens", "max_completion_tokens",
-                                              "temperature", "top_p",          "stop",       "stream",
-                                              "stream_options", "tools",       "tool_choice", "parallel_tool_calls",
-                                              "user",        "n",              "response_format", NULL};
+static const char *const handled_members[M__NUM + 1] = {
+    [M_MODEL] = "model",
+    [M_MESSAGES] = "messages",
+    [M_MAX_TOKENS] = "max_tokens",
+    [M_MAX_COMPLETION_TOKENS] = "max_completion_tokens",
+    [M_TEMPERATURE] = "temperature",
+    [M_TOP_P] = "top_p",
+    [M_STOP] = "stop",
+    [M_STREAM] = "stream",
+    [M_STREAM_OPTIONS] = "stream_options",
+    [M_TOOLS] = "tools",
+    [M_TOOL_CHOICE] = "tool_choice",
+    [M_PARALLEL_TOOL_CALLS] = "parallel_tool_calls",
+    [M_USER] = "user",
+    [M_N] = "n",
+    [M_RESPONSE_FORMAT] = "response_format",
+    [M__NUM] = NULL,
+};
 
 /* A member whose value does nothing (the OpenAI default) may be present: it is left out without loss. */
 static bool default_value(const tg_jdoc_t *d, tg_iovec_t k, uint32_t v)
@@ -441,7 +462,7 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
 {
     const tg_jdoc_t *d = r->d;
     tg_buf_t *o = r->out;
-    if (tg_xlate_check_members(d, handled_members, default_value,
+    if (tg_xlate_check_members(d, handled_members, r->top, default_value,
                                "anthropic: it has no equivalent in the Messages API (leave it out, or call "
                                "anthropic's native endpoint)",
                                r->err, r->errsz) != 0)
@@ -450,9 +471,9 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
     put(o, "{\"model\":\"");
     tg_buf_append_json_escaped(o, model, strlen(model));
     put(o, "\",\"max_tokens\":");
-    uint32_t mt = tg_jdoc_get(d, 0, "max_completion_tokens");
+    uint32_t mt = r->top[M_MAX_COMPLETION_TOKENS];
     if (tg_jdoc_is_null(d, mt))
-        mt = tg_jdoc_get(d, 0, "max_tokens");
+        mt = r->top[M_MAX_TOKENS];
     int64_t n;
     if (tg_jdoc_is_null(d, mt))
         tg_buf_appendf(o, "%d", ANTHROPIC_DEFAULT_MAX_TOKENS);
@@ -460,7 +481,7 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
         put_iov(o, tg_jdoc_raw(d, mt));
     else
         return tg_xlate_fail(r->err, r->errsz, "max_tokens / max_completion_tokens must be a whole number of at least 1");
-    uint32_t messages = tg_jdoc_get(d, 0, "messages");
+    uint32_t messages = r->top[M_MESSAGES];
     if (!is_type(d, messages, TG_JSON_ARRAY) || d->nodes[messages].count == 0)
         return tg_xlate_fail(r->err, r->errsz, "messages must be a non-empty array");
     if (system_prompt(r, messages) != 0 || translate_messages(r, messages) != 0)
@@ -471,7 +492,7 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
                               "anthropic's stops at 1)",
                               r->err, r->errsz) != 0)
         return -1;
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "stop"))) {
+    if (!tg_jdoc_is_null(d, v = r->top[M_STOP])) {
         if (is_type(d, v, TG_JSON_STRING)) {
             put(o, ",\"stop_sequences\":[");
             put_iov(o, tg_jdoc_raw(d, v));
@@ -483,12 +504,12 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
             put_iov(o, tg_jdoc_raw(d, v));
         }
     }
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "n")) && !(tg_jdoc_int(d, v, &n) == 0 && n == 1))
+    if (!tg_jdoc_is_null(d, v = r->top[M_N]) && !(tg_jdoc_int(d, v, &n) == 0 && n == 1))
         return tg_xlate_fail(r->err, r->errsz, "n must be 1 for anthropic: it returns one choice per request");
-    uint32_t rf = tg_jdoc_get(d, 0, "response_format");
+    uint32_t rf = r->top[M_RESPONSE_FORMAT];
     if (!tg_jdoc_is_null(d, rf) && response_format(r, rf, info) != 0)
         return -1;
-    if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "user"))) {
+    if (!tg_jdoc_is_null(d, v = r->top[M_USER])) {
         if (!is_type(d, v, TG_JSON_STRING))
             return tg_xlate_fail(r->err, r->errsz, "user must be a string");
         put(o, ",\"metadata\":{\"user_id\":");
@@ -496,14 +517,14 @@ static int request_body(req_t *r, const char *model, tg_xlate_req_info_t *info)
         put(o, "}");
     }
     if (!info->json_tool) { /* else the forced tool is the only one */
-        if (!tg_jdoc_is_null(d, v = tg_jdoc_get(d, 0, "tools")) && translate_tools(r, v) != 0)
+        if (!tg_jdoc_is_null(d, v = r->top[M_TOOLS]) && translate_tools(r, v) != 0)
             return -1;
-        if (translate_tool_choice(r, tg_jdoc_get(d, 0, "tool_choice"), tg_jdoc_get(d, 0, "parallel_tool_calls")) != 0)
+        if (translate_tool_choice(r, r->top[M_TOOL_CHOICE], r->top[M_PARALLEL_TOOL_CALLS]) != 0)
             return -1;
     }
-    info->stream = is_type(d, tg_jdoc_get(d, 0, "stream"), TG_JSON_TRUE);
+    info->stream = is_type(d, r->top[M_STREAM], TG_JSON_TRUE);
     info->include_usage =
-        info->stream && is_type(d, tg_jdoc_get(d, tg_jdoc_get(d, 0, "stream_options"), "include_usage"), TG_JSON_TRUE);
+        info->stream && is_type(d, tg_jdoc_get(d, r->top[M_STREAM_OPTIONS], "include_usage"), TG_JSON_TRUE);
     if (info->stream)
         put(o, ",\"stream\":true");
     put(o, "}");

@@ -660,7 +660,7 @@ static bool default_value(const tg_jdoc_t *d, tg_iovec_t k, uint32_t v)
 static int request_body(req_t *r, tg_xlate_req_info_t *info)
 {
     const tg_jdoc_t *d = r->d;
-    if (tg_xlate_check_members(d, handled_members, default_value,
+    if (tg_xlate_check_members(d, handled_members, NULL, default_value,
                                TO_GOOGLE ": generateContent has no equivalent (leave it out, or call "
                                          "google-ai-studio's native endpoint)",
                                r->err, r->errsz) != 0)
@@ -713,7 +713,7 @@ static const char *const embed_members[] = {"model", "input", "dimensions", "enc
 int tg_xlate_google_embeddings(const tg_jdoc_t *d, const char *model, tg_buf_t *out, tg_xlate_req_info_t *info,
                                char *err, size_t errsz)
 {
-    if (tg_xlate_check_members(d, embed_members, default_value,
+    if (tg_xlate_check_members(d, embed_members, NULL, default_value,
                                TO_GOOGLE ": batchEmbedContents has no equivalent (leave it out)", err, errsz) != 0)
         return -1;
     uint32_t input = tg_jdoc_get(d, 0, "input"), v;

@@ -42,8 +42,9 @@ void tg_xlate_keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t v);
 
 /* Every top-level member of request `d` is one the translation reads (`handled`, NULL-terminated) or has a value
  * that asks for nothing (`is_default`); else -1 with "\"member\" cannot be sent to {to_whom}". "model" given twice is
- * refused too. */
-int tg_xlate_check_members(const tg_jdoc_t *d, const char *const *handled,
+ * refused too. With `found` (as many slots as `handled` names), found[i] is the first member named handled[i], or
+ * NONE: what tg_jdoc_get(d, 0, handled[i]) would return, from the one pass. */
+int tg_xlate_check_members(const tg_jdoc_t *d, const char *const *handled, uint32_t *found,
                            bool (*is_default)(const tg_jdoc_t *d, tg_iovec_t key, uint32_t v), const char *to_whom,
                            char *err, size_t errsz);
 /* Copies "temperature" (0 to 1; `temperature_rule` is the refusal otherwise) and "top_p" (a number) of request `d`

@@ -292,7 +292,7 @@ static int request_body(req_t *r, const tg_xlate_opts_t *o, tg_xlate_req_info_t 
 {
     const tg_jdoc_t *d = r->d;
     tg_buf_t *out = r->out;
-    if (tg_xlate_check_members(d, handled_members, default_value,
+    if (tg_xlate_check_members(d, handled_members, NULL, default_value,
                                "an OpenAI-shaped provider: Chat Completions has no equivalent (leave it out)", r->err,
                                r->errsz) != 0)
         return -1;

@@ -21,22 +21,25 @@ int tg_xlate_fail(char *err, size_t errsz, const char *fmt, ...)
 
 void tg_xlate_where(char *out, size_t outsz, const char *base, const char *field, size_t i)
 {
-    char digits[24];
-    size_t nd = 0;
+    char tail[24], *t = tail + sizeof(tail); /* "[i]" */
+    *--t = ']';
     do
-        digits[nd++] = (char)('0' + i % 10);
-    while ((i /= 10) != 0 && nd < sizeof(digits));
-    size_t o = 0;
-    for (const char *s = base; *s != '\0' && o + 1 < outsz; ++s)
-        out[o++] = *s;
-    for (const char *s = field; *s != '\0' && o + 1 < outsz; ++s)
-        out[o++] = *s;
-    if (o + 1 < outsz)
-        out[o++] = '[';
-    while (nd != 0 && o + 1 < outsz)
-        out[o++] = digits[--nd];
-    if (o + 1 < outsz)
-        out[o++] = ']';
+        *--t = (char)('0' + i % 10);
+    while ((i /= 10) != 0 && t > tail + 1);
+    *--t = '[';
+    size_t bl = strlen(base), fl = strlen(field), tl = (size_t)(tail + sizeof(tail) - t), o = 0;
+    if (outsz == 0)
+        return;
+    size_t room = outsz - 1; /* what does not fit is cut, as before */
+    size_t n = TG_MIN(bl, room - o);
+    memcpy(out + o, base, n);
+    o += n;
+    n = TG_MIN(fl, room - o);
+    memcpy(out + o, field, n);
+    o += n;
+    n = TG_MIN(tl, room - o);
+    memcpy(out + o, t, n);
+    o += n;
     out[o] = '\0';
 }
 
@@ -61,18 +64,24 @@ void tg_xlate_keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t v)
     dst[raw.len] = '\0';
 }
 
-int tg_xlate_check_members(const tg_jdoc_t *d, const char *const *handled,
+int tg_xlate_check_members(const tg_jdoc_t *d, const char *const *handled, uint32_t *found,
                            bool (*is_default)(const tg_jdoc_t *d, tg_iovec_t key, uint32_t v), const char *to_whom,
                            char *err, size_t errsz)
 {
     unsigned models = 0;
+    if (found != NULL)
+        for (size_t i = 0; handled[i] != NULL; ++i)
+            found[i] = NONE;
     EACH(d, 0, m) {
         tg_iovec_t k = tg_jdoc_key(d, m);
         if (tg_iov_eq(k, TG_LIT("model")) && ++models == 2) /* a provider would read one or the other */
             return tg_xlate_fail(err, errsz, "The body has \"model\" more than once; send it once");
         const char *const *h = handled;
-        while (*h != NULL && !tg_iov_eq(k, *h, strlen(*h)))
+        /* the first byte before the length: most names differ there */
+        while (*h != NULL && !(k.len != 0 && (*h)[0] == k.base[0] && tg_iov_eq(k, *h, strlen(*h))))
             ++h;
+        if (*h != NULL && found != NULL && found[h - handled] == NONE)
+            found[h - handled] = m;
         if (*h == NULL && !is_default(d, k, m))
             return tg_xlate_fail(err, errsz, "\"%.*s\" cannot be sent to %s", (int)TG_MIN(k.len, 64), k.base, to_whom);
     }

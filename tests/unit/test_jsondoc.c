@@ -2,6 +2,7 @@
  * Flat JSON documents: structure, member lookup, raw bytes, unescaping, numbers, and what is not one JSON value.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include "tollgate/jsondoc.h"
 #include "unit.h"
 
@@ -127,6 +128,37 @@ static void test_deep(void)
     tg_jdoc_free(&d);
 }
 
+/* Numbers read by the short path (digits over a power of ten) are exactly what strtod makes of them. */
+static void test_numbers_as_strtod(void)
+{
+    static const char *const nums[] = {"0", "-0", "0.2", "0.1", "0.3", "1", "1.0", "0.7", "2", "0.123456789012345",
+                                       "123456789012345", "-98765.4321", "0.000000000000001", "3.14159265358979",
+                                       "1234567890123456", "0.1e1", "1E-7", "-2.5e+3", "0.30000000000000004"};
+    unsigned bad = 0;
+    for (size_t i = 0; i != sizeof(nums) / sizeof(nums[0]); ++i) {
+        tg_jdoc_t d;
+        T_EQ_INT(tg_jdoc_parse(&d, nums[i], strlen(nums[i])), 0);
+        double x = -1;
+        T_EQ_INT(tg_jdoc_number(&d, 0, &x), 0);
+        double want = strtod(nums[i], NULL);
+        bad += memcmp(&x, &want, sizeof(x)) != 0; /* bit for bit, the sign of zero too */
+        tg_jdoc_free(&d);
+    }
+    /* and a sweep of two- to six-place decimals */
+    char b[32];
+    for (unsigned k = 0; k < 200000; k += 7) {
+        snprintf(b, sizeof(b), "%u.%06u", k / 1000, k % 1000000);
+        tg_jdoc_t d;
+        double x = -1;
+        if (tg_jdoc_parse(&d, b, strlen(b)) != 0 || tg_jdoc_number(&d, 0, &x) != 0)
+            bad++;
+        double want = strtod(b, NULL);
+        bad += memcmp(&x, &want, sizeof(x)) != 0;
+        tg_jdoc_free(&d);
+    }
+    T_EQ_INT(bad, 0);
+}
+
 /* Documents past the nodes held inline: moved to the heap, grown again, every node still where it was. */
 static void test_growth(void)
 {
@@ -185,5 +217,6 @@ int main(void)
     T_RUN(test_deep);
     T_RUN(test_strict);
     T_RUN(test_growth);
+    T_RUN(test_numbers_as_strtod);
     return unit_done("test_jsondoc");
 }

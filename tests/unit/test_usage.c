@@ -146,6 +146,10 @@ static void test_mentions(void)
     T_OK(!tg_json_mentions(tg_iov_str("{\"stream"), "stream"));
     T_OK(!tg_json_mentions(tg_iov_str(""), "stream"));
     T_OK(!tg_json_mentions(tg_iov_str("\""), "stream"));
+    /* a key too long for the one-search path takes the quote-by-quote one: same answers */
+    static const char lk[] = "a_key_longer_than_sixty_two_bytes_so_that_it_does_not_fit_the_needle";
+    T_OK(tg_json_mentions(tg_iov_str("{\"x\":1,\"a_key_longer_than_sixty_two_bytes_so_that_it_does_not_fit_the_needle\":2}"), lk));
+    T_OK(!tg_json_mentions(tg_iov_str("{\"a_key_longer_than_sixty_two_bytes_so_that_it_does_not_fit_the_needl\":2}"), lk));
 }
 
 static void test_scan_stop(void)
