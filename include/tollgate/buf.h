@@ -47,6 +47,8 @@ static inline int tg_buf_append_str(tg_buf_t *b, const char *s)
 {
     return tg_buf_append(b, s, strlen(s));
 }
+/* A whole number in decimal, without printf; 0 or TG_E_TOOBIG. */
+int tg_buf_append_int(tg_buf_t *b, int64_t v);
 /* printf-style append; 0 or TG_E_TOOBIG. */
 int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends `s` as the body of a JSON string literal (without the quotes). */

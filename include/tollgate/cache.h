@@ -66,7 +66,7 @@ struct st_tg_cache_entry_t {
      * (tg_cache_entry_get_usage; memory only, read again after a restart) */
     atomic_uint _usage_state; /* 0 not read yet, 1 being set, 2 set */
     tg_usage_t _usage;
-    char _usage_model[128];
+    char _usage_model[TG_USAGE_MODEL_MAX];
     /* memory tier (under the cache's mutex) */
     tg_cache_entry_t *_hnext, *_prev, *_next;
     char data[];

@@ -23,8 +23,9 @@ typedef struct st_tg_recorder_t {
     tg_logrec_t *rec; /* NULL when no record is kept (collect_logs off); usage is still parsed for metrics */
     tg_usage_parser_t usage;
     bool usage_started;
-    bool usage_deferred;    /* tg_recorder_defer_usage: the body is kept but not scanned as it arrives */
-    bool usage_given;       /* tg_recorder_usage_given: `given` is the usage, nothing is scanned */
+    /* how the usage is read: scanned as the body arrives; deferred (tg_recorder_defer_usage: the body is kept, not
+     * scanned, until tg_recorder_usage_doc or _bytes); or given (tg_recorder_usage_given: `given` is the usage) */
+    enum { TG_RECORDER_USAGE_SCAN, TG_RECORDER_USAGE_DEFERRED, TG_RECORDER_USAGE_GIVEN } usage_mode;
     tg_usage_t given;
     z_stream *inflate;      /* a gzip/deflate answer is inflated for the parser and the stored body (heap) */
     uint64_t inflated;      /* bytes inflated so far (bounded) */

@@ -29,6 +29,20 @@
 #include "tollgate/jsondoc.h"
 #include "tollgate/jsonscan.h"
 
+/* Room for the model an answer names, its NUL included; a longer name is kept as none. */
+#define TG_USAGE_MODEL_MAX 128
+
+/* Copies `model` (NULL: none) into `dst`, or "" when it does not fit. */
+static inline void tg_usage_copy_model(char dst[TG_USAGE_MODEL_MAX], const char *model)
+{
+    size_t n = model != NULL ? strlen(model) : 0;
+    if (n >= TG_USAGE_MODEL_MAX)
+        n = 0;
+    if (n != 0)
+        memcpy(dst, model, n);
+    dst[n] = '\0';
+}
+
 typedef struct st_tg_usage_t {
     int64_t input;       /* -1 when the answer reported no usage */
     int64_t output;      /* -1 when unknown */
@@ -68,7 +82,7 @@ enum {
 typedef struct st_tg_usage_parser_t {
     tg_body_kind_t kind;
     int64_t fields[TG_U_NUM_FIELDS]; /* -1 = not seen */
-    char model[128];                 /* the model the answer names ("" when none) */
+    char model[TG_USAGE_MODEL_MAX];  /* the model the answer names ("" when none) */
     bool failed;                     /* the body stopped being what its kind says */
     tg_jsonscan_t scan;
     /* SSE */

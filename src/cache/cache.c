@@ -86,11 +86,7 @@ void tg_cache_entry_set_usage(tg_cache_entry_t *e, const tg_usage_t *u, const ch
                                                  memory_order_relaxed))
         return; /* set, or being set by another thread: the same answer, so the same usage */
     e->_usage = *u;
-    size_t n = model != NULL ? strlen(model) : 0;
-    if (n >= sizeof(e->_usage_model))
-        n = 0;
-    memcpy(e->_usage_model, model != NULL ? model : "", n);
-    e->_usage_model[n] = '\0';
+    tg_usage_copy_model(e->_usage_model, model);
     atomic_store_explicit(&e->_usage_state, 2, memory_order_release);
 }
 

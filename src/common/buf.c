@@ -42,6 +42,18 @@ int tg_buf_append_grow(tg_buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+int tg_buf_append_int(tg_buf_t *b, int64_t v)
+{
+    char d[24], *p = d + sizeof(d);
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--p = '-';
+    return tg_buf_append(b, p, (size_t)(d + sizeof(d) - p));
+}
+
 int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...)
 {
     char small[256];

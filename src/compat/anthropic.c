@@ -589,7 +589,7 @@ int tg_xlate_anthropic_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *i
     put(out, "{\"id\":");
     put_iov(out, tg_jdoc_raw(d, id));
     put(out, ",\"object\":\"chat.completion\",\"created\":");
-    tg_xlate_put_int(out, created);
+    tg_buf_append_int(out, created);
     put(out, ",\"model\":\"");
     put_iov(out, str_raw_or_empty(d, 0, "model"));
     put(out, "\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
@@ -731,7 +731,7 @@ static void event(tg_xlate_stream_t *s, const tg_jdoc_t *d, tg_buf_t *out, tg_bu
                 return;
             }
             put(dl, "{\"tool_calls\":[{\"index\":");
-            tg_xlate_put_int(dl, k);
+            tg_buf_append_int(dl, k);
             put(dl, ",\"function\":{\"arguments\":");
             put_iov(dl, tg_jdoc_raw(d, pj));
             put(dl, "}}]}");

@@ -747,7 +747,7 @@ int tg_xlate_google_embeddings(const tg_jdoc_t *d, const char *model, tg_buf_t *
         put(out, "}]}");
         if (dims != 0) {
             put(out, ",\"outputDimensionality\":");
-            tg_xlate_put_int(out, dims);
+            tg_buf_append_int(out, dims);
         }
         put(out, "}");
     }
@@ -789,7 +789,7 @@ static int embeddings_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *in
             return -1;
         }
         put(out, k != 0 ? ",{\"object\":\"embedding\",\"index\":" : "{\"object\":\"embedding\",\"index\":");
-        tg_xlate_put_int(out, k++);
+        tg_buf_append_int(out, k++);
         put(out, ",\"embedding\":");
         if (!info->base64) {
             put_iov(out, tg_jdoc_raw(d, values));
@@ -852,7 +852,7 @@ static void put_call_id(tg_buf_t *out, const tg_jdoc_t *d, uint32_t part, unsign
         put_iov(out, tg_jdoc_str_raw(d, gid));
     } else {
         put(out, "call_");
-        tg_xlate_put_int(out, k);
+        tg_buf_append_int(out, k);
     }
     uint32_t sig = tg_jdoc_get(d, part, "thoughtSignature");
     if (!is_type(d, sig, TG_JSON_STRING))
@@ -885,15 +885,15 @@ static void put_usage(tg_buf_t *out, int64_t prompt, int64_t completion, int64_t
                       int64_t reasoning)
 {
     put(out, "{\"prompt_tokens\":");
-    tg_xlate_put_int(out, prompt);
+    tg_buf_append_int(out, prompt);
     put(out, ",\"completion_tokens\":");
-    tg_xlate_put_int(out, completion);
+    tg_buf_append_int(out, completion);
     put(out, ",\"total_tokens\":");
-    tg_xlate_put_int(out, total >= 0 ? total : prompt + completion);
+    tg_buf_append_int(out, total >= 0 ? total : prompt + completion);
     put(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
-    tg_xlate_put_int(out, cached);
+    tg_buf_append_int(out, cached);
     put(out, "},\"completion_tokens_details\":{\"reasoning_tokens\":");
-    tg_xlate_put_int(out, reasoning);
+    tg_buf_append_int(out, reasoning);
     put(out, "}}");
 }
 
@@ -933,7 +933,7 @@ int tg_xlate_google_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *info
     else
         put(out, "chatcmpl-google");
     put(out, "\",\"object\":\"chat.completion\",\"created\":");
-    tg_xlate_put_int(out, created);
+    tg_buf_append_int(out, created);
     put(out, ",\"model\":\"");
     put_iov(out, tg_xlate_str_raw(d, tg_jdoc_get(d, 0, "modelVersion")));
     put(out, "\",\"choices\":[");
@@ -942,7 +942,7 @@ int tg_xlate_google_response(const tg_jdoc_t *d, const tg_xlate_req_info_t *info
         EACH(d, cands, c) {
             uint32_t parts = tg_jdoc_get(d, tg_jdoc_get(d, c, "content"), "parts");
             put(out, k != 0 ? ",{\"index\":" : "{\"index\":");
-            tg_xlate_put_int(out, tg_jdoc_int_or(d, tg_jdoc_get(d, c, "index"), k));
+            tg_buf_append_int(out, tg_jdoc_int_or(d, tg_jdoc_get(d, c, "index"), k));
             ++k;
             put(out, ",\"message\":{\"role\":\"assistant\",\"content\":");
             unsigned ntext = 0, ncalls = 0;
@@ -1045,7 +1045,7 @@ static void candidate(tg_xlate_stream_t *s, const tg_jdoc_t *d, uint32_t c, unsi
                 }
                 unsigned k = s->cand_tools[i]++;
                 put(dl, "{\"tool_calls\":[{\"index\":");
-                tg_xlate_put_int(dl, k);
+                tg_buf_append_int(dl, k);
                 put(dl, ",\"id\":\"");
                 put_call_id(dl, d, p, k);
                 put(dl, "\",\"type\":\"function\",\"function\":{\"name\":\"");
@@ -1129,7 +1129,7 @@ void tg_xlate_google_end(tg_xlate_stream_t *s, tg_buf_t *out)
         put(out, "data: {\"id\":\"");
         put(out, s->id);
         put(out, "\",\"object\":\"chat.completion.chunk\",\"created\":");
-        tg_xlate_put_int(out, s->created);
+        tg_buf_append_int(out, s->created);
         put(out, ",\"model\":\"");
         put(out, s->model);
         put(out, "\",\"choices\":[],\"usage\":");

@@ -29,7 +29,6 @@ static inline void put_iov(tg_buf_t *out, tg_iovec_t v)
 {
     tg_buf_append(out, v.base, v.len);
 }
-void tg_xlate_put_int(tg_buf_t *out, int64_t v);
 
 /* The raw content of string v (or "" when v is not a string), as the content of a JSON literal. */
 static inline tg_iovec_t tg_xlate_str_raw(const tg_jdoc_t *d, uint32_t v)

@@ -403,11 +403,11 @@ static const char *stop_reason_of(const tg_jdoc_t *d, uint32_t fr)
 static void put_anthropic_usage(tg_buf_t *out, int64_t prompt, int64_t completion, int64_t cached)
 {
     put(out, "{\"input_tokens\":");
-    tg_xlate_put_int(out, prompt - cached);
+    tg_buf_append_int(out, prompt - cached);
     put(out, ",\"output_tokens\":");
-    tg_xlate_put_int(out, completion);
+    tg_buf_append_int(out, completion);
     put(out, ",\"cache_read_input_tokens\":");
-    tg_xlate_put_int(out, cached);
+    tg_buf_append_int(out, cached);
     put(out, ",\"cache_creation_input_tokens\":0}");
 }
 
@@ -508,7 +508,7 @@ static void close_block(tg_xlate_stream_t *s, tg_buf_t *out)
         return;
     ev_begin(out, "content_block_stop");
     put(out, ",\"index\":");
-    tg_xlate_put_int(out, s->open_block);
+    tg_buf_append_int(out, s->open_block);
     put(out, "}\n\n");
     s->open_block = -1;
     s->text_open = false;
@@ -556,7 +556,7 @@ static void tool_delta(tg_xlate_stream_t *s, const tg_jdoc_t *d, uint32_t tc, tg
     if (is_type(d, args, TG_JSON_STRING) && d->nodes[args].end - d->nodes[args].start > 2) {
         ev_begin(out, "content_block_delta");
         put(out, ",\"index\":");
-        tg_xlate_put_int(out, s->tool_block[k]);
+        tg_buf_append_int(out, s->tool_block[k]);
         put(out, ",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":");
         put_iov(out, tg_jdoc_raw(d, args));
         put(out, "}}\n\n");
@@ -630,7 +630,7 @@ void tg_xlate_openai_event(tg_xlate_stream_t *s, const char *data, size_t len, t
         }
         ev_begin(out, "content_block_delta");
         put(out, ",\"index\":");
-        tg_xlate_put_int(out, s->open_block);
+        tg_buf_append_int(out, s->open_block);
         put(out, ",\"delta\":{\"type\":\"text_delta\",\"text\":");
         put_iov(out, tg_jdoc_raw(&d, text));
         put(out, "}}\n\n");

@@ -27,32 +27,16 @@ void tg_xlate_where(char *out, size_t outsz, const char *base, const char *field
         *--t = (char)('0' + i % 10);
     while ((i /= 10) != 0 && t > tail + 1);
     *--t = '[';
-    size_t bl = strlen(base), fl = strlen(field), tl = (size_t)(tail + sizeof(tail) - t), o = 0;
     if (outsz == 0)
         return;
-    size_t room = outsz - 1; /* what does not fit is cut, as before */
-    size_t n = TG_MIN(bl, room - o);
-    memcpy(out + o, base, n);
-    o += n;
-    n = TG_MIN(fl, room - o);
-    memcpy(out + o, field, n);
-    o += n;
-    n = TG_MIN(tl, room - o);
-    memcpy(out + o, t, n);
-    o += n;
+    const tg_iovec_t pieces[] = {tg_iov_str(base), tg_iov_str(field), tg_iov(t, (size_t)(tail + sizeof(tail) - t))};
+    size_t o = 0;
+    for (size_t k = 0; k != TG_ARRAY_SIZE(pieces); ++k) { /* what does not fit is cut */
+        size_t n = TG_MIN(pieces[k].len, outsz - 1 - o);
+        memcpy(out + o, pieces[k].base, n);
+        o += n;
+    }
     out[o] = '\0';
-}
-
-void tg_xlate_put_int(tg_buf_t *out, int64_t v)
-{
-    char b[24], *p = b + sizeof(b);
-    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-    do
-        *--p = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0)
-        *--p = '-';
-    tg_buf_append(out, p, (size_t)(b + sizeof(b) - p));
 }
 
 void tg_xlate_keep_raw(char *dst, size_t dstsz, const tg_jdoc_t *d, uint32_t v)
@@ -144,13 +128,13 @@ void tg_xlate_put_usage(tg_buf_t *out, int64_t input, int64_t output, int64_t ca
 {
     int64_t prompt = input + cache_read + cache_write;
     put(out, "{\"prompt_tokens\":");
-    tg_xlate_put_int(out, prompt);
+    tg_buf_append_int(out, prompt);
     put(out, ",\"completion_tokens\":");
-    tg_xlate_put_int(out, output);
+    tg_buf_append_int(out, output);
     put(out, ",\"total_tokens\":");
-    tg_xlate_put_int(out, prompt + output);
+    tg_buf_append_int(out, prompt + output);
     put(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
-    tg_xlate_put_int(out, cache_read);
+    tg_buf_append_int(out, cache_read);
     put(out, "}}");
 }
 
@@ -165,11 +149,11 @@ void tg_xlate_emit_chunk_at(tg_xlate_stream_t *s, tg_buf_t *out, unsigned index,
     put(out, "data: {\"id\":\"");
     put(out, s->id);
     put(out, "\",\"object\":\"chat.completion.chunk\",\"created\":");
-    tg_xlate_put_int(out, s->created);
+    tg_buf_append_int(out, s->created);
     put(out, ",\"model\":\"");
     put(out, s->model);
     put(out, "\",\"choices\":[{\"index\":");
-    tg_xlate_put_int(out, index);
+    tg_buf_append_int(out, index);
     put(out, ",\"delta\":");
     tg_buf_append(out, delta, delta_len);
     if (finish != NULL) {

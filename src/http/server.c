@@ -615,16 +615,9 @@ void tg_http_start_response(tg_req_t *req, int status, const tg_header_t *header
     }
     if (r == 0 && !bodiless_status) {
         if (content_length >= 0) {
-            char cl[48], *e = cl + sizeof(cl), *d = e;
-            *--d = '\n';
-            *--d = '\r';
-            uint64_t v = (uint64_t)content_length;
-            do
-                *--d = (char)('0' + v % 10);
-            while ((v /= 10) != 0);
-            d -= 16;
-            memcpy(d, "content-length: ", 16);
-            r = tg_buf_append(o, d, (size_t)(e - d));
+            r = tg_buf_append(o, TG_LIT("content-length: "));
+            r = r != 0 ? r : tg_buf_append_int(o, content_length);
+            r = r != 0 ? r : tg_buf_append(o, "\r\n", 2);
         } else if (!head_only) {
             if (req->version_minor >= 1) {
                 conn->resp_chunked = true;

@@ -375,7 +375,7 @@ bool tg_recorder_defer_usage(tg_recorder_t *rc)
 {
     if (!rc->usage_started || rc->inflate != NULL || rc->undecodable || rc->usage.kind != TG_BODY_JSON)
         return false;
-    rc->usage_deferred = true;
+    rc->usage_mode = TG_RECORDER_USAGE_DEFERRED;
     return true;
 }
 
@@ -383,18 +383,14 @@ void tg_recorder_usage_given(tg_recorder_t *rc, const tg_usage_t *u, const char 
 {
     if (!rc->usage_started)
         return;
-    rc->usage_deferred = rc->usage_given = true;
+    rc->usage_mode = TG_RECORDER_USAGE_GIVEN;
     rc->given = *u;
-    size_t n = model != NULL ? strlen(model) : 0;
-    if (n >= sizeof(rc->usage.model))
-        n = 0;
-    memcpy(rc->usage.model, model != NULL ? model : "", n);
-    rc->usage.model[n] = '\0';
+    tg_usage_copy_model(rc->usage.model, model);
 }
 
 bool tg_recorder_usage_read(tg_recorder_t *rc, tg_usage_t *u, const char **model)
 {
-    if (!rc->usage_started || rc->usage_given || rc->usage_deferred)
+    if (!rc->usage_started || rc->usage_mode != TG_RECORDER_USAGE_SCAN)
         return false;
     *u = tg_usage_parser_result(&rc->usage);
     *model = rc->usage.model[0] != '\0' ? rc->usage.model : NULL;
@@ -403,24 +399,24 @@ bool tg_recorder_usage_read(tg_recorder_t *rc, tg_usage_t *u, const char **model
 
 void tg_recorder_usage_doc(tg_recorder_t *rc, const tg_jdoc_t *d)
 {
-    if (!rc->usage_deferred || rc->usage_given)
+    if (rc->usage_mode != TG_RECORDER_USAGE_DEFERRED)
         return;
-    rc->usage_deferred = false;
+    rc->usage_mode = TG_RECORDER_USAGE_SCAN;
     tg_usage_parser_take_doc(&rc->usage, d);
 }
 
 void tg_recorder_usage_bytes(tg_recorder_t *rc, const char *p, size_t n)
 {
-    if (!rc->usage_deferred || rc->usage_given)
+    if (rc->usage_mode != TG_RECORDER_USAGE_DEFERRED)
         return;
-    rc->usage_deferred = false;
+    rc->usage_mode = TG_RECORDER_USAGE_SCAN;
     if (n != 0)
         tg_usage_parser_feed(&rc->usage, p, n);
 }
 
 static void take_plain(tg_recorder_t *rc, const char *p, size_t n)
 {
-    if (rc->usage_started && !rc->undecodable && !rc->usage_deferred)
+    if (rc->usage_started && !rc->undecodable && rc->usage_mode == TG_RECORDER_USAGE_SCAN)
         tg_usage_parser_feed(&rc->usage, p, n);
     tg_logrec_t *rec = rc->rec;
     if (rec == NULL || !rc->payload || rec->response_body_dropped)
@@ -445,7 +441,7 @@ void tg_recorder_finish(tg_recorder_t *rc, tg_req_t *req, tg_logstore_t *store, 
     tg_usage_t usage = {-1, -1, 0, 0};
     const char *resp_model = NULL;
     if (rc->usage_started) {
-        usage = rc->usage_given ? rc->given : tg_usage_parser_result(&rc->usage);
+        usage = rc->usage_mode == TG_RECORDER_USAGE_GIVEN ? rc->given : tg_usage_parser_result(&rc->usage);
         resp_model = rc->usage.model[0] != '\0' ? rc->usage.model : NULL;
     }
     const char *model = rc->request_model != NULL ? rc->request_model : resp_model;

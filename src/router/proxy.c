@@ -43,7 +43,6 @@ typedef struct {
     enum { XLATE_NONE, XLATE_STREAM, XLATE_WHOLE } xmode;
     tg_xlate_stream_t *xs;  /* XLATE_STREAM */
     tg_buf_t whole;         /* XLATE_WHOLE: the answer, translated once it is all in */
-    bool usage_deferred;    /* XLATE_WHOLE: the recorder reads usage from `whole` (tg_recorder_defer_usage) */
     int whole_status;
     tg_header_t *whole_headers; /* XLATE_WHOLE: the head to send with it (request pool) */
     size_t num_whole_headers;
@@ -71,10 +70,9 @@ static void release(proxy_t *px)
         tg_xlate_stream_dispose(px->xs);
         px->xs = NULL;
     }
-    if (px->usage_deferred) { /* an answer cut short, too large, or left by the client: what came is read */
-        px->usage_deferred = false;
+    /* an answer cut short, too large, or left by the client: what came is read (if the usage was deferred) */
+    if (px->xmode == XLATE_WHOLE && px->req->recorder != NULL)
         tg_recorder_usage_bytes(px->req->recorder, px->whole.base, px->whole.len);
-    }
     tg_buf_free(&px->scratch);
     tg_buf_free(&px->whole);
     tg_buf_free(&px->sending);
@@ -97,23 +95,19 @@ static void send_translated(proxy_t *px)
     }
 }
 
-typedef struct {
-    const char *s;
-    size_t n;
-} name_t;
-#define NAME(x) {x, sizeof(x) - 1}
+#define NAME(x) {TG_LIT(x)}
 
 /* Is `name` (any case) one of `list`? */
-static bool in_names(tg_iovec_t name, const name_t *list, size_t n)
+static bool in_names(tg_iovec_t name, const tg_iovec_t *list, size_t n)
 {
     for (size_t i = 0; i != n; ++i)
-        if (tg_iov_eq_ci(name, list[i].s, list[i].n))
+        if (tg_iov_eq_ci(name, list[i].base, list[i].len))
             return true;
     return false;
 }
 
 /* Hop-by-hop (RFC 9110 section 7.6.1) plus what the gateway itself decides on either leg. */
-static const name_t hop_by_hop[] = {NAME("connection"),          NAME("keep-alive"),          NAME("proxy-connection"),
+static const tg_iovec_t hop_by_hop[] = {NAME("connection"),          NAME("keep-alive"),          NAME("proxy-connection"),
                                     NAME("proxy-authenticate"),  NAME("proxy-authorization"), NAME("te"),
                                     NAME("trailer"),             NAME("transfer-encoding"),   NAME("upgrade")};
 
@@ -134,7 +128,7 @@ static bool token_listed(tg_iovec_t list, tg_iovec_t name)
 
 bool tg_proxy_is_request_header_dropped(tg_iovec_t name, tg_iovec_t connection)
 {
-    static const name_t own[] = {NAME("host"), NAME("content-length"), NAME("expect"), NAME("cf-cache-ttl"),
+    static const tg_iovec_t own[] = {NAME("host"), NAME("content-length"), NAME("expect"), NAME("cf-cache-ttl"),
                                  NAME("cf-skip-cache")};
     return in_names(name, hop_by_hop, TG_ARRAY_SIZE(hop_by_hop)) || in_names(name, own, TG_ARRAY_SIZE(own)) ||
            tg_iov_prefix_ci(name, TG_LIT("cf-aig-")) ||
@@ -235,8 +229,8 @@ static void xlate_head(proxy_t *px, int status, const tg_header_t *headers, size
     px->xmode = XLATE_WHOLE;
     px->whole_status = status;
     /* a 2xx answer is parsed once, for the translation and the usage */
-    px->usage_deferred = status >= 200 && status < 300 && px->req->recorder != NULL &&
-                         tg_recorder_defer_usage(px->req->recorder);
+    if (status >= 200 && status < 300 && px->req->recorder != NULL)
+        tg_recorder_defer_usage(px->req->recorder);
     out[m++] = (tg_header_t){tg_iov(TG_LIT("content-type")), tg_iov(TG_LIT("application/json"))};
     px->whole_headers = out;
     px->num_whole_headers = m;
@@ -338,13 +332,10 @@ static void xlate_whole_done(proxy_t *px)
     } else if (status >= 200 && status < 300) {
         tg_jdoc_t d;
         r = tg_jdoc_parse(&d, px->whole.base, px->whole.len);
-        if (px->usage_deferred) {
-            px->usage_deferred = false;
-            if (r == 0)
-                tg_recorder_usage_doc(req->recorder, &d);
-            else
-                tg_recorder_usage_bytes(req->recorder, px->whole.base, px->whole.len);
-        }
+        if (req->recorder != NULL && r == 0) /* both do nothing unless the usage was deferred */
+            tg_recorder_usage_doc(req->recorder, &d);
+        else if (req->recorder != NULL)
+            tg_recorder_usage_bytes(req->recorder, px->whole.base, px->whole.len);
         if (r == 0)
             r = tg_xlate_response_doc(px->client, px->dialect, &px->xinfo, &d, (int64_t)(req->start_unix_ms / 1000),
                                       body);

@@ -33,6 +33,27 @@ static void test_buf_cap(void)
     tg_buf_free(&b);
 }
 
+/* Decimal integers without printf: the same text as printf, the extremes too, and the cap respected. */
+static void test_buf_append_int(void)
+{
+    static const int64_t vals[] = {0, 7, -7, 10, 1234567890, -1000000, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i != sizeof(vals) / sizeof(vals[0]); ++i) {
+        tg_buf_t a, b;
+        tg_buf_init(&a, 64);
+        tg_buf_init(&b, 64);
+        T_EQ_INT(tg_buf_append_int(&a, vals[i]), 0);
+        tg_buf_appendf(&b, "%lld", (long long)vals[i]);
+        T_EQ_INT(a.len, b.len);
+        T_OK(a.len == b.len && memcmp(a.base, b.base, a.len) == 0);
+        tg_buf_free(&a);
+        tg_buf_free(&b);
+    }
+    tg_buf_t c;
+    tg_buf_init(&c, 3);
+    T_EQ_INT(tg_buf_append_int(&c, 1234), TG_E_TOOBIG);
+    tg_buf_free(&c);
+}
+
 static void test_json_escape(void)
 {
     tg_buf_t b;
@@ -181,6 +202,7 @@ static void test_time_format(void)
 int main(void)
 {
     T_RUN(test_buf_cap);
+    T_RUN(test_buf_append_int);
     T_RUN(test_json_escape);
     T_RUN(test_headtext);
     T_RUN(test_pool);
