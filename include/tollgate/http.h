@@ -70,6 +70,7 @@ struct st_tg_req_t {
     unsigned version_minor; /* HTTP/1.x */
     tg_header_t *headers;
     size_t num_headers;
+    uint64_t header_mask; /* a bit per name's tg_http_header_bit, so most lookups of an absent header stop at once */
     tg_iovec_t body;
     char client_addr[64]; /* "127.0.0.1" */
 
@@ -123,6 +124,15 @@ void *tg_http_req_data(const tg_req_t *req);
 
 /* Looks a request header up by name (case-insensitive); the first one wins. NULL when absent. */
 const tg_header_t *tg_http_find_header(const tg_req_t *req, const char *name, size_t namelen);
+/* The bit of header_mask a name sets: from its length and last two bytes, case folded (a filter, not an identity;
+ * chosen so that the headers SDKs send share no bit with the cf-aig-* and credential names the gateway looks for). */
+static inline uint64_t tg_http_header_bit(const char *name, size_t len)
+{
+    if (len < 2)
+        return len != 0 ? UINT64_C(1) << ((unsigned char)(name[0] | 0x20) & 63) : 1;
+    unsigned last = (unsigned char)(name[len - 1] | 0x20), before = (unsigned char)(name[len - 2] | 0x20);
+    return UINT64_C(1) << ((len * 3u + last * 7u + before * 2u) & 63);
+}
 
 /* Sets the generator for a streamed response. */
 static inline void tg_http_set_generator(tg_req_t *req, const tg_http_generator_ops_t *ops, void *data)

@@ -21,10 +21,9 @@ typedef struct z_stream_s z_stream;
 
 typedef struct st_tg_recorder_t {
     tg_logrec_t *rec; /* NULL when no record is kept (collect_logs off); usage is still parsed for metrics */
-    tg_usage_parser_t usage;
-    bool usage_started;
+    bool usage_started; /* `usage` below is set up (it is not zeroed before: only from the response head on) */
     /* how the usage is read: scanned as the body arrives; deferred (tg_recorder_defer_usage: the body is kept, not
-     * scanned, until tg_recorder_usage_doc or _bytes); or given (tg_recorder_usage_given: `given` is the usage) */
+     * scanned, until tg_recorder_usage_doc or _bytes); or given (tg_recorder_response_head_given: `given` is the usage) */
     enum { TG_RECORDER_USAGE_SCAN, TG_RECORDER_USAGE_DEFERRED, TG_RECORDER_USAGE_GIVEN } usage_mode;
     tg_usage_t given;
     z_stream *inflate;      /* a gzip/deflate answer is inflated for the parser and the stored body (heap) */
@@ -40,6 +39,7 @@ typedef struct st_tg_recorder_t {
     const char *event_id; /* cf-aig-event-id, echoed in the response (pool), NULL when none */
     bool stream;          /* the request asks for an event stream ("stream": true, or Google's stream path) */
     bool cached;          /* answered from the response cache: cost 0, no usage counted in the metrics */
+    tg_usage_parser_t usage; /* last: tg_recorder_begin clears what comes before it (the parser is ~2 KB) */
 } tg_recorder_t;
 
 /*
@@ -64,6 +64,10 @@ static inline void tg_recorder_set_cached(tg_recorder_t *rc)
 }
 /* The response head from the provider. */
 void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, size_t n);
+/* The same for an answer whose usage is known already (a cache hit whose entry kept it): the body is kept, nothing
+ * of it is scanned; `u` is the usage and `model` (copied; "" or NULL: none) the model the answer names. */
+void tg_recorder_response_head_given(tg_recorder_t *rc, const tg_header_t *headers, size_t n, const tg_usage_t *u,
+                                     const char *model);
 /* The Accept-Encoding to send upstream in place of the client's: only encodings the recorder can read (gzip,
  * deflate), or identity when `identity_only`. Static string. */
 const char *tg_recorder_accept_encoding(tg_iovec_t client_value, bool identity_only);
@@ -79,9 +83,6 @@ void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n);
 bool tg_recorder_defer_usage(tg_recorder_t *rc);
 void tg_recorder_usage_doc(tg_recorder_t *rc, const tg_jdoc_t *d);
 void tg_recorder_usage_bytes(tg_recorder_t *rc, const char *p, size_t n);
-/* The usage is known already (a cache hit whose entry was read before): the body is kept, nothing is scanned.
- * After tg_recorder_response_head; `model` is the model the answer names ("" or NULL: none). */
-void tg_recorder_usage_given(tg_recorder_t *rc, const tg_usage_t *u, const char *model);
 /* The usage read so far and the model the answer names (NULL when none): false when nothing was scanned (no
  * response head yet, the usage given, or deferred and not resolved yet). */
 bool tg_recorder_usage_read(tg_recorder_t *rc, tg_usage_t *u, const char **model);

@@ -114,11 +114,12 @@ static void start_answer(tg_req_t *req, tg_cache_entry_t *e, int status, const c
     if (rc != NULL) {
         tg_recorder_set_cached(rc);
         if (rc->rec != NULL) { /* tokens for the record; without one there is nothing to count (no tokens spent) */
-            tg_recorder_response_head(rc, h, n);
             tg_usage_t u;
             const char *model;
             if (e != NULL && tg_cache_entry_get_usage(e, &u, &model))
-                tg_recorder_usage_given(rc, &u, model);
+                tg_recorder_response_head_given(rc, h, n, &u, model);
+            else
+                tg_recorder_response_head(rc, h, n);
         }
     }
     h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), hit ? tg_iov(TG_LIT("HIT")) : tg_iov(TG_LIT("MISS"))};

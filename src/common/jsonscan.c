@@ -55,20 +55,31 @@ bool tg_jsonscan_failed(const tg_jsonscan_t *s)
 
 bool tg_json_mentions(tg_iovec_t text, const char *key)
 {
-    size_t n = strlen(key);
-    char needle[64];
-    if (n + 2 <= sizeof(needle)) { /* the usual short key: one memmem, not a call per quote */
-        needle[0] = '"';
-        memcpy(needle + 1, key, n);
-        needle[n + 1] = '"';
-        return text.len != 0 && memmem(text.base, text.len, needle, n + 2) != NULL;
+    size_t n = strlen(key), len = text.len;
+    const char *p = text.base;
+    if (len < n + 2)
+        return false;
+    size_t last = len - n - 2, i = 0; /* the last place "key" can start */
+#ifdef __SSE2__
+    /* 16 places at a time: those where the key's first and last bytes are (quotes are too common in JSON to look
+     * for), then the whole of each candidate */
+    if (n != 0) {
+        const __m128i first = _mm_set1_epi8(key[0]), final = _mm_set1_epi8(key[n - 1]);
+        for (; i + 16 <= last + 1; i += 16) { /* (the loads end at p + i + n + 15 < len) */
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 1));
+            __m128i z = _mm_loadu_si128((const __m128i *)(const void *)(p + i + n));
+            unsigned m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(z, final)));
+            for (; m != 0; m &= m - 1) {
+                size_t at = i + (size_t)__builtin_ctz(m);
+                if (p[at] == '"' && p[at + n + 1] == '"' && memcmp(p + at + 1, key, n) == 0)
+                    return true;
+            }
+        }
     }
-    const char *p = text.base, *end = text.base + text.len;
-    while (end - p >= (ptrdiff_t)(n + 2) && (p = memchr(p, '"', (size_t)(end - p - (ptrdiff_t)(n + 1)))) != NULL) {
-        if (memcmp(p + 1, key, n) == 0 && p[n + 1] == '"')
+#endif
+    for (; i <= last; ++i)
+        if (p[i] == '"' && p[i + n + 1] == '"' && memcmp(p + i + 1, key, n) == 0)
             return true;
-        ++p;
-    }
     return false;
 }
 

@@ -246,6 +246,7 @@ static int on_reader_head(tg_http1_t *r, void *data)
     for (size_t i = 0; i != r->num_hdrs; ++i) {
         req->headers[i].name = tg_iov(head + r->hdrs[i].name_off, r->hdrs[i].name_len);
         req->headers[i].value = tg_iov_trim(tg_iov(head + r->hdrs[i].value_off, r->hdrs[i].value_len));
+        req->header_mask |= tg_http_header_bit(req->headers[i].name.base, req->headers[i].name.len);
     }
 
     const tg_header_t *expect = tg_http_find_header(req, TG_LIT("expect"));
@@ -775,6 +776,8 @@ void *tg_http_req_data(const tg_req_t *req)
 
 const tg_header_t *tg_http_find_header(const tg_req_t *req, const char *name, size_t namelen)
 {
+    if ((req->header_mask & tg_http_header_bit(name, namelen)) == 0)
+        return NULL;
     for (size_t i = 0; i != req->num_headers; ++i)
         if (tg_iov_eq_ci(req->headers[i].name, name, namelen))
             return req->headers + i;

@@ -103,7 +103,7 @@ static int bool_header(tg_req_t *req, const char *name, int def)
 tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
 {
     tg_recorder_t *rc = tg_mem_alloc_pool(&req->pool, sizeof(*rc));
-    memset(rc, 0, sizeof(*rc));
+    memset(rc, 0, offsetof(tg_recorder_t, usage)); /* the parser is set up by the response head */
     req->recorder = rc;
     const tg_config_t *cfg = req->config;
 
@@ -304,7 +304,8 @@ const char *tg_recorder_accept_encoding(tg_iovec_t v, bool identity_only)
 /* Feeds decoded body bytes to the usage parser and the stored body. */
 static void take_plain(tg_recorder_t *rc, const char *p, size_t n);
 
-void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, size_t n)
+static void response_head(tg_recorder_t *rc, const tg_header_t *headers, size_t n, const tg_usage_t *given,
+                          const char *given_model)
 {
     tg_iovec_t ct = tg_iov("", 0), ce = tg_iov("", 0);
     for (size_t i = 0; i != n; ++i) {
@@ -325,15 +326,34 @@ void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, si
     } else if (ce.len != 0 && !tg_iov_eq_ci(ce, TG_LIT("identity"))) {
         rc->undecodable = true;
     }
-    tg_usage_parser_init(&rc->usage, tg_usage_kind_for(ct));
+    if (given == NULL) {
+        tg_usage_parser_init(&rc->usage, tg_usage_kind_for(ct));
+        for (size_t i = 0; i != n; ++i)
+            tg_usage_parser_header(&rc->usage, headers[i].name, headers[i].value);
+    } else { /* only what tg_recorder_finish and tg_usage_parser_dispose read */
+        rc->usage.kind = tg_usage_kind_for(ct);
+        rc->usage.inner = NULL;
+        rc->usage_mode = TG_RECORDER_USAGE_GIVEN;
+        rc->given = *given;
+        tg_usage_copy_model(rc->usage.model, given_model);
+    }
     rc->usage_started = true;
-    for (size_t i = 0; i != n; ++i)
-        tg_usage_parser_header(&rc->usage, headers[i].name, headers[i].value);
     if (rc->rec != NULL) {
         rc->rec->response_head = head_text(rc->rec, headers, n, head_bound(headers, n));
         if (ct.len != 0)
             rc->rec->response_content_type = iov_dup(rc->rec, ct, 256);
     }
+}
+
+void tg_recorder_response_head(tg_recorder_t *rc, const tg_header_t *headers, size_t n)
+{
+    response_head(rc, headers, n, NULL, NULL);
+}
+
+void tg_recorder_response_head_given(tg_recorder_t *rc, const tg_header_t *headers, size_t n, const tg_usage_t *u,
+                                     const char *model)
+{
+    response_head(rc, headers, n, u, model);
 }
 
 static void end_inflate(tg_recorder_t *rc)
@@ -373,19 +393,11 @@ void tg_recorder_response_body(tg_recorder_t *rc, const char *p, size_t n)
 
 bool tg_recorder_defer_usage(tg_recorder_t *rc)
 {
-    if (!rc->usage_started || rc->inflate != NULL || rc->undecodable || rc->usage.kind != TG_BODY_JSON)
+    if (!rc->usage_started || rc->usage_mode != TG_RECORDER_USAGE_SCAN || rc->inflate != NULL || rc->undecodable ||
+        rc->usage.kind != TG_BODY_JSON)
         return false;
     rc->usage_mode = TG_RECORDER_USAGE_DEFERRED;
     return true;
-}
-
-void tg_recorder_usage_given(tg_recorder_t *rc, const tg_usage_t *u, const char *model)
-{
-    if (!rc->usage_started)
-        return;
-    rc->usage_mode = TG_RECORDER_USAGE_GIVEN;
-    rc->given = *u;
-    tg_usage_copy_model(rc->usage.model, model);
 }
 
 bool tg_recorder_usage_read(tg_recorder_t *rc, tg_usage_t *u, const char **model)

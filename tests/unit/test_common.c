@@ -199,8 +199,35 @@ static void test_time_format(void)
     T_EQ_STR(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
 }
 
+/* A header name's mask bit is the same whatever its case, so a lookup never misses a header sent as Content-Type. */
+static void test_header_bit(void)
+{
+    static const char *const names[][2] = {{"content-type", "Content-Type"}, {"cf-aig-cache-ttl", "CF-AIG-Cache-TTL"},
+                                           {"x-api-key", "X-API-KEY"}, {"authorization", "AUTHORIZATION"},
+                                           {"cf-aig-metadata", "Cf-Aig-Metadata"}, {"a", "A"}};
+    for (size_t i = 0; i != TG_ARRAY_SIZE(names); ++i)
+        T_OK(tg_http_header_bit(names[i][0], strlen(names[i][0])) == tg_http_header_bit(names[i][1], strlen(names[i][1])));
+    /* and names tell apart often enough to be worth it: the usual request headers take few of the 64 bits */
+    static const char *const common[] = {"content-type", "authorization", "user-agent", "accept", "content-length",
+                                         "host", "accept-encoding", "connection", "x-stainless-lang",
+                                         "x-stainless-package-version", "x-stainless-os", "x-stainless-arch",
+                                         "x-stainless-runtime", "x-stainless-runtime-version",
+                                         "x-stainless-retry-count", "x-stainless-timeout", "anthropic-version",
+                                         "x-api-key", "accept-language"};
+    static const char *const looked_up[] = {"cf-aig-cache-key", "cf-aig-cache-ttl", "cf-aig-collect-log",
+                                            "cf-aig-collect-log-payload", "cf-aig-custom-cost", "cf-aig-event-id",
+                                            "cf-aig-metadata", "cf-aig-request-timeout", "cf-aig-skip-cache",
+                                            "cf-cache-ttl", "cf-skip-cache", "expect", "api-key", "x-goog-api-key"};
+    uint64_t mask = 0;
+    for (size_t i = 0; i != TG_ARRAY_SIZE(common); ++i)
+        mask |= tg_http_header_bit(common[i], strlen(common[i]));
+    for (size_t i = 0; i != TG_ARRAY_SIZE(looked_up); ++i)
+        T_OK((mask & tg_http_header_bit(looked_up[i], strlen(looked_up[i]))) == 0);
+}
+
 int main(void)
 {
+    T_RUN(test_header_bit);
     T_RUN(test_buf_cap);
     T_RUN(test_buf_append_int);
     T_RUN(test_json_escape);

@@ -150,6 +150,38 @@ static void test_mentions(void)
     static const char lk[] = "a_key_longer_than_sixty_two_bytes_so_that_it_does_not_fit_the_needle";
     T_OK(tg_json_mentions(tg_iov_str("{\"x\":1,\"a_key_longer_than_sixty_two_bytes_so_that_it_does_not_fit_the_needle\":2}"), lk));
     T_OK(!tg_json_mentions(tg_iov_str("{\"a_key_longer_than_sixty_two_bytes_so_that_it_does_not_fit_the_needl\":2}"), lk));
+    T_OK(tg_json_mentions(tg_iov_str("\"\""), ""));
+    T_OK(!tg_json_mentions(tg_iov_str("\"x\""), ""));
+    /* against the plain definition, on random texts of a few bytes (quotes, key letters, others) at every length
+     * and alignment the 16-at-a-time search handles in pieces */
+    static const char alphabet[] = "\"\"sstrm:ea{";
+    static const char *const keys[] = {"stream", "s", "ss", "model", "a_rather_longer_key_than_sixteen"};
+    unsigned seed = 12345, found = 0;
+    char text[160];
+    for (int round = 0; round != 20000; ++round) {
+        size_t len = (size_t)(round % 150);
+        const char *key = keys[round % 5];
+        size_t n = strlen(key);
+        for (size_t i = 0; i != len; ++i) {
+            seed = seed * 1103515245u + 12345u;
+            text[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+        }
+        if (len > n + 2 && (round / 5) % 3 == 0) { /* plant one somewhere */
+            size_t at = (seed >> 8) % (len - n - 1);
+            text[at] = '"';
+            memcpy(text + at + 1, key, n);
+            text[at + n + 1] = '"';
+        }
+        bool want = false;
+        for (size_t i = 0; i + n + 2 <= len && !want; ++i)
+            want = text[i] == '"' && memcmp(text + i + 1, key, n) == 0 && text[i + n + 1] == '"';
+        found += want;
+        if (tg_json_mentions(tg_iov(text, len), key) != want) {
+            T_OK(!"tg_json_mentions differs from the plain search");
+            break;
+        }
+    }
+    T_OK(found > 1000);
 }
 
 static void test_scan_stop(void)
