@@ -1,13 +1,14 @@
 /*
  * The response cache store (cache.h).
  *
- * Keys are BLAKE2b-256 digests (libsodium) over length-prefixed fields, so no two different requests can be
- * confused by where one field ends and the next begins. The memory tier is a chained hash table plus an LRU list
+ * Keys are SHA-256 digests (OpenSSL: the CPU's SHA instructions where it has them) over length-prefixed fields, so
+ * no two different requests can be confused by where one field ends and the next begins. The memory tier is a chained hash table plus an LRU list
  * (memcached's layout) under one mutex; entries are reference counted so eviction never frees an entry that a
  * replay is still sending. The persistent tier is one SQLite table written by a writer thread in batches (as the
  * log store does) and read from the threadpool.
  */
-#include <sodium.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,43 +20,73 @@
 
 /* ---- keys ------------------------------------------------------------------------------------------------- */
 
-static void put_field(crypto_generichash_state *st, const void *p, size_t n)
+/* Each thread keeps one digest context, freed when the thread ends. */
+static pthread_key_t md_ctx_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static EVP_MD *md_sha256;
+
+static void free_md_ctx(void *ctx)
 {
-    uint64_t len = n;
-    crypto_generichash_update(st, (const unsigned char *)&len, sizeof(len));
-    if (n != 0)
-        crypto_generichash_update(st, p, n);
+    EVP_MD_CTX_free(ctx);
 }
 
-static void put_str(crypto_generichash_state *st, const char *s)
+static void md_setup(void)
 {
-    put_field(st, s, s != NULL ? strlen(s) : 0);
+    if (pthread_key_create(&md_ctx_key, free_md_ctx) != 0 || (md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+        tg_fatal(__FILE__, __LINE__, "cannot set up SHA-256");
+}
+
+static EVP_MD_CTX *md_ctx(void)
+{
+    pthread_once(&md_once, md_setup);
+    EVP_MD_CTX *ctx = pthread_getspecific(md_ctx_key);
+    if (ctx == NULL) {
+        if ((ctx = EVP_MD_CTX_new()) == NULL || pthread_setspecific(md_ctx_key, ctx) != 0)
+            tg_fatal(__FILE__, __LINE__, "cannot set up SHA-256");
+    }
+    return ctx;
+}
+
+static void put_field(EVP_MD_CTX *ctx, const void *p, size_t n)
+{
+    uint64_t len = n;
+    EVP_DigestUpdate(ctx, &len, sizeof(len));
+    if (n != 0)
+        EVP_DigestUpdate(ctx, p, n);
+}
+
+static void put_str(EVP_MD_CTX *ctx, const char *s)
+{
+    put_field(ctx, s, s != NULL ? strlen(s) : 0);
 }
 
 void tg_cache_key(const tg_cache_key_parts_t *parts, tg_iovec_t custom, tg_cache_key_t *out)
 {
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, TG_CACHE_KEY_LEN);
+    EVP_MD_CTX *ctx = md_ctx();
+    if (EVP_DigestInit_ex2(ctx, md_sha256, NULL) != 1)
+        tg_fatal(__FILE__, __LINE__, "SHA-256 failed");
     uint8_t stream = parts->stream ? 1 : 0;
     if (custom.len != 0) {
-        put_str(&st, "tollgate-cache-custom-v1");
-        put_str(&st, parts->account);
-        put_str(&st, parts->gateway);
-        put_field(&st, custom.base, custom.len);
-        put_field(&st, &stream, 1);
+        put_str(ctx, "tollgate-cache-custom-v1");
+        put_str(ctx, parts->account);
+        put_str(ctx, parts->gateway);
+        put_field(ctx, custom.base, custom.len);
+        put_field(ctx, &stream, 1);
     } else {
-        put_str(&st, "tollgate-cache-v1");
-        put_str(&st, parts->account);
-        put_str(&st, parts->gateway);
-        put_str(&st, parts->provider);
-        put_field(&st, parts->method.base, parts->method.len);
-        put_field(&st, parts->path.base, parts->path.len);
-        put_field(&st, parts->query.base, parts->query.len);
-        put_field(&st, parts->credential.base, parts->credential.len);
-        put_field(&st, parts->body.base, parts->body.len);
-        put_field(&st, &stream, 1);
+        put_str(ctx, "tollgate-cache-v1");
+        put_str(ctx, parts->account);
+        put_str(ctx, parts->gateway);
+        put_str(ctx, parts->provider);
+        put_field(ctx, parts->method.base, parts->method.len);
+        put_field(ctx, parts->path.base, parts->path.len);
+        put_field(ctx, parts->query.base, parts->query.len);
+        put_field(ctx, parts->credential.base, parts->credential.len);
+        put_field(ctx, parts->body.base, parts->body.len);
+        put_field(ctx, &stream, 1);
     }
-    crypto_generichash_final(&st, out->b, TG_CACHE_KEY_LEN);
+    unsigned len = 0;
+    if (EVP_DigestFinal_ex(ctx, out->b, &len) != 1 || len != TG_CACHE_KEY_LEN)
+        tg_fatal(__FILE__, __LINE__, "SHA-256 failed");
 }
 
 void tg_cache_key_hex(const tg_cache_key_t *k, char out[2 * TG_CACHE_KEY_LEN + 1])
@@ -762,12 +793,30 @@ void tg_cache_sweep(tg_cache_t *c, uint64_t now_ms)
     reader_release(c, db);
 }
 
+/* The keys' layout: 1 (user_version 0) BLAKE2b-256, 2 SHA-256. Entries stored under another layout's keys can never
+ * be found again, so they are deleted when the store opens. */
+#define KEY_LAYOUT 2
+#define TG_CACHE_STR_(x) #x
+#define TG_CACHE_STR(x) TG_CACHE_STR_(x)
+
+static bool upgrade_keys(sqlite3 *db, char *err, size_t errsz)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (v == KEY_LAYOUT)
+        return true;
+    if (v < 0 || v > KEY_LAYOUT) {
+        snprintf(err, errsz, "its key layout (%d) is not one this version reads", v);
+        return false;
+    }
+    return exec(db, "BEGIN; DELETE FROM entries; PRAGMA user_version = " TG_CACHE_STR(KEY_LAYOUT) "; COMMIT;");
+}
+
 tg_cache_t *tg_cache_open(const char *data_dir, uint64_t max_memory, uint64_t max_disk, char *err, size_t errsz)
 {
-    if (sodium_init() < 0) {
-        snprintf(err, errsz, "libsodium cannot start");
-        return NULL;
-    }
     tg_cache_t *c = tg_calloc(1, sizeof(*c));
     uv_mutex_init(&c->fmutex);
     uv_mutex_init(&c->wlock);
@@ -790,6 +839,12 @@ tg_cache_t *tg_cache_open(const char *data_dir, uint64_t max_memory, uint64_t ma
         !exec(c->wdb, schema)) {
         if (c->wdb != NULL)
             snprintf(err, errsz, "cannot set up %s: %s", c->path, sqlite3_errmsg(c->wdb));
+        tg_cache_close(c);
+        return NULL;
+    }
+    char why[128] = "";
+    if (!upgrade_keys(c->wdb, why, sizeof(why))) {
+        snprintf(err, errsz, "cannot set up %s: %s", c->path, why[0] != '\0' ? why : sqlite3_errmsg(c->wdb));
         tg_cache_close(c);
         return NULL;
     }

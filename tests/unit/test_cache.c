@@ -2,6 +2,8 @@
  * The response cache store: keys, the memory tier (LRU by bytes), expiry with injected time, the persistent tier
  * (survives a reopen), purges, and the stream error check. Time is passed in; nothing sleeps.
  */
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include "tollgate/cache.h"
@@ -249,6 +251,47 @@ static void test_persistent_tier(void)
     tg_cache_close(c);
 }
 
+/* A store written with the older key layout (BLAKE2b, user_version 0) loses its entries when it opens: none could
+ * be found again. The current layout's entries stay across a restart (test_persistent_tier). */
+static void test_old_key_layout(void)
+{
+    uint64_t now = 1795000000000ull;
+    tg_cache_t *c = open_on_disk();
+    if (c == NULL)
+        return;
+    tg_cache_purge(c, "local", "g", NULL);
+    tg_cache_purge(c, "local", "h", NULL);
+    tg_cache_put(c, entry(40, "g", now, 60000, 500));
+    tg_cache_flush(c);
+    tg_cache_close(c);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/cache.db", dir);
+    sqlite3 *db = NULL;
+    T_OK(sqlite3_open(path, &db) == SQLITE_OK);
+    T_OK(sqlite3_exec(db, "PRAGMA user_version = 0", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    c = open_on_disk();
+    if (c == NULL)
+        return;
+    tg_cache_stats_t st;
+    tg_cache_stats(c, &st);
+    T_EQ_INT(st.disk_entries, 0);
+    tg_cache_key_t k = key_n(40);
+    T_OK(tg_cache_get_disk(c, &k, now) == NULL);
+    tg_cache_close(c);
+    /* a layout from a later version is refused rather than emptied */
+    T_OK(sqlite3_open(path, &db) == SQLITE_OK);
+    T_OK(sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    char err[256];
+    c = tg_cache_open(dir, 1 << 20, 1 << 30, err, sizeof(err));
+    T_OK(c == NULL);
+    T_OK(strstr(err, "key layout (9)") != NULL);
+    T_OK(sqlite3_open(path, &db) == SQLITE_OK);
+    T_OK(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* A purge right after puts: whether an entry is still queued, being written or on disk, it is gone afterwards and
  * counted once. */
 static void test_purge_races_the_writer(void)
@@ -326,6 +369,7 @@ int main(void)
     T_RUN(test_memory_tier);
     T_RUN(test_persistent_tier);
     T_RUN(test_purge_races_the_writer);
+    T_RUN(test_old_key_layout);
     T_RUN(test_stream_errors);
     T_RUN(test_entry_usage);
     if (unit_rmtree(dir) != 0)
