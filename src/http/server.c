@@ -171,7 +171,9 @@ static void timer_set(tg_http_conn_t *conn, uint64_t ms, uv_timer_cb cb)
 
 static tg_req_t *req_new(tg_http_conn_t *conn)
 {
-    tg_req_t *req = tg_calloc(1, sizeof(*req));
+    /* (not calloc: glibc's calloc skips the per-thread cache malloc takes a block this size from) */
+    tg_req_t *req = tg_malloc(sizeof(*req));
+    memset(req, 0, sizeof(*req));
     tg_mem_init_pool(&req->pool);
     req->config = tg_config_retain(conn->server->config);
     req->_conn = conn;
