@@ -7,6 +7,7 @@
  * replay is still sending. The persistent tier is one SQLite table written by a writer thread in batches (as the
  * log store does) and read from the threadpool.
  */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -32,7 +33,9 @@ static void free_md_ctx(void *ctx)
 
 static void md_setup(void)
 {
-    if (pthread_key_create(&md_ctx_key, free_md_ctx) != 0 || (md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+    /* no configuration file: the digest is all the cache needs, and reading openssl.cnf pulls in much more */
+    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1 || pthread_key_create(&md_ctx_key, free_md_ctx) != 0 ||
+        (md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
         tg_fatal(__FILE__, __LINE__, "cannot set up SHA-256");
 }
 
