@@ -16,6 +16,9 @@
 #define TG_VERSION "0.1.0"
 
 #define TG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal (TG_STR(2) is "2"). */
+#define TG_STR_(x) #x
+#define TG_STR(x) TG_STR_(x)
 #define TG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TG_MAX(a, b) ((a) > (b) ? (a) : (b))
 /* A string literal as the (pointer, length) argument pair. */

@@ -23,7 +23,7 @@ typedef struct st_tg_recorder_t {
     tg_logrec_t *rec; /* NULL when no record is kept (collect_logs off); usage is still parsed for metrics */
     bool usage_started; /* `usage` below is set up (it is not zeroed before: only from the response head on) */
     /* how the usage is read: scanned as the body arrives; deferred (tg_recorder_defer_usage: the body is kept, not
-     * scanned, until tg_recorder_usage_doc or _bytes); or given (tg_recorder_response_head_given: `given` is the usage) */
+     * scanned, until tg_recorder_usage_doc or _bytes); or given (tg_recorder_response_head_given: `given` is it) */
     enum { TG_RECORDER_USAGE_SCAN, TG_RECORDER_USAGE_DEFERRED, TG_RECORDER_USAGE_GIVEN } usage_mode;
     tg_usage_t given;
     z_stream *inflate;      /* a gzip/deflate answer is inflated for the parser and the stored body (heap) */

@@ -2,8 +2,8 @@
  * The response cache store (cache.h).
  *
  * Keys are SHA-256 digests (OpenSSL: the CPU's SHA instructions where it has them) over length-prefixed fields, so
- * no two different requests can be confused by where one field ends and the next begins. The memory tier is a chained hash table plus an LRU list
- * (memcached's layout) under one mutex; entries are reference counted so eviction never frees an entry that a
+ * no two different requests can be confused by where one field ends and the next begins. The memory tier is a
+ * chained hash table plus an LRU list (memcached's layout) under one mutex; entries are reference counted so eviction never frees an entry that a
  * replay is still sending. The persistent tier is one SQLite table written by a writer thread in batches (as the
  * log store does) and read from the threadpool.
  */
@@ -34,8 +34,8 @@ static void free_md_ctx(void *ctx)
 static void md_setup(void)
 {
     /* no configuration file: the digest is all the cache needs, and reading openssl.cnf pulls in much more */
-    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1 || pthread_key_create(&md_ctx_key, free_md_ctx) != 0 ||
-        (md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1 ||
+        pthread_key_create(&md_ctx_key, free_md_ctx) != 0 || (md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
         tg_fatal(__FILE__, __LINE__, "cannot set up SHA-256");
 }
 
@@ -799,8 +799,6 @@ void tg_cache_sweep(tg_cache_t *c, uint64_t now_ms)
 /* The keys' layout: 1 (user_version 0) BLAKE2b-256, 2 SHA-256. Entries stored under another layout's keys can never
  * be found again, so they are deleted when the store opens. */
 #define KEY_LAYOUT 2
-#define TG_CACHE_STR_(x) #x
-#define TG_CACHE_STR(x) TG_CACHE_STR_(x)
 
 static bool upgrade_keys(sqlite3 *db, char *err, size_t errsz)
 {
@@ -815,7 +813,7 @@ static bool upgrade_keys(sqlite3 *db, char *err, size_t errsz)
         snprintf(err, errsz, "its key layout (%d) is not one this version reads", v);
         return false;
     }
-    return exec(db, "BEGIN; DELETE FROM entries; PRAGMA user_version = " TG_CACHE_STR(KEY_LAYOUT) "; COMMIT;");
+    return exec(db, "BEGIN; DELETE FROM entries; PRAGMA user_version = " TG_STR(KEY_LAYOUT) "; COMMIT;");
 }
 
 tg_cache_t *tg_cache_open(const char *data_dir, uint64_t max_memory, uint64_t max_disk, char *err, size_t errsz)

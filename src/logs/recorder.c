@@ -331,7 +331,6 @@ static void response_head(tg_recorder_t *rc, const tg_header_t *headers, size_t 
         for (size_t i = 0; i != n; ++i)
             tg_usage_parser_header(&rc->usage, headers[i].name, headers[i].value);
     } else { /* only what tg_recorder_finish and tg_usage_parser_dispose read */
-        rc->usage.kind = tg_usage_kind_for(ct);
         rc->usage.inner = NULL;
         rc->usage_mode = TG_RECORDER_USAGE_GIVEN;
         rc->given = *given;

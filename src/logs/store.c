@@ -354,8 +354,6 @@ size_t tg_logrec_size(const tg_logrec_t *r)
  * Metadata is the JSON object in `metadata`, read by the tg_meta() SQL function.
  */
 #define SCHEMA_VERSION 3
-#define TG_STR_(x) #x
-#define TG_STR(x) TG_STR_(x)
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS log_gateways (gw INTEGER PRIMARY KEY, account TEXT NOT NULL, gateway TEXT NOT NULL,"

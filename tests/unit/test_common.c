@@ -206,7 +206,8 @@ static void test_header_bit(void)
                                            {"x-api-key", "X-API-KEY"}, {"authorization", "AUTHORIZATION"},
                                            {"cf-aig-metadata", "Cf-Aig-Metadata"}, {"a", "A"}};
     for (size_t i = 0; i != TG_ARRAY_SIZE(names); ++i)
-        T_OK(tg_http_header_bit(names[i][0], strlen(names[i][0])) == tg_http_header_bit(names[i][1], strlen(names[i][1])));
+        T_OK(tg_http_header_bit(names[i][0], strlen(names[i][0])) ==
+             tg_http_header_bit(names[i][1], strlen(names[i][1])));
     /* and names tell apart often enough to be worth it: the usual request headers take few of the 64 bits */
     static const char *const common[] = {"content-type", "authorization", "user-agent", "accept", "content-length",
                                          "host", "accept-encoding", "connection", "x-stainless-lang",
