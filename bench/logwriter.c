@@ -129,6 +129,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: logwriter [RATE (1..1000000)] [SECONDS (1..60)]\n");
         return 2;
     }
+    tg_sqlite_configure();
     char dir[] = "/tmp/tollgate-logwriter.XXXXXX";
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");

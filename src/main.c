@@ -338,6 +338,7 @@ int main(int argc, char **argv)
      * fault per page (11,700 faults in 4 s at 25k requests/s). 8 MiB of free heap is kept instead; the writer
      * gives it back with malloc_trim after a second of idleness, so an idle gateway stays small. */
     mallopt(M_TRIM_THRESHOLD, 8 << 20);
+    tg_sqlite_configure();
     current = load_config();
     if (current == NULL)
         return 1;

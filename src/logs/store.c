@@ -413,6 +413,12 @@ static void sql_meta(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     json_decref(o);
 }
 
+void tg_sqlite_configure(void)
+{
+    /* SQLITE_MISUSE once SQLite is initialised: the setting then stays as it was, which is only slower */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *errbuf, size_t errbufsz)
 {
     char path[4096];
