@@ -14,9 +14,9 @@ CC ?= cc
 BUILD ?= build
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
-PKGS = libuv libcurl jansson sqlite3 zlib libsodium libcrypto
+PKGS = libuv libcurl jansson sqlite3 zlib libsodium
 
-BUILD_DEBS = pkg-config gcc make libc6-dev libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev zlib1g-dev libsodium-dev libssl-dev node-llhttp
+BUILD_DEBS = pkg-config gcc make libc6-dev libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev zlib1g-dev libsodium-dev node-llhttp
 TEST_DEBS = curl clang
 BENCH_DEBS = nginx-light wrk
 

@@ -1,14 +1,12 @@
 /*
  * The response cache store (cache.h).
  *
- * Keys are SHA-256 digests (OpenSSL: the CPU's SHA instructions where it has them) over length-prefixed fields, so
+ * Keys are SHA-256 digests (sha256.h: the CPU's SHA instructions where it has them) over length-prefixed fields, so
  * no two different requests can be confused by where one field ends and the next begins. The memory tier is a
  * chained hash table plus an LRU list (memcached's layout) under one mutex; entries are reference counted so eviction never frees an entry that a
  * replay is still sending. The persistent tier is one SQLite table written by a writer thread in batches (as the
  * log store does) and read from the threadpool.
  */
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -17,79 +15,49 @@
 #include <uv.h>
 #include "tollgate/cache.h"
 #include "tollgate/log.h"
+#include "tollgate/sha256.h"
 #include "tollgate/tgtime.h"
 
 /* ---- keys ------------------------------------------------------------------------------------------------- */
 
-/* Each thread keeps one digest context, freed when the thread ends. */
-static pthread_key_t md_ctx_key;
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-static EVP_MD *md_sha256;
+_Static_assert(TG_CACHE_KEY_LEN == TG_SHA256_LEN, "a cache key is a SHA-256 digest");
 
-static void free_md_ctx(void *ctx)
-{
-    EVP_MD_CTX_free(ctx);
-}
-
-static void md_setup(void)
-{
-    /* no configuration file: the digest is all the cache needs, and reading openssl.cnf pulls in much more */
-    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1 ||
-        pthread_key_create(&md_ctx_key, free_md_ctx) != 0 || (md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
-        tg_fatal(__FILE__, __LINE__, "cannot set up SHA-256");
-}
-
-static EVP_MD_CTX *md_ctx(void)
-{
-    pthread_once(&md_once, md_setup);
-    EVP_MD_CTX *ctx = pthread_getspecific(md_ctx_key);
-    if (ctx == NULL) {
-        if ((ctx = EVP_MD_CTX_new()) == NULL || pthread_setspecific(md_ctx_key, ctx) != 0)
-            tg_fatal(__FILE__, __LINE__, "cannot set up SHA-256");
-    }
-    return ctx;
-}
-
-static void put_field(EVP_MD_CTX *ctx, const void *p, size_t n)
+static void put_field(tg_sha256_t *c, const void *p, size_t n)
 {
     uint64_t len = n;
-    EVP_DigestUpdate(ctx, &len, sizeof(len));
-    if (n != 0)
-        EVP_DigestUpdate(ctx, p, n);
+    tg_sha256_update(c, &len, sizeof(len));
+    tg_sha256_update(c, p, n);
 }
 
-static void put_str(EVP_MD_CTX *ctx, const char *s)
+static void put_str(tg_sha256_t *c, const char *s)
 {
-    put_field(ctx, s, s != NULL ? strlen(s) : 0);
+    put_field(c, s, s != NULL ? strlen(s) : 0);
 }
 
 void tg_cache_key(const tg_cache_key_parts_t *parts, tg_iovec_t custom, tg_cache_key_t *out)
 {
-    EVP_MD_CTX *ctx = md_ctx();
-    if (EVP_DigestInit_ex2(ctx, md_sha256, NULL) != 1)
-        tg_fatal(__FILE__, __LINE__, "SHA-256 failed");
+    tg_sha256_t c;
+    tg_sha256_init(&c);
     uint8_t stream = parts->stream ? 1 : 0;
     if (custom.len != 0) {
-        put_str(ctx, "tollgate-cache-custom-v1");
-        put_str(ctx, parts->account);
-        put_str(ctx, parts->gateway);
-        put_field(ctx, custom.base, custom.len);
-        put_field(ctx, &stream, 1);
+        put_str(&c, "tollgate-cache-custom-v1");
+        put_str(&c, parts->account);
+        put_str(&c, parts->gateway);
+        put_field(&c, custom.base, custom.len);
+        put_field(&c, &stream, 1);
     } else {
-        put_str(ctx, "tollgate-cache-v1");
-        put_str(ctx, parts->account);
-        put_str(ctx, parts->gateway);
-        put_str(ctx, parts->provider);
-        put_field(ctx, parts->method.base, parts->method.len);
-        put_field(ctx, parts->path.base, parts->path.len);
-        put_field(ctx, parts->query.base, parts->query.len);
-        put_field(ctx, parts->credential.base, parts->credential.len);
-        put_field(ctx, parts->body.base, parts->body.len);
-        put_field(ctx, &stream, 1);
+        put_str(&c, "tollgate-cache-v1");
+        put_str(&c, parts->account);
+        put_str(&c, parts->gateway);
+        put_str(&c, parts->provider);
+        put_field(&c, parts->method.base, parts->method.len);
+        put_field(&c, parts->path.base, parts->path.len);
+        put_field(&c, parts->query.base, parts->query.len);
+        put_field(&c, parts->credential.base, parts->credential.len);
+        put_field(&c, parts->body.base, parts->body.len);
+        put_field(&c, &stream, 1);
     }
-    unsigned len = 0;
-    if (EVP_DigestFinal_ex(ctx, out->b, &len) != 1 || len != TG_CACHE_KEY_LEN)
-        tg_fatal(__FILE__, __LINE__, "SHA-256 failed");
+    tg_sha256_final(&c, out->b);
 }
 
 void tg_cache_key_hex(const tg_cache_key_t *k, char out[2 * TG_CACHE_KEY_LEN + 1])

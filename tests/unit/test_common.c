@@ -7,7 +7,9 @@
 #include "tollgate/http.h"
 #include "tollgate/mem.h"
 #include "tollgate/metrics.h"
+#include "tollgate/sha256.h"
 #include "tollgate/tgtime.h"
+#include <sodium.h>
 #include "unit.h"
 
 static void test_buf_cap(void)
@@ -226,6 +228,75 @@ static void test_header_bit(void)
         T_OK((mask & tg_http_header_bit(looked_up[i], strlen(looked_up[i]))) == 0);
 }
 
+static void hex32(const uint8_t d[32], char out[65])
+{
+    for (int i = 0; i < 32; ++i)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The FIPS 180-4 examples, and agreement with libsodium's SHA-256 on random texts fed in random pieces (every
+ * length up to four blocks and past, so the padding takes one block or two), with each compression this CPU has. */
+static void test_sha256(void)
+{
+    static const struct { const char *text; const char *digest; } known[] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    T_OK(sodium_init() >= 0);
+    bool sha_ni = strcmp(tg_sha256_impl(), "sha-ni") == 0;
+    for (int portable = 0; portable <= 1; ++portable) {
+        if (!portable && !sha_ni)
+            continue;
+        tg_sha256_set_portable(portable);
+        T_EQ_STR(tg_sha256_impl(), portable ? "portable" : "sha-ni");
+        uint8_t d[32];
+        char hex[65];
+        tg_sha256_t c;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); ++i) {
+            tg_sha256_init(&c);
+            tg_sha256_update(&c, known[i].text, strlen(known[i].text));
+            tg_sha256_final(&c, d);
+            hex32(d, hex);
+            T_EQ_STR(hex, known[i].digest);
+        }
+        /* a million times "a", 1,000 bytes at a time */
+        char a[1000];
+        memset(a, 'a', sizeof(a));
+        tg_sha256_init(&c);
+        for (int i = 0; i < 1000; ++i)
+            tg_sha256_update(&c, a, sizeof(a));
+        tg_sha256_final(&c, d);
+        hex32(d, hex);
+        T_EQ_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+        uint64_t seed = 0x9e3779b97f4a7c15ULL;
+        uint8_t text[1200], want[32];
+        unsigned mismatches = 0;
+        for (size_t len = 0; len <= sizeof(text); ++len) {
+            for (size_t i = 0; i < len; ++i) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                text[i] = (uint8_t)(seed >> 56);
+            }
+            crypto_hash_sha256(want, text, len);
+            tg_sha256_init(&c);
+            for (size_t off = 0; off < len;) {
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                size_t piece = (size_t)(seed >> 33) % 150 + 1;
+                piece = piece < len - off ? piece : len - off;
+                tg_sha256_update(&c, text + off, piece);
+                off += piece;
+            }
+            tg_sha256_final(&c, d);
+            mismatches += memcmp(d, want, 32) != 0;
+        }
+        T_EQ_INT((int)mismatches, 0);
+    }
+    tg_sha256_set_portable(false);
+    if (!sha_ni)
+        fprintf(stderr, "  (this CPU has no SHA extensions: only the portable SHA-256 was tested)\n");
+}
+
 int main(void)
 {
     T_RUN(test_header_bit);
@@ -238,5 +309,6 @@ int main(void)
     T_RUN(test_errors);
     T_RUN(test_metrics);
     T_RUN(test_time_format);
+    T_RUN(test_sha256);
     return unit_done("test_common");
 }
