@@ -3,6 +3,7 @@
  * (H0..H7 in order) in both so either can continue what the other started.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include "tollgate/sha256.h"
@@ -13,7 +14,7 @@
 #include <immintrin.h>
 #endif
 
-static const uint32_t K[64] = {
+static _Alignas(16) const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -65,8 +66,9 @@ static void compress_portable(uint32_t h[8], const uint8_t *p, size_t blocks)
 #ifdef TG_SHA_NI
 /*
  * The SHA extensions keep the state as two vectors, ABEF and CDGH; sha256rnds2 does two rounds, sha256msg1/msg2 the
- * two halves of the message schedule. Group g (rounds 4g .. 4g+3) needs schedule words W[4g .. 4g+3]; for g >= 4
- * they are msg2(msg1(W[g-4], W[g-3]) + (W[g-2], W[g-1]) shifted by one word, W[g-1]), kept in a ring of four.
+ * two halves of the message schedule. Group g (rounds 4g .. 4g+3) takes the vector V[g] of schedule words
+ * W[4g .. 4g+3]; for g >= 4 it is msg2(msg1(V[g-4], V[g-3]) + (V[g-2], V[g-1]) shifted by one word, V[g-1]), the
+ * last four vectors kept in a ring.
  */
 __attribute__((target("sha,sse4.1"))) static void compress_shani(uint32_t h[8], const uint8_t *p, size_t blocks)
 {
@@ -107,29 +109,40 @@ static bool cpu_has_sha(void)
 }
 #endif
 
-static void (*compress)(uint32_t h[8], const uint8_t *p, size_t blocks) = compress_portable;
+typedef void compress_fn_t(uint32_t h[8], const uint8_t *p, size_t blocks);
+/* Set under choose_once before any digest starts; atomic (relaxed) only because tests may switch it later. */
+static _Atomic(compress_fn_t *) compress_fn = compress_portable;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
-static void choose(void)
+static compress_fn_t *best(void)
 {
 #ifdef TG_SHA_NI
     if (cpu_has_sha())
-        compress = compress_shani;
+        return compress_shani;
 #endif
+    return compress_portable;
+}
+
+static void choose(void)
+{
+    atomic_store_explicit(&compress_fn, best(), memory_order_relaxed);
+}
+
+static void compress_blocks(uint32_t h[8], const uint8_t *p, size_t blocks)
+{
+    atomic_load_explicit(&compress_fn, memory_order_relaxed)(h, p, blocks);
 }
 
 const char *tg_sha256_impl(void)
 {
     pthread_once(&choose_once, choose);
-    return compress == compress_portable ? "portable" : "sha-ni";
+    return atomic_load_explicit(&compress_fn, memory_order_relaxed) == compress_portable ? "portable" : "sha-ni";
 }
 
 void tg_sha256_set_portable(bool portable)
 {
     pthread_once(&choose_once, choose);
-    compress = compress_portable;
-    if (!portable)
-        choose();
+    atomic_store_explicit(&compress_fn, portable ? compress_portable : best(), memory_order_relaxed);
 }
 
 void tg_sha256_init(tg_sha256_t *c)
@@ -154,11 +167,11 @@ void tg_sha256_update(tg_sha256_t *c, const void *data, size_t n)
         c->buflen += take, p += take, n -= take;
         if (c->buflen < 64)
             return;
-        compress(c->h, c->buf, 1);
+        compress_blocks(c->h, c->buf, 1);
         c->buflen = 0;
     }
     if (n >= 64) {
-        compress(c->h, p, n / 64);
+        compress_blocks(c->h, p, n / 64);
         p += n & ~(size_t)63;
         n &= 63;
     }
@@ -173,13 +186,13 @@ void tg_sha256_final(tg_sha256_t *c, uint8_t out[TG_SHA256_LEN])
     c->buf[c->buflen++] = 0x80;
     if (c->buflen > 56) {
         memset(c->buf + c->buflen, 0, 64 - c->buflen);
-        compress(c->h, c->buf, 1);
+        compress_blocks(c->h, c->buf, 1);
         c->buflen = 0;
     }
     memset(c->buf + c->buflen, 0, 56 - c->buflen);
     for (int i = 0; i < 8; ++i)
         c->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-    compress(c->h, c->buf, 1);
+    compress_blocks(c->h, c->buf, 1);
     for (int i = 0; i < 8; ++i) {
         out[4 * i] = (uint8_t)(c->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);

@@ -92,6 +92,13 @@ static void test_keys(void)
     tg_cache_key_hex(&k0, hex);
     T_EQ_INT(strlen(hex), 64);
     T_EQ_INT(strspn(hex, "0123456789abcdef"), 64);
+
+    /* Pinned: keys are what cache.db is looked up by, so a build that computed them otherwise would find none of a
+     * store's entries (that takes a new KEY_LAYOUT). SHA-256 of each field as a 64-bit little-endian length and its
+     * bytes, as computed by a separate implementation (Python's hashlib) for these parts. */
+    T_EQ_STR(hex, "7f32fab6cec12aa4a013a978dd37269c9c1cec0bf449d1a0158c046ac1013bfa");
+    tg_cache_key_hex(&c0, hex);
+    T_EQ_STR(hex, "8b0087be3377adee6ba0dc01dd5c64a43d4e3ad38ce5d9dacf546ee7df36a1a6");
 }
 
 static tg_cache_key_t key_n(unsigned n)
