@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -808,6 +809,21 @@ static void insert_one(tg_logstore_t *s, item_t *it)
     it->state = -1;
 }
 
+/*
+ * A record was written by a worker on another core, so binding its row starts with cache misses (perf put a tenth of
+ * the writer's time in SQLite's strlen of the first strings it reads). Asking for the record and the start of its
+ * arena (where its strings are) two rows ahead took the writer from 5.2 to 4.7 us per record (thread CPU time, three
+ * A/B pairs of 5 s at 64 connections).
+ */
+#define PREFETCH_AHEAD 2
+#define PREFETCH_ARENA 512
+
+static inline void prefetch_row(const tg_logrec_t *r)
+{
+    for (size_t off = 0; off < offsetof(tg_logrec_t, arena) + PREFETCH_ARENA; off += 64)
+        __builtin_prefetch((const char *)r + off);
+}
+
 /* Inserts the rows of items[0..n) (keys picked), INSERT_ROWS to a statement; a statement that meets a taken key is
  * undone by SQLite as a whole and its rows go in one by one. */
 static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
@@ -815,8 +831,11 @@ static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
     size_t k = 0;
     for (; k + INSERT_ROWS <= n; k += INSERT_ROWS) {
         sqlite3_stmt *st = s->st[ST_INSERT_MANY];
-        for (int j = 0; j != INSERT_ROWS; ++j)
+        for (int j = 0; j != INSERT_ROWS; ++j) {
+            if (k + (size_t)j + PREFETCH_AHEAD < n)
+                prefetch_row(items[k + (size_t)j + PREFETCH_AHEAD]->r);
             bind_row(st, j * INSERT_COLUMNS, items[k + (size_t)j]);
+        }
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc == SQLITE_DONE) {
