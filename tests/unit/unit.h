@@ -5,6 +5,7 @@
 #ifndef TOLLGATE_UNIT_H
 #define TOLLGATE_UNIT_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,13 @@ static const char *unit_current = "";
         unit_current = #fn;                                                                                            \
         fn();                                                                                                          \
     } while (0)
+
+/* A deterministic pseudo-random sequence for property tests (a 64-bit LCG; the high bits are the good ones). */
+static inline uint32_t unit_rand(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(*state >> 32);
+}
 
 /* Removes a test's scratch directory (made with mkdtemp) and all it holds. Returns 0 on success. */
 static inline int unit_rmtree(const char *dir)
