@@ -7,7 +7,8 @@
  * 1 ms steps, with the gateway's default queue bounds, then flushes and prints what was written and dropped; then
  * the same unpaced ("as fast as submitters can go") for the ceiling. Records look like a real chat completion's:
  * metadata, heads, and ~700-byte request and ~520-byte response bodies. Bounded in count and time; prints figures,
- * passes or fails nothing.
+ * passes or fails nothing. With LOGWRITER_KEEP set in the environment, the store is kept (its path is printed), to
+ * time queries (`tollgate stats`, `tollgate logs`) on it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,10 @@ int main(int argc, char **argv)
     }
     run(dir, rate, seconds, 0);
     run(dir, 0, 0, 200000);
+    if (getenv("LOGWRITER_KEEP") != NULL) { /* to time queries on a filled store */
+        printf("kept %s/logs.db\n", dir);
+        return 0;
+    }
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : 1;
