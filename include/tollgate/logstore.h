@@ -173,7 +173,7 @@ static inline int64_t tg_logseq_at(int64_t gw, int64_t ms)
 #define TG_LOGSEQ_SPAN 4
 /* Forgets displaced records whose row is gone (after deletes). */
 #define TG_LOGSTORE_UNDISPLACE_SQL                                                                                     \
-    "DELETE FROM log_displaced WHERE NOT EXISTS (SELECT 1 FROM logs WHERE logs.seq = log_displaced.seq)"
+    "DELETE FROM log_displaced WHERE NOT EXISTS (SELECT 1 FROM log_rows r WHERE r.seq = log_displaced.seq)"
 static inline uint64_t tg_logseq_ms(int64_t seq)
 {
     return ((uint64_t)seq >> TG_LOGSEQ_MS_SHIFT) & TG_LOGSEQ_MAX_MS;

@@ -985,7 +985,7 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
         if (x == NULL)
             continue;
         char sql[96];
-        snprintf(sql, sizeof(sql), "UPDATE logs SET %s = ? WHERE seq = ?", fields[i]);
+        snprintf(sql, sizeof(sql), "UPDATE log_rows SET %s = ? WHERE seq = ?", fields[i]);
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
             goto db_fail;
         if (i == 2 && meta != NULL)
@@ -1113,7 +1113,7 @@ int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const 
     tg_buf_t sql;
     tg_buf_init(&sql, 128 << 10);
     tg_buf_appendf(&sql,
-                   "DELETE FROM logs WHERE seq IN (SELECT l.seq FROM logs l WHERE " SCOPE "%s%s LIMIT ?)"
+                   "DELETE FROM log_rows WHERE seq IN (SELECT l.seq FROM logs l WHERE " SCOPE "%s%s LIMIT ?)"
                    " RETURNING seq, payload",
                    tg_buf_cstr(&f.sql), order);
     sqlite3_stmt *st = NULL;

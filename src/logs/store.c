@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <uv.h>
 #include "tollgate/log.h"
+#include "tollgate/logrow.h"
 #include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
 #include "tollgate/tgtime.h"
@@ -345,8 +346,11 @@ size_t tg_logrec_size(const tg_logrec_t *r)
 /* ---- schema ----------------------------------------------------------------------------------------------- */
 
 /*
- * Layout 3. A row holds what is filtered, sorted and added up; heads and bodies are in payload segments (logseg.h),
- * `payload` saying where. The key `seq` is gw << 51 | created_at << 9 | n (tg_logseq_*): a gateway's records are one
+ * Layout 4. A row (log_rows) holds what is filtered, sorted and added up; heads and bodies are in payload segments
+ * (logseg.h), `payload` saying where. The fields a stored row never changes are packed into `rec` (logrow.h: one
+ * value to bind and store instead of 23), read by queries through the TEMP view `logs` that each query connection
+ * makes (make_view), under the column names they had as columns in layout 3; metadata (which PATCH changes), event_id
+ * (indexed), flags and payload (which a lost payload changes), feedback and score (PATCH) are columns of their own. The key `seq` is gw << 51 | created_at << 9 | n (tg_logseq_*): a gateway's records are one
  * range of keys, in time order, so listing, time filters, lookups by id (whose ULID carries the time) and retention
  * are range scans of the table itself and no index has to be kept up to date on every insert (that index was a fifth
  * of what a record cost the writer). log_gateways numbers the gateways and keeps their row counts; log_segments
@@ -354,23 +358,16 @@ size_t tg_logrec_size(const tg_logrec_t *r)
  * log_displaced lists the rare records whose key is not near their time (first_key).
  * Metadata is the JSON object in `metadata`, read by the tg_meta() SQL function.
  */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS log_gateways (gw INTEGER PRIMARY KEY, account TEXT NOT NULL, gateway TEXT NOT NULL,"
     " rows INTEGER NOT NULL DEFAULT 0, UNIQUE (account, gateway));"
     "CREATE TABLE IF NOT EXISTS log_segments (gw INTEGER NOT NULL, n INTEGER NOT NULL, live INTEGER NOT NULL,"
     " PRIMARY KEY (gw, n)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS logs ("
-    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL, created_at INTEGER NOT NULL,"
-    " provider TEXT, model TEXT, path TEXT, request_type TEXT,"
-    " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL,"
-    " duration INTEGER NOT NULL, time_to_first_byte INTEGER,"
-    " tokens_in INTEGER, tokens_out INTEGER, cached_tokens INTEGER, cache_write_tokens INTEGER, cost REAL,"
-    " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
-    " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, error TEXT,"
-    " flags INTEGER NOT NULL, feedback INTEGER, score REAL, payload INTEGER);"
-    "CREATE INDEX IF NOT EXISTS logs_event ON logs(event_id) WHERE event_id IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS log_rows (seq INTEGER PRIMARY KEY, rec BLOB NOT NULL, metadata TEXT, event_id TEXT,"
+    " flags INTEGER NOT NULL, payload INTEGER, feedback INTEGER, score REAL);"
+    "CREATE INDEX IF NOT EXISTS log_rows_event ON log_rows(event_id) WHERE event_id IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS log_displaced (seq INTEGER PRIMARY KEY, id TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS log_displaced_id ON log_displaced(id);";
 
@@ -414,6 +411,71 @@ static void sql_meta(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     json_decref(o);
 }
 
+/*
+ * tg_rec(rec, field): field `field` (tg_logrow_field_t) of a packed row, as the layout-3 column had it.
+ *
+ * A query reads several fields of each row (the list's count and aggregates read four, a listed record all of them),
+ * each a call of its own; walking the row from its start at each call made the view twice as slow as layout 3's
+ * columns. So each connection keeps the last row it split, and a call for the same bytes reads from that.
+ */
+#define REC_CACHE_MAX 4096
+
+typedef struct {
+    size_t len; /* 0: nothing cached */
+    tg_logrow_value_t v[TG_LR_NUM];
+    unsigned char copy[REC_CACHE_MAX];
+} rec_cache_t;
+
+static void sql_rec(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    rec_cache_t *c = sqlite3_user_data(ctx);
+    const void *p = sqlite3_value_blob(argv[0]);
+    size_t n = (size_t)sqlite3_value_bytes(argv[0]);
+    int f = sqlite3_value_int(argv[1]);
+    tg_logrow_value_t one;
+    const tg_logrow_value_t *v = &one;
+    if (f < 0 || f >= TG_LR_NUM)
+        return; /* NULL */
+    if (n != 0 && n <= sizeof(c->copy)) {
+        if (n != c->len || memcmp(p, c->copy, n) != 0) {
+            memcpy(c->copy, p, n);
+            c->len = n;
+            tg_logrow_split(c->copy, n, c->v);
+        }
+        v = &c->v[f];
+    } else {
+        tg_logrow_get(p, n, (unsigned)f, &one);
+    }
+    switch (v->type) {
+    case TG_LRV_INT:
+        sqlite3_result_int64(ctx, v->i);
+        break;
+    case TG_LRV_REAL:
+        sqlite3_result_double(ctx, v->d);
+        break;
+    case TG_LRV_TEXT:
+        sqlite3_result_text(ctx, v->s, (int)v->len, SQLITE_TRANSIENT);
+        break;
+    case TG_LRV_NULL:
+        break;
+    }
+}
+
+/* The TEMP view `logs` over log_rows, with layout 3's columns: what the logs API's SQL reads. */
+static int make_view(sqlite3 *db)
+{
+    tg_buf_t sql;
+    tg_buf_init(&sql, 4096);
+    tg_buf_append_str(&sql, "CREATE TEMP VIEW IF NOT EXISTS logs AS SELECT seq");
+    for (unsigned f = 0; f != TG_LR_NUM; ++f)
+        tg_buf_appendf(&sql, ", tg_rec(rec, %u) AS %s", f, tg_logrow_names[f]);
+    tg_buf_append_str(&sql, ", metadata, event_id, flags, payload, feedback, score FROM main.log_rows");
+    int rc = sql.overflowed ? SQLITE_TOOBIG : sqlite3_exec(db, tg_buf_cstr(&sql), NULL, NULL, NULL);
+    tg_buf_free(&sql);
+    return rc;
+}
+
 void tg_sqlite_configure(void)
 {
     /* SQLITE_MISUSE once SQLite is initialised: the setting then stays as it was, which is only slower */
@@ -439,7 +501,16 @@ static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *
     sqlite3_busy_timeout(db, 5000);
     sqlite3_extended_result_codes(db, 1);
     sqlite3_create_function(db, "tg_meta", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_meta, NULL, NULL);
+    rec_cache_t *cache = tg_malloc(sizeof(*cache));
+    cache->len = 0;
+    sqlite3_create_function_v2(db, "tg_rec", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, cache, sql_rec,
+                               NULL, NULL, free); /* frees the cache, also when this fails */
     if (!create) {
+        if (make_view(db) != SQLITE_OK) {
+            snprintf(errbuf, errbufsz, "cannot open %s: %s", path, sqlite3_errmsg(db));
+            sqlite3_close(db);
+            return NULL;
+        }
         /* the writer alone checkpoints and syncs (on_wal_commit makes the payload segments durable first): a query
          * connection's PATCH or DELETE must not make the writer's rows durable before their payloads */
         sqlite3_wal_autocheckpoint(db, 0);
@@ -517,6 +588,7 @@ struct st_tg_logstore_t {
     gw_state_t **gws; /* each allocated on its own: items point at them while the array grows */
     size_t num_gws;
     tg_logseg_stage_t stage; /* payload staging, shared by the gateways' segment writers */
+    tg_buf_t rows;           /* the packed rows of the statement being bound (insert_rows) */
     bool bad;                /* the batch being written met an error: it is rolled back (run) */
     int64_t data_version;    /* PRAGMA data_version at the last batch: another connection's commits change it */
     sqlite3 *idle[8]; /* query connections not in use (under mutex) */
@@ -525,25 +597,20 @@ struct st_tg_logstore_t {
 };
 
 static const char *const statements[ST_NUM] = {
-    [ST_INSERT] = "INSERT INTO logs (seq, id, created_at, provider, model, path, request_type, success, status_code,"
-                  " cached, duration, time_to_first_byte, tokens_in, tokens_out, cached_tokens, cache_write_tokens,"
-                  " cost, metadata, event_id, step, request_size, response_size, request_content_type,"
-                  " response_content_type, user_agent, error, flags, payload)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,"
-                  " ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+    [ST_INSERT] = "INSERT INTO log_rows (seq, rec, metadata, event_id, flags, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_GW_FIND] = "SELECT gw, rows FROM log_gateways WHERE account = ?1 AND gateway = ?2",
     [ST_GW_ADD] = "INSERT INTO log_gateways (account, gateway) VALUES (?1, ?2)",
     [ST_GW_ROWS] = "UPDATE log_gateways SET rows = rows + ?2 WHERE gw = ?1",
-    [ST_GW_MAXSEQ] = "SELECT max(seq) FROM logs WHERE seq BETWEEN ?1 AND ?2",
+    [ST_GW_MAXSEQ] = "SELECT max(seq) FROM log_rows WHERE seq BETWEEN ?1 AND ?2",
     [ST_SEG_ADD] = "INSERT INTO log_segments (gw, n, live) VALUES (?1, ?2, ?3)"
                    " ON CONFLICT (gw, n) DO UPDATE SET live = live + excluded.live",
     [ST_SEG_SUB] = "UPDATE log_segments SET live = live - ?3 WHERE gw = ?1 AND n = ?2",
     [ST_SEG_NEXT] = "SELECT coalesce(max(n), 0) + 1 FROM log_segments WHERE gw = ?1",
-    [ST_TRIM] = "DELETE FROM logs WHERE seq IN (SELECT seq FROM logs WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3)"
+    [ST_TRIM] = "DELETE FROM log_rows WHERE seq IN (SELECT seq FROM log_rows WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3)"
                 " RETURNING payload",
-    [ST_LOST] = "UPDATE logs SET payload = NULL, flags = flags | " TG_STR(TG_LOGFLAG_PAYLOAD_LOST) " WHERE seq = ?1",
+    [ST_LOST] = "UPDATE log_rows SET payload = NULL, flags = flags | " TG_STR(TG_LOGFLAG_PAYLOAD_LOST) " WHERE seq = ?1",
     [ST_DEAD] = "DELETE FROM log_segments WHERE live <= 0 RETURNING gw, n",
-    [ST_REVIEW] = "UPDATE logs SET feedback = ?1, score = ?2 WHERE seq = ?3",
+    [ST_REVIEW] = "UPDATE log_rows SET feedback = ?1, score = ?2 WHERE seq = ?3",
     [ST_DISPLACED] = "INSERT OR REPLACE INTO log_displaced (seq, id) VALUES (?1, ?2)",
     [ST_UNDISPLACE] = TG_LOGSTORE_UNDISPLACE_SQL,
     [ST_DATA_VERSION] = "PRAGMA data_version",
@@ -719,45 +786,51 @@ typedef struct {
     int state;        /* 1 stored, 0 refused by retention, -1 lost to an error */
 } item_t;
 
-#define INSERT_COLUMNS 28
+#define INSERT_COLUMNS 6
 #define INSERT_ROWS 16 /* rows per multi-row INSERT: one statement, one cursor kept at the table's end, per 16 */
 
-/* Binds a record's row at placeholders base + 1 .. base + INSERT_COLUMNS. */
-static void bind_row(sqlite3_stmt *st, int base, const item_t *it)
+/* The packed row of a record (what bind_row binds as `rec`) appended to b; 0 or TG_E_TOOBIG. */
+static int pack_row(tg_buf_t *b, const tg_logrec_t *r)
+{
+    bool answered = r->status_code != 0, counted = r->usage.input >= 0;
+    tg_logrow_t row = {
+        .id = r->id,
+        .provider = r->provider,
+        .model = r->model,
+        .path = r->path,
+        .request_type = r->request_type,
+        .request_content_type = r->request_content_type,
+        .response_content_type = r->response_content_type,
+        .user_agent = r->user_agent,
+        .error = r->error,
+        .created_at = (int64_t)TG_MIN(r->created_at_ms, (uint64_t)INT64_MAX),
+        .success = r->success,
+        .status_code = answered ? r->status_code : -1,
+        .cached = r->cached,
+        .duration = (int64_t)TG_MIN(r->duration_ms, (uint64_t)INT64_MAX),
+        .ttfb = answered ? (int64_t)TG_MIN(r->ttfb_ms, (uint64_t)INT64_MAX) : -1,
+        .tokens_in = r->usage.input,
+        .tokens_out = r->usage.output,
+        .cached_tokens = counted ? r->usage.cached : -1,
+        .cache_write_tokens = counted ? r->usage.cache_write : -1,
+        .step = r->step,
+        .request_size = (int64_t)TG_MIN(r->request_size, (uint64_t)INT64_MAX),
+        .response_size = (int64_t)TG_MIN(r->response_size, (uint64_t)INT64_MAX),
+        .cost = r->cost,
+    };
+    return tg_logrow_pack(b, &row);
+}
+
+/* Binds a record's row at placeholders base + 1 .. base + INSERT_COLUMNS, rec[0..len) its packed row. */
+static void bind_row(sqlite3_stmt *st, int base, const item_t *it, const char *rec, size_t len)
 {
     const tg_logrec_t *r = it->r;
-    int i = base + 1;
-    sqlite3_bind_int64(st, i++, it->seq);
-    bind_text(st, i++, r->id);
-    sqlite3_bind_int64(st, i++, (sqlite3_int64)r->created_at_ms);
-    bind_text(st, i++, r->provider);
-    bind_text(st, i++, r->model);
-    bind_text(st, i++, r->path);
-    bind_text(st, i++, r->request_type);
-    sqlite3_bind_int(st, i++, r->success);
-    bind_count(st, i++, r->status_code != 0 ? r->status_code : -1);
-    sqlite3_bind_int(st, i++, r->cached);
-    sqlite3_bind_int64(st, i++, (sqlite3_int64)r->duration_ms);
-    bind_count(st, i++, r->status_code != 0 ? (int64_t)r->ttfb_ms : -1);
-    bind_count(st, i++, r->usage.input);
-    bind_count(st, i++, r->usage.output);
-    bind_count(st, i++, r->usage.input >= 0 ? r->usage.cached : -1);
-    bind_count(st, i++, r->usage.input >= 0 ? r->usage.cache_write : -1);
-    if (r->cost >= 0)
-        sqlite3_bind_double(st, i++, r->cost);
-    else
-        sqlite3_bind_null(st, i++);
-    bind_text(st, i++, r->metadata_json);
-    bind_text(st, i++, r->event_id);
-    bind_count(st, i++, r->step);
-    sqlite3_bind_int64(st, i++, (sqlite3_int64)r->request_size);
-    sqlite3_bind_int64(st, i++, (sqlite3_int64)r->response_size);
-    bind_text(st, i++, r->request_content_type);
-    bind_text(st, i++, r->response_content_type);
-    bind_text(st, i++, r->user_agent);
-    bind_text(st, i++, r->error);
-    sqlite3_bind_int(st, i++, FLAGS_OF(r) | (it->ref < 0 ? TG_LOGFLAG_PAYLOAD_LOST : 0));
-    bind_count(st, i++, it->ref);
+    sqlite3_bind_int64(st, base + 1, it->seq);
+    sqlite3_bind_blob(st, base + 2, rec, (int)len, SQLITE_STATIC);
+    bind_text(st, base + 3, r->metadata_json);
+    bind_text(st, base + 4, r->event_id);
+    sqlite3_bind_int(st, base + 5, FLAGS_OF(r) | (it->ref < 0 ? TG_LOGFLAG_PAYLOAD_LOST : 0));
+    bind_count(st, base + 6, it->ref);
 }
 
 /* What follows a stored row: its count, and the rare extras (a displaced key, feedback read from an older layout). */
@@ -789,10 +862,10 @@ static void stored(tg_logstore_t *s, item_t *it)
 
 /* Inserts one row; on a key taken (by a record of the same millisecond) another, LATE_TRIES * TG_LOGSEQ_SPAN + 1
  * tries at most. */
-static void insert_one(tg_logstore_t *s, item_t *it)
+static void insert_one(tg_logstore_t *s, item_t *it, const char *rec, size_t len)
 {
     sqlite3_stmt *st = s->st[ST_INSERT];
-    bind_row(st, 0, it);
+    bind_row(st, 0, it, rec, len);
     for (int tries = 0; tries != 1024; ++tries) {
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
@@ -828,30 +901,44 @@ static inline void prefetch_row(const tg_logrec_t *r)
  * undone by SQLite as a whole and its rows go in one by one. */
 static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
 {
-    size_t k = 0;
-    for (; k + INSERT_ROWS <= n; k += INSERT_ROWS) {
-        sqlite3_stmt *st = s->st[ST_INSERT_MANY];
-        for (int j = 0; j != INSERT_ROWS; ++j) {
-            if (k + (size_t)j + PREFETCH_AHEAD < n)
-                prefetch_row(items[k + (size_t)j + PREFETCH_AHEAD]->r);
-            bind_row(st, j * INSERT_COLUMNS, items[k + (size_t)j]);
+    size_t k = 0, at[INSERT_ROWS + 1];
+    while (k != n && !sqlite3_get_autocommit(s->db)) {
+        /* pack a statement's rows first: binding them must wait until s->rows no longer moves */
+        size_t m = TG_MIN(n - k, (size_t)INSERT_ROWS);
+        tg_buf_reset(&s->rows);
+        for (size_t j = 0; j != m; ++j) {
+            if (k + j + PREFETCH_AHEAD < n)
+                prefetch_row(items[k + j + PREFETCH_AHEAD]->r);
+            at[j] = s->rows.len;
+            if (pack_row(&s->rows, items[k + j]->r) != 0) {
+                tg_log_error("log store: a record's fields are too large to store (%zu bytes so far)", s->rows.len);
+                s->bad = true; /* never seen: the fields come from bounded headers */
+                return;
+            }
         }
-        int rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc == SQLITE_DONE) {
-            for (int j = 0; j != INSERT_ROWS; ++j)
-                stored(s, items[k + (size_t)j]);
-            continue;
+        at[m] = s->rows.len;
+        if (m == INSERT_ROWS) {
+            sqlite3_stmt *st = s->st[ST_INSERT_MANY];
+            for (size_t j = 0; j != m; ++j)
+                bind_row(st, (int)j * INSERT_COLUMNS, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
+            int rc = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (rc == SQLITE_DONE) {
+                for (size_t j = 0; j != m; ++j)
+                    stored(s, items[k + j]);
+                k += m;
+                continue;
+            }
+            if (rc != SQLITE_CONSTRAINT_PRIMARYKEY && sqlite3_get_autocommit(s->db)) {
+                tg_log_error("log store: cannot insert records: %s", sqlite3_errmsg(s->db));
+                return; /* the batch was rolled back */
+            }
         }
-        if (rc != SQLITE_CONSTRAINT_PRIMARYKEY && sqlite3_get_autocommit(s->db)) {
-            tg_log_error("log store: cannot insert records: %s", sqlite3_errmsg(s->db));
-            return; /* the batch was rolled back */
-        }
-        for (int j = 0; j != INSERT_ROWS && !sqlite3_get_autocommit(s->db); ++j)
-            insert_one(s, items[k + (size_t)j]);
+        /* fewer than a statement's rows, or one of them met a taken key: one by one */
+        for (size_t j = 0; j != m && !sqlite3_get_autocommit(s->db); ++j)
+            insert_one(s, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
+        k += m;
     }
-    for (; k != n && !sqlite3_get_autocommit(s->db); ++k)
-        insert_one(s, items[k]);
 }
 
 /* Decrements the live counts of the segments holding `refs` (deleted rows' payloads) of gateway gw; a run of refs
@@ -1474,6 +1561,124 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
     return 0;
 }
 
+/* ---- converting layout 3 ---------------------------------------------------------------------------------- */
+
+/* Layout 3 had the fields of rec as columns of `logs`. Its rows are packed a thousand at a time, each chunk in one
+ * transaction that also deletes it from the old table (renamed logs_v3), so a conversion cut short goes on where it
+ * stopped at the next start. Keys, payload references and the other tables stay as they are. */
+static const char v3_columns[] =
+    "SELECT seq, id, created_at, provider, model, path, request_type, success, status_code, cached, duration,"
+    " time_to_first_byte, tokens_in, tokens_out, cached_tokens, cache_write_tokens, cost, step,"
+    " request_size, response_size, request_content_type, response_content_type, user_agent, error,"
+    " metadata, event_id, flags, payload, feedback, score FROM logs_v3 ORDER BY seq LIMIT 1000";
+
+static int64_t col_int(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+/* Packs the row `read` is on (v3_columns) into b. */
+static int v3_pack(tg_buf_t *b, sqlite3_stmt *read)
+{
+#define T(i) ((const char *)sqlite3_column_text(read, i))
+    tg_logrow_t row = {
+        .id = T(1), .created_at = col_int(read, 2), .provider = T(3), .model = T(4), .path = T(5),
+        .request_type = T(6), .success = col_int(read, 7), .status_code = col_int(read, 8),
+        .cached = col_int(read, 9), .duration = col_int(read, 10), .ttfb = col_int(read, 11),
+        .tokens_in = col_int(read, 12), .tokens_out = col_int(read, 13), .cached_tokens = col_int(read, 14),
+        .cache_write_tokens = col_int(read, 15),
+        .cost = sqlite3_column_type(read, 16) == SQLITE_NULL ? -1 : sqlite3_column_double(read, 16),
+        .step = col_int(read, 17), .request_size = col_int(read, 18), .response_size = col_int(read, 19),
+        .request_content_type = T(20), .response_content_type = T(21), .user_agent = T(22), .error = T(23),
+    };
+#undef T
+    return tg_logrow_pack(b, &row);
+}
+
+/* Moves layout 3's table aside (logs_v3) and creates this layout's, unless an earlier start did; then converts its
+ * rows and sets the layout version. Returns 0, or -1 with a message. */
+static int convert_v3(tg_logstore_t *s, char *errbuf, size_t errbufsz)
+{
+    char *err = NULL;
+    sqlite3_stmt *read = NULL, *ins = NULL, *del = NULL, *count = NULL;
+    int64_t total = 0, done = 0;
+    int rc = -1;
+    if (!has_table(s->db, "logs_v3") &&
+        (sqlite3_exec(s->db, "BEGIN IMMEDIATE; ALTER TABLE logs RENAME TO logs_v3; DROP INDEX IF EXISTS logs_event;",
+                      NULL, NULL, &err) != SQLITE_OK ||
+         sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK ||
+         sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK))
+        goto fail;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM logs_v3", -1, &count, NULL) == SQLITE_OK &&
+        sqlite3_step(count) == SQLITE_ROW)
+        total = sqlite3_column_int64(count, 0);
+    sqlite3_finalize(count); /* (a statement left on a row would keep the old table from being dropped) */
+    count = NULL;
+    tg_log_info("log store: converting %lld records of %s/logs.db to layout %d (their fields packed in one value)",
+                (long long)total, s->data_dir, SCHEMA_VERSION);
+    if (sqlite3_prepare_v2(s->db, v3_columns, -1, &read, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO log_rows (seq, rec, metadata, event_id, flags, payload, feedback, score)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                           -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM logs_v3 WHERE seq <= ?1", -1, &del, NULL) != SQLITE_OK)
+        goto fail;
+    for (;;) {
+        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK)
+            goto fail;
+        int64_t last = -1, n = 0;
+        int step;
+        while ((step = sqlite3_step(read)) == SQLITE_ROW) {
+            tg_buf_reset(&s->rows);
+            if (v3_pack(&s->rows, read) != 0) {
+                err = sqlite3_mprintf("a record's fields are too large");
+                goto fail;
+            }
+            last = sqlite3_column_int64(read, 0);
+            sqlite3_bind_int64(ins, 1, last);
+            sqlite3_bind_blob(ins, 2, s->rows.base, (int)s->rows.len, SQLITE_STATIC);
+            for (int c = 3; c <= 8; ++c) /* metadata .. score */
+                sqlite3_bind_value(ins, c, sqlite3_column_value(read, 21 + c));
+            if (sqlite3_step(ins) != SQLITE_DONE)
+                goto fail;
+            sqlite3_reset(ins);
+            ++n;
+        }
+        sqlite3_reset(read);
+        if (step != SQLITE_DONE)
+            goto fail;
+        if (n == 0) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            break;
+        }
+        sqlite3_bind_int64(del, 1, last);
+        if (sqlite3_step(del) != SQLITE_DONE)
+            goto fail;
+        sqlite3_reset(del);
+        if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
+            goto fail;
+        done += n;
+    }
+    /* one transaction: a stop between the two would leave this layout's tables under version 3 */
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE; DROP TABLE logs_v3; PRAGMA user_version = " TG_STR(SCHEMA_VERSION) "; COMMIT",
+                     NULL, NULL, &err) != SQLITE_OK)
+        goto fail;
+    tg_log_info("log store: converted %lld records", (long long)done);
+    rc = 0;
+    goto out;
+fail:
+    snprintf(errbuf, errbufsz, "cannot convert %s/logs.db from layout 3: %s; the records not yet converted are still "
+             "in its table logs_v3", s->data_dir, err != NULL ? err : sqlite3_errmsg(s->db));
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    sqlite3_free(err);
+    sqlite3_finalize(count);
+    sqlite3_finalize(read);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(del);
+    return rc;
+}
+
 /* ---- opening and closing ---------------------------------------------------------------------------------- */
 
 static void store_free(tg_logstore_t *s)
@@ -1493,6 +1698,7 @@ static void store_free(tg_logstore_t *s)
     }
     free(s->gws);
     tg_logseg_stage_free(&s->stage);
+    tg_buf_free(&s->rows);
     free(s->payload_dir);
     free(s->data_dir);
     free(s);
@@ -1506,6 +1712,7 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         return NULL;
     }
     tg_logstore_t *s = tg_calloc(1, sizeof(*s));
+    tg_buf_init(&s->rows, 64u << 20);
     s->data_dir = tg_strdup(data_dir);
     size_t plen = strlen(data_dir) + sizeof("/" TG_LOGSEG_DIR);
     s->payload_dir = tg_malloc(plen);
@@ -1522,7 +1729,7 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     }
     char *err = NULL;
     int version = user_version(s->db);
-    if (version != 0 && version != 2 && version != SCHEMA_VERSION) {
+    if (version != 0 && version != 2 && version != 3 && version != SCHEMA_VERSION) {
         snprintf(errbuf, errbufsz,
                  "%s/logs.db has log layout %d and this Tollgate writes layout %d; move the file away (it is an "
                  "ordinary SQLite database) and start again",
@@ -1543,7 +1750,8 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         return NULL;
     }
     sqlite3_wal_hook(s->db, on_wal_commit, s);
-    if (version == 2 && start_v2(s, errbuf, errbufsz) != 0) { /* before the statements: they name the new tables */
+    /* before the statements: they name the new tables */
+    if ((version == 2 && start_v2(s, errbuf, errbufsz) != 0) || (version == 3 && convert_v3(s, errbuf, errbufsz) != 0)) {
         store_free(s);
         return NULL;
     }

@@ -4,11 +4,14 @@
  * parse, and analytics adds up.
  */
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "tollgate/error.h"
 #include "tollgate/logquery.h"
+#include "tollgate/logrow.h"
 #include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
 #include "tollgate/tgtime.h"
@@ -545,10 +548,12 @@ static void test_batch_failures(void)
     if (s == NULL)
         return;
     sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
-    T_EQ_INT(sqlite3_exec(db, "CREATE TRIGGER boom BEFORE INSERT ON logs WHEN new.model = 'boom' BEGIN SELECT "
-                              "RAISE(ROLLBACK, 'refused by the test'); END",
-                          NULL, NULL, NULL),
-             SQLITE_OK);
+    char trigger[256];
+    snprintf(trigger, sizeof(trigger),
+             "CREATE TRIGGER boom BEFORE INSERT ON log_rows WHEN tg_rec(new.rec, %d) = 'boom' BEGIN SELECT "
+             "RAISE(ROLLBACK, 'refused by the test'); END",
+             (int)TG_LR_MODEL);
+    T_EQ_INT(sqlite3_exec(db, trigger, NULL, NULL, NULL), SQLITE_OK);
     tg_logstore_submit(s, rec("fa", "openai", "boom", 200, 1, 0, 1799000000000ull, NULL));
     tg_logstore_flush(s);
     tg_logstore_stats_t st;
@@ -817,6 +822,284 @@ static void test_convert_v2(void)
     }
 }
 
+/* Whether tg_logrow_split of p[0..n) has, for every field, what tg_logrow_get reads of it; returns split's result. */
+static int split_agrees(const void *p, size_t n)
+{
+    tg_logrow_value_t all[TG_LR_NUM], v;
+    int rc = tg_logrow_split(p, n, all);
+    bool every = true;
+    for (unsigned f = 0; f != TG_LR_NUM; ++f) {
+        every = every && tg_logrow_get(p, n, f, &v) == 0;
+        T_OK(all[f].type == v.type);
+        if (all[f].type != v.type)
+            continue;
+        if (v.type == TG_LRV_INT)
+            T_OK(all[f].i == v.i);
+        else if (v.type == TG_LRV_REAL)
+            T_OK(all[f].d == v.d);
+        else if (v.type == TG_LRV_TEXT)
+            T_OK(all[f].s == v.s && all[f].len == v.len);
+    }
+    T_EQ_INT(rc, every ? 0 : -1);
+    return rc;
+}
+
+/* The packed row: every field reads back as packed, NULLs as NULL; a damaged row (cut short anywhere, another
+ * version, random bytes) reads as an error or a value inside the row, never past its end (ASan watches). */
+static void test_logrow(void)
+{
+    tg_logrow_t full = {
+        .id = "01JD000000000000000000ABCD", .provider = "openai", .model = "gpt-4o", .path = "chat/completions",
+        .request_type = "native", .request_content_type = "application/json",
+        .response_content_type = "text/event-stream", .user_agent = "curl/8", .error = "",
+        .created_at = 1799000000123, .success = 1, .status_code = 200, .cached = 0, .duration = 350, .ttfb = 0,
+        .tokens_in = 74, .tokens_out = INT64_MAX - 1, .cached_tokens = 5, .cache_write_tokens = 0, .step = 127,
+        .request_size = 128, .response_size = UINT64_C(1) << 40, .cost = 0.000125,
+    };
+    tg_buf_t b;
+    tg_buf_init(&b, 1 << 16);
+    T_EQ_INT(tg_logrow_pack(&b, &full), 0);
+    tg_logrow_value_t v;
+    const char *texts[TG_LR_NUM] = {[TG_LR_ID] = full.id, [TG_LR_PROVIDER] = full.provider,
+                                    [TG_LR_MODEL] = full.model, [TG_LR_PATH] = full.path,
+                                    [TG_LR_REQUEST_TYPE] = full.request_type,
+                                    [TG_LR_REQUEST_CONTENT_TYPE] = full.request_content_type,
+                                    [TG_LR_RESPONSE_CONTENT_TYPE] = full.response_content_type,
+                                    [TG_LR_USER_AGENT] = full.user_agent, [TG_LR_ERROR] = full.error};
+    int64_t ints[TG_LR_NUM] = {[TG_LR_CREATED_AT] = full.created_at, [TG_LR_SUCCESS] = 1, [TG_LR_STATUS_CODE] = 200,
+                               [TG_LR_CACHED] = 0, [TG_LR_DURATION] = 350, [TG_LR_TTFB] = 0,
+                               [TG_LR_TOKENS_IN] = 74, [TG_LR_TOKENS_OUT] = INT64_MAX - 1,
+                               [TG_LR_CACHED_TOKENS] = 5, [TG_LR_CACHE_WRITE_TOKENS] = 0, [TG_LR_STEP] = 127,
+                               [TG_LR_REQUEST_SIZE] = 128, [TG_LR_RESPONSE_SIZE] = INT64_C(1) << 40};
+    for (unsigned f = 0; f != TG_LR_NUM; ++f) {
+        T_EQ_INT(tg_logrow_get(b.base, b.len, f, &v), 0);
+        if (f == TG_LR_COST) {
+            T_OK(v.type == TG_LRV_REAL && v.d == 0.000125);
+        } else if (texts[f] != NULL) {
+            T_OK(v.type == TG_LRV_TEXT && v.len == strlen(texts[f]) && memcmp(v.s, texts[f], v.len) == 0);
+        } else {
+            T_OK(v.type == TG_LRV_INT);
+            T_OK(v.i == ints[f]);
+        }
+    }
+    T_EQ_INT(tg_logrow_get(b.base, b.len, TG_LR_NUM, &v), -1);
+    T_EQ_INT(split_agrees(b.base, b.len), 0);
+    /* cut short anywhere: the fields before the cut read, the one it falls in and those after are errors */
+    for (size_t n = 0; n != b.len; ++n) {
+        char *cut = malloc(n + 1); /* exactly n bytes readable to ASan (n + 1: malloc(0) may be NULL) */
+        memcpy(cut, b.base, n);
+        bool failed = false;
+        for (unsigned f = 0; f != TG_LR_NUM; ++f) {
+            int rc = tg_logrow_get(cut, n, f, &v);
+            if (rc != 0) {
+                failed = true;
+                T_OK(v.type == TG_LRV_NULL);
+            }
+            if (rc == 0 && v.type == TG_LRV_TEXT)
+                T_OK(v.s >= cut && v.s + v.len <= cut + n);
+        }
+        T_OK(failed); /* the last field always ends at the row's end */
+        T_EQ_INT(split_agrees(cut, n), -1);
+        free(cut);
+    }
+    b.base[0] = TG_LOGROW_VERSION + 1;
+    T_EQ_INT(tg_logrow_get(b.base, b.len, TG_LR_ID, &v), -1);
+    T_EQ_INT(split_agrees(b.base, b.len), -1);
+    /* every field NULL; a cost that is NaN or negative is NULL too */
+    tg_logrow_t empty = {.created_at = -1, .success = -1, .status_code = -1, .cached = -1, .duration = -1, .ttfb = -1,
+                         .tokens_in = -1, .tokens_out = -1, .cached_tokens = -1, .cache_write_tokens = -1,
+                         .step = -1, .request_size = -1, .response_size = -1, .cost = NAN};
+    tg_buf_reset(&b);
+    T_EQ_INT(tg_logrow_pack(&b, &empty), 0);
+    T_EQ_INT((int)b.len, 1 + TG_LR_NUM);
+    for (unsigned f = 0; f != TG_LR_NUM; ++f) {
+        T_EQ_INT(tg_logrow_get(b.base, b.len, f, &v), 0);
+        T_OK(v.type == TG_LRV_NULL);
+    }
+    /* a buffer without room refuses and keeps what it had */
+    tg_buf_t small;
+    tg_buf_init(&small, 16);
+    T_EQ_INT(tg_logrow_pack(&small, &full), TG_E_TOOBIG);
+    T_EQ_INT((int)small.len, 0);
+    tg_buf_free(&small);
+    /* random bytes after a good version byte */
+    uint64_t seed = 42;
+    unsigned ok = 0;
+    for (int round = 0; round != 20000; ++round) {
+        size_t n = 1 + unit_rand(&seed) % 48;
+        uint8_t *p = malloc(n);
+        p[0] = TG_LOGROW_VERSION;
+        for (size_t i = 1; i != n; ++i)
+            p[i] = (uint8_t)unit_rand(&seed);
+        unsigned f = unit_rand(&seed) % TG_LR_NUM;
+        split_agrees(p, n);
+        if (tg_logrow_get(p, n, f, &v) == 0) {
+            ok++;
+            if (v.type == TG_LRV_TEXT)
+                T_OK(v.s >= (const char *)p && v.s + v.len <= (const char *)p + n);
+        }
+        free(p);
+    }
+    T_OK(ok != 0); /* the early fields of many random rows are valid */
+    tg_buf_free(&b);
+}
+
+/* tg_rec keeps the last row it split: rows that look alike, and rows too large to keep (a long user agent), each
+ * read as their own. */
+static void test_rec_cache(void)
+{
+    char err[512];
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    static char ua[6001];
+    memset(ua, 'u', sizeof(ua) - 1);
+    uint64_t t0 = 1796000000000ull;
+    for (int i = 0; i != 12; ++i) {
+        char model[32];
+        snprintf(model, sizeof(model), "m-%d", i % 2 != 0 ? 1 : i); /* odd ones alike but for their id and time */
+        tg_logrec_t *r = rec("cache", "openai", model, 200, 10 + i % 2, 0.5, t0 + (uint64_t)i, NULL);
+        r->user_agent = tg_logrec_strdup(r, i % 3 == 0 ? ua : "short/1");
+        tg_logstore_submit(s, r);
+    }
+    tg_logstore_flush(s);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_OK(db != NULL);
+    tg_qparams_t q;
+    tg_qparams_parse(&q, tg_iov_str("order_by_direction=asc&per_page=50"), err, sizeof(err));
+    json_t *result = NULL, *info = NULL;
+    T_EQ_INT(tg_logs_list(db, "local", "cache", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_INT(json_array_size(result), 12);
+    for (int i = 0; i != 12 && i < (int)json_array_size(result); ++i) {
+        json_t *a = json_array_get(result, (size_t)i);
+        char model[32];
+        snprintf(model, sizeof(model), "m-%d", i % 2 != 0 ? 1 : i);
+        T_EQ_STR(json_string_value(json_object_get(a, "model")), model);
+        T_EQ_INT(json_integer_value(json_object_get(a, "tokens_in")), 10 + i % 2);
+        const char *got = json_string_value(json_object_get(a, "user_agent"));
+        T_OK(got != NULL && strcmp(got, i % 3 == 0 ? ua : "short/1") == 0);
+    }
+    T_EQ_INT(json_integer_value(json_object_get(info, "max_tokens_in")), 11);
+    json_decref(result);
+    json_decref(info);
+    tg_qparams_free(&q);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+}
+
+/* A database of layout 3 (the fields as columns of `logs`) is converted at open: keys, fields, metadata, event id,
+ * feedback, score and payload references stay as they were. */
+static void test_convert_v3(void)
+{
+    char sub[512], err[512], path[600];
+    snprintf(sub, sizeof(sub), "%s/v3", dir);
+    mkdir(sub, 0700);
+    snprintf(path, sizeof(path), "%s/logs.db", sub);
+    sqlite3 *db = NULL;
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    static const char v3[] =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE log_gateways (gw INTEGER PRIMARY KEY, account TEXT NOT NULL, gateway TEXT NOT NULL,"
+        " rows INTEGER NOT NULL DEFAULT 0, UNIQUE (account, gateway));"
+        "CREATE TABLE log_segments (gw INTEGER NOT NULL, n INTEGER NOT NULL, live INTEGER NOT NULL,"
+        " PRIMARY KEY (gw, n)) WITHOUT ROWID;"
+        "CREATE TABLE logs ("
+        " seq INTEGER PRIMARY KEY, id TEXT NOT NULL, created_at INTEGER NOT NULL,"
+        " provider TEXT, model TEXT, path TEXT, request_type TEXT,"
+        " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL,"
+        " duration INTEGER NOT NULL, time_to_first_byte INTEGER,"
+        " tokens_in INTEGER, tokens_out INTEGER, cached_tokens INTEGER, cache_write_tokens INTEGER, cost REAL,"
+        " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
+        " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, error TEXT,"
+        " flags INTEGER NOT NULL, feedback INTEGER, score REAL, payload INTEGER);"
+        "CREATE INDEX logs_event ON logs(event_id) WHERE event_id IS NOT NULL;"
+        "CREATE TABLE log_displaced (seq INTEGER PRIMARY KEY, id TEXT NOT NULL);"
+        "CREATE INDEX log_displaced_id ON log_displaced(id);"
+        "INSERT INTO log_gateways VALUES (1, 'local', 'three', 2);"
+        "INSERT INTO logs VALUES (%lld, '%s', 1795000000000, 'openai', 'gpt-4o', 'chat/completions', 'native',"
+        " 1, 200, 0, 350, 120, 74, 19, 5, 0, 0.0001, '{\"user\":\"ann\"}', 'ev-3', 2, 20, 30,"
+        " 'application/json', 'text/event-stream', 'curl/8', NULL, 1, 1, 0.5, NULL);"
+        "INSERT INTO logs VALUES (%lld, '%s', 1795000000001, 'anthropic', NULL, 'v1/messages', 'native',"
+        " 0, NULL, 1, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 3,"
+        " NULL, NULL, NULL, 'boom', 0, NULL, NULL, NULL);"
+        "PRAGMA user_version = 3;";
+    char id1[TG_ULID_LEN + 1], id2[TG_ULID_LEN + 1];
+    tg_ulid(1795000000000, id1);
+    tg_ulid(1795000000001, id2);
+    char *sql = sqlite3_mprintf(v3, (long long)tg_logseq_at(1, 1795000000000), id1,
+                                (long long)tg_logseq_at(1, 1795000000001), id2);
+    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    sqlite3_close(db);
+    /* a reader refuses the old layout until the gateway has converted it */
+    T_OK(tg_logstore_reader(sub, true, err, sizeof(err)) == NULL);
+    T_OK(strstr(err, "layout 3") != NULL);
+    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s == NULL) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    db = tg_logstore_acquire(s, err, sizeof(err));
+    tg_qparams_t q;
+    tg_qparams_parse(&q, tg_iov_str("metadata.user=ann"), err, sizeof(err));
+    json_t *result = NULL, *info = NULL;
+    T_EQ_INT(tg_logs_list(db, "local", "three", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&q);
+    T_EQ_INT(json_array_size(result), 1);
+    json_t *a = json_array_get(result, 0);
+    T_EQ_STR(json_string_value(json_object_get(a, "id")), id1);
+    T_EQ_STR(json_string_value(json_object_get(a, "model")), "gpt-4o");
+    T_EQ_INT(json_integer_value(json_object_get(a, "tokens_in")), 74);
+    T_EQ_INT(json_integer_value(json_object_get(a, "tokens_out")), 19);
+    T_EQ_INT(json_integer_value(json_object_get(a, "cached_tokens")), 5);
+    T_EQ_INT(json_integer_value(json_object_get(a, "duration")), 350);
+    T_EQ_INT(json_integer_value(json_object_get(a, "status_code")), 200);
+    T_EQ_INT(json_integer_value(json_object_get(a, "step")), 2);
+    T_EQ_INT(json_integer_value(json_object_get(a, "feedback")), 1);
+    T_OK(json_real_value(json_object_get(a, "score")) == 0.5);
+    T_OK(json_real_value(json_object_get(a, "cost")) == 0.0001);
+    T_OK(json_is_true(json_object_get(a, "stream")));
+    T_EQ_STR(json_string_value(json_object_get(a, "event_id")), "ev-3");
+    T_EQ_STR(json_string_value(json_object_get(a, "user_agent")), "curl/8");
+    json_decref(result);
+    json_decref(info);
+    json_t *one = NULL;
+    T_EQ_INT(tg_logs_get(db, "local", "three", id2, &one, err, sizeof(err)), TG_LQ_OK);
+    T_EQ_STR(json_string_value(json_object_get(one, "error")), "boom");
+    T_OK(json_is_null(json_object_get(one, "model")));
+    T_OK(json_is_null(json_object_get(one, "tokens_in")));
+    T_OK(json_is_null(json_object_get(one, "cost")));
+    T_OK(json_is_true(json_object_get(one, "cached")));
+    T_OK(json_is_false(json_object_get(one, "success")));
+    json_decref(one);
+    tg_logstore_release(s, db);
+    /* new records go on after the converted ones, in the same gateway */
+    tg_logstore_submit(s, rec("three", "openai", "gpt-4o-mini", 200, 9, 0, 1795000000005ull, NULL));
+    tg_logstore_flush(s);
+    db = tg_logstore_acquire(s, err, sizeof(err));
+    tg_qparams_parse(&q, tg_iov_str(""), err, sizeof(err));
+    T_EQ_INT(tg_logs_list(db, "local", "three", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&q);
+    T_EQ_INT(json_integer_value(json_object_get(info, "total_count")), 3);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(result, 0), "model")), "gpt-4o-mini");
+    json_decref(result);
+    json_decref(info);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+    db = tg_logstore_reader(sub, true, err, sizeof(err));
+    T_OK(db != NULL);
+    sqlite3_stmt *st = NULL;
+    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM sqlite_schema WHERE name IN ('logs_v3', 'logs_event')),"
+                                    " (SELECT count(*) FROM log_rows)", -1, &st, NULL),
+             SQLITE_OK);
+    T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+    T_EQ_INT(sqlite3_column_int(st, 0), 0);
+    T_EQ_INT(sqlite3_column_int(st, 1), 3);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -832,6 +1115,9 @@ int main(void)
     T_RUN(test_batch_failures);
     T_RUN(test_displaced);
     T_RUN(test_convert_v2);
+    T_RUN(test_convert_v3);
+    T_RUN(test_logrow);
+    T_RUN(test_rec_cache);
     if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_logquery");
