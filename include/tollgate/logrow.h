@@ -67,8 +67,8 @@ typedef struct {
 /* The fields of a row, as the writer has them (strings NUL-terminated or NULL; counts < 0 = NULL; cost < 0 or NaN =
  * NULL). */
 typedef struct {
-    const char *id, *provider, *model, *path, *request_type, *request_content_type,
-        *response_content_type, *user_agent, *error;
+    const char *id, *provider, *model, *path, *request_type, *request_content_type, *response_content_type, *user_agent,
+        *error;
     int64_t created_at, success, status_code, cached, duration, ttfb, tokens_in, tokens_out, cached_tokens,
         cache_write_tokens, step, request_size, response_size;
     double cost;

@@ -85,8 +85,15 @@ static inline uint8_t *put_text(uint8_t *p, const char *s, size_t n)
 
 int tg_logrow_pack(tg_buf_t *b, const tg_logrow_t *r)
 {
-    const char *texts[] = {r->id,       r->provider, r->model, r->path, r->request_type, r->request_content_type,
-                           r->response_content_type, r->user_agent, r->error};
+    const char *texts[] = {r->id,
+                           r->provider,
+                           r->model,
+                           r->path,
+                           r->request_type,
+                           r->request_content_type,
+                           r->response_content_type,
+                           r->user_agent,
+                           r->error};
     size_t lens[TG_ARRAY_SIZE(texts)], need = 1 + TG_LR_NUM * VARINT_MAX + 8;
     for (size_t i = 0; i != TG_ARRAY_SIZE(texts); ++i)
         need += lens[i] = texts[i] != NULL ? strlen(texts[i]) : 0;

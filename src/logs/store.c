@@ -106,7 +106,7 @@ struct st_tg_logrec_pool_t {
     size_t num_spare;
 };
 
-#define SPARE_MAX 64            /* records a thread keeps for reuse */
+#define SPARE_MAX 64                /* records a thread keeps for reuse */
 #define SPARE_BLOCK_MAX (16u << 10) /* and only blocks this small (a request body past it: its block is freed) */
 
 static _Thread_local tg_logrec_pool_t *thread_pool;
@@ -261,8 +261,8 @@ void tg_logrec_free(tg_logrec_t *r)
     tg_logrec_t *head = atomic_load_explicit(&pool->returned, memory_order_relaxed);
     do
         r->_next = head;
-    while (!atomic_compare_exchange_weak_explicit(&pool->returned, &head, r, memory_order_release,
-                                                  memory_order_relaxed));
+    while (
+        !atomic_compare_exchange_weak_explicit(&pool->returned, &head, r, memory_order_release, memory_order_relaxed));
 }
 
 const char *tg_logmeta_text(const json_t *v, char buf[64])
@@ -350,13 +350,14 @@ size_t tg_logrec_size(const tg_logrec_t *r)
  * (logseg.h), `payload` saying where. The fields a stored row never changes are packed into `rec` (logrow.h: one
  * value to bind and store instead of 23), read by queries through the TEMP view `logs` that each query connection
  * makes (make_view), under the column names they had as columns in layout 3; metadata (which PATCH changes), event_id
- * (indexed), flags and payload (which a lost payload changes), feedback and score (PATCH) are columns of their own. The key `seq` is gw << 51 | created_at << 9 | n (tg_logseq_*): a gateway's records are one
- * range of keys, in time order, so listing, time filters, lookups by id (whose ULID carries the time) and retention
- * are range scans of the table itself and no index has to be kept up to date on every insert (that index was a fifth
- * of what a record cost the writer). log_gateways numbers the gateways and keeps their row counts; log_segments
- * counts the live records of each payload segment, so a segment whose records are all deleted can be unlinked;
- * log_displaced lists the rare records whose key is not near their time (first_key).
- * Metadata is the JSON object in `metadata`, read by the tg_meta() SQL function.
+ * (indexed), flags and payload (which a lost payload changes), feedback and score (PATCH) are columns of their own. The
+ * key `seq` is gw << 51 | created_at << 9 | n (tg_logseq_*): a gateway's records are one range of keys, in time order,
+ * so listing, time filters, lookups by id (whose ULID carries the time) and retention are range scans of the table
+ * itself and no index has to be kept up to date on every insert (that index was a fifth of what a record cost the
+ * writer). log_gateways numbers the gateways and keeps their row counts; log_segments counts the live records of each
+ * payload segment, so a segment whose records are all deleted can be unlinked; log_displaced lists the rare records
+ * whose key is not near their time (first_key). Metadata is the JSON object in `metadata`, read by the tg_meta() SQL
+ * function.
  */
 #define SCHEMA_VERSION 4
 
@@ -528,8 +529,8 @@ sqlite3 *tg_logstore_reader(const char *data_dir, bool readonly, char *errbuf, s
     if (v != SCHEMA_VERSION) {
         snprintf(errbuf, errbufsz,
                  v == 0 ? "%s/logs.db holds no logs yet"
-                        : "%s/logs.db has log layout %d and this Tollgate reads layout " TG_STR(SCHEMA_VERSION)
-                          "; start the gateway once on it to convert it",
+                        : "%s/logs.db has log layout %d and this Tollgate reads layout " TG_STR(
+                              SCHEMA_VERSION) "; start the gateway once on it to convert it",
                  data_dir, v);
         sqlite3_close(db);
         return NULL;
@@ -541,8 +542,7 @@ const char *tg_logstore_payload_dir(sqlite3 *db, char *out, size_t outsz)
 {
     const char *file = sqlite3_db_filename(db, "main");
     const char *slash = file != NULL ? strrchr(file, '/') : NULL;
-    if (slash == NULL ||
-        (size_t)snprintf(out, outsz, "%.*s/" TG_LOGSEG_DIR, (int)(slash - file), file) >= outsz)
+    if (slash == NULL || (size_t)snprintf(out, outsz, "%.*s/" TG_LOGSEG_DIR, (int)(slash - file), file) >= outsz)
         return NULL;
     return out;
 }
@@ -563,8 +563,25 @@ typedef struct {
     uint64_t seg_n;
 } gw_state_t;
 
-enum { ST_INSERT, ST_GW_FIND, ST_GW_ADD, ST_GW_ROWS, ST_GW_MAXSEQ, ST_SEG_ADD, ST_SEG_SUB, ST_SEG_NEXT, ST_TRIM, ST_LOST,
-       ST_DEAD, ST_REVIEW, ST_DISPLACED, ST_UNDISPLACE, ST_DATA_VERSION, ST_INSERT_MANY, ST_NUM };
+enum {
+    ST_INSERT,
+    ST_GW_FIND,
+    ST_GW_ADD,
+    ST_GW_ROWS,
+    ST_GW_MAXSEQ,
+    ST_SEG_ADD,
+    ST_SEG_SUB,
+    ST_SEG_NEXT,
+    ST_TRIM,
+    ST_LOST,
+    ST_DEAD,
+    ST_REVIEW,
+    ST_DISPLACED,
+    ST_UNDISPLACE,
+    ST_DATA_VERSION,
+    ST_INSERT_MANY,
+    ST_NUM
+};
 
 struct st_tg_logstore_t {
     char *data_dir;
@@ -591,7 +608,7 @@ struct st_tg_logstore_t {
     tg_buf_t rows;           /* the packed rows of the statement being bound (insert_rows) */
     bool bad;                /* the batch being written met an error: it is rolled back (run) */
     int64_t data_version;    /* PRAGMA data_version at the last batch: another connection's commits change it */
-    sqlite3 *idle[8]; /* query connections not in use (under mutex) */
+    sqlite3 *idle[8];        /* query connections not in use (under mutex) */
     size_t num_idle;
     tg_logstore_stats_t stats; /* under mutex */
 };
@@ -606,9 +623,11 @@ static const char *const statements[ST_NUM] = {
                    " ON CONFLICT (gw, n) DO UPDATE SET live = live + excluded.live",
     [ST_SEG_SUB] = "UPDATE log_segments SET live = live - ?3 WHERE gw = ?1 AND n = ?2",
     [ST_SEG_NEXT] = "SELECT coalesce(max(n), 0) + 1 FROM log_segments WHERE gw = ?1",
-    [ST_TRIM] = "DELETE FROM log_rows WHERE seq IN (SELECT seq FROM log_rows WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3)"
-                " RETURNING payload",
-    [ST_LOST] = "UPDATE log_rows SET payload = NULL, flags = flags | " TG_STR(TG_LOGFLAG_PAYLOAD_LOST) " WHERE seq = ?1",
+    [ST_TRIM] =
+        "DELETE FROM log_rows WHERE seq IN (SELECT seq FROM log_rows WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3)"
+        " RETURNING payload",
+    [ST_LOST] =
+        "UPDATE log_rows SET payload = NULL, flags = flags | " TG_STR(TG_LOGFLAG_PAYLOAD_LOST) " WHERE seq = ?1",
     [ST_DEAD] = "DELETE FROM log_segments WHERE live <= 0 RETURNING gw, n",
     [ST_REVIEW] = "UPDATE log_rows SET feedback = ?1, score = ?2 WHERE seq = ?3",
     [ST_DISPLACED] = "INSERT OR REPLACE INTO log_displaced (seq, id) VALUES (?1, ?2)",
@@ -751,8 +770,7 @@ static int64_t first_key(gw_state_t *g, const tg_logrec_t *r, keypick_t *kp)
 static int64_t next_key(gw_state_t *g, keypick_t *kp)
 {
     if (kp->late && ++kp->tries != LATE_TRIES * TG_LOGSEQ_SPAN)
-        return kp->base + (int64_t)(kp->tries / LATE_TRIES << TG_LOGSEQ_MS_SHIFT) +
-               ((kp->start + kp->tries) & 511);
+        return kp->base + (int64_t)(kp->tries / LATE_TRIES << TG_LOGSEQ_MS_SHIFT) + ((kp->start + kp->tries) & 511);
     kp->late = false;
     int64_t key = g->next_key++;
     kp->displaced = key >= tg_logseq_at(g->gw, (int64_t)kp->ms + TG_LOGSEQ_SPAN);
@@ -761,14 +779,16 @@ static int64_t next_key(gw_state_t *g, keypick_t *kp)
 
 #define FLAGS_OF(r)                                                                                                    \
     ((r)->stream * TG_LOGFLAG_STREAM | (r)->custom_cost * TG_LOGFLAG_CUSTOM_COST | (r)->payload * TG_LOGFLAG_PAYLOAD | \
-     (r)->request_body_dropped * TG_LOGFLAG_REQUEST_DROPPED | (r)->response_body_dropped * TG_LOGFLAG_RESPONSE_DROPPED | \
-     ((r)->request_head == NULL) * TG_LOGFLAG_NO_REQUEST_HEAD | ((r)->response_head == NULL) * TG_LOGFLAG_NO_RESPONSE_HEAD)
+     (r)->request_body_dropped * TG_LOGFLAG_REQUEST_DROPPED |                                                          \
+     (r)->response_body_dropped * TG_LOGFLAG_RESPONSE_DROPPED |                                                        \
+     ((r)->request_head == NULL) * TG_LOGFLAG_NO_REQUEST_HEAD |                                                        \
+     ((r)->response_head == NULL) * TG_LOGFLAG_NO_RESPONSE_HEAD)
 
 /* The four parts of a record's payload: heads always, bodies when kept. */
 static void payload_parts(const tg_logrec_t *r, tg_iovec_t parts[TG_LOGSEG_PARTS])
 {
-    parts[TG_LOGSEG_REQ_HEAD] = tg_iov(r->request_head != NULL ? r->request_head : "",
-                                       r->request_head != NULL ? strlen(r->request_head) : 0);
+    parts[TG_LOGSEG_REQ_HEAD] =
+        tg_iov(r->request_head != NULL ? r->request_head : "", r->request_head != NULL ? strlen(r->request_head) : 0);
     parts[TG_LOGSEG_RESP_HEAD] = tg_iov(r->response_head != NULL ? r->response_head : "",
                                         r->response_head != NULL ? strlen(r->response_head) : 0);
     bool req = r->payload && !r->request_body_dropped, resp = r->payload && !r->response_body_dropped;
@@ -781,9 +801,9 @@ typedef struct {
     tg_logrec_t *r;
     gw_state_t *g;
     tg_iovec_t parts[TG_LOGSEG_PARTS]; /* its payload (payload_parts), for the reservation and the staging */
-    int64_t seq, ref; /* ref -1: no payload stored */
+    int64_t seq, ref;                  /* ref -1: no payload stored */
     keypick_t kp;
-    int state;        /* 1 stored, 0 refused by retention, -1 lost to an error */
+    int state; /* 1 stored, 0 refused by retention, -1 lost to an error */
 } item_t;
 
 #define INSERT_COLUMNS 6
@@ -1302,7 +1322,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 }
 
 #define GROUP_TARGET 512
-#define GROUP_WAIT_NS 5000000u /* 5 ms */
+#define GROUP_WAIT_NS 5000000u   /* 5 ms */
 #define IDLE_TRIM_NS 1000000000u /* 1 s */
 
 static void writer_main(void *arg)
@@ -1427,8 +1447,8 @@ static tg_logrec_t *v2_record(sqlite3_stmt *st)
     r->stream = sqlite3_column_int(st, 12) != 0;
     r->duration_ms = (uint64_t)sqlite3_column_int64(st, 13);
     r->ttfb_ms = (uint64_t)sqlite3_column_int64(st, 14);
-    r->usage = (tg_usage_t){col_count(st, 15), col_count(st, 16), TG_MAX(col_count(st, 17), 0),
-                            TG_MAX(col_count(st, 18), 0)};
+    r->usage =
+        (tg_usage_t){col_count(st, 15), col_count(st, 16), TG_MAX(col_count(st, 17), 0), TG_MAX(col_count(st, 18), 0)};
     r->cost = sqlite3_column_type(st, 19) == SQLITE_NULL ? -1 : sqlite3_column_double(st, 19);
     r->custom_cost = sqlite3_column_int(st, 20) != 0;
     r->metadata_json = col_text(r, st, 21);
@@ -1475,7 +1495,8 @@ static int start_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
     char *err = NULL;
     if (has_table(s->db, "logs_v2"))
         return 0;
-    if (sqlite3_exec(s->db, begin, NULL, NULL, &err) != SQLITE_OK || sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK ||
+    if (sqlite3_exec(s->db, begin, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK ||
         sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
         snprintf(errbuf, errbufsz, "cannot convert %s/logs.db from layout 2: %s", s->data_dir, err != NULL ? err : "?");
         sqlite3_free(err);
@@ -1501,8 +1522,7 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
                 (long long)total, s->data_dir, SCHEMA_VERSION, s->payload_dir);
     if (sqlite3_prepare_v2(s->db, v2_columns, -1, &read, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM logs_v2 WHERE seq <= ?1", -1, &s->st_migrated, NULL) != SQLITE_OK) {
-        snprintf(errbuf, errbufsz, "cannot read %s/logs.db's layout-2 records: %s", s->data_dir,
-                 sqlite3_errmsg(s->db));
+        snprintf(errbuf, errbufsz, "cannot read %s/logs.db's layout-2 records: %s", s->data_dir, sqlite3_errmsg(s->db));
         sqlite3_finalize(read);
         return -1;
     }
@@ -1538,8 +1558,10 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
         uint64_t errors = s->stats.write_errors;
         write_batch(s, head, n, last);
         if (s->stats.write_errors != errors) {
-            snprintf(errbuf, errbufsz, "cannot convert %s/logs.db to layout %d (see the messages above); the records "
-                     "not yet converted are still in its table logs_v2", s->data_dir, SCHEMA_VERSION);
+            snprintf(errbuf, errbufsz,
+                     "cannot convert %s/logs.db to layout %d (see the messages above); the records "
+                     "not yet converted are still in its table logs_v2",
+                     s->data_dir, SCHEMA_VERSION);
             sqlite3_finalize(read);
             return -1;
         }
@@ -1550,14 +1572,16 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
     s->st_migrated = NULL;
     memset(&s->stats, 0, sizeof(s->stats)); /* what the conversion wrote is not what this run logged */
     /* one transaction: a stop between the two would leave layout 3's tables under version 2 */
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE; DROP TABLE logs_v2; PRAGMA user_version = " TG_STR(SCHEMA_VERSION) "; COMMIT",
+    if (sqlite3_exec(s->db,
+                     "BEGIN IMMEDIATE; DROP TABLE logs_v2; PRAGMA user_version = " TG_STR(SCHEMA_VERSION) "; COMMIT",
                      NULL, NULL, &err) != SQLITE_OK) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         snprintf(errbuf, errbufsz, "cannot finish converting %s/logs.db: %s", s->data_dir, err != NULL ? err : "?");
         sqlite3_free(err);
         return -1;
     }
-    tg_log_info("log store: converted %lld records; the space they held in logs.db is reused by new records", (long long)done);
+    tg_log_info("log store: converted %lld records; the space they held in logs.db is reused by new records",
+                (long long)done);
     return 0;
 }
 
@@ -1582,14 +1606,29 @@ static int v3_pack(tg_buf_t *b, sqlite3_stmt *read)
 {
 #define T(i) ((const char *)sqlite3_column_text(read, i))
     tg_logrow_t row = {
-        .id = T(1), .created_at = col_int(read, 2), .provider = T(3), .model = T(4), .path = T(5),
-        .request_type = T(6), .success = col_int(read, 7), .status_code = col_int(read, 8),
-        .cached = col_int(read, 9), .duration = col_int(read, 10), .ttfb = col_int(read, 11),
-        .tokens_in = col_int(read, 12), .tokens_out = col_int(read, 13), .cached_tokens = col_int(read, 14),
+        .id = T(1),
+        .created_at = col_int(read, 2),
+        .provider = T(3),
+        .model = T(4),
+        .path = T(5),
+        .request_type = T(6),
+        .success = col_int(read, 7),
+        .status_code = col_int(read, 8),
+        .cached = col_int(read, 9),
+        .duration = col_int(read, 10),
+        .ttfb = col_int(read, 11),
+        .tokens_in = col_int(read, 12),
+        .tokens_out = col_int(read, 13),
+        .cached_tokens = col_int(read, 14),
         .cache_write_tokens = col_int(read, 15),
         .cost = sqlite3_column_type(read, 16) == SQLITE_NULL ? -1 : sqlite3_column_double(read, 16),
-        .step = col_int(read, 17), .request_size = col_int(read, 18), .response_size = col_int(read, 19),
-        .request_content_type = T(20), .response_content_type = T(21), .user_agent = T(22), .error = T(23),
+        .step = col_int(read, 17),
+        .request_size = col_int(read, 18),
+        .response_size = col_int(read, 19),
+        .request_content_type = T(20),
+        .response_content_type = T(21),
+        .user_agent = T(22),
+        .error = T(23),
     };
 #undef T
     return tg_logrow_pack(b, &row);
@@ -1660,15 +1699,18 @@ static int convert_v3(tg_logstore_t *s, char *errbuf, size_t errbufsz)
         done += n;
     }
     /* one transaction: a stop between the two would leave this layout's tables under version 3 */
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE; DROP TABLE logs_v3; PRAGMA user_version = " TG_STR(SCHEMA_VERSION) "; COMMIT",
+    if (sqlite3_exec(s->db,
+                     "BEGIN IMMEDIATE; DROP TABLE logs_v3; PRAGMA user_version = " TG_STR(SCHEMA_VERSION) "; COMMIT",
                      NULL, NULL, &err) != SQLITE_OK)
         goto fail;
     tg_log_info("log store: converted %lld records", (long long)done);
     rc = 0;
     goto out;
 fail:
-    snprintf(errbuf, errbufsz, "cannot convert %s/logs.db from layout 3: %s; the records not yet converted are still "
-             "in its table logs_v3", s->data_dir, err != NULL ? err : sqlite3_errmsg(s->db));
+    snprintf(errbuf, errbufsz,
+             "cannot convert %s/logs.db from layout 3: %s; the records not yet converted are still "
+             "in its table logs_v3",
+             s->data_dir, err != NULL ? err : sqlite3_errmsg(s->db));
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 out:
     sqlite3_free(err);
@@ -1739,11 +1781,11 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     }
     /* 4 KiB pages: rows are small now that payloads are in segments (measured faster than 32 KiB for them); the
      * checkpoint is run by on_wal_commit */
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048;", NULL,
-                     NULL, &err) != SQLITE_OK ||
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048;", NULL, NULL,
+                     &err) != SQLITE_OK ||
         (version == 0 && sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK) ||
-        (version == 0 && sqlite3_exec(s->db, "PRAGMA user_version = " TG_STR(SCHEMA_VERSION), NULL, NULL, &err) !=
-                             SQLITE_OK)) {
+        (version == 0 &&
+         sqlite3_exec(s->db, "PRAGMA user_version = " TG_STR(SCHEMA_VERSION), NULL, NULL, &err) != SQLITE_OK)) {
         snprintf(errbuf, errbufsz, "cannot set up %s/logs.db: %s", data_dir, err != NULL ? err : "?");
         sqlite3_free(err);
         store_free(s);
@@ -1751,7 +1793,8 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     }
     sqlite3_wal_hook(s->db, on_wal_commit, s);
     /* before the statements: they name the new tables */
-    if ((version == 2 && start_v2(s, errbuf, errbufsz) != 0) || (version == 3 && convert_v3(s, errbuf, errbufsz) != 0)) {
+    if ((version == 2 && start_v2(s, errbuf, errbufsz) != 0) ||
+        (version == 3 && convert_v3(s, errbuf, errbufsz) != 0)) {
         store_free(s);
         return NULL;
     }

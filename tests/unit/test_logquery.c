@@ -114,12 +114,13 @@ static void test_store_and_filters(void)
     T_EQ_INT(count(db, "search=%25", err, sizeof(err)), 0); /* a % is matched literally, not as a wildcard */
     T_EQ_INT(count(db, "search=gpt-4o_mini", err, sizeof(err)), 0);
     /* filters: values of one entry are alternatives, entries all apply */
-    T_EQ_INT(count(db,
-                   "filters=%5B%7B%22key%22%3A%22provider%22%2C%22operator%22%3A%22eq%22%2C%22value%22%3A%5B%22openai%22"
-                   "%2C%22anthropic%22%5D%7D%2C%7B%22key%22%3A%22tokens_in%22%2C%22operator%22%3A%22gte%22%2C%22value"
-                   "%22%3A%5B20%5D%7D%5D",
-                   err, sizeof(err)),
-             2);
+    T_EQ_INT(
+        count(db,
+              "filters=%5B%7B%22key%22%3A%22provider%22%2C%22operator%22%3A%22eq%22%2C%22value%22%3A%5B%22openai%22"
+              "%2C%22anthropic%22%5D%7D%2C%7B%22key%22%3A%22tokens_in%22%2C%22operator%22%3A%22gte%22%2C%22value"
+              "%22%3A%5B20%5D%7D%5D",
+              err, sizeof(err)),
+        2);
     T_EQ_INT(count(db, "filters=[{\"key\":\"model\",\"operator\":\"contains\",\"value\":[\"4o\"]}]", err, sizeof(err)),
              2);
     T_EQ_INT(count(db, "filters=[{\"key\":\"metadata.user\",\"operator\":\"neq\",\"value\":\"a\"}]", err, sizeof(err)),
@@ -207,8 +208,8 @@ static void test_dates_and_params(void)
     T_EQ_INT(ms, 1795392000000 + 28800000 + 250);
     T_EQ_INT(tg_parse_date_ms("1795392000", &ms), 0);
     T_EQ_INT(ms, 1795392000000);
-    static const char *const bad[] = {"", "2026", "2026-13-01", "2026-11-23T25:00", "2026-11-23X", "yesterday",
-                                      "2026-11-23T10:00:00+2"};
+    static const char *const bad[] = {
+        "", "2026", "2026-13-01", "2026-11-23T25:00", "2026-11-23X", "yesterday", "2026-11-23T10:00:00+2"};
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
         T_EQ_INT(tg_parse_date_ms(bad[i], &ms), -1);
 
@@ -240,8 +241,13 @@ static void test_metadata_rules(void)
     T_EQ_INT(r->num_metadata, 4); /* cf.* is reserved and not kept */
     T_EQ_STR(r->metadata_json, "{\"a\":\"x\",\"b\":2,\"c\":true,\"d\":1.5}");
     T_EQ_STR(r->metadata[2].value, "true");
-    static const char *const bad[] = {"[]", "{\"a\":{}}", "{\"a\":[1]}", "{\"a\":null}", "nope",
-                                      "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6}", "{\"a\":1,\"a\":2}"};
+    static const char *const bad[] = {"[]",
+                                      "{\"a\":{}}",
+                                      "{\"a\":[1]}",
+                                      "{\"a\":null}",
+                                      "nope",
+                                      "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6}",
+                                      "{\"a\":1,\"a\":2}"};
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
         why = NULL;
         T_EQ_INT(tg_logrec_set_metadata(r, bad[i], strlen(bad[i]), &why), -1);
@@ -298,7 +304,6 @@ static void test_heads(void)
     tg_logstore_release(s, db);
     tg_logstore_close(s);
 }
-
 
 /* The segment files of gateway number gw (0: all) in the payload directory. */
 static int count_segments_of(int gw)
@@ -442,7 +447,8 @@ static void test_payloads(void)
     memset(head, 'h', sizeof(head) - 1);
     for (int b = 0; b != 3; ++b) { /* three more segments (each batch fills one past its 4 KiB) */
         for (int i = 0; i != 4; ++i) {
-            tg_logrec_t *r = rec("pay", "openai", "gpt-4o", 200, 10, 0.1, 1795000002000ull + (uint64_t)(b * 4 + i), NULL);
+            tg_logrec_t *r =
+                rec("pay", "openai", "gpt-4o", 200, 10, 0.1, 1795000002000ull + (uint64_t)(b * 4 + i), NULL);
             r->request_head = head;
             tg_logstore_submit(s, r);
         }
@@ -849,28 +855,56 @@ static int split_agrees(const void *p, size_t n)
 static void test_logrow(void)
 {
     tg_logrow_t full = {
-        .id = "01JD000000000000000000ABCD", .provider = "openai", .model = "gpt-4o", .path = "chat/completions",
-        .request_type = "native", .request_content_type = "application/json",
-        .response_content_type = "text/event-stream", .user_agent = "curl/8", .error = "",
-        .created_at = 1799000000123, .success = 1, .status_code = 200, .cached = 0, .duration = 350, .ttfb = 0,
-        .tokens_in = 74, .tokens_out = INT64_MAX - 1, .cached_tokens = 5, .cache_write_tokens = 0, .step = 127,
-        .request_size = 128, .response_size = UINT64_C(1) << 40, .cost = 0.000125,
+        .id = "01JD000000000000000000ABCD",
+        .provider = "openai",
+        .model = "gpt-4o",
+        .path = "chat/completions",
+        .request_type = "native",
+        .request_content_type = "application/json",
+        .response_content_type = "text/event-stream",
+        .user_agent = "curl/8",
+        .error = "",
+        .created_at = 1799000000123,
+        .success = 1,
+        .status_code = 200,
+        .cached = 0,
+        .duration = 350,
+        .ttfb = 0,
+        .tokens_in = 74,
+        .tokens_out = INT64_MAX - 1,
+        .cached_tokens = 5,
+        .cache_write_tokens = 0,
+        .step = 127,
+        .request_size = 128,
+        .response_size = UINT64_C(1) << 40,
+        .cost = 0.000125,
     };
     tg_buf_t b;
     tg_buf_init(&b, 1 << 16);
     T_EQ_INT(tg_logrow_pack(&b, &full), 0);
     tg_logrow_value_t v;
-    const char *texts[TG_LR_NUM] = {[TG_LR_ID] = full.id, [TG_LR_PROVIDER] = full.provider,
-                                    [TG_LR_MODEL] = full.model, [TG_LR_PATH] = full.path,
+    const char *texts[TG_LR_NUM] = {[TG_LR_ID] = full.id,
+                                    [TG_LR_PROVIDER] = full.provider,
+                                    [TG_LR_MODEL] = full.model,
+                                    [TG_LR_PATH] = full.path,
                                     [TG_LR_REQUEST_TYPE] = full.request_type,
                                     [TG_LR_REQUEST_CONTENT_TYPE] = full.request_content_type,
                                     [TG_LR_RESPONSE_CONTENT_TYPE] = full.response_content_type,
-                                    [TG_LR_USER_AGENT] = full.user_agent, [TG_LR_ERROR] = full.error};
-    int64_t ints[TG_LR_NUM] = {[TG_LR_CREATED_AT] = full.created_at, [TG_LR_SUCCESS] = 1, [TG_LR_STATUS_CODE] = 200,
-                               [TG_LR_CACHED] = 0, [TG_LR_DURATION] = 350, [TG_LR_TTFB] = 0,
-                               [TG_LR_TOKENS_IN] = 74, [TG_LR_TOKENS_OUT] = INT64_MAX - 1,
-                               [TG_LR_CACHED_TOKENS] = 5, [TG_LR_CACHE_WRITE_TOKENS] = 0, [TG_LR_STEP] = 127,
-                               [TG_LR_REQUEST_SIZE] = 128, [TG_LR_RESPONSE_SIZE] = INT64_C(1) << 40};
+                                    [TG_LR_USER_AGENT] = full.user_agent,
+                                    [TG_LR_ERROR] = full.error};
+    int64_t ints[TG_LR_NUM] = {[TG_LR_CREATED_AT] = full.created_at,
+                               [TG_LR_SUCCESS] = 1,
+                               [TG_LR_STATUS_CODE] = 200,
+                               [TG_LR_CACHED] = 0,
+                               [TG_LR_DURATION] = 350,
+                               [TG_LR_TTFB] = 0,
+                               [TG_LR_TOKENS_IN] = 74,
+                               [TG_LR_TOKENS_OUT] = INT64_MAX - 1,
+                               [TG_LR_CACHED_TOKENS] = 5,
+                               [TG_LR_CACHE_WRITE_TOKENS] = 0,
+                               [TG_LR_STEP] = 127,
+                               [TG_LR_REQUEST_SIZE] = 128,
+                               [TG_LR_RESPONSE_SIZE] = INT64_C(1) << 40};
     for (unsigned f = 0; f != TG_LR_NUM; ++f) {
         T_EQ_INT(tg_logrow_get(b.base, b.len, f, &v), 0);
         if (f == TG_LR_COST) {
@@ -906,9 +940,20 @@ static void test_logrow(void)
     T_EQ_INT(tg_logrow_get(b.base, b.len, TG_LR_ID, &v), -1);
     T_EQ_INT(split_agrees(b.base, b.len), -1);
     /* every field NULL; a cost that is NaN or negative is NULL too */
-    tg_logrow_t empty = {.created_at = -1, .success = -1, .status_code = -1, .cached = -1, .duration = -1, .ttfb = -1,
-                         .tokens_in = -1, .tokens_out = -1, .cached_tokens = -1, .cache_write_tokens = -1,
-                         .step = -1, .request_size = -1, .response_size = -1, .cost = NAN};
+    tg_logrow_t empty = {.created_at = -1,
+                         .success = -1,
+                         .status_code = -1,
+                         .cached = -1,
+                         .duration = -1,
+                         .ttfb = -1,
+                         .tokens_in = -1,
+                         .tokens_out = -1,
+                         .cached_tokens = -1,
+                         .cache_write_tokens = -1,
+                         .step = -1,
+                         .request_size = -1,
+                         .response_size = -1,
+                         .cost = NAN};
     tg_buf_reset(&b);
     T_EQ_INT(tg_logrow_pack(&b, &empty), 0);
     T_EQ_INT((int)b.len, 1 + TG_LR_NUM);
@@ -1090,8 +1135,10 @@ static void test_convert_v3(void)
     db = tg_logstore_reader(sub, true, err, sizeof(err));
     T_OK(db != NULL);
     sqlite3_stmt *st = NULL;
-    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM sqlite_schema WHERE name IN ('logs_v3', 'logs_event')),"
-                                    " (SELECT count(*) FROM log_rows)", -1, &st, NULL),
+    T_EQ_INT(sqlite3_prepare_v2(db,
+                                "SELECT (SELECT count(*) FROM sqlite_schema WHERE name IN ('logs_v3', 'logs_event')),"
+                                " (SELECT count(*) FROM log_rows)",
+                                -1, &st, NULL),
              SQLITE_OK);
     T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
     T_EQ_INT(sqlite3_column_int(st, 0), 0);
