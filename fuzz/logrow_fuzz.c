@@ -112,7 +112,7 @@ static void repack(const tg_logrow_value_t v[TG_LR_NUM])
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *p = malloc(size + 1); /* exactly the input's bytes, so ASan sees a read past the row */
+    uint8_t *p = malloc(size != 0 ? size : 1); /* the input's bytes alone, so ASan sees a read past the row */
     CHECK(p != NULL);
     memcpy(p, data, size);
     tg_logrow_value_t all[TG_LR_NUM], one;

@@ -436,8 +436,8 @@ static void sql_rec(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     int f = sqlite3_value_int(argv[1]);
     tg_logrow_value_t one;
     const tg_logrow_value_t *v = &one;
-    if (f < 0 || f >= TG_LR_NUM)
-        return; /* NULL */
+    if (p == NULL || f < 0 || f >= TG_LR_NUM)
+        return; /* NULL (also a rec that is not a BLOB and could not be made one) */
     if (n != 0 && n <= sizeof(c->copy)) {
         if (n != c->len || memcmp(p, c->copy, n) != 0) {
             memcpy(c->copy, p, n);
@@ -922,22 +922,22 @@ static inline void prefetch_row(const tg_logrec_t *r)
 static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
 {
     size_t k = 0, at[INSERT_ROWS + 1];
+    bool packed[INSERT_ROWS];
     while (k != n && !sqlite3_get_autocommit(s->db)) {
         /* pack a statement's rows first: binding them must wait until s->rows no longer moves */
-        size_t m = TG_MIN(n - k, (size_t)INSERT_ROWS);
+        size_t m = TG_MIN(n - k, (size_t)INSERT_ROWS), num_packed = 0;
         tg_buf_reset(&s->rows);
         for (size_t j = 0; j != m; ++j) {
             if (k + j + PREFETCH_AHEAD < n)
                 prefetch_row(items[k + j + PREFETCH_AHEAD]->r);
             at[j] = s->rows.len;
-            if (pack_row(&s->rows, items[k + j]->r) != 0) {
-                tg_log_error("log store: a record's fields are too large to store (%zu bytes so far)", s->rows.len);
-                s->bad = true; /* never seen: the fields come from bounded headers */
-                return;
-            }
+            packed[j] = pack_row(&s->rows, items[k + j]->r) == 0;
+            if (!packed[j]) /* never seen: the fields come from bounded headers; counted as an error */
+                tg_log_error("log store: a record's fields are over %zu bytes: not stored", s->rows.max);
+            num_packed += packed[j];
         }
         at[m] = s->rows.len;
-        if (m == INSERT_ROWS) {
+        if (num_packed == INSERT_ROWS) {
             sqlite3_stmt *st = s->st[ST_INSERT_MANY];
             for (size_t j = 0; j != m; ++j)
                 bind_row(st, (int)j * INSERT_COLUMNS, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
@@ -956,7 +956,8 @@ static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
         }
         /* fewer than a statement's rows, or one of them met a taken key: one by one */
         for (size_t j = 0; j != m && !sqlite3_get_autocommit(s->db); ++j)
-            insert_one(s, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
+            if (packed[j])
+                insert_one(s, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
         k += m;
     }
 }
@@ -1485,8 +1486,11 @@ static tg_logrec_t *v2_record(sqlite3_stmt *st)
     return r;
 }
 
-/* Moves layout 2's table aside (logs_v2) and creates this layout's tables, unless an earlier start did. Returns 0, or
- * -1 with a message. */
+static int convert_v3(tg_logstore_t *s, bool finish, char *errbuf, size_t errbufsz);
+
+/* Moves layout 2's table aside (logs_v2) and creates this layout's tables, unless an earlier start did. A conversion
+ * from layout 2 that a Tollgate of layout 3 began and did not finish left the records it converted in layout 3's
+ * table: they are packed first. Returns 0, or -1 with a message. */
 static int start_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
 {
     static const char begin[] = "BEGIN IMMEDIATE; ALTER TABLE logs RENAME TO logs_v2;"
@@ -1494,7 +1498,8 @@ static int start_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
                                 " DROP INDEX IF EXISTS logs_gw_event; DROP TABLE IF EXISTS log_metadata;";
     char *err = NULL;
     if (has_table(s->db, "logs_v2"))
-        return 0;
+        return has_table(s->db, "logs_v3") || !has_table(s->db, "log_rows") ? convert_v3(s, false, errbuf, errbufsz)
+                                                                            : 0;
     if (sqlite3_exec(s->db, begin, NULL, NULL, &err) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK ||
         sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
@@ -1635,8 +1640,9 @@ static int v3_pack(tg_buf_t *b, sqlite3_stmt *read)
 }
 
 /* Moves layout 3's table aside (logs_v3) and creates this layout's, unless an earlier start did; then converts its
- * rows and sets the layout version. Returns 0, or -1 with a message. */
-static int convert_v3(tg_logstore_t *s, char *errbuf, size_t errbufsz)
+ * rows and, if `finish`, sets the layout version (not when a conversion from layout 2 is still to finish: start_v2).
+ * Returns 0, or -1 with a message. */
+static int convert_v3(tg_logstore_t *s, bool finish, char *errbuf, size_t errbufsz)
 {
     char *err = NULL;
     sqlite3_stmt *read = NULL, *ins = NULL, *del = NULL, *count = NULL;
@@ -1646,8 +1652,13 @@ static int convert_v3(tg_logstore_t *s, char *errbuf, size_t errbufsz)
         (sqlite3_exec(s->db, "BEGIN IMMEDIATE; ALTER TABLE logs RENAME TO logs_v3; DROP INDEX IF EXISTS logs_event;",
                       NULL, NULL, &err) != SQLITE_OK ||
          sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK ||
-         sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK))
-        goto fail;
+         sqlite3_exec(s->db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)) {
+        snprintf(errbuf, errbufsz, "cannot convert %s/logs.db from layout 3: %s; nothing was changed", s->data_dir,
+                 err != NULL ? err : sqlite3_errmsg(s->db));
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_free(err);
+        return -1;
+    }
     if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM logs_v3", -1, &count, NULL) == SQLITE_OK &&
         sqlite3_step(count) == SQLITE_ROW)
         total = sqlite3_column_int64(count, 0);
@@ -1699,9 +1710,11 @@ static int convert_v3(tg_logstore_t *s, char *errbuf, size_t errbufsz)
         done += n;
     }
     /* one transaction: a stop between the two would leave this layout's tables under version 3 */
-    if (sqlite3_exec(s->db,
-                     "BEGIN IMMEDIATE; DROP TABLE logs_v3; PRAGMA user_version = " TG_STR(SCHEMA_VERSION) "; COMMIT",
-                     NULL, NULL, &err) != SQLITE_OK)
+    if (sqlite3_exec(
+            s->db,
+            finish ? "BEGIN IMMEDIATE; DROP TABLE logs_v3; PRAGMA user_version = " TG_STR(SCHEMA_VERSION) "; COMMIT"
+                   : "DROP TABLE logs_v3",
+            NULL, NULL, &err) != SQLITE_OK)
         goto fail;
     tg_log_info("log store: converted %lld records", (long long)done);
     rc = 0;
@@ -1794,7 +1807,7 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     sqlite3_wal_hook(s->db, on_wal_commit, s);
     /* before the statements: they name the new tables */
     if ((version == 2 && start_v2(s, errbuf, errbufsz) != 0) ||
-        (version == 3 && convert_v3(s, errbuf, errbufsz) != 0)) {
+        (version == 3 && convert_v3(s, true, errbuf, errbufsz) != 0)) {
         store_free(s);
         return NULL;
     }

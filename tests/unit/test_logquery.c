@@ -700,6 +700,60 @@ static void test_displaced(void)
     tg_logstore_close(s);
 }
 
+/* A logs.db of layout 2 (two records of gateway local/old; %s, %s: their ids), as that version made it. */
+static const char v2_sql[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE logs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, account TEXT NOT NULL, gateway TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, provider TEXT, model TEXT, path TEXT, request_type TEXT,"
+    " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL, stream INTEGER NOT NULL,"
+    " duration INTEGER NOT NULL, time_to_first_byte INTEGER, tokens_in INTEGER, tokens_out INTEGER,"
+    " cached_tokens INTEGER, cache_write_tokens INTEGER, cost REAL, custom_cost INTEGER NOT NULL,"
+    " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
+    " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, request_head TEXT,"
+    " response_head TEXT, error TEXT, payload INTEGER NOT NULL, request_body_dropped INTEGER NOT NULL,"
+    " response_body_dropped INTEGER NOT NULL, feedback INTEGER, score REAL, request_body BLOB, response_body BLOB);"
+    "CREATE INDEX logs_gw_time ON logs(account, gateway, created_at);"
+    "CREATE INDEX logs_gw_event ON logs(account, gateway, event_id) WHERE event_id IS NOT NULL;"
+    "CREATE TABLE log_metadata (seq INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);"
+    "CREATE TRIGGER logs_cleanup AFTER DELETE ON logs BEGIN DELETE FROM log_metadata WHERE seq = old.seq; END;"
+    "INSERT INTO logs VALUES (1, '%s', 'local', 'old', 1795000000000, 'openai', 'gpt-4o',"
+    " 'chat/completions', 'native', 1, 200, 0, 1, 350, 120, 74, 19, 5, 0, 0.0001, 0, '{\"user\":\"ann\"}', 'ev-1',"
+    " NULL, 20, 30, 'application/json', 'text/event-stream', 'curl/8', 'content-type: application/json\n',"
+    " '{\"legacy\":\"json\"}', NULL, 1, 0, 0, 1, 0.5, CAST('{\"q\":1}' AS BLOB), CAST('data: x' AS BLOB));"
+    "INSERT INTO logs VALUES (2, '%s', 'local', 'old', 1795000000001, 'anthropic', NULL,"
+    " 'v1/messages', 'native', 0, 500, 0, 0, 10, 5, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, 2, 3,"
+    " NULL, NULL, NULL, '', NULL, 'boom', 0, 0, 0, -1, NULL, NULL, NULL);"
+    "INSERT INTO log_metadata VALUES (1, 'user', 'ann');"
+    "PRAGMA user_version = 2;";
+
+/* A logs.db of layout 3 (two records of gateway local/three; %lld, %s: key and id of each), as that version made it. */
+static const char v3_sql[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE log_gateways (gw INTEGER PRIMARY KEY, account TEXT NOT NULL, gateway TEXT NOT NULL,"
+    " rows INTEGER NOT NULL DEFAULT 0, UNIQUE (account, gateway));"
+    "CREATE TABLE log_segments (gw INTEGER NOT NULL, n INTEGER NOT NULL, live INTEGER NOT NULL,"
+    " PRIMARY KEY (gw, n)) WITHOUT ROWID;"
+    "CREATE TABLE logs ("
+    " seq INTEGER PRIMARY KEY, id TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    " provider TEXT, model TEXT, path TEXT, request_type TEXT,"
+    " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL,"
+    " duration INTEGER NOT NULL, time_to_first_byte INTEGER,"
+    " tokens_in INTEGER, tokens_out INTEGER, cached_tokens INTEGER, cache_write_tokens INTEGER, cost REAL,"
+    " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
+    " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, error TEXT,"
+    " flags INTEGER NOT NULL, feedback INTEGER, score REAL, payload INTEGER);"
+    "CREATE INDEX logs_event ON logs(event_id) WHERE event_id IS NOT NULL;"
+    "CREATE TABLE log_displaced (seq INTEGER PRIMARY KEY, id TEXT NOT NULL);"
+    "CREATE INDEX log_displaced_id ON log_displaced(id);"
+    "INSERT INTO log_gateways VALUES (1, 'local', 'three', 2);"
+    "INSERT INTO logs VALUES (%lld, '%s', 1795000000000, 'openai', 'gpt-4o', 'chat/completions', 'native',"
+    " 1, 200, 0, 350, 120, 74, 19, 5, 0, 0.0001, '{\"user\":\"ann\"}', 'ev-3', 2, 20, 30,"
+    " 'application/json', 'text/event-stream', 'curl/8', NULL, 1, 1, 0.5, NULL);"
+    "INSERT INTO logs VALUES (%lld, '%s', 1795000000001, 'anthropic', NULL, 'v1/messages', 'native',"
+    " 0, NULL, 1, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 3,"
+    " NULL, NULL, NULL, 'boom', 0, NULL, NULL, NULL);"
+    "PRAGMA user_version = 3;";
+
 /* A database of layout 2 (heads and bodies in the row, metadata in a table) is converted at open: its records keep
  * their ids, fields, bodies, heads, metadata and feedback. */
 static void test_convert_v2(void)
@@ -711,34 +765,10 @@ static void test_convert_v2(void)
     snprintf(path, sizeof(path), "%s/logs.db", sub);
     sqlite3 *db = NULL;
     T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
-    static const char v2[] =
-        "PRAGMA journal_mode=WAL;"
-        "CREATE TABLE logs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, account TEXT NOT NULL, gateway TEXT NOT NULL,"
-        " created_at INTEGER NOT NULL, provider TEXT, model TEXT, path TEXT, request_type TEXT,"
-        " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL, stream INTEGER NOT NULL,"
-        " duration INTEGER NOT NULL, time_to_first_byte INTEGER, tokens_in INTEGER, tokens_out INTEGER,"
-        " cached_tokens INTEGER, cache_write_tokens INTEGER, cost REAL, custom_cost INTEGER NOT NULL,"
-        " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
-        " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, request_head TEXT,"
-        " response_head TEXT, error TEXT, payload INTEGER NOT NULL, request_body_dropped INTEGER NOT NULL,"
-        " response_body_dropped INTEGER NOT NULL, feedback INTEGER, score REAL, request_body BLOB, response_body BLOB);"
-        "CREATE INDEX logs_gw_time ON logs(account, gateway, created_at);"
-        "CREATE INDEX logs_gw_event ON logs(account, gateway, event_id) WHERE event_id IS NOT NULL;"
-        "CREATE TABLE log_metadata (seq INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);"
-        "CREATE TRIGGER logs_cleanup AFTER DELETE ON logs BEGIN DELETE FROM log_metadata WHERE seq = old.seq; END;"
-        "INSERT INTO logs VALUES (1, '%s', 'local', 'old', 1795000000000, 'openai', 'gpt-4o',"
-        " 'chat/completions', 'native', 1, 200, 0, 1, 350, 120, 74, 19, 5, 0, 0.0001, 0, '{\"user\":\"ann\"}', 'ev-1',"
-        " NULL, 20, 30, 'application/json', 'text/event-stream', 'curl/8', 'content-type: application/json\n',"
-        " '{\"legacy\":\"json\"}', NULL, 1, 0, 0, 1, 0.5, CAST('{\"q\":1}' AS BLOB), CAST('data: x' AS BLOB));"
-        "INSERT INTO logs VALUES (2, '%s', 'local', 'old', 1795000000001, 'anthropic', NULL,"
-        " 'v1/messages', 'native', 0, 500, 0, 0, 10, 5, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, 2, 3,"
-        " NULL, NULL, NULL, '', NULL, 'boom', 0, 0, 0, -1, NULL, NULL, NULL);"
-        "INSERT INTO log_metadata VALUES (1, 'user', 'ann');"
-        "PRAGMA user_version = 2;";
     char id1[TG_ULID_LEN + 1], id2[TG_ULID_LEN + 1];
     tg_ulid(1795000000000, id1);
     tg_ulid(1795000000001, id2);
-    char *sql = sqlite3_mprintf(v2, id1, id2);
+    char *sql = sqlite3_mprintf(v2_sql, id1, id2);
     T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_free(sql);
     sqlite3_close(db);
@@ -797,7 +827,7 @@ static void test_convert_v2(void)
     mkdir(sub, 0700);
     snprintf(path, sizeof(path), "%s/logs.db", sub);
     T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
-    sql = sqlite3_mprintf(v2, id1, id2);
+    sql = sqlite3_mprintf(v2_sql, id1, id2);
     T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_free(sql);
     sqlite3_close(db);
@@ -1042,36 +1072,10 @@ static void test_convert_v3(void)
     snprintf(path, sizeof(path), "%s/logs.db", sub);
     sqlite3 *db = NULL;
     T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
-    static const char v3[] =
-        "PRAGMA journal_mode=WAL;"
-        "CREATE TABLE log_gateways (gw INTEGER PRIMARY KEY, account TEXT NOT NULL, gateway TEXT NOT NULL,"
-        " rows INTEGER NOT NULL DEFAULT 0, UNIQUE (account, gateway));"
-        "CREATE TABLE log_segments (gw INTEGER NOT NULL, n INTEGER NOT NULL, live INTEGER NOT NULL,"
-        " PRIMARY KEY (gw, n)) WITHOUT ROWID;"
-        "CREATE TABLE logs ("
-        " seq INTEGER PRIMARY KEY, id TEXT NOT NULL, created_at INTEGER NOT NULL,"
-        " provider TEXT, model TEXT, path TEXT, request_type TEXT,"
-        " success INTEGER NOT NULL, status_code INTEGER, cached INTEGER NOT NULL,"
-        " duration INTEGER NOT NULL, time_to_first_byte INTEGER,"
-        " tokens_in INTEGER, tokens_out INTEGER, cached_tokens INTEGER, cache_write_tokens INTEGER, cost REAL,"
-        " metadata TEXT, event_id TEXT, step INTEGER, request_size INTEGER, response_size INTEGER,"
-        " request_content_type TEXT, response_content_type TEXT, user_agent TEXT, error TEXT,"
-        " flags INTEGER NOT NULL, feedback INTEGER, score REAL, payload INTEGER);"
-        "CREATE INDEX logs_event ON logs(event_id) WHERE event_id IS NOT NULL;"
-        "CREATE TABLE log_displaced (seq INTEGER PRIMARY KEY, id TEXT NOT NULL);"
-        "CREATE INDEX log_displaced_id ON log_displaced(id);"
-        "INSERT INTO log_gateways VALUES (1, 'local', 'three', 2);"
-        "INSERT INTO logs VALUES (%lld, '%s', 1795000000000, 'openai', 'gpt-4o', 'chat/completions', 'native',"
-        " 1, 200, 0, 350, 120, 74, 19, 5, 0, 0.0001, '{\"user\":\"ann\"}', 'ev-3', 2, 20, 30,"
-        " 'application/json', 'text/event-stream', 'curl/8', NULL, 1, 1, 0.5, NULL);"
-        "INSERT INTO logs VALUES (%lld, '%s', 1795000000001, 'anthropic', NULL, 'v1/messages', 'native',"
-        " 0, NULL, 1, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 3,"
-        " NULL, NULL, NULL, 'boom', 0, NULL, NULL, NULL);"
-        "PRAGMA user_version = 3;";
     char id1[TG_ULID_LEN + 1], id2[TG_ULID_LEN + 1];
     tg_ulid(1795000000000, id1);
     tg_ulid(1795000000001, id2);
-    char *sql = sqlite3_mprintf(v3, (long long)tg_logseq_at(1, 1795000000000), id1,
+    char *sql = sqlite3_mprintf(v3_sql, (long long)tg_logseq_at(1, 1795000000000), id1,
                                 (long long)tg_logseq_at(1, 1795000000001), id2);
     T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_free(sql);
@@ -1147,6 +1151,137 @@ static void test_convert_v3(void)
     sqlite3_close(db);
 }
 
+/* Runs `sql` (one or more statements) on {dir}/{name}/logs.db, made for it. */
+static void make_db(const char *name, const char *sql, char *sub, size_t subsz)
+{
+    char path[600];
+    snprintf(sub, subsz, "%s/%s", dir, name);
+    mkdir(sub, 0700);
+    snprintf(path, sizeof(path), "%s/logs.db", sub);
+    sqlite3 *db = NULL;
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK);
+    if (err != NULL)
+        fprintf(stderr, "  %s\n", err);
+    sqlite3_free(err);
+    sqlite3_close(db);
+}
+
+/* The records of gateway local/`gw` in the store at sub, counted through the view: all of them, and distinct ids. */
+static void count_ids(const char *sub, const char *gw, int64_t *all, int64_t *distinct)
+{
+    char err[512];
+    *all = *distinct = -1;
+    sqlite3 *db = tg_logstore_reader(sub, true, err, sizeof(err));
+    T_OK(db != NULL);
+    if (db == NULL) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    sqlite3_stmt *st = NULL;
+    T_EQ_INT(sqlite3_prepare_v2(db,
+                                "SELECT count(*), count(DISTINCT l.id) FROM logs l JOIN log_gateways g"
+                                " ON l.seq >> 51 = g.gw WHERE g.account = 'local' AND g.gateway = ?1",
+                                -1, &st, NULL),
+             SQLITE_OK);
+    sqlite3_bind_text(st, 1, gw, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *all = sqlite3_column_int64(st, 0);
+        *distinct = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* Conversions cut short go on where they stopped: one from layout 3 stopped after its first chunk, and one from
+ * layout 2 that a Tollgate of layout 3 began (its converted records in layout 3's table, the rest in logs_v2). */
+static void test_convert_resume(void)
+{
+    char sub[512], err[512];
+    char id1[TG_ULID_LEN + 1], id2[TG_ULID_LEN + 1];
+    tg_ulid(1795000000000, id1);
+    tg_ulid(1795000000001, id2);
+    int64_t all, distinct;
+
+    /* layout 3, 1,502 records (one a millisecond); a trigger stops the delete of the second chunk (past the 1000th)
+     * from the old table */
+    char *v3 = sqlite3_mprintf(v3_sql, (long long)tg_logseq_at(1, 1795000000000), id1,
+                               (long long)tg_logseq_at(1, 1795000000001), id2);
+    char *sql = sqlite3_mprintf(
+        "%s WITH RECURSIVE c(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM c WHERE i < 1501)"
+        " INSERT INTO logs (seq, id, created_at, success, cached, duration, flags)"
+        " SELECT %lld + ((1795000000000 + i) << %d), printf('id-%%d', i), 1795000000000 + i, 1, 0, i, 0 FROM c;"
+        " UPDATE log_gateways SET rows = 1502;"
+        " CREATE TRIGGER stop BEFORE DELETE ON logs WHEN old.seq > %lld"
+        " BEGIN SELECT RAISE(ABORT, 'stopped by the test'); END;",
+        v3, (long long)tg_logseq_first(1), TG_LOGSEQ_MS_SHIFT, (long long)tg_logseq_at(1, 1795000000999));
+    make_db("v3cut", sql, sub, sizeof(sub));
+    sqlite3_free(sql);
+    T_OK(tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err)) == NULL);
+    T_OK(strstr(err, "stopped by the test") != NULL && strstr(err, "logs_v3") != NULL);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/logs.db", sub);
+    sqlite3 *db = NULL;
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM log_rows), (SELECT count(*) FROM logs_v3)", -1, &st,
+                                NULL),
+             SQLITE_OK);
+    T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+    T_EQ_INT(sqlite3_column_int(st, 0), 1000); /* the first chunk is in */
+    T_EQ_INT(sqlite3_column_int(st, 1), 502);
+    sqlite3_finalize(st);
+    T_EQ_INT(sqlite3_exec(db, "DROP TRIGGER stop", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    tg_logstore_close(s);
+    count_ids(sub, "three", &all, &distinct);
+    T_EQ_INT(all, 1502);
+    T_EQ_INT(distinct, 1502);
+
+    /* layout 2 half converted by layout 3: old's first record is in `logs` (here, as two records of "three"), its
+     * second still in logs_v2 */
+    char *v2 = sqlite3_mprintf(v2_sql, id1, id2);
+    sql = sqlite3_mprintf("%s ALTER TABLE logs RENAME TO logs_v2; DROP TRIGGER logs_cleanup; DROP INDEX logs_gw_time;"
+                          " DROP INDEX logs_gw_event; DROP TABLE log_metadata; DELETE FROM logs_v2 WHERE seq = 1;"
+                          " %s PRAGMA user_version = 2;",
+                          v2, v3);
+    make_db("v2by3", sql, sub, sizeof(sub));
+    sqlite3_free(sql);
+    sqlite3_free(v2);
+    sqlite3_free(v3);
+    s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s == NULL) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    tg_logstore_close(s);
+    count_ids(sub, "three", &all, &distinct);
+    T_EQ_INT(all, 2);
+    count_ids(sub, "old", &all, &distinct);
+    T_EQ_INT(all, 1);
+    db = tg_logstore_reader(sub, true, err, sizeof(err));
+    T_OK(db != NULL);
+    if (db == NULL)
+        return;
+    T_EQ_INT(sqlite3_prepare_v2(db,
+                                "SELECT (SELECT count(*) FROM sqlite_schema WHERE name IN ('logs_v2', 'logs_v3')),"
+                                " (SELECT model FROM logs WHERE id = ?1), (SELECT error FROM logs WHERE id = ?2)",
+                                -1, &st, NULL),
+             SQLITE_OK);
+    sqlite3_bind_text(st, 1, id1, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id2, -1, SQLITE_STATIC);
+    T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+    T_EQ_INT(sqlite3_column_int(st, 0), 0);
+    T_EQ_STR((const char *)sqlite3_column_text(st, 1), "gpt-4o");
+    T_EQ_STR((const char *)sqlite3_column_text(st, 2), "boom");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -1165,6 +1300,7 @@ int main(void)
     T_RUN(test_convert_v3);
     T_RUN(test_logrow);
     T_RUN(test_rec_cache);
+    T_RUN(test_convert_resume);
     if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_logquery");
