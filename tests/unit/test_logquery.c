@@ -700,6 +700,23 @@ static void test_displaced(void)
     tg_logstore_close(s);
 }
 
+/* Runs `sql` (one or more statements) on {dir}/{name}/logs.db, made for it. */
+static void make_db(const char *name, const char *sql, char *sub, size_t subsz)
+{
+    char path[600];
+    snprintf(sub, subsz, "%s/%s", dir, name);
+    mkdir(sub, 0700);
+    snprintf(path, sizeof(path), "%s/logs.db", sub);
+    sqlite3 *db = NULL;
+    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK);
+    if (err != NULL)
+        fprintf(stderr, "  %s\n", err);
+    sqlite3_free(err);
+    sqlite3_close(db);
+}
+
 /* A logs.db of layout 2 (two records of gateway local/old; %s, %s: their ids), as that version made it. */
 static const char v2_sql[] =
     "PRAGMA journal_mode=WAL;"
@@ -759,19 +776,13 @@ static const char v3_sql[] =
 static void test_convert_v2(void)
 {
     char sub[512], err[512], got[256];
-    snprintf(sub, sizeof(sub), "%s/v2", dir);
-    mkdir(sub, 0700);
-    char path[600];
-    snprintf(path, sizeof(path), "%s/logs.db", sub);
-    sqlite3 *db = NULL;
-    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
     char id1[TG_ULID_LEN + 1], id2[TG_ULID_LEN + 1];
     tg_ulid(1795000000000, id1);
     tg_ulid(1795000000001, id2);
     char *sql = sqlite3_mprintf(v2_sql, id1, id2);
-    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    make_db("v2", sql, sub, sizeof(sub));
     sqlite3_free(sql);
-    sqlite3_close(db);
+    sqlite3 *db = NULL;
     tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
     T_OK(s != NULL);
     if (s == NULL) {
@@ -823,14 +834,10 @@ static void test_convert_v2(void)
     sqlite3_close(db);
 
     /* a conversion whose payloads cannot be written stops, and the old records stay where they were */
-    snprintf(sub, sizeof(sub), "%s/v2bad", dir);
-    mkdir(sub, 0700);
-    snprintf(path, sizeof(path), "%s/logs.db", sub);
-    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
     sql = sqlite3_mprintf(v2_sql, id1, id2);
-    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    make_db("v2bad", sql, sub, sizeof(sub));
     sqlite3_free(sql);
-    sqlite3_close(db);
+    char path[600];
     snprintf(path, sizeof(path), "%s/" TG_LOGSEG_DIR, sub);
     FILE *f = fopen(path, "w"); /* a file where the payload directory should be */
     if (f != NULL)
@@ -1066,20 +1073,15 @@ static void test_rec_cache(void)
  * feedback, score and payload references stay as they were. */
 static void test_convert_v3(void)
 {
-    char sub[512], err[512], path[600];
-    snprintf(sub, sizeof(sub), "%s/v3", dir);
-    mkdir(sub, 0700);
-    snprintf(path, sizeof(path), "%s/logs.db", sub);
-    sqlite3 *db = NULL;
-    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    char sub[512], err[512];
     char id1[TG_ULID_LEN + 1], id2[TG_ULID_LEN + 1];
     tg_ulid(1795000000000, id1);
     tg_ulid(1795000000001, id2);
     char *sql = sqlite3_mprintf(v3_sql, (long long)tg_logseq_at(1, 1795000000000), id1,
                                 (long long)tg_logseq_at(1, 1795000000001), id2);
-    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    make_db("v3", sql, sub, sizeof(sub));
     sqlite3_free(sql);
-    sqlite3_close(db);
+    sqlite3 *db = NULL;
     /* a reader refuses the old layout until the gateway has converted it */
     T_OK(tg_logstore_reader(sub, true, err, sizeof(err)) == NULL);
     T_OK(strstr(err, "layout 3") != NULL);
@@ -1151,23 +1153,6 @@ static void test_convert_v3(void)
     sqlite3_close(db);
 }
 
-/* Runs `sql` (one or more statements) on {dir}/{name}/logs.db, made for it. */
-static void make_db(const char *name, const char *sql, char *sub, size_t subsz)
-{
-    char path[600];
-    snprintf(sub, subsz, "%s/%s", dir, name);
-    mkdir(sub, 0700);
-    snprintf(path, sizeof(path), "%s/logs.db", sub);
-    sqlite3 *db = NULL;
-    T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
-    char *err = NULL;
-    T_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK);
-    if (err != NULL)
-        fprintf(stderr, "  %s\n", err);
-    sqlite3_free(err);
-    sqlite3_close(db);
-}
-
 /* The records of gateway local/`gw` in the store at sub, counted through the view: all of them, and distinct ids. */
 static void count_ids(const char *sub, const char *gw, int64_t *all, int64_t *distinct)
 {
@@ -1225,9 +1210,9 @@ static void test_convert_resume(void)
     sqlite3 *db = NULL;
     T_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *st = NULL;
-    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM log_rows), (SELECT count(*) FROM logs_v3)", -1, &st,
-                                NULL),
-             SQLITE_OK);
+    T_EQ_INT(
+        sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM log_rows), (SELECT count(*) FROM logs_v3)", -1, &st, NULL),
+        SQLITE_OK);
     T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
     T_EQ_INT(sqlite3_column_int(st, 0), 1000); /* the first chunk is in */
     T_EQ_INT(sqlite3_column_int(st, 1), 502);
