@@ -130,11 +130,11 @@ FUZZ_DRIVERS = $(patsubst fuzz/%_fuzz.c,%,$(wildcard fuzz/*_fuzz.c))
 FUZZ_REPLAYS = $(patsubst %,$(ASAN)/fuzz/%_replay,$(FUZZ_DRIVERS))
 FUZZ_SECONDS ?= 60
 
-$(ASAN)/fuzz/%_replay: fuzz/%_fuzz.c fuzz/replay.c $(ASAN_OBJS) | deps
+$(ASAN)/fuzz/%_replay: fuzz/%_fuzz.c fuzz/replay.c fuzz/fuzz.h $(ASAN_OBJS) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(SAN_CFLAGS) -o $@ $< fuzz/replay.c $(ASAN_OBJS) $(LDLIBS_ALL)
 
-$(BUILD)/fuzz/%_fuzz: fuzz/%_fuzz.c $(LIB_SRCS) | deps
+$(BUILD)/fuzz/%_fuzz: fuzz/%_fuzz.c fuzz/fuzz.h $(LIB_SRCS) | deps
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-$*
 	clang $(CPPFLAGS_ALL) $(PKG_CFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS) \
 		$(addprefix $(LLHTTP_SRC)/,$(LLHTTP_SRCS)) $(BUILD)/gen/pricing_data.c $(LDLIBS_ALL)

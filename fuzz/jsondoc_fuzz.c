@@ -7,14 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include "tollgate/jsondoc.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                                       \
-    do {                                                                                                               \
-        if (!(c))                                                                                                      \
-            abort();                                                                                                   \
-    } while (0)
+#include "fuzz.h"
 
 static void check_node(const tg_jdoc_t *d, uint32_t i, uint32_t lo, uint32_t hi)
 {

@@ -9,14 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tollgate/logrow.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                                       \
-    do {                                                                                                               \
-        if (!(c))                                                                                                      \
-            abort();                                                                                                   \
-    } while (0)
+#include "fuzz.h"
 
 static bool same(const tg_logrow_value_t *a, const tg_logrow_value_t *b)
 {

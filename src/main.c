@@ -8,7 +8,6 @@
  * Every worker gets its own listening socket bound with SO_REUSEPORT, so the kernel spreads connections over the
  * workers with no shared accept lock.
  */
-#include <sqlite3.h>
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -24,6 +23,7 @@
 #include <arpa/inet.h>
 #include "tollgate/config.h"
 #include "tollgate/log.h"
+#include "tollgate/sqlitedb.h"
 #include "tollgate/tgtime.h"
 #include "tollgate/worker.h"
 

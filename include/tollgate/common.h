@@ -116,6 +116,9 @@ int tg_parse_u64(const char *p, size_t len, uint64_t max, uint64_t *out);
 /* Trims ASCII spaces and tabs from both ends. */
 tg_iovec_t tg_iov_trim(tg_iovec_t v);
 
+/* Writes the `n` bytes at `p` as 2n lowercase hex digits and a NUL into `out` (2n + 1 bytes). */
+void tg_hex_lower(const uint8_t *p, size_t n, char *out);
+
 /*
  * Heads kept as text, one "name: value\n" line per header (the log recorder and the response cache store them so):
  * the next header from *p, which moves past its line; false at `end`. Lines without a colon are skipped.

@@ -126,11 +126,6 @@ typedef struct st_tg_logstore_stats_t {
 
 typedef struct st_tg_logstore_t tg_logstore_t;
 
-/* Process-wide SQLite settings for every database of the process (logs and cache): no allocation statistics, whose
- * global mutex and counters SQLite otherwise takes on every allocation it makes. Call once, before any database is
- * opened (later it changes nothing). */
-void tg_sqlite_configure(void);
-
 /* Opens (creating if needed) data_dir/logs.db and starts the writer. NULL with a message in errbuf on failure. */
 tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint64_t queue_memory, char *errbuf,
                                 size_t errbufsz);

@@ -8,7 +8,6 @@
  * log store does) and read from the threadpool.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "tollgate/cache.h"
 #include "tollgate/log.h"
 #include "tollgate/sha256.h"
+#include "tollgate/sqlitedb.h"
 #include "tollgate/tgtime.h"
 
 /* ---- keys ------------------------------------------------------------------------------------------------- */
@@ -62,12 +62,7 @@ void tg_cache_key(const tg_cache_key_parts_t *parts, tg_iovec_t custom, tg_cache
 
 void tg_cache_key_hex(const tg_cache_key_t *k, char out[2 * TG_CACHE_KEY_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i != TG_CACHE_KEY_LEN; ++i) {
-        out[2 * i] = hex[k->b[i] >> 4];
-        out[2 * i + 1] = hex[k->b[i] & 15];
-    }
-    out[2 * TG_CACHE_KEY_LEN] = '\0';
+    tg_hex_lower(k->b, TG_CACHE_KEY_LEN, out);
 }
 
 /* ---- entries ---------------------------------------------------------------------------------------------- */
@@ -327,15 +322,7 @@ static const char schema[] =
 
 static sqlite3 *open_conn(const char *path, char *err, size_t errsz)
 {
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        snprintf(err, errsz, "cannot open %s: %s", path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    return db;
+    return tg_sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err, errsz);
 }
 
 static bool exec(sqlite3 *db, const char *sql)

@@ -90,6 +90,16 @@ tg_iovec_t tg_iov_trim(tg_iovec_t v)
     return v;
 }
 
+void tg_hex_lower(const uint8_t *p, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i != n; ++i) {
+        out[2 * i] = hex[p[i] >> 4];
+        out[2 * i + 1] = hex[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 static const struct {
     const char *name;
     int status;

@@ -25,6 +25,7 @@
 #include "tollgate/logrow.h"
 #include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
+#include "tollgate/sqlitedb.h"
 #include "tollgate/tgtime.h"
 
 /* ---- ULID ------------------------------------------------------------------------------------------------- */
@@ -477,12 +478,6 @@ static int make_view(sqlite3 *db)
     return rc;
 }
 
-void tg_sqlite_configure(void)
-{
-    /* SQLITE_MISUSE once SQLite is initialised: the setting then stays as it was, which is only slower */
-    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-}
-
 static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *errbuf, size_t errbufsz)
 {
     char path[4096];
@@ -490,16 +485,11 @@ static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *
         snprintf(errbuf, errbufsz, "data_dir is too long");
         return NULL;
     }
-    sqlite3 *db = NULL;
-    int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0)) |
-                SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(path, &db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(errbuf, errbufsz, "cannot open %s: %s", path, db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close(db);
+    sqlite3 *db = tg_sqlite_open(
+        path, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0), errbuf,
+        errbufsz);
+    if (db == NULL)
         return NULL;
-    }
-    sqlite3_busy_timeout(db, 5000);
     sqlite3_extended_result_codes(db, 1);
     sqlite3_create_function(db, "tg_meta", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_meta, NULL, NULL);
     rec_cache_t *cache = tg_malloc(sizeof(*cache));
@@ -527,11 +517,13 @@ sqlite3 *tg_logstore_reader(const char *data_dir, bool readonly, char *errbuf, s
         return NULL;
     int v = user_version(db);
     if (v != SCHEMA_VERSION) {
-        snprintf(errbuf, errbufsz,
-                 v == 0 ? "%s/logs.db holds no logs yet"
-                        : "%s/logs.db has log layout %d and this Tollgate reads layout " TG_STR(
-                              SCHEMA_VERSION) "; start the gateway once on it to convert it",
-                 data_dir, v);
+        if (v == 0)
+            snprintf(errbuf, errbufsz, "%s/logs.db holds no logs yet", data_dir);
+        else
+            snprintf(errbuf, errbufsz,
+                     "%s/logs.db has log layout %d and this Tollgate reads layout %d;"
+                     " start the gateway once on it to convert it",
+                     data_dir, v, SCHEMA_VERSION);
         sqlite3_close(db);
         return NULL;
     }

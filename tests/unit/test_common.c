@@ -228,12 +228,6 @@ static void test_header_bit(void)
         T_OK((mask & tg_http_header_bit(looked_up[i], strlen(looked_up[i]))) == 0);
 }
 
-static void hex32(const uint8_t d[32], char out[65])
-{
-    for (int i = 0; i < 32; ++i)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
 /* The FIPS 180-4 examples, and agreement with libsodium's SHA-256 on random texts fed in random pieces (every
  * length up to four blocks and past, so the padding takes one block or two), with each compression this CPU has. */
 static void test_sha256(void)
@@ -258,7 +252,7 @@ static void test_sha256(void)
             tg_sha256_init(&c);
             tg_sha256_update(&c, known[i].text, strlen(known[i].text));
             tg_sha256_final(&c, d);
-            hex32(d, hex);
+            tg_hex_lower(d, 32, hex);
             T_EQ_STR(hex, known[i].digest);
         }
         /* a million times "a", 1,000 bytes at a time */
@@ -268,7 +262,7 @@ static void test_sha256(void)
         for (int i = 0; i < 1000; ++i)
             tg_sha256_update(&c, a, sizeof(a));
         tg_sha256_final(&c, d);
-        hex32(d, hex);
+        tg_hex_lower(d, 32, hex);
         T_EQ_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
         uint64_t seed = 0x9e3779b97f4a7c15ULL;
         uint8_t text[1200], want[32];

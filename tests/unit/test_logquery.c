@@ -14,6 +14,7 @@
 #include "tollgate/logrow.h"
 #include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
+#include "tollgate/sqlitedb.h"
 #include "tollgate/tgtime.h"
 #include "unit.h"
 
@@ -771,6 +772,31 @@ static const char v3_sql[] =
     " NULL, NULL, NULL, 'boom', 0, NULL, NULL, NULL);"
     "PRAGMA user_version = 3;";
 
+/* Opens the store a conversion test made in `sub` and lists gateway local/`gw` filtered by metadata.user=ann, which
+ * matches one record: returns it (NULL when the store does not open), with the store, a connection and the list to
+ * free in *s, *db and *result. */
+static json_t *list_converted(const char *sub, const char *gw, tg_logstore_t **s, sqlite3 **db, json_t **result)
+{
+    char err[512];
+    *db = NULL;
+    *result = NULL;
+    *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(*s != NULL);
+    if (*s == NULL) {
+        fprintf(stderr, "  %s\n", err);
+        return NULL;
+    }
+    *db = tg_logstore_acquire(*s, err, sizeof(err));
+    tg_qparams_t q;
+    tg_qparams_parse(&q, tg_iov_str("metadata.user=ann"), err, sizeof(err));
+    json_t *info = NULL;
+    T_EQ_INT(tg_logs_list(*db, "local", gw, &q, result, &info, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&q);
+    json_decref(info);
+    T_EQ_INT(json_array_size(*result), 1);
+    return json_array_get(*result, 0);
+}
+
 /* A database of layout 2 (heads and bodies in the row, metadata in a table) is converted at open: its records keep
  * their ids, fields, bodies, heads, metadata and feedback. */
 static void test_convert_v2(void)
@@ -782,21 +808,12 @@ static void test_convert_v2(void)
     char *sql = sqlite3_mprintf(v2_sql, id1, id2);
     make_db("v2", sql, sub, sizeof(sub));
     sqlite3_free(sql);
-    sqlite3 *db = NULL;
-    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
-    T_OK(s != NULL);
-    if (s == NULL) {
-        fprintf(stderr, "  %s\n", err);
+    tg_logstore_t *s;
+    sqlite3 *db;
+    json_t *result;
+    json_t *a = list_converted(sub, "old", &s, &db, &result);
+    if (s == NULL)
         return;
-    }
-    db = tg_logstore_acquire(s, err, sizeof(err));
-    tg_qparams_t q;
-    tg_qparams_parse(&q, tg_iov_str("metadata.user=ann"), err, sizeof(err));
-    json_t *result = NULL, *info = NULL;
-    T_EQ_INT(tg_logs_list(db, "local", "old", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
-    tg_qparams_free(&q);
-    T_EQ_INT(json_array_size(result), 1);
-    json_t *a = json_array_get(result, 0);
     T_EQ_STR(json_string_value(json_object_get(a, "id")), id1);
     T_EQ_INT(json_integer_value(json_object_get(a, "tokens_in")), 74);
     T_EQ_INT(json_integer_value(json_object_get(a, "cached_tokens")), 5);
@@ -805,7 +822,6 @@ static void test_convert_v2(void)
     T_OK(json_is_true(json_object_get(a, "stream")));
     T_EQ_STR(json_string_value(json_object_get(a, "event_id")), "ev-1");
     json_decref(result);
-    json_decref(info);
     T_EQ_STR(body_of(db, "old", id1, false, got, sizeof(got)), "{\"q\":1}");
     T_EQ_STR(body_of(db, "old", id1, true, got, sizeof(got)), "data: x");
     json_t *one = NULL;
@@ -1084,21 +1100,17 @@ static void test_convert_v3(void)
     sqlite3 *db = NULL;
     /* a reader refuses the old layout until the gateway has converted it */
     T_OK(tg_logstore_reader(sub, true, err, sizeof(err)) == NULL);
-    T_OK(strstr(err, "layout 3") != NULL);
-    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
-    T_OK(s != NULL);
-    if (s == NULL) {
-        fprintf(stderr, "  %s\n", err);
+    T_OK(strstr(err, "layout 3") != NULL && strstr(err, "reads layout 4;") != NULL);
+    /* and a database no gateway made yet says so */
+    char none[512];
+    make_db("none", "CREATE TABLE other (a);", none, sizeof(none));
+    T_OK(tg_logstore_reader(none, true, err, sizeof(err)) == NULL);
+    T_OK(strstr(err, "logs.db holds no logs yet") != NULL);
+    tg_logstore_t *s;
+    json_t *result, *info = NULL;
+    json_t *a = list_converted(sub, "three", &s, &db, &result);
+    if (s == NULL)
         return;
-    }
-    db = tg_logstore_acquire(s, err, sizeof(err));
-    tg_qparams_t q;
-    tg_qparams_parse(&q, tg_iov_str("metadata.user=ann"), err, sizeof(err));
-    json_t *result = NULL, *info = NULL;
-    T_EQ_INT(tg_logs_list(db, "local", "three", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
-    tg_qparams_free(&q);
-    T_EQ_INT(json_array_size(result), 1);
-    json_t *a = json_array_get(result, 0);
     T_EQ_STR(json_string_value(json_object_get(a, "id")), id1);
     T_EQ_STR(json_string_value(json_object_get(a, "model")), "gpt-4o");
     T_EQ_INT(json_integer_value(json_object_get(a, "tokens_in")), 74);
@@ -1114,7 +1126,6 @@ static void test_convert_v3(void)
     T_EQ_STR(json_string_value(json_object_get(a, "event_id")), "ev-3");
     T_EQ_STR(json_string_value(json_object_get(a, "user_agent")), "curl/8");
     json_decref(result);
-    json_decref(info);
     json_t *one = NULL;
     T_EQ_INT(tg_logs_get(db, "local", "three", id2, &one, err, sizeof(err)), TG_LQ_OK);
     T_EQ_STR(json_string_value(json_object_get(one, "error")), "boom");
@@ -1129,6 +1140,7 @@ static void test_convert_v3(void)
     tg_logstore_submit(s, rec("three", "openai", "gpt-4o-mini", 200, 9, 0, 1795000000005ull, NULL));
     tg_logstore_flush(s);
     db = tg_logstore_acquire(s, err, sizeof(err));
+    tg_qparams_t q;
     tg_qparams_parse(&q, tg_iov_str(""), err, sizeof(err));
     T_EQ_INT(tg_logs_list(db, "local", "three", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
     tg_qparams_free(&q);

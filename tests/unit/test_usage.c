@@ -156,18 +156,18 @@ static void test_mentions(void)
      * and alignment the 16-at-a-time search handles in pieces */
     static const char alphabet[] = "\"\"sstrm:ea{";
     static const char *const keys[] = {"stream", "s", "ss", "model", "a_rather_longer_key_than_sixteen"};
-    unsigned seed = 12345, found = 0;
+    uint64_t seed = 12345;
+    unsigned found = 0;
     char text[160];
     for (int round = 0; round != 20000; ++round) {
         size_t len = (size_t)(round % 150);
         const char *key = keys[round % 5];
         size_t n = strlen(key);
         for (size_t i = 0; i != len; ++i) {
-            seed = seed * 1103515245u + 12345u;
-            text[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+            text[i] = alphabet[unit_rand(&seed) % (sizeof(alphabet) - 1)];
         }
         if (len > n + 2 && (round / 5) % 3 == 0) { /* plant one somewhere */
-            size_t at = (seed >> 8) % (len - n - 1);
+            size_t at = unit_rand(&seed) % (len - n - 1);
             text[at] = '"';
             memcpy(text + at + 1, key, n);
             text[at + n + 1] = '"';
