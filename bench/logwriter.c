@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <uv.h>
 #include "tollgate/logstore.h"
+#include "tollgate/sqlitedb.h"
 #include "tollgate/tgtime.h"
 
 static const char req_body[] =
