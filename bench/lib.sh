@@ -22,52 +22,40 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 
 UP=$(free_port); NX=$(free_port)
 
+# nginx_conf DIR PORT EXTRA SERVER: an nginx config in DIR/nginx.conf listening on PORT, with EXTRA in its http block
+# and SERVER in its server block (the upstream and the reverse proxy differ only there)
+nginx_conf() {
+    cat > "$1/nginx.conf" <<EOF
+worker_processes $WORKERS;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_buffer_size 64k;
+    $3
+    server {
+        listen 127.0.0.1:$2 reuseport;
+        $4
+    }
+}
+EOF
+}
+
 # ---- upstream: nginx answering the fixed body from its config
 mkdir -p "$work/up" "$work/nx"
 body=$(tr -d '\n' < bench/response.json)
 abody=$(tr -d '\n' < bench/anthropic_response.json)
-cat > "$work/up/nginx.conf" <<EOF
-worker_processes $WORKERS;
-daemon off;
-pid $work/up/nginx.pid;
-error_log $work/up/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_buffer_size 64k;
-    server {
-        listen 127.0.0.1:$UP reuseport;
-        location / { default_type application/json; return 200 '$body'; }
-        location = /v1/messages { default_type application/json; return 200 '$abody'; }
-    }
-}
-EOF
+nginx_conf "$work/up" "$UP" "" "location / { default_type application/json; return 200 '$body'; }
+        location = /v1/messages { default_type application/json; return 200 '$abody'; }"
 "$NGINX" -p "$work/up" -c "$work/up/nginx.conf" &
 pids+=($!)
 
 # ---- nginx as a plain reverse proxy
-cat > "$work/nx/nginx.conf" <<EOF
-worker_processes $WORKERS;
-daemon off;
-pid $work/nx/nginx.pid;
-error_log $work/nx/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_buffer_size 64k;
-    upstream provider { server 127.0.0.1:$UP; keepalive 128; }
-    server {
-        listen 127.0.0.1:$NX reuseport;
-        location / {
-            proxy_pass http://provider;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
+nginx_conf "$work/nx" "$NX" "upstream provider { server 127.0.0.1:$UP; keepalive 128; }" \
+    'location / { proxy_pass http://provider; proxy_http_version 1.1; proxy_set_header Connection ""; }'
 "$NGINX" -p "$work/nx" -c "$work/nx/nginx.conf" &
 pids+=($!)
 

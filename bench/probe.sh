@@ -5,7 +5,7 @@
 # log writer's, the writer's batches and their average time, the worker's involuntary context switches, and the
 # pages the kernel wrote. For A/B comparisons of builds (TOLLGATE_BIN), of the store's place (DATA_DIR, e.g. under
 # /dev/shm) or of the writer's scheduling (WRITER_CMD, run with the writer's thread id appended: "chrt -i -p 0",
-# "taskset -pc 1"). Prints figures only; nothing passes or fails.
+# "renice -n 19 -p", "taskset -pc 1"; WORKER_CMD the same for the worker). Prints figures only; nothing passes or fails.
 #
 #   bench/probe.sh                                        tollgate and tg+logs at 64 connections, 3 rounds of 5 s
 #   LANES="direct hit hit+logs hit+logs-nobody" CONNS=1 ROUNDS=5 bench/probe.sh
@@ -35,6 +35,7 @@ for t in /proc/"$tg_pid"/task/*; do
     if [ "$n" -gt "$best" ]; then best=$n; worker=$id; fi
 done
 [ -n "$writer" ] && [ -n "${WRITER_CMD:-}" ] && $WRITER_CMD "$writer" > /dev/null
+[ -n "${WORKER_CMD:-}" ] && $WORKER_CMD "$worker" > /dev/null
 
 cpu_ticks() { awk '/^cpu /{print $2 + $3, $4, $7 + $8, $5 + $6}' /proc/stat; } # user system irq idle(+iowait)
 involuntary() { awk '/^nonvoluntary_ctxt_switches/{print $2}' "/proc/$tg_pid/task/$worker/status"; }
