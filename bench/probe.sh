@@ -24,7 +24,8 @@ LANES=${LANES:-tollgate tg+logs}
 for name in $NAMES; do wrk -t1 -c8 -d1s -s "$(script_of "$name")" "$(url_of "$name")" > /dev/null; done
 
 # the writer is the thread named tg-logwriter; the worker the busiest other one after the warm-up
-thread_ticks() { awk '{print $14 + $15}' "/proc/$tg_pid/task/$1/stat"; }
+ticks() { awk '{print $14 + $15}' "$1"; } # user + system clock ticks of a /proc/.../stat
+thread_ticks() { ticks "/proc/$tg_pid/task/$1/stat"; }
 writer=""
 worker=""
 best=-1
@@ -34,31 +35,30 @@ for t in /proc/"$tg_pid"/task/*; do
     n=$(thread_ticks "$id")
     if [ "$n" -gt "$best" ]; then best=$n; worker=$id; fi
 done
-[ -n "$writer" ] && [ -n "${WRITER_CMD:-}" ] && $WRITER_CMD "$writer" > /dev/null
+[ -n "$writer" ] || { echo "probe: Tollgate has no tg-logwriter thread" >&2; exit 1; }
+[ -n "${WRITER_CMD:-}" ] && $WRITER_CMD "$writer" > /dev/null
 [ -n "${WORKER_CMD:-}" ] && $WORKER_CMD "$worker" > /dev/null
 
 cpu_ticks() { awk '/^cpu /{print $2 + $3, $4, $7 + $8, $5 + $6}' /proc/stat; } # user system irq idle(+iowait)
 involuntary() { awk '/^nonvoluntary_ctxt_switches/{print $2}' "/proc/$tg_pid/task/$worker/status"; }
 batches() { curl -s "http://127.0.0.1:$TG/metrics" | awk '/^tollgate_log_batch_seconds_sum/{s=$2} /^tollgate_log_batch_seconds_count/{n=$2} END{print s + 0, n + 0}'; }
 written() { awk '/^nr_written /{print $2}' /proc/vmstat; }
+# every figure a line compares, before and after a run: user system irq idle tg writer batch_s batches invol pages
+snapshot() { echo "$(cpu_ticks) $(ticks "/proc/$tg_pid/stat") $(thread_ticks "$writer") $(batches) $(involuntary) $(written)"; }
 threads=$(( CONNS < 2 ? 1 : 2 ))
 
 echo "Tollgate probe — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr); $BIN; $CONNS connections, $ROUNDS rounds of $DURATION s"
-echo "data_dir ${DATA_DIR:-(work dir)}; writer command ${WRITER_CMD:-(none)}; clock ticks are 1/$(getconf CLK_TCK) s"
+echo "data_dir ${DATA_DIR:-(work dir)}; writer command ${WRITER_CMD:-(none)}; worker command ${WORKER_CMD:-(none)}; clock ticks are 1/$(getconf CLK_TCK) s"
 printf '%-16s %9s %8s %8s  %5s %5s %5s %5s  %5s %6s  %7s %8s  %7s %7s\n' lane req/s p50 p99 user sys irq idle tg writer \
     batches batch_us invol pages
 for round in $(seq 1 "$ROUNDS"); do
     for name in $LANES; do
-        c0=($(cpu_ticks)); g0=$(awk '{print $14 + $15}' "/proc/$tg_pid/stat"); w0=$(thread_ticks "$writer")
-        b0=($(batches)); i0=$(involuntary); p0=$(written)
+        before=$(snapshot)
         wrk_run "$(url_of "$name")" "$CONNS" "$threads" "$(script_of "$name")"
-        c1=($(cpu_ticks)); g1=$(awk '{print $14 + $15}' "/proc/$tg_pid/stat"); w1=$(thread_ticks "$writer")
-        b1=($(batches)); i1=$(involuntary); p1=$(written)
-        awk -v name="$name" -v rps="$RPS" -v p50="$P50" -v p99="$P99" \
-            -v u=$((c1[0] - c0[0])) -v s=$((c1[1] - c0[1])) -v q=$((c1[2] - c0[2])) -v i=$((c1[3] - c0[3])) \
-            -v g=$((g1 - g0)) -v w=$((w1 - w0)) -v bs0="${b0[0]}" -v bs1="${b1[0]}" -v bn=$((b1[1] - b0[1])) \
-            -v inv=$((i1 - i0)) -v pg=$((p1 - p0)) 'BEGIN{
+        after=$(snapshot)
+        awk -v name="$name" -v rps="$RPS" -v p50="$P50" -v p99="$P99" -v before="$before" -v after="$after" 'BEGIN{
+            split(before, a, " "); split(after, b, " "); for (k = 1; k <= 10; ++k) d[k] = b[k] - a[k]
             printf "%-16s %9.0f %6.0fus %6.0fus  %5d %5d %5d %5d  %5d %6d  %7d %8.0f  %7d %7d\n", name, rps, p50, p99,
-                u, s, q, i, g, w, bn, bn ? (bs1 - bs0) / bn * 1e6 : 0, inv, pg }'
+                d[1], d[2], d[3], d[4], d[5], d[6], d[8], d[8] ? d[7] / d[8] * 1e6 : 0, d[9], d[10] }'
     done
 done
