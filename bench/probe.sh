@@ -20,6 +20,10 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 LANES=${LANES:-tollgate tg+logs}
 . bench/lib.sh
+for name in $LANES; do
+    [ -n "$(url_of "$name")" ] ||
+        { echo "probe: no lane named '$name' (lanes: $NAMES tg+logs-nobody hit+logs-nobody)" >&2; exit 1; }
+done
 
 for name in $NAMES; do wrk -t1 -c8 -d1s -s "$(script_of "$name")" "$(url_of "$name")" > /dev/null; done
 
@@ -48,7 +52,8 @@ snapshot() { echo "$(cpu_ticks) $(ticks "/proc/$tg_pid/stat") $(thread_ticks "$w
 threads=$(( CONNS < 2 ? 1 : 2 ))
 
 echo "Tollgate probe — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr); $BIN; $CONNS connections, $ROUNDS rounds of $DURATION s"
-echo "data_dir ${DATA_DIR:-(work dir)}; writer command ${WRITER_CMD:-(none)}; worker command ${WORKER_CMD:-(none)}; clock ticks are 1/$(getconf CLK_TCK) s"
+echo "data_dir ${DATA_DIR:-(work dir)}; writer command ${WRITER_CMD:-(none)}; worker command ${WORKER_CMD:-(none)};" \
+    "clock ticks are 1/$(getconf CLK_TCK) s"
 printf '%-16s %9s %8s %8s  %5s %5s %5s %5s  %5s %6s  %7s %8s  %7s %7s\n' lane req/s p50 p99 user sys irq idle tg writer \
     batches batch_us invol pages
 for round in $(seq 1 "$ROUNDS"); do
