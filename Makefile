@@ -161,7 +161,7 @@ test: deps-test $(BUILD)/tollgate $(ASAN)/tollgate $(REL_UNITS) $(ASAN_UNITS) $(
 test-slow: deps-test $(BUILD)/tollgate
 	@cd tests && TOLLGATE_BIN=../$(BUILD)/tollgate node --test --test-concurrency=1 slow/
 
-bench: deps-bench $(BUILD)/tollgate $(REL)/bench/logwriter
+bench: deps-bench $(BUILD)/tollgate $(REL)/bench/logwriter $(REL)/bench/diskload
 	@bash bench/run.sh
 
 clean:

@@ -96,9 +96,27 @@ rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 # to microseconds: "45.12us" "1.20ms" "1.00s"
 to_us() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v+0} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v*1000} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000000} else print v }'; }
 
-# wrk_run URL CONNS THREADS [SCRIPT] -> sets P50 P99 RPS ERRS
+# settle: before a measurement, let the previous one's disk writes finish: Tollgate's log queue empty, then the
+# kernel's dirty pages written (sync). On the benchmark machine disk writes from any process stall the others
+# (bench/RESULTS.md, session 20: 48 MB/s of writes take nginx's own p99 at 1 connection from ~65 us to ~1 ms), so a
+# lane measured while the kernel still writes back the logged lane before it pays for that lane's bytes. SETTLE=0
+# measures without it.
+settle() {
+    [ "${SETTLE:-1}" = 1 ] || return 0
+    local i depth
+    for i in $(seq 1 100); do
+        depth=$(curl -s "http://127.0.0.1:$TG/metrics" | awk '/^tollgate_log_queue_depth/{print $2}')
+        [ "${depth:-0}" = 0 ] && break
+        sleep 0.05
+    done
+    sync
+    sleep 0.2
+}
+
+# wrk_run URL CONNS THREADS [SCRIPT] -> sets P50 P99 RPS ERRS (after settle)
 wrk_run() {
     local out
+    settle
     out=$(wrk -t"$3" -c"$2" -d"${DURATION}s" --latency -s "${4:-bench/post.lua}" "$1")
     P50=$(to_us "$(echo "$out" | awk '$1=="50%"{print $2}')")
     P99=$(to_us "$(echo "$out" | awk '$1=="99%"{print $2}')")

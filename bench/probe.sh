@@ -3,12 +3,15 @@
 # rounds of DURATION seconds at CONNS connections, each line giving wrk's req/s, p50 and p99 beside what the machine
 # did meanwhile: its CPU split (clock ticks of both cores: user, system, irq+softirq, idle), Tollgate's ticks and its
 # log writer's, the writer's batches and their average time, the worker's involuntary context switches, and the
-# pages the kernel wrote. For A/B comparisons of builds (TOLLGATE_BIN), of the store's place (DATA_DIR, e.g. under
+# pages the kernel wrote, and the MB/s Tollgate sent to storage. For A/B comparisons of builds (TOLLGATE_BIN), of the store's place (DATA_DIR, e.g. under
 # /dev/shm) or of the writer's scheduling (WRITER_CMD, run with the writer's thread id appended: "chrt -i -p 0",
-# "renice -n 19 -p", "taskset -pc 1"; WORKER_CMD the same for the worker). Prints figures only; nothing passes or fails.
+# "renice -n 19 -p", "taskset -pc 1"; WORKER_CMD the same for the worker), or of what disk writes by another process
+# do to a lane (DISK_LOAD="MB_PER_S [WRITE_KIB [buffered]]": bench/diskload.c writing into the work dir during each
+# round). Each round starts on a settled machine (lib.sh's settle). Prints figures only; nothing passes or fails.
 #
 #   bench/probe.sh                                        tollgate and tg+logs at 64 connections, 3 rounds of 5 s
 #   LANES="direct hit hit+logs hit+logs-nobody" CONNS=1 ROUNDS=5 bench/probe.sh
+#   DISK_LOAD=24 LANES="direct hit" CONNS=1 bench/probe.sh   nginx and cache hits beside 24 MB/s of O_DIRECT writes
 #
 # Lanes: those of bench/run.sh (direct nginx tollgate tg+logs hit hit+logs anthropic compat), and tg+logs-nobody and
 # hit+logs-nobody (logged without the bodies: cf-aig-collect-log-payload false).
@@ -24,6 +27,9 @@ for name in $LANES; do
     [ -n "$(url_of "$name")" ] ||
         { echo "probe: no lane named '$name' (lanes: $NAMES tg+logs-nobody hit+logs-nobody)" >&2; exit 1; }
 done
+
+[ -z "${DISK_LOAD:-}" ] || [ -x build/rel/bench/diskload ] ||
+    { echo "probe: DISK_LOAD needs build/rel/bench/diskload (make build/rel/bench/diskload)" >&2; exit 1; }
 
 for name in $NAMES; do wrk -t1 -c8 -d1s -s "$(script_of "$name")" "$(url_of "$name")" > /dev/null; done
 
@@ -47,23 +53,34 @@ cpu_ticks() { awk '/^cpu /{print $2 + $3, $4, $7 + $8, $5 + $6}' /proc/stat; } #
 involuntary() { awk '/^nonvoluntary_ctxt_switches/{print $2}' "/proc/$tg_pid/task/$worker/status"; }
 batches() { curl -s "http://127.0.0.1:$TG/metrics" | awk '/^tollgate_log_batch_seconds_sum/{s=$2} /^tollgate_log_batch_seconds_count/{n=$2} END{print s + 0, n + 0}'; }
 written() { awk '/^nr_written /{print $2}' /proc/vmstat; }
+tg_written() { awk '/^write_bytes:/{print $2}' "/proc/$tg_pid/io"; } # bytes Tollgate sent to storage
 # every figure a line compares, before and after a run: user system irq idle tg writer batch_s batches invol pages
-snapshot() { echo "$(cpu_ticks) $(ticks "/proc/$tg_pid/stat") $(thread_ticks "$writer") $(batches) $(involuntary) $(written)"; }
+# tg_bytes
+snapshot() { echo "$(cpu_ticks) $(ticks "/proc/$tg_pid/stat") $(thread_ticks "$writer") $(batches) $(involuntary) $(written) $(tg_written)"; }
 threads=$(( CONNS < 2 ? 1 : 2 ))
 
 echo "Tollgate probe — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr); $BIN; $CONNS connections, $ROUNDS rounds of $DURATION s"
 echo "data_dir ${DATA_DIR:-(work dir)}; writer command ${WRITER_CMD:-(none)}; worker command ${WORKER_CMD:-(none)};" \
+    "disk load ${DISK_LOAD:-(none)};" \
     "clock ticks are 1/$(getconf CLK_TCK) s"
-printf '%-16s %9s %8s %8s  %5s %5s %5s %5s  %5s %6s  %7s %8s  %7s %7s\n' lane req/s p50 p99 user sys irq idle tg writer \
-    batches batch_us invol pages
+printf '%-16s %9s %8s %8s  %5s %5s %5s %5s  %5s %6s  %7s %8s  %7s %7s %6s\n' lane req/s p50 p99 user sys irq idle tg writer \
+    batches batch_us invol pages tgMB/s
 for round in $(seq 1 "$ROUNDS"); do
     for name in $LANES; do
+        settle # (wrk_run settles too; here, so that the snapshot does not count the sync)
         before=$(snapshot)
-        wrk_run "$(url_of "$name")" "$CONNS" "$threads" "$(script_of "$name")"
+        if [ -n "${DISK_LOAD:-}" ]; then
+            build/rel/bench/diskload "$work/diskload" "$DURATION" $DISK_LOAD > "$work/diskload.out" &
+            loader=$!
+        fi
+        SETTLE=0 wrk_run "$(url_of "$name")" "$CONNS" "$threads" "$(script_of "$name")"
+        [ -z "${DISK_LOAD:-}" ] || { wait "$loader"; loaded=$(cat "$work/diskload.out"); }
         after=$(snapshot)
-        awk -v name="$name" -v rps="$RPS" -v p50="$P50" -v p99="$P99" -v before="$before" -v after="$after" 'BEGIN{
-            split(before, a, " "); split(after, b, " "); for (k = 1; k <= 10; ++k) d[k] = b[k] - a[k]
-            printf "%-16s %9.0f %6.0fus %6.0fus  %5d %5d %5d %5d  %5d %6d  %7d %8.0f  %7d %7d\n", name, rps, p50, p99,
-                d[1], d[2], d[3], d[4], d[5], d[6], d[8], d[8] ? d[7] / d[8] * 1e6 : 0, d[9], d[10] }'
+        awk -v name="$name" -v rps="$RPS" -v p50="$P50" -v p99="$P99" -v before="$before" -v after="$after" \
+            -v dur="$DURATION" 'BEGIN{
+            split(before, a, " "); split(after, b, " "); for (k = 1; k <= 11; ++k) d[k] = b[k] - a[k]
+            printf "%-16s %9.0f %6.0fus %6.0fus  %5d %5d %5d %5d  %5d %6d  %7d %8.0f  %7d %7d %6.1f\n", name, rps, p50, p99,
+                d[1], d[2], d[3], d[4], d[5], d[6], d[8], d[8] ? d[7] / d[8] * 1e6 : 0, d[9], d[10], d[11] / dur / 1e6 }'
+        [ -z "${DISK_LOAD:-}" ] || echo "                 ${loaded:-diskload printed nothing}"
     done
 done
