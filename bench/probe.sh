@@ -2,12 +2,13 @@
 # Where a lane's time goes: the set-up of bench/run.sh (bench/lib.sh), then LANES measured in ROUNDS interleaved
 # rounds of DURATION seconds at CONNS connections, each line giving wrk's req/s, p50 and p99 beside what the machine
 # did meanwhile: its CPU split (clock ticks of both cores: user, system, irq+softirq, idle), Tollgate's ticks and its
-# log writer's, the writer's batches and their average time, the worker's involuntary context switches, and the
-# pages the kernel wrote, and the MB/s Tollgate sent to storage. For A/B comparisons of builds (TOLLGATE_BIN), of the store's place (DATA_DIR, e.g. under
-# /dev/shm) or of the writer's scheduling (WRITER_CMD, run with the writer's thread id appended: "chrt -i -p 0",
-# "renice -n 19 -p", "taskset -pc 1"; WORKER_CMD the same for the worker), or of what disk writes by another process
-# do to a lane (DISK_LOAD="MB_PER_S [WRITE_KIB [buffered]]": bench/diskload.c writing into the work dir during each
-# round). Each round starts on a settled machine (lib.sh's settle). Prints figures only; nothing passes or fails.
+# log writer's, the writer's batches and their average time, the worker's involuntary context switches, the pages
+# the kernel wrote, and the MB/s Tollgate sent to storage. For A/B comparisons of builds (TOLLGATE_BIN), of the
+# store's place (DATA_DIR, e.g. under /dev/shm), of the writer's scheduling (WRITER_CMD, run with the writer's thread
+# id appended: "chrt -i -p 0", "renice -n 19 -p", "taskset -pc 1"; WORKER_CMD the same for the worker), or of what
+# disk writes by another process do to a lane (DISK_LOAD="MB_PER_S [WRITE_KIB [buffered]]": bench/diskload.c writing
+# into the work dir during each round). Each round starts on a settled machine (lib.sh's settle). Prints figures
+# only; nothing passes or fails.
 #
 #   bench/probe.sh                                        tollgate and tg+logs at 64 connections, 3 rounds of 5 s
 #   LANES="direct hit hit+logs hit+logs-nobody" CONNS=1 ROUNDS=5 bench/probe.sh
@@ -54,8 +55,8 @@ involuntary() { awk '/^nonvoluntary_ctxt_switches/{print $2}' "/proc/$tg_pid/tas
 batches() { curl -s "http://127.0.0.1:$TG/metrics" | awk '/^tollgate_log_batch_seconds_sum/{s=$2} /^tollgate_log_batch_seconds_count/{n=$2} END{print s + 0, n + 0}'; }
 written() { awk '/^nr_written /{print $2}' /proc/vmstat; }
 tg_written() { awk '/^write_bytes:/{print $2}' "/proc/$tg_pid/io"; } # bytes Tollgate sent to storage
-# every figure a line compares, before and after a run: user system irq idle tg writer batch_s batches invol pages
-# tg_bytes
+# every figure a line compares, before and after a run: user system irq idle tg writer batch_s batches invol
+# pages tg_bytes
 snapshot() { echo "$(cpu_ticks) $(ticks "/proc/$tg_pid/stat") $(thread_ticks "$writer") $(batches) $(involuntary) $(written) $(tg_written)"; }
 threads=$(( CONNS < 2 ? 1 : 2 ))
 
@@ -79,8 +80,9 @@ for round in $(seq 1 "$ROUNDS"); do
         awk -v name="$name" -v rps="$RPS" -v p50="$P50" -v p99="$P99" -v before="$before" -v after="$after" \
             -v dur="$DURATION" 'BEGIN{
             split(before, a, " "); split(after, b, " "); for (k = 1; k <= 11; ++k) d[k] = b[k] - a[k]
-            printf "%-16s %9.0f %6.0fus %6.0fus  %5d %5d %5d %5d  %5d %6d  %7d %8.0f  %7d %7d %6.1f\n", name, rps, p50, p99,
-                d[1], d[2], d[3], d[4], d[5], d[6], d[8], d[8] ? d[7] / d[8] * 1e6 : 0, d[9], d[10], d[11] / dur / 1e6 }'
+            printf "%-16s %9.0f %6.0fus %6.0fus  %5d %5d %5d %5d  %5d %6d  %7d %8.0f  %7d %7d %6.1f\n", name, rps,
+                p50, p99, d[1], d[2], d[3], d[4], d[5], d[6], d[8], d[8] ? d[7] / d[8] * 1e6 : 0, d[9], d[10],
+                d[11] / dur / 1e6 }'
         [ -z "${DISK_LOAD:-}" ] || echo "                 ${loaded:-diskload printed nothing}"
     done
 done
