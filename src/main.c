@@ -333,11 +333,14 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    /* Log records are allocated by the workers and freed in batches by the log writer: with glibc's default 128 KiB
-     * trim threshold every batch (~400 KiB) shrank the worker's heap and the next requests grew it again, a page
-     * fault per page (11,700 faults in 4 s at 25k requests/s). 8 MiB of free heap is kept instead; the writer
-     * gives it back with malloc_trim after a second of idleness, so an idle gateway stays small. */
-    mallopt(M_TRIM_THRESHOLD, 8 << 20);
+    /* Log records are allocated by the workers and freed in batches: with glibc's default 128 KiB trim threshold
+     * every batch (~400 KiB) shrank the worker's heap and the next requests grew it again, a page fault per page
+     * (11,700 faults in 4 s at 25k requests/s). 1 MiB of free heap at an arena's top is kept instead. Not more:
+     * malloc_trim (which the log writer calls after a second of idleness) does not shrink a thread arena's top, so
+     * whatever this allows stays dirty in an idle gateway; at 8 MiB the idle RSS after the benchmark's warm-up moved
+     * between 9 and 14 MiB, at 1 MiB 6-7 MiB, for 1,800-4,600 faults in 4 s at 64 connections against 1,700-2,200
+     * (bench/RESULTS.md, session 20). */
+    mallopt(M_TRIM_THRESHOLD, 1 << 20);
     tg_sqlite_configure();
     current = load_config();
     if (current == NULL)
