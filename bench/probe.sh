@@ -56,16 +56,19 @@ batches() { curl -s "http://127.0.0.1:$TG/metrics" | awk '/^tollgate_log_batch_s
 written() { awk '/^nr_written /{print $2}' /proc/vmstat; }
 tg_written() { awk '/^write_bytes:/{print $2}' "/proc/$tg_pid/io"; } # bytes Tollgate sent to storage
 # every figure a line compares, before and after a run: user system irq idle tg writer batch_s batches invol
-# pages tg_bytes
-snapshot() { echo "$(cpu_ticks) $(ticks "/proc/$tg_pid/stat") $(thread_ticks "$writer") $(batches) $(involuntary) $(written) $(tg_written)"; }
+# pages tg_bytes worker
+snapshot() {
+    echo "$(cpu_ticks) $(ticks "/proc/$tg_pid/stat") $(thread_ticks "$writer") $(batches) $(involuntary) $(written)" \
+        "$(tg_written) $(thread_ticks "$worker")"
+}
 threads=$(( CONNS < 2 ? 1 : 2 ))
 
 echo "Tollgate probe — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr); $BIN; $CONNS connections, $ROUNDS rounds of $DURATION s"
 echo "data_dir ${DATA_DIR:-(work dir)}; writer command ${WRITER_CMD:-(none)}; worker command ${WORKER_CMD:-(none)};" \
     "disk load ${DISK_LOAD:-(none)};" \
     "clock ticks are 1/$(getconf CLK_TCK) s"
-printf '%-16s %9s %8s %8s  %5s %5s %5s %5s  %5s %6s  %7s %8s  %7s %7s %6s\n' lane req/s p50 p99 user sys irq idle tg writer \
-    batches batch_us invol pages tgMB/s
+printf '%-16s %9s %8s %8s  %5s %5s %5s %5s  %5s %6s  %7s %8s  %7s %7s %6s  %6s %6s\n' lane req/s p50 p99 user sys irq \
+    idle tg writer batches batch_us invol pages tgMB/s wk_us wr_us
 for round in $(seq 1 "$ROUNDS"); do
     for name in $LANES; do
         settle # (wrk_run settles too; here, so that the snapshot does not count the sync)
@@ -78,11 +81,12 @@ for round in $(seq 1 "$ROUNDS"); do
         [ -z "${DISK_LOAD:-}" ] || { wait "$loader"; loaded=$(cat "$work/diskload.out"); }
         after=$(snapshot)
         awk -v name="$name" -v rps="$RPS" -v p50="$P50" -v p99="$P99" -v before="$before" -v after="$after" \
-            -v dur="$DURATION" 'BEGIN{
-            split(before, a, " "); split(after, b, " "); for (k = 1; k <= 11; ++k) d[k] = b[k] - a[k]
-            printf "%-16s %9.0f %6.0fus %6.0fus  %5d %5d %5d %5d  %5d %6d  %7d %8.0f  %7d %7d %6.1f\n", name, rps,
-                p50, p99, d[1], d[2], d[3], d[4], d[5], d[6], d[8], d[8] ? d[7] / d[8] * 1e6 : 0, d[9], d[10],
-                d[11] / dur / 1e6 }'
+            -v dur="$DURATION" -v tick_us="$(( 1000000 / $(getconf CLK_TCK) ))" 'BEGIN{
+            split(before, a, " "); split(after, b, " "); for (k = 1; k <= 12; ++k) d[k] = b[k] - a[k]
+            n = rps * dur # requests (and, in a logged lane, records) in the round
+            printf "%-16s %9.0f %6.0fus %6.0fus  %5d %5d %5d %5d  %5d %6d  %7d %8.0f  %7d %7d %6.1f  %6.2f %6.2f\n",
+                name, rps, p50, p99, d[1], d[2], d[3], d[4], d[5], d[6], d[8], d[8] ? d[7] / d[8] * 1e6 : 0, d[9],
+                d[10], d[11] / dur / 1e6, n ? d[12] * tick_us / n : 0, n ? d[6] * tick_us / n : 0 }'
         [ -z "${DISK_LOAD:-}" ] || echo "                 ${loaded:-diskload printed nothing}"
     done
 done
