@@ -58,7 +58,7 @@ static tg_logrec_t *make_record(unsigned i)
     r->response_size = sizeof(resp_body) - 1;
     r->payload = true;
     r->request_body = tg_iov(tg_logrec_strndup(r, req_body, sizeof(req_body) - 1), sizeof(req_body) - 1);
-    tg_buf_init(&r->response_body, 1 << 20);
+    tg_logrec_body_init(r, 1 << 20);
     tg_buf_append(&r->response_body, resp_body, sizeof(resp_body) - 1);
     return r;
 }

@@ -43,6 +43,8 @@ struct st_tg_logrec_t {
     tg_logrec_t *_next;
     tg_logrec_pool_t *_pool; /* of the thread that made it, which frees it (store.c) */
     size_t _inline;          /* bytes of arena[] in this block */
+    char *_body_spare;       /* a response body buffer kept for reuse (tg_logrec_body_init takes it), or NULL */
+    size_t _body_spare_cap;
     char id[TG_ULID_LEN + 1];
     uint64_t created_at_ms; /* unix ms when the request arrived */
     /* strings: NUL-terminated, in the record's arena (tg_logrec_strndup) or static; never freed one by one */
@@ -86,6 +88,9 @@ tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena);
 /* Any thread: frees the record, or gives it back to the thread that made it, which frees it when it next makes one
  * (or the store's writer, once idle). */
 void tg_logrec_free(tg_logrec_t *r);
+/* Readies response_body for up to `max` bytes, with the buffer an earlier record left if there is one (a record
+ * comes with response_body empty, max 0). */
+void tg_logrec_body_init(tg_logrec_t *r, size_t max);
 /* `n` bytes (unaligned: for text) from the record's arena; they live as long as the record. */
 char *tg_logrec_alloc(tg_logrec_t *r, size_t n);
 /* A NUL-terminated copy of s[0..n) in the record's arena; NULL when s is NULL. */

@@ -438,8 +438,8 @@ static void take_plain(tg_recorder_t *rc, const char *p, size_t n)
         tg_buf_init(&rec->response_body, 0);
         return;
     }
-    if (rec->response_body.cap == 0) {
-        tg_buf_init(&rec->response_body, rc->max_body);
+    if (rec->response_body.max == 0) {
+        tg_logrec_body_init(rec, rc->max_body);
         /* one allocation when the size is announced (and not inflated), else a first 4 KiB */
         uint64_t want = rc->expected_len != 0 && rc->inflate == NULL ? rc->expected_len : 4096;
         tg_buf_reserve(&rec->response_body, (size_t)TG_MIN(TG_MAX(want, n), rc->max_body));

@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,20 +96,28 @@ struct st_tg_logrec_chunk_t {
  * Records go back to the thread that allocated them to be freed. A record is made by a worker and freed by the log
  * writer; freed there, each free() took the lock of the worker's malloc arena, and a writer preempted while holding
  * it stalled the worker (measured: ~60 such waits a second at 50k records/s, and the worker idle a fifth of the
- * time). So a record freed on another thread is pushed onto its allocating thread's `returned` stack, and that
- * thread frees what is there when it next makes a record. The writer empties every stack itself once it has been
- * idle a second (frees then contend with nothing), and when the store closes.
+ * time). So the writer pushes a written batch onto its allocating thread's `returned` stack (one atomic exchange for
+ * the run of a batch's records made by one thread, not one per record: the stack's line moved between the cores
+ * for every record), and that thread takes what is there when it next makes a record. It keeps up to SPARE_MAX
+ * of them for reuse, each with its response body buffer: a batch's worth, so that at a steady rate a record costs
+ * its worker no malloc() and no free() (with a 1 MiB trim threshold, the ~500 blocks a batch gave back shrank the
+ * worker's heap and the next batch's records grew it again). The writer frees every thread's returned and spare
+ * records once it has been idle a second (frees then contend with nothing), so an idle gateway keeps none, and
+ * when the store closes.
  */
 struct st_tg_logrec_pool_t {
     _Atomic(tg_logrec_t *) returned;
     tg_logrec_pool_t *next; /* every thread's, for the writer to empty */
-    /* the owner's: records given back, kept for reuse (a record's block is a few KiB, past malloc's thread cache) */
+    /* records given back, kept for reuse (a record's block is a few KiB, past malloc's thread cache); the owner's,
+     * and the idle writer's to free: `lock` is taken by the owner once per record, and contended only then */
+    pthread_mutex_t lock;
     tg_logrec_t *spare;
     size_t num_spare;
 };
 
-#define SPARE_MAX 64                /* records a thread keeps for reuse */
-#define SPARE_BLOCK_MAX (16u << 10) /* and only blocks this small (a request body past it: its block is freed) */
+#define SPARE_MAX 640               /* records a thread keeps for reuse: a batch (GROUP_TARGET) and some */
+#define SPARE_BLOCK_MAX (16u << 10) /* and only blocks and response buffers this small (larger ones are freed) */
+#define SPARE_LOOK 8                /* spares looked at for one that fits before a new block is made */
 
 static _Thread_local tg_logrec_pool_t *thread_pool;
 static tg_logrec_pool_t *all_pools;
@@ -119,6 +128,7 @@ static tg_logrec_pool_t *my_pool(void)
     if (thread_pool == NULL) {
         tg_logrec_pool_t *p = tg_calloc(1, sizeof(*p));
         atomic_init(&p->returned, NULL);
+        pthread_mutex_init(&p->lock, NULL);
         pthread_mutex_lock(&pools_lock);
         p->next = all_pools;
         all_pools = p;
@@ -128,20 +138,21 @@ static tg_logrec_pool_t *my_pool(void)
     return thread_pool;
 }
 
-/* Frees what a record holds beyond its block: the arena's extra chunks and the response body. */
-static void empty_record(tg_logrec_t *r)
+/* Frees the arena's extra chunks. */
+static void free_chunks(tg_logrec_t *r)
 {
     for (tg_logrec_chunk_t *c = r->chunks, *next; c != NULL; c = next) {
         next = c->next;
         free(c);
     }
     r->chunks = NULL;
-    tg_buf_free(&r->response_body);
 }
 
 static void free_now(tg_logrec_t *r)
 {
-    empty_record(r);
+    free_chunks(r);
+    tg_buf_free(&r->response_body);
+    free(r->_body_spare);
     free(r);
 }
 
@@ -154,17 +165,25 @@ static void free_chain(tg_logrec_t *r)
     }
 }
 
-/* Frees what other threads gave back to every thread (the writer when idle, and at close). */
+/* Frees what other threads gave back to every thread, and what every thread keeps for reuse (the writer when idle,
+ * and at close). */
 static void free_returned(void)
 {
     pthread_mutex_lock(&pools_lock);
-    for (tg_logrec_pool_t *p = all_pools; p != NULL; p = p->next)
+    for (tg_logrec_pool_t *p = all_pools; p != NULL; p = p->next) {
         free_chain(atomic_exchange(&p->returned, NULL));
+        pthread_mutex_lock(&p->lock);
+        tg_logrec_t *spare = p->spare;
+        p->spare = NULL;
+        p->num_spare = 0;
+        pthread_mutex_unlock(&p->lock);
+        free_chain(spare);
+    }
     pthread_mutex_unlock(&pools_lock);
 }
 
-/* Takes back what other threads returned: up to SPARE_MAX small records kept, emptied, for reuse (1 MiB at most);
- * the rest freed. */
+/* Takes back what other threads returned: up to SPARE_MAX small records kept for reuse, the rest freed (under the
+ * pool's lock). */
 static void take_returned(tg_logrec_pool_t *pool)
 {
     tg_logrec_t *r = atomic_exchange(&pool->returned, NULL);
@@ -173,7 +192,15 @@ static void take_returned(tg_logrec_pool_t *pool)
         if (pool->num_spare == SPARE_MAX || r->_inline > SPARE_BLOCK_MAX) {
             free_now(r);
         } else {
-            empty_record(r);
+            free_chunks(r);
+            /* its response body buffer goes with it, unless another is kept already or it is large */
+            if (r->_body_spare == NULL && r->response_body.cap != 0 && r->response_body.cap <= SPARE_BLOCK_MAX) {
+                r->_body_spare = r->response_body.base;
+                r->_body_spare_cap = r->response_body.cap;
+                tg_buf_init(&r->response_body, 0);
+            } else {
+                tg_buf_free(&r->response_body);
+            }
             r->_next = pool->spare;
             pool->spare = r;
             pool->num_spare++;
@@ -182,22 +209,52 @@ static void take_returned(tg_logrec_pool_t *pool)
     }
 }
 
-/* A block for a record with `arena` bytes inline: a spare one that is large enough, else a new one. */
+/* A block for a record with `arena` bytes inline: a spare one that is large enough (and not far too large), with
+ * the response buffer it keeps, else a new one. */
 static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
 {
+    pthread_mutex_lock(&pool->lock);
     if (atomic_load_explicit(&pool->returned, memory_order_relaxed) != NULL)
         take_returned(pool);
-    for (tg_logrec_t **p = &pool->spare; *p != NULL; p = &(*p)->_next) {
+    size_t looked = 0;
+    for (tg_logrec_t **p = &pool->spare; *p != NULL && looked != SPARE_LOOK; p = &(*p)->_next, ++looked) {
         tg_logrec_t *r = *p;
         if (r->_inline >= arena && r->_inline <= 4 * arena + 4096) {
             *p = r->_next;
             pool->num_spare--;
+            pthread_mutex_unlock(&pool->lock);
             return r;
         }
     }
+    pthread_mutex_unlock(&pool->lock);
     tg_logrec_t *r = tg_malloc(sizeof(*r) + arena);
     r->_inline = arena;
+    r->_body_spare = NULL;
+    r->_body_spare_cap = 0;
     return r;
+}
+
+/* Gives a written batch (linked by _next, n records) back: each run of records made by one thread in one push. */
+static void return_batch(tg_logrec_t *batch)
+{
+    while (batch != NULL) {
+        tg_logrec_pool_t *pool = batch->_pool;
+        tg_logrec_t *last = batch;
+        while (last->_next != NULL && last->_next->_pool == pool)
+            last = last->_next;
+        tg_logrec_t *next = last->_next;
+        if (pool == thread_pool) { /* (made by the writer itself: a record of an older layout) */
+            last->_next = NULL;
+            free_chain(batch);
+        } else {
+            tg_logrec_t *head = atomic_load_explicit(&pool->returned, memory_order_relaxed);
+            do
+                last->_next = head;
+            while (!atomic_compare_exchange_weak_explicit(&pool->returned, &head, batch, memory_order_release,
+                                                          memory_order_relaxed));
+        }
+        batch = next;
+    }
 }
 
 tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena)
@@ -205,6 +262,8 @@ tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena)
     tg_logrec_pool_t *pool = my_pool();
     tg_logrec_t *r = record_block(pool, arena);
     size_t cap = r->_inline;
+    char *body = r->_body_spare;
+    size_t body_cap = r->_body_spare_cap;
     memset(r, 0, sizeof(*r)); /* not the arena: it is handed out as it is written */
     r->_inline = arena = cap;
     r->_pool = pool;
@@ -217,10 +276,24 @@ tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena)
     r->feedback = -2;
     r->score = NAN;
     tg_buf_init(&r->response_body, 0);
+    r->_body_spare = body;
+    r->_body_spare_cap = body_cap;
     r->arena_cur = r->arena;
     r->arena_left = arena;
     r->arena_size = arena;
     return r;
+}
+
+void tg_logrec_body_init(tg_logrec_t *r, size_t max)
+{
+    tg_buf_free(&r->response_body);
+    tg_buf_init(&r->response_body, max);
+    if (r->_body_spare != NULL) {
+        r->response_body.base = r->_body_spare;
+        r->response_body.cap = r->_body_spare_cap;
+        r->_body_spare = NULL;
+        r->_body_spare_cap = 0;
+    }
 }
 
 char *tg_logrec_alloc(tg_logrec_t *r, size_t n)
@@ -1275,11 +1348,7 @@ done:
     free(rows);
     free(items);
     uint64_t dt = tg_now_mono_ns() - t0;
-    while (batch != NULL) {
-        tg_logrec_t *next = batch->_next;
-        tg_logrec_free(batch);
-        batch = next;
-    }
+    return_batch(batch);
     uv_mutex_lock(&s->mutex);
     s->stats.written += written;
     s->stats.dropped_retention += refused;
@@ -1326,6 +1395,12 @@ static void writer_main(void *arg)
 {
     tg_logstore_t *s = arg;
     pthread_setname_np(pthread_self(), "tg-logwriter");
+    /* SCHED_BATCH: the writer's waking (its group-commit timer, a full group) does not preempt the worker running on
+     * its core; it runs when that core next has room, or on the other one. It keeps its fair share of the CPU. */
+    struct sched_param sp = {0};
+    int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    if (rc != 0)
+        tg_log_warn("log store: the writer keeps the default scheduling policy (SCHED_BATCH: %s)", strerror(rc));
     bool idle_trimmed = true;
     uv_mutex_lock(&s->mutex);
     for (;;) {

@@ -386,7 +386,7 @@ static void test_payloads(void)
         memset(b, 'x', 400);
         memcpy(b, req, sizeof(req) - 1);
         r->request_body = tg_iov(b, i == 0 ? sizeof(req) - 1 : 400);
-        tg_buf_init(&r->response_body, 1 << 20);
+        tg_logrec_body_init(r, 1 << 20);
         if (i == 0)
             tg_buf_append(&r->response_body, resp, sizeof(resp) - 1);
         else
@@ -1303,6 +1303,65 @@ static void test_flush_prompt(void)
     tg_logstore_close(s);
 }
 
+/* A written record comes back to the thread that made it and is made again from the same block, with its response
+ * buffer; once the writer has been idle a second, every thread's kept records are freed. */
+static void test_record_reuse(void)
+{
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    tg_logrec_t *r = rec("reuse", "openai", "gpt-4o", 200, 1, 0.1, 1795000000000ull, NULL);
+    r->payload = true;
+    tg_logrec_body_init(r, 1 << 20);
+    char body[600];
+    memset(body, 'b', sizeof(body));
+    tg_buf_append(&r->response_body, body, sizeof(body));
+    (void)tg_logrec_alloc(r, 4096); /* past the inline arena: a chunk, which is not kept */
+    const tg_logrec_t *block = r;
+    char first[TG_ULID_LEN + 1], second[TG_ULID_LEN + 1];
+    memcpy(first, r->id, sizeof(first));
+    const char *buf = r->response_body.base;
+    size_t cap = r->response_body.cap;
+    tg_logstore_submit(s, r);
+    tg_logstore_flush(s);
+
+    tg_logrec_t *again = rec("reuse", "openai", "gpt-4o", 200, 2, 0.1, 1795000000001ull, NULL);
+    T_OK(again == block);
+    T_OK(again->response_body.len == 0 && again->response_body.base == NULL && again->response_body.max == 0);
+    T_OK(again->chunks == NULL && again->arena_left < again->arena_size);
+    T_EQ_INT((int)again->step, -1);
+    T_OK(again->cost == 0.1 && !again->response_body_dropped && again->error == NULL);
+    again->payload = true;
+    tg_logrec_body_init(again, 1 << 20);
+    T_OK(again->response_body.base == buf && again->response_body.cap == cap && again->response_body.len == 0);
+    T_EQ_INT(tg_buf_append(&again->response_body, TG_LIT("{}")), 0);
+    T_OK(again->response_body.base == buf);
+    memcpy(second, again->id, sizeof(second));
+    tg_logstore_submit(s, again);
+    tg_logstore_flush(s);
+
+    /* a block for a much larger request is a new one; the kept one stays for the next small record */
+    tg_logrec_t *big = tg_logrec_new(1795000000002ull, 64 << 10);
+    T_OK(big != block && big->_body_spare == NULL);
+    tg_logrec_free(big);
+
+    /* the writer's idle second frees what was kept: the next record has no buffer to take */
+    usleep(1300 * 1000);
+    tg_logrec_t *late = rec("reuse", "openai", "gpt-4o", 200, 3, 0.1, 1795000000003ull, NULL);
+    T_OK(late->_body_spare == NULL);
+    tg_logrec_body_init(late, 1 << 20);
+    T_OK(late->response_body.cap == 0);
+    tg_logrec_free(late);
+
+    /* each stored what it was given, the reused one nothing of the first */
+    char err[256], got[1024];
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_EQ_INT(strlen(body_of(db, "reuse", first, true, got, sizeof(got))), sizeof(body));
+    T_EQ_STR(body_of(db, "reuse", second, true, got, sizeof(got)), "{}");
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -1323,6 +1382,7 @@ int main(void)
     T_RUN(test_rec_cache);
     T_RUN(test_convert_resume);
     T_RUN(test_flush_prompt);
+    T_RUN(test_record_reuse);
     if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_logquery");
