@@ -99,9 +99,9 @@ struct st_tg_logrec_chunk_t {
  * time). So the writer pushes a written batch onto its allocating thread's `returned` stack (one atomic exchange for
  * the run of a batch's records made by one thread, not one per record: the stack's line moved between the cores
  * for every record), and that thread takes what is there when it next makes a record. It keeps up to SPARE_MAX
- * of them for reuse, each with its response body buffer: a batch's worth, so that at a steady rate a record costs
- * its worker no malloc() and no free() (with a 1 MiB trim threshold, the ~500 blocks a batch gave back shrank the
- * worker's heap and the next batch's records grew it again). The writer frees every thread's returned and spare
+ * of them (SPARE_BYTES_MAX at most) for reuse, each with its response body buffer: a batch's worth, so that a
+ * steady stream of records is made from the same blocks (with 64 kept and a 1 MiB trim threshold, the ~450 others
+ * a batch gave back shrank the worker's heap and the next batch's records grew it again). The writer frees every thread's returned and spare
  * records once it has been idle a second (frees then contend with nothing), so an idle gateway keeps none, and
  * when the store closes.
  */
@@ -112,11 +112,12 @@ struct st_tg_logrec_pool_t {
      * and the idle writer's to free: `lock` is taken by the owner once per record, and contended only then */
     pthread_mutex_t lock;
     tg_logrec_t *spare;
-    size_t num_spare;
+    size_t num_spare, spare_bytes;
 };
 
 #define SPARE_MAX 640               /* records a thread keeps for reuse: a batch (GROUP_TARGET) and some */
 #define SPARE_BLOCK_MAX (16u << 10) /* and only blocks and response buffers this small (larger ones are freed) */
+#define SPARE_BYTES_MAX (4u << 20)  /* and this much in all */
 #define SPARE_LOOK 8                /* spares looked at for one that fits before a new block is made */
 
 static _Thread_local tg_logrec_pool_t *thread_pool;
@@ -175,7 +176,7 @@ static void free_returned(void)
         pthread_mutex_lock(&p->lock);
         tg_logrec_t *spare = p->spare;
         p->spare = NULL;
-        p->num_spare = 0;
+        p->num_spare = p->spare_bytes = 0;
         pthread_mutex_unlock(&p->lock);
         free_chain(spare);
     }
@@ -189,7 +190,8 @@ static void take_returned(tg_logrec_pool_t *pool)
     tg_logrec_t *r = atomic_exchange(&pool->returned, NULL);
     while (r != NULL) {
         tg_logrec_t *next = r->_next;
-        if (pool->num_spare == SPARE_MAX || r->_inline > SPARE_BLOCK_MAX) {
+        if (pool->num_spare == SPARE_MAX || r->_inline > SPARE_BLOCK_MAX ||
+            pool->spare_bytes + r->_inline + SPARE_BLOCK_MAX > SPARE_BYTES_MAX) {
             free_now(r);
         } else {
             free_chunks(r);
@@ -204,6 +206,7 @@ static void take_returned(tg_logrec_pool_t *pool)
             r->_next = pool->spare;
             pool->spare = r;
             pool->num_spare++;
+            pool->spare_bytes += r->_inline + r->_body_spare_cap;
         }
         r = next;
     }
@@ -222,6 +225,7 @@ static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
         if (r->_inline >= arena && r->_inline <= 4 * arena + 4096) {
             *p = r->_next;
             pool->num_spare--;
+            pool->spare_bytes -= r->_inline + r->_body_spare_cap;
             pthread_mutex_unlock(&pool->lock);
             return r;
         }
@@ -234,7 +238,7 @@ static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
     return r;
 }
 
-/* Gives a written batch (linked by _next, n records) back: each run of records made by one thread in one push. */
+/* Gives a written batch (linked by _next) back: each run of records made by one thread in one push. */
 static void return_batch(tg_logrec_t *batch)
 {
     while (batch != NULL) {
