@@ -41,7 +41,7 @@ typedef struct st_tg_logmeta_t {
 
 struct st_tg_logrec_t {
     tg_logrec_t *_next;
-    tg_logrec_pool_t *_pool; /* of the thread that made it, which frees it (store.c) */
+    tg_logrec_pool_t *_pool; /* of the thread that made it, which takes it back for reuse (store.c) */
     size_t _inline;          /* bytes of arena[] in this block */
     char *_body_spare;       /* a response body buffer kept for reuse (tg_logrec_body_init takes it), or NULL */
     size_t _body_spare_cap;
@@ -85,8 +85,8 @@ struct st_tg_logrec_t {
 /* A record with every field empty (strings NULL, sizes 0, cost unknown, step -1), a fresh ULID, and `arena` bytes
  * of space for its strings in the same allocation (more is added on demand). */
 tg_logrec_t *tg_logrec_new(uint64_t created_at_ms, size_t arena);
-/* Any thread: frees the record, or gives it back to the thread that made it, which frees it when it next makes one
- * (or the store's writer, once idle). */
+/* Any thread: frees the record, or gives it back to the thread that made it, which takes it back (to reuse or free)
+ * when it next makes one; the store's writer frees what is given back and kept once it is idle. */
 void tg_logrec_free(tg_logrec_t *r);
 /* Readies response_body for up to `max` bytes, with the buffer an earlier record left if there is one (a record
  * comes with response_body empty, max 0). */

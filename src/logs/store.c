@@ -96,7 +96,7 @@ struct st_tg_logrec_chunk_t {
  * Records go back to the thread that allocated them to be freed. A record is made by a worker and freed by the log
  * writer; freed there, each free() took the lock of the worker's malloc arena, and a writer preempted while holding
  * it stalled the worker (measured: ~60 such waits a second at 50k records/s, and the worker idle a fifth of the
- * time). So the writer pushes a written batch onto its allocating thread's `returned` stack (one atomic exchange for
+ * time). So the writer pushes a written batch onto its allocating thread's `returned` stack (one compare-and-swap for
  * the run of a batch's records made by one thread, not one per record: the stack's line moved between the cores
  * for every record), and that thread takes what is there when it next makes a record. It keeps up to SPARE_MAX
  * of them (SPARE_BYTES_MAX at most) for reuse, each with its response body buffer: a batch's worth, so that a
@@ -191,7 +191,7 @@ static void take_returned(tg_logrec_pool_t *pool)
     while (r != NULL) {
         tg_logrec_t *next = r->_next;
         if (pool->num_spare == SPARE_MAX || r->_inline > SPARE_BLOCK_MAX ||
-            pool->spare_bytes + r->_inline + SPARE_BLOCK_MAX > SPARE_BYTES_MAX) {
+            pool->spare_bytes + sizeof(*r) + r->_inline + SPARE_BLOCK_MAX > SPARE_BYTES_MAX) {
             free_now(r);
         } else {
             free_chunks(r);
@@ -206,7 +206,7 @@ static void take_returned(tg_logrec_pool_t *pool)
             r->_next = pool->spare;
             pool->spare = r;
             pool->num_spare++;
-            pool->spare_bytes += r->_inline + r->_body_spare_cap;
+            pool->spare_bytes += sizeof(*r) + r->_inline + r->_body_spare_cap;
         }
         r = next;
     }
@@ -219,13 +219,13 @@ static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
     pthread_mutex_lock(&pool->lock);
     if (atomic_load_explicit(&pool->returned, memory_order_relaxed) != NULL)
         take_returned(pool);
-    size_t looked = 0;
+    size_t looked = arena != 0 ? 0 : SPARE_LOOK; /* (a record with no arena is a scratch one: not worth a spare) */
     for (tg_logrec_t **p = &pool->spare; *p != NULL && looked != SPARE_LOOK; p = &(*p)->_next, ++looked) {
         tg_logrec_t *r = *p;
         if (r->_inline >= arena && r->_inline <= 4 * arena + 4096) {
             *p = r->_next;
             pool->num_spare--;
-            pool->spare_bytes -= r->_inline + r->_body_spare_cap;
+            pool->spare_bytes -= sizeof(*r) + r->_inline + r->_body_spare_cap;
             pthread_mutex_unlock(&pool->lock);
             return r;
         }
@@ -418,7 +418,7 @@ out:
 
 size_t tg_logrec_size(const tg_logrec_t *r)
 {
-    return sizeof(*r) + r->arena_size + r->response_body.cap;
+    return sizeof(*r) + r->arena_size + r->response_body.cap + r->_body_spare_cap;
 }
 
 /* ---- schema ----------------------------------------------------------------------------------------------- */

@@ -1345,8 +1345,9 @@ static void test_record_reuse(void)
     T_OK(big != block && big->_body_spare == NULL);
     tg_logrec_free(big);
 
-    /* the writer's idle second frees what was kept: the next record has no buffer to take */
-    usleep(1300 * 1000);
+    /* the writer's idle second frees what was kept: the next record has no buffer to take (polling by making records
+     * would take the spare itself, so a wait with room for a slow writer) */
+    usleep(2500 * 1000);
     tg_logrec_t *late = rec("reuse", "openai", "gpt-4o", 200, 3, 0.1, 1795000000003ull, NULL);
     T_OK(late->_body_spare == NULL);
     tg_logrec_body_init(late, 1 << 20);
