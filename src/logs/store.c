@@ -101,9 +101,9 @@ struct st_tg_logrec_chunk_t {
  * for every record), and that thread takes what is there when it next makes a record. It keeps up to SPARE_MAX
  * of them (SPARE_BYTES_MAX at most) for reuse, each with its response body buffer: a batch's worth, so that a
  * steady stream of records is made from the same blocks (with 64 kept and a 1 MiB trim threshold, the ~450 others
- * a batch gave back shrank the worker's heap and the next batch's records grew it again). The writer frees every thread's returned and spare
- * records once it has been idle a second (frees then contend with nothing), so an idle gateway keeps none, and
- * when the store closes.
+ * a batch gave back shrank the worker's heap and the next batch's records grew it again). The writer frees every
+ * thread's returned and spare records once it has been idle a second (frees then contend with nothing), so an idle
+ * gateway keeps none, and when the store closes.
  */
 struct st_tg_logrec_pool_t {
     _Atomic(tg_logrec_t *) returned;
@@ -183,8 +183,8 @@ static void free_returned(void)
     pthread_mutex_unlock(&pools_lock);
 }
 
-/* Takes back what other threads returned: up to SPARE_MAX small records kept for reuse, the rest freed (under the
- * pool's lock). */
+/* Takes back what other threads returned: up to SPARE_MAX small records (SPARE_BYTES_MAX) kept for reuse, the rest
+ * freed (under the pool's lock). */
 static void take_returned(tg_logrec_pool_t *pool)
 {
     tg_logrec_t *r = atomic_exchange(&pool->returned, NULL);
@@ -219,8 +219,9 @@ static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
     pthread_mutex_lock(&pool->lock);
     if (atomic_load_explicit(&pool->returned, memory_order_relaxed) != NULL)
         take_returned(pool);
-    size_t looked = arena != 0 ? 0 : SPARE_LOOK; /* (a record with no arena is a scratch one: not worth a spare) */
-    for (tg_logrec_t **p = &pool->spare; *p != NULL && looked != SPARE_LOOK; p = &(*p)->_next, ++looked) {
+    /* (a record with no arena is a scratch one, a header checked and nothing kept: not worth a spare) */
+    size_t looked = 0;
+    for (tg_logrec_t **p = &pool->spare; arena != 0 && *p != NULL && looked != SPARE_LOOK; p = &(*p)->_next, ++looked) {
         tg_logrec_t *r = *p;
         if (r->_inline >= arena && r->_inline <= 4 * arena + 4096) {
             *p = r->_next;
