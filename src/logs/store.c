@@ -2,8 +2,8 @@
  * The log store (logstore.h): a bounded queue in front of one writer thread that owns the write connection and the
  * payload segments (logseg.h).
  *
- * The queue is a singly linked list under a mutex; workers append and signal, the writer takes the whole list at
- * once and writes it in one transaction (Redis's AOF rewrite buffer and SQLite's own advice: a transaction per
+ * The queue is an array of records under a mutex; workers append and signal, the writer takes the whole array at
+ * once (swapping in the one it took the last batch in) and writes it in one transaction (Redis's AOF rewrite buffer and SQLite's own advice: a transaction per
  * batch, not per row), the batch's payloads appended to the segments in large writes before the commit. Row counts
  * per gateway (for retention and the logs API's totals) are kept in log_gateways; a delete through the API bumps a
  * generation number that makes the writer read them again and look for segments left with no records.
@@ -96,29 +96,35 @@ struct st_tg_logrec_chunk_t {
  * Records go back to the thread that allocated them to be freed. A record is made by a worker and freed by the log
  * writer; freed there, each free() took the lock of the worker's malloc arena, and a writer preempted while holding
  * it stalled the worker (measured: ~60 such waits a second at 50k records/s, and the worker idle a fifth of the
- * time). So the writer pushes a written batch onto its allocating thread's `returned` stack (one compare-and-swap for
- * the run of a batch's records made by one thread, not one per record: the stack's line moved between the cores
- * for every record), and that thread takes what is there when it next makes a record. It keeps up to SPARE_MAX
- * of them (SPARE_BYTES_MAX at most) for reuse, each with its response body buffer: a batch's worth, so that a
- * steady stream of records is made from the same blocks (with 64 kept and a 1 MiB trim threshold, the ~450 others
- * a batch gave back shrank the worker's heap and the next batch's records grew it again). The writer frees every
- * thread's returned and spare records once it has been idle a second (frees then contend with nothing), so an idle
- * gateway keeps none, and when the store closes.
+ * time). So the writer gives a written batch back to the thread that made it, whose next records are made from the
+ * same blocks, each with its response body buffer: a batch's worth of them (SPARE_MAX, SPARE_BYTES_MAX at most), so
+ * that a steady stream of records is not a steady stream of malloc()s (with 64 kept and a 1 MiB trim threshold, the
+ * ~450 others a batch gave back shrank the worker's heap and the next batch's records grew it again).
+ *
+ * What is kept is an array of pointers, not a list through the records: a record given back was last touched by the
+ * writer's core, and walking a list of them was one cache miss after another, each waiting for the one before (perf:
+ * the worker's walk of a returned batch was most of tg_logrec_new, the writer's of the queue and of the batch it gave
+ * back a tenth of its time). The writer decides which records are kept and puts their pointers in the thread's
+ * array in one step under the pool's lock; the thread frees what a kept record still holds (arena chunks, a second
+ * buffer) when it takes it, so that every free() runs on the thread that allocated. What the array has no room for
+ * goes on the `returned` list, which the thread frees when it next makes a record. The writer frees every thread's
+ * kept and returned records once it has been idle a second (frees then contend with nothing), so an idle gateway
+ * keeps none, and when the store closes.
  */
-struct st_tg_logrec_pool_t {
-    _Atomic(tg_logrec_t *) returned;
-    tg_logrec_pool_t *next; /* every thread's, for the writer to empty */
-    /* records given back, kept for reuse (a record's block is a few KiB, past malloc's thread cache); the owner's,
-     * and the idle writer's to free: `lock` is taken by the owner once per record, and contended only then */
-    pthread_mutex_t lock;
-    tg_logrec_t *spare;
-    size_t num_spare, spare_bytes;
-};
-
 #define SPARE_MAX 640               /* records a thread keeps for reuse: a batch (GROUP_TARGET) and some */
 #define SPARE_BLOCK_MAX (16u << 10) /* and only blocks and response buffers this small (larger ones are freed) */
 #define SPARE_BYTES_MAX (4u << 20)  /* and this much in all */
 #define SPARE_LOOK 8                /* spares looked at for one that fits before a new block is made */
+
+struct st_tg_logrec_pool_t {
+    _Atomic(tg_logrec_t *) returned; /* linked by _next: records to free (no room among the spares) */
+    tg_logrec_pool_t *next;          /* every thread's, for the writer to empty */
+    /* records kept for reuse, the newest last: filled by the writer, taken by the owner, emptied by the idle writer;
+     * `lock` is taken once per record by the owner and once per batch by the writer */
+    pthread_mutex_t lock;
+    size_t num_spare, spare_bytes;
+    tg_logrec_t *spare[SPARE_MAX];
+};
 
 static _Thread_local tg_logrec_pool_t *thread_pool;
 static tg_logrec_pool_t *all_pools;
@@ -166,72 +172,69 @@ static void free_chain(tg_logrec_t *r)
     }
 }
 
+/* The bytes a kept record holds (its chunks, until its owner frees them when it takes the record). */
+static size_t kept_bytes(const tg_logrec_t *r)
+{
+    return sizeof(*r) + r->arena_size + r->response_body.cap + r->_body_spare_cap;
+}
+
 /* Frees what other threads gave back to every thread, and what every thread keeps for reuse (the writer when idle,
  * and at close). */
 static void free_returned(void)
 {
+    tg_logrec_t **spare = tg_malloc(SPARE_MAX * sizeof(*spare));
     pthread_mutex_lock(&pools_lock);
     for (tg_logrec_pool_t *p = all_pools; p != NULL; p = p->next) {
         free_chain(atomic_exchange(&p->returned, NULL));
         pthread_mutex_lock(&p->lock);
-        tg_logrec_t *spare = p->spare;
-        p->spare = NULL;
+        size_t n = p->num_spare;
+        memcpy(spare, p->spare, n * sizeof(*spare));
         p->num_spare = p->spare_bytes = 0;
         pthread_mutex_unlock(&p->lock);
-        free_chain(spare);
+        for (size_t i = 0; i != n; ++i)
+            free_now(spare[i]);
     }
     pthread_mutex_unlock(&pools_lock);
+    free(spare);
 }
 
-/* Takes back what other threads returned: up to SPARE_MAX small records (SPARE_BYTES_MAX) kept for reuse, the rest
- * freed (under the pool's lock). */
-static void take_returned(tg_logrec_pool_t *pool)
+/* Asks for the lines of a record that making it writes: its fields and the start of its arena. */
+static inline void prefetch_for_write(const tg_logrec_t *r)
 {
-    tg_logrec_t *r = atomic_exchange(&pool->returned, NULL);
-    while (r != NULL) {
-        tg_logrec_t *next = r->_next;
-        if (pool->num_spare == SPARE_MAX || r->_inline > SPARE_BLOCK_MAX ||
-            pool->spare_bytes + sizeof(*r) + r->_inline + SPARE_BLOCK_MAX > SPARE_BYTES_MAX) {
-            free_now(r);
-        } else {
-            free_chunks(r);
-            /* its response body buffer goes with it, unless another is kept already or it is large */
-            if (r->_body_spare == NULL && r->response_body.cap != 0 && r->response_body.cap <= SPARE_BLOCK_MAX) {
-                r->_body_spare = r->response_body.base;
-                r->_body_spare_cap = r->response_body.cap;
-                tg_buf_init(&r->response_body, 0);
-            } else {
-                tg_buf_free(&r->response_body);
-            }
-            r->_next = pool->spare;
-            pool->spare = r;
-            pool->num_spare++;
-            pool->spare_bytes += sizeof(*r) + r->_inline + r->_body_spare_cap;
-        }
-        r = next;
-    }
+    for (size_t off = 0; off < offsetof(tg_logrec_t, arena) + 256; off += 64)
+        __builtin_prefetch((const char *)r + off, 1);
 }
 
 /* A block for a record with `arena` bytes inline: a spare one that is large enough (and not far too large), with
  * the response buffer it keeps, else a new one. */
 static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
 {
+    tg_logrec_t *found = NULL, *next = NULL, *freed = NULL;
     pthread_mutex_lock(&pool->lock);
     if (atomic_load_explicit(&pool->returned, memory_order_relaxed) != NULL)
-        take_returned(pool);
+        freed = atomic_exchange(&pool->returned, NULL);
     /* (a record with no arena is a scratch one, a header checked and nothing kept: not worth a spare) */
-    size_t looked = 0;
-    for (tg_logrec_t **p = &pool->spare; arena != 0 && *p != NULL && looked != SPARE_LOOK; p = &(*p)->_next, ++looked) {
-        tg_logrec_t *r = *p;
+    for (size_t i = pool->num_spare, looked = 0; arena != 0 && i != 0 && looked != SPARE_LOOK; ++looked) {
+        tg_logrec_t *r = pool->spare[--i];
         if (r->_inline >= arena && r->_inline <= 4 * arena + 4096) {
-            *p = r->_next;
-            pool->num_spare--;
-            pool->spare_bytes -= sizeof(*r) + r->_inline + r->_body_spare_cap;
-            pthread_mutex_unlock(&pool->lock);
-            return r;
+            found = r;
+            pool->spare[i] = pool->spare[--pool->num_spare];
+            pool->spare_bytes -= kept_bytes(r);
+            break;
         }
     }
+    if (pool->num_spare != 0)
+        next = pool->spare[pool->num_spare - 1];
     pthread_mutex_unlock(&pool->lock);
+    if (next != NULL) /* the next record's block, wherever the writer's core left it, is here when it is made */
+        prefetch_for_write(next);
+    free_chain(freed);
+    if (found != NULL) {
+        free_chunks(found);
+        if (found->response_body.base != NULL) /* (a second buffer, the first kept in _body_spare) */
+            tg_buf_free(&found->response_body);
+        return found;
+    }
     tg_logrec_t *r = tg_malloc(sizeof(*r) + arena);
     r->_inline = arena;
     r->_body_spare = NULL;
@@ -239,26 +242,70 @@ static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
     return r;
 }
 
-/* Gives a written batch (linked by _next) back: each run of records made by one thread in one push. */
-static void return_batch(tg_logrec_t *batch)
+/* Whether the thread that made `r` keeps it for reuse (and then its response buffer with it, moved to _body_spare). */
+static bool keepable(tg_logrec_t *r)
 {
-    while (batch != NULL) {
-        tg_logrec_pool_t *pool = batch->_pool;
-        tg_logrec_t *last = batch;
-        while (last->_next != NULL && last->_next->_pool == pool)
-            last = last->_next;
-        tg_logrec_t *next = last->_next;
+    if (r->_inline > SPARE_BLOCK_MAX || r->response_body.cap > SPARE_BLOCK_MAX ||
+        (r->_body_spare != NULL && r->response_body.cap != 0))
+        return false;
+    if (r->response_body.cap != 0) {
+        r->_body_spare = r->response_body.base;
+        r->_body_spare_cap = r->response_body.cap;
+        tg_buf_init(&r->response_body, 0);
+    }
+    return true;
+}
+
+/* Gives recs[0..n), all made by the thread of `pool`, back to it: as many as it may keep among its spares, the rest
+ * on its returned list. The array is reordered. The records are looked at outside the pool's lock, which is taken
+ * twice, briefly: its owner only takes spares away meanwhile (another store's writer could add some: checked). */
+static void give_back(tg_logrec_pool_t *pool, tg_logrec_t **recs, size_t n)
+{
+    pthread_mutex_lock(&pool->lock);
+    size_t room = SPARE_MAX - pool->num_spare, bytes = pool->spare_bytes;
+    pthread_mutex_unlock(&pool->lock);
+    size_t kept = 0, add = 0;
+    for (size_t i = 0; i != n; ++i) {
+        tg_logrec_t *r = recs[i];
+        if (kept == room || !keepable(r) || bytes + add + kept_bytes(r) + SPARE_BLOCK_MAX > SPARE_BYTES_MAX)
+            continue;
+        add += kept_bytes(r);
+        recs[i] = recs[kept];
+        recs[kept++] = r;
+    }
+    pthread_mutex_lock(&pool->lock);
+    if (pool->num_spare + kept > SPARE_MAX || pool->spare_bytes + add > SPARE_BYTES_MAX)
+        kept = 0; /* (another writer was quicker: all go back to be freed) */
+    memcpy(pool->spare + pool->num_spare, recs, kept * sizeof(*recs));
+    pool->num_spare += kept;
+    pool->spare_bytes += kept != 0 ? add : 0;
+    pthread_mutex_unlock(&pool->lock);
+    if (kept == n)
+        return;
+    for (size_t j = kept; j + 1 != n; ++j)
+        recs[j]->_next = recs[j + 1];
+    tg_logrec_t *head = atomic_load_explicit(&pool->returned, memory_order_relaxed);
+    do
+        recs[n - 1]->_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&pool->returned, &head, recs[kept], memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* Gives a written batch back: each run of records made by one thread in one step. */
+static void return_batch(tg_logrec_t **recs, size_t n)
+{
+    for (size_t i = 0; i != n;) {
+        tg_logrec_pool_t *pool = recs[i]->_pool;
+        size_t j = i + 1;
+        while (j != n && recs[j]->_pool == pool)
+            ++j;
         if (pool == thread_pool) { /* (made by the writer itself: a record of an older layout) */
-            last->_next = NULL;
-            free_chain(batch);
+            for (size_t k = i; k != j; ++k)
+                free_now(recs[k]);
         } else {
-            tg_logrec_t *head = atomic_load_explicit(&pool->returned, memory_order_relaxed);
-            do
-                last->_next = head;
-            while (!atomic_compare_exchange_weak_explicit(&pool->returned, &head, batch, memory_order_release,
-                                                          memory_order_relaxed));
+            give_back(pool, recs + i, j - i);
         }
-        batch = next;
+        i = j;
     }
 }
 
@@ -663,7 +710,10 @@ struct st_tg_logstore_t {
     uv_mutex_t mutex;
     uv_cond_t wake;    /* the writer: work or stop */
     uv_cond_t flushed; /* flushers: a batch was written */
-    tg_logrec_t *head, **tail;
+    tg_logrec_t **queue; /* depth records, in the order submitted (an array: see the pools above) */
+    size_t queue_cap;
+    tg_logrec_t **taken; /* the writer's: the array it took the last batch in, the next queue */
+    size_t taken_cap;
     size_t depth, bytes;
     size_t max_depth;
     uint64_t max_bytes;
@@ -1148,7 +1198,7 @@ typedef struct {
  * the segments left with no records. `migrated_upto` >= 0: the batch was read from the older layout's table, whose
  * rows up to that key are deleted in the same transaction.
  */
-static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t migrated_upto)
+static void write_batch(tg_logstore_t *s, tg_logrec_t **batch, size_t n, int64_t migrated_upto)
 {
     uint64_t t0 = tg_now_mono_ns();
     uint64_t gen = atomic_load(&s->deleted_gen);
@@ -1158,17 +1208,20 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t *batch, size_t n, int64_t 
     item_t *items = tg_malloc((n != 0 ? n : 1) * sizeof(*items));
     item_t **rows = tg_malloc((n != 0 ? n : 1) * sizeof(*rows)); /* those that get a row */
     size_t nrows = 0;
-    size_t k = 0;
-    for (tg_logrec_t *r = batch; r != NULL && k != n; r = r->_next, ++k)
-        items[k] = (item_t){.r = r, .ref = -1, .state = -1};
+    size_t k;
+    for (k = 0; k != n; ++k)
+        items[k] = (item_t){.r = batch[k], .ref = -1, .state = -1};
     dead_seg_t *dead = NULL;
     size_t num_dead = 0;
     bool lost_any = false;
     char *err = NULL;
     /* gateways are numbered before the batch's transaction, each in its own: a number is never lost with a batch
      * rolled back (and then handed to another gateway) */
-    for (k = 0; k != n; ++k)
+    for (k = 0; k != n; ++k) {
+        if (k + PREFETCH_AHEAD * 4 < n)
+            prefetch_row(batch[k + PREFETCH_AHEAD * 4]);
         items[k].g = gw_state(s, items[k].r->account, items[k].r->gateway);
+    }
     s->bad = false;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) {
         tg_log_error("log store: cannot begin a transaction: %s", err != NULL ? err : "?");
@@ -1353,7 +1406,7 @@ done:
     free(rows);
     free(items);
     uint64_t dt = tg_now_mono_ns() - t0;
-    return_batch(batch);
+    return_batch(batch, n);
     uv_mutex_lock(&s->mutex);
     s->stats.written += written;
     s->stats.dropped_retention += refused;
@@ -1409,15 +1462,21 @@ static void writer_main(void *arg)
     bool idle_trimmed = true;
     uv_mutex_lock(&s->mutex);
     for (;;) {
-        while (s->head == NULL && !s->stop && !s->maintain) {
+        while (s->depth == 0 && !s->stop && !s->maintain) {
             if (idle_trimmed) {
                 uv_cond_wait(&s->wake, &s->mutex);
                 continue;
             }
             /* a second with nothing to write: give back the page cache and the freed heap, so an idle gateway
              * holds little memory whatever its last burst was */
-            if (uv_cond_timedwait(&s->wake, &s->mutex, IDLE_TRIM_NS) == UV_ETIMEDOUT && s->head == NULL) {
+            if (uv_cond_timedwait(&s->wake, &s->mutex, IDLE_TRIM_NS) == UV_ETIMEDOUT && s->depth == 0) {
+                free(s->queue); /* (a burst's arrays go too) */
+                s->queue = NULL;
+                s->queue_cap = 0;
                 uv_mutex_unlock(&s->mutex);
+                free(s->taken);
+                s->taken = NULL;
+                s->taken_cap = 0;
                 sqlite3_db_release_memory(s->db);
                 tg_logseg_stage_free(&s->stage);
                 free_returned();
@@ -1426,9 +1485,9 @@ static void writer_main(void *arg)
                 idle_trimmed = true;
             }
         }
-        if (s->head == NULL && s->stop)
+        if (s->depth == 0 && s->stop)
             break;
-        if (s->head == NULL) { /* maintain: an empty batch recounts and unlinks (write_batch) */
+        if (s->depth == 0) { /* maintain: an empty batch recounts and unlinks (write_batch) */
             s->maintain = false;
             uv_mutex_unlock(&s->mutex);
             write_batch(s, NULL, 0, -1);
@@ -1442,10 +1501,12 @@ static void writer_main(void *arg)
          * someone waits for them (tg_logstore_flush) */
         if (!s->stop && s->flushers == 0 && s->depth < GROUP_TARGET)
             uv_cond_timedwait(&s->wake, &s->mutex, GROUP_WAIT_NS);
-        tg_logrec_t *batch = s->head;
-        size_t n = s->depth;
-        s->head = NULL;
-        s->tail = &s->head;
+        tg_logrec_t **batch = s->queue;
+        size_t n = s->depth, cap = s->queue_cap;
+        s->queue = s->taken;
+        s->queue_cap = s->taken_cap;
+        s->taken = batch;
+        s->taken_cap = cap;
         s->depth = 0;
         s->bytes = 0;
         uv_mutex_unlock(&s->mutex);
@@ -1609,26 +1670,27 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
         return -1;
     }
     for (;;) {
-        tg_logrec_t *head = NULL, **tail = &head;
-        size_t n = 0;
+        tg_logrec_t **recs = NULL;
+        size_t n = 0, cap = 0;
         int64_t last = -1;
         int rc = SQLITE_DONE;
         size_t bytes = 0;
         while (bytes < CONVERT_CHUNK_BYTES && (rc = sqlite3_step(read)) == SQLITE_ROW) {
             last = sqlite3_column_int64(read, 0);
-            *tail = v2_record(read);
-            bytes += tg_logrec_size(*tail);
-            tail = &(*tail)->_next;
-            ++n;
+            if (n == cap) {
+                cap = TG_MAX(cap * 2, (size_t)256);
+                recs = tg_realloc(recs, cap * sizeof(*recs));
+            }
+            recs[n] = v2_record(read);
+            bytes += tg_logrec_size(recs[n++]);
         }
         if (bytes >= CONVERT_CHUNK_BYTES)
             rc = SQLITE_DONE; /* a full chunk: the next read starts after it */
         sqlite3_reset(read);
         if (rc != SQLITE_DONE || n == 0) {
-            for (tg_logrec_t *r = head, *next; r != NULL; r = next) {
-                next = r->_next;
-                tg_logrec_free(r);
-            }
+            for (size_t i = 0; i != n; ++i)
+                tg_logrec_free(recs[i]);
+            free(recs);
             if (rc != SQLITE_DONE) {
                 snprintf(errbuf, errbufsz, "cannot read %s/logs.db's layout-2 records: %s", s->data_dir,
                          sqlite3_errmsg(s->db));
@@ -1638,7 +1700,8 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
             break;
         }
         uint64_t errors = s->stats.write_errors;
-        write_batch(s, head, n, last);
+        write_batch(s, recs, n, last);
+        free(recs);
         if (s->stats.write_errors != errors) {
             snprintf(errbuf, errbufsz,
                      "cannot convert %s/logs.db to layout %d (see the messages above); the records "
@@ -1831,6 +1894,8 @@ static void store_free(tg_logstore_t *s)
     free(s->gws);
     tg_logseg_stage_free(&s->stage);
     tg_buf_free(&s->rows);
+    free(s->queue);
+    free(s->taken);
     free(s->payload_dir);
     free(s->data_dir);
     free(s);
@@ -1908,7 +1973,6 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         }
     }
     tg_buf_free(&many);
-    s->tail = &s->head;
     s->max_depth = queue_size;
     s->max_bytes = queue_memory;
     atomic_init(&s->deleted_gen, 0);
@@ -1944,10 +2008,11 @@ void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r)
         tg_logrec_free(r);
         return;
     }
-    r->_next = NULL;
-    *s->tail = r;
-    s->tail = &r->_next;
-    s->depth++;
+    if (s->depth == s->queue_cap) {
+        s->queue_cap = TG_MAX(s->queue_cap * 2, (size_t)1024);
+        s->queue = tg_realloc(s->queue, s->queue_cap * sizeof(*s->queue));
+    }
+    s->queue[s->depth++] = r;
     s->bytes += size;
     s->submitted++;
     if (s->depth == 1 || s->depth == GROUP_TARGET) /* the writer sleeps on an empty queue, or waits for company */
