@@ -6,7 +6,7 @@
  * first, newest first, for resources that are not memory. Streamed bytes never go here: a stream can run for
  * minutes, so its buffers are bounded and recycled instead (see http.h).
  *
- * A pool belongs to one thread. The first chunk is embedded so that a small request makes no allocation for it.
+ * A pool belongs to one thread. Its chunks are allocated on first use, from the thread's recycled blocks (below).
  */
 #ifndef TOLLGATE_MEM_H
 #define TOLLGATE_MEM_H
@@ -35,5 +35,17 @@ char *tg_mem_strdup_pool(tg_mem_pool_t *pool, const char *p, size_t n);
 void tg_mem_add_cleanup(tg_mem_pool_t *pool, void (*cb)(void *data), void *data);
 /* Runs the cleanups and releases every allocation; the pool is empty and may be reused. */
 void tg_mem_clear_pool(tg_mem_pool_t *pool);
+
+/*
+ * Blocks of TG_MEM_BLOCK_SIZE bytes (aligned to 16) recycled per thread (h2o's recycling allocator): what every
+ * request allocates and frees again (its pool's chunk, the upstream answer's header index) is taken from the freed
+ * blocks of the same thread, up to TG_MEM_BLOCK_KEEP of them, instead of going through malloc's bins, which are past
+ * its per-thread cache at this size and slower the more long-lived blocks (log records) share the heap. A block may
+ * be freed on another thread (it then goes to that thread's list). A thread's list is freed when the thread exits.
+ */
+#define TG_MEM_BLOCK_SIZE (TG_MEM_POOL_CHUNK + 64)
+#define TG_MEM_BLOCK_KEEP 64
+void *tg_mem_block_alloc(void);
+void tg_mem_block_free(void *p);
 
 #endif

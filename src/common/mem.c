@@ -1,15 +1,83 @@
 /*
  * Request pool: bump allocation in 4 KiB chunks, the first chunk allocated on first use, large requests (over a
- * quarter chunk) served by their own allocation so they do not waste the rest of a chunk.
+ * quarter chunk) served by their own allocation so they do not waste the rest of a chunk. The chunks are recycled
+ * blocks (tg_mem_block_alloc).
  */
+#include <assert.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include "tollgate/mem.h"
 
 struct st_tg_mem_chunk_t {
     tg_mem_chunk_t *next;
     size_t size;
+    bool block; /* a recycled block (the pool's own chunks), else a direct allocation */
     _Alignas(16) char bytes[];
 };
+
+static_assert(sizeof(tg_mem_chunk_t) + TG_MEM_POOL_CHUNK <= TG_MEM_BLOCK_SIZE, "a pool chunk is one block");
+
+/* ---- recycled blocks -------------------------------------------------------------------------------------- */
+
+typedef struct st_block_t {
+    struct st_block_t *next;
+} block_t;
+
+typedef struct {
+    block_t *head;
+    size_t n;
+} block_list_t;
+
+static _Thread_local block_list_t blocks;
+static pthread_key_t blocks_key; /* set (to the list) once a thread frees a block: its destructor frees the list */
+static pthread_once_t blocks_once = PTHREAD_ONCE_INIT;
+
+static void blocks_release(void *arg)
+{
+    block_list_t *l = arg;
+    while (l->head != NULL) {
+        block_t *b = l->head;
+        l->head = b->next;
+        free(b);
+    }
+    l->n = 0;
+}
+
+static void blocks_key_init(void)
+{
+    pthread_key_create(&blocks_key, blocks_release);
+}
+
+void *tg_mem_block_alloc(void)
+{
+    block_t *b = blocks.head;
+    if (b == NULL)
+        return tg_malloc(TG_MEM_BLOCK_SIZE);
+    blocks.head = b->next;
+    blocks.n--;
+    return b;
+}
+
+void tg_mem_block_free(void *p)
+{
+    if (p == NULL)
+        return;
+    if (blocks.n == TG_MEM_BLOCK_KEEP) {
+        free(p);
+        return;
+    }
+    if (blocks.head == NULL) { /* (the first of a run: make sure the thread's exit frees the list) */
+        pthread_once(&blocks_once, blocks_key_init);
+        if (pthread_getspecific(blocks_key) == NULL)
+            pthread_setspecific(blocks_key, &blocks);
+    }
+    block_t *b = p;
+    b->next = blocks.head;
+    blocks.head = b;
+    blocks.n++;
+}
+
+/* ---- pools ------------------------------------------------------------------------------------------------ */
 
 struct st_tg_mem_cleanup_t {
     tg_mem_cleanup_t *next;
@@ -30,7 +98,8 @@ void tg_mem_init_pool(tg_mem_pool_t *pool)
 
 static tg_mem_chunk_t *new_chunk(tg_mem_pool_t *pool, size_t size)
 {
-    tg_mem_chunk_t *c = tg_malloc(sizeof(*c) + size);
+    tg_mem_chunk_t *c = tg_mem_block_alloc();
+    c->block = true;
     c->size = size;
     c->next = pool->_chunks;
     pool->_chunks = c;
@@ -42,7 +111,9 @@ void *tg_mem_alloc_pool(tg_mem_pool_t *pool, size_t sz)
     sz = ALIGN16(sz != 0 ? sz : 1);
     if (sz > TG_MEM_POOL_CHUNK / 4) {
         /* a direct chunk is linked behind the head so the current bump chunk stays current */
-        tg_mem_chunk_t *c = tg_malloc(sizeof(*c) + sz);
+        bool block = sizeof(tg_mem_chunk_t) + sz <= TG_MEM_BLOCK_SIZE; /* (a request's recorder: every time) */
+        tg_mem_chunk_t *c = block ? tg_mem_block_alloc() : tg_malloc(sizeof(*c) + sz);
+        c->block = block;
         c->size = sz;
         if (pool->_chunks != NULL) {
             c->next = pool->_chunks->next;
@@ -94,7 +165,10 @@ void tg_mem_clear_pool(tg_mem_pool_t *pool)
     while (pool->_chunks != NULL) {
         tg_mem_chunk_t *c = pool->_chunks;
         pool->_chunks = c->next;
-        free(c);
+        if (c->block)
+            tg_mem_block_free(c);
+        else
+            free(c);
     }
     tg_mem_init_pool(pool);
 }

@@ -12,6 +12,7 @@
  *  - Host names are resolved with uv_getaddrinfo (the libuv threadpool) and cached for a minute.
  * Reads use one 64 KiB buffer per worker, as the server does.
  */
+#include <assert.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <arpa/inet.h>
 #include "internal.h"
 #include "tollgate/error.h"
+#include "tollgate/mem.h"
 
 #define READ_BUF_SIZE (64 * 1024)
 #define MAX_RESPONSE_HEAD (64 * 1024)
@@ -83,6 +85,7 @@ typedef struct {
 typedef struct {
     uint32_t name_off, name_len, value_off, value_len;
 } hdr_ref_t;
+static_assert(sizeof(hdr_ref_t) * MAX_RESPONSE_HEADERS <= TG_MEM_BLOCK_SIZE, "the header index is one block");
 
 struct st_h1_req_t {
     tg_upstream_req_t super;
@@ -118,7 +121,7 @@ static void req_free_bufs(h1_req_t *r)
     tg_buf_free(&r->out);
     tg_buf_free(&r->rhead);
     tg_buf_free(&r->held);
-    free(r->hdrs);
+    tg_mem_block_free(r->hdrs);
     r->hdrs = NULL;
 }
 
@@ -278,7 +281,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             return -1;
         }
         if (r->hdrs == NULL)
-            r->hdrs = tg_malloc(sizeof(*r->hdrs) * MAX_RESPONSE_HEADERS);
+            r->hdrs = tg_mem_block_alloc(); /* (every answer has a head: a recycled block, not malloc's bins) */
         hdr_ref_t *hr = r->hdrs + r->num_hdrs++;
         hr->name_off = hr->value_off = (uint32_t)r->rhead.len;
         hr->name_len = hr->value_len = 0;

@@ -2,6 +2,7 @@
  * The toolkit: capped buffers, JSON escaping, the request pool, number parsing, the error table, the metrics
  * renderer, SHA-256 (against libsodium's).
  */
+#include <pthread.h>
 #include <sodium.h>
 #include "tollgate/buf.h"
 #include "tollgate/error.h"
@@ -112,6 +113,74 @@ static void test_pool(void)
     /* reusable after clear */
     T_OK(tg_mem_alloc_pool(&pool, 8) != NULL);
     tg_mem_clear_pool(&pool);
+}
+
+/* Blocks come back to the thread that freed them, newest first, up to TG_MEM_BLOCK_KEEP; a pool's chunks and its
+ * allocations up to a block are blocks; a thread's list is freed when it exits (the ASan build's leak check). */
+static void *block_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i != TG_MEM_BLOCK_KEEP + 4; ++i) /* more than it keeps */
+        tg_mem_block_free(tg_mem_block_alloc());
+    void *a[8];
+    for (int i = 0; i != 8; ++i)
+        a[i] = tg_mem_block_alloc();
+    for (int i = 0; i != 8; ++i)
+        tg_mem_block_free(a[i]);
+    return NULL;
+}
+
+static void test_blocks(void)
+{
+    void *a = tg_mem_block_alloc(), *b = tg_mem_block_alloc();
+    T_OK(a != NULL && b != NULL && a != b && ((uintptr_t)a & 15) == 0);
+    memset(a, 7, TG_MEM_BLOCK_SIZE);
+    tg_mem_block_free(a);
+    tg_mem_block_free(b);
+    T_OK(tg_mem_block_alloc() == b); /* newest first */
+    T_OK(tg_mem_block_alloc() == a);
+    tg_mem_block_free(b);
+    tg_mem_block_free(a);
+    tg_mem_block_free(NULL);
+
+    /* more than TG_MEM_BLOCK_KEEP freed: the list stops growing (the rest are free()d; ASan sees no leak) */
+    void *many[TG_MEM_BLOCK_KEEP + 8];
+    for (int i = 0; i != TG_MEM_BLOCK_KEEP + 8; ++i)
+        many[i] = tg_mem_block_alloc();
+    for (int i = 0; i != TG_MEM_BLOCK_KEEP + 8; ++i)
+        tg_mem_block_free(many[i]);
+    int same = 0;
+    for (int i = 0; i != TG_MEM_BLOCK_KEEP + 8; ++i) {
+        many[i] = tg_mem_block_alloc();
+        for (int j = 0; j != i; ++j)
+            same += many[j] == many[i];
+    }
+    T_EQ_INT(same, 0);
+    for (int i = 0; i != TG_MEM_BLOCK_KEEP + 8; ++i)
+        tg_mem_block_free(many[i]);
+
+    /* a pool's chunk, and an allocation of more than a quarter chunk that fits a block, are recycled blocks */
+    void *top = tg_mem_block_alloc();
+    tg_mem_block_free(top);
+    tg_mem_pool_t pool;
+    tg_mem_init_pool(&pool);
+    char *rec = tg_mem_alloc_pool(&pool, 2640);
+    T_OK(rec != NULL && rec > (char *)top && rec < (char *)top + TG_MEM_BLOCK_SIZE);
+    memset(rec, 1, 2640);
+    char *small = tg_mem_alloc_pool(&pool, 100); /* a chunk: the next block */
+    memset(small, 2, 100);
+    char *large = tg_mem_alloc_pool(&pool, TG_MEM_BLOCK_SIZE); /* larger than a block: malloc's own */
+    memset(large, 3, TG_MEM_BLOCK_SIZE);
+    tg_mem_clear_pool(&pool);
+    void *back = tg_mem_block_alloc(); /* the pool's two blocks are back on the list, newest first */
+    T_OK((rec > (char *)back && rec < (char *)back + TG_MEM_BLOCK_SIZE) ||
+         (small > (char *)back && small < (char *)back + TG_MEM_BLOCK_SIZE));
+    tg_mem_block_free(back);
+
+    /* another thread's blocks are its own, and freed when it exits */
+    pthread_t t;
+    T_EQ_INT(pthread_create(&t, NULL, block_thread, NULL), 0);
+    T_EQ_INT(pthread_join(t, NULL), 0);
 }
 
 static void test_parse_u64(void)
@@ -313,6 +382,7 @@ int main(void)
     T_RUN(test_json_escape);
     T_RUN(test_headtext);
     T_RUN(test_pool);
+    T_RUN(test_blocks);
     T_RUN(test_parse_u64);
     T_RUN(test_errors);
     T_RUN(test_metrics);
