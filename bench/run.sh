@@ -83,6 +83,7 @@ ratio_of() {
 ratio() { ratio_of "${rr[$1]}" "${rr[$2]}"; }
 kill $sampler 2>/dev/null || true
 peak=$(sort -n "$work/rss.log" | tail -1)
+sleep 3 # (the last pair ends with a logged lane: "after" is the memory kept once the writer has been idle a second)
 rss_after=$(rss_kib "$tg_pid")
 
 printf '%-10s %12s %12s %14s %14s %16s\n' "path" "p50 @c1" "p99 @c1" "added p50" "added p99" "req/s @c$CONNS"

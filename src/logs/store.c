@@ -3,10 +3,11 @@
  * payload segments (logseg.h).
  *
  * The queue is an array of records under a mutex; workers append and signal, the writer takes the whole array at
- * once (swapping in the one it took the last batch in) and writes it in one transaction (Redis's AOF rewrite buffer and SQLite's own advice: a transaction per
- * batch, not per row), the batch's payloads appended to the segments in large writes before the commit. Row counts
- * per gateway (for retention and the logs API's totals) are kept in log_gateways; a delete through the API bumps a
- * generation number that makes the writer read them again and look for segments left with no records.
+ * once (swapping in the one it took the last batch in) and writes it in one transaction (Redis's AOF rewrite
+ * buffer and SQLite's own advice: a transaction per batch, not per row), the batch's payloads appended to the
+ * segments in large writes before the commit. Row counts per gateway (for retention and the logs API's totals) are
+ * kept in log_gateways; a delete through the API bumps a generation number that makes the writer read them again
+ * and look for segments left with no records.
  */
 #include <dirent.h>
 #include <errno.h>
