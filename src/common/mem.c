@@ -6,6 +6,9 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 #include "tollgate/mem.h"
 
 struct st_tg_mem_chunk_t {
@@ -28,6 +31,16 @@ typedef struct {
     size_t n;
 } block_list_t;
 
+/* In the ASan build a kept block is poisoned past its link, so that a use after tg_mem_block_free (a pool chunk used
+ * after the pool was cleared) is still reported, as it was when the blocks went back to malloc. */
+#if defined(__SANITIZE_ADDRESS__)
+#define KEPT(b) ASAN_POISON_MEMORY_REGION((char *)(b) + sizeof(block_t), TG_MEM_BLOCK_SIZE - sizeof(block_t))
+#define TAKEN(b) ASAN_UNPOISON_MEMORY_REGION((b), TG_MEM_BLOCK_SIZE)
+#else
+#define KEPT(b) ((void)(b))
+#define TAKEN(b) ((void)(b))
+#endif
+
 static _Thread_local block_list_t blocks;
 static pthread_key_t blocks_key; /* set (to the list) once a thread frees a block: its destructor frees the list */
 static pthread_once_t blocks_once = PTHREAD_ONCE_INIT;
@@ -38,6 +51,7 @@ static void blocks_release(void *arg)
     while (l->head != NULL) {
         block_t *b = l->head;
         l->head = b->next;
+        TAKEN(b);
         free(b);
     }
     l->n = 0;
@@ -55,6 +69,7 @@ void *tg_mem_block_alloc(void)
         return tg_malloc(TG_MEM_BLOCK_SIZE);
     blocks.head = b->next;
     blocks.n--;
+    TAKEN(b);
     return b;
 }
 
@@ -75,6 +90,7 @@ void tg_mem_block_free(void *p)
     b->next = blocks.head;
     blocks.head = b;
     blocks.n++;
+    KEPT(b);
 }
 
 /* ---- pools ------------------------------------------------------------------------------------------------ */

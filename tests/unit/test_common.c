@@ -3,6 +3,9 @@
  * renderer, SHA-256 (against libsodium's).
  */
 #include <pthread.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 #include <sodium.h>
 #include "tollgate/buf.h"
 #include "tollgate/error.h"
@@ -137,7 +140,14 @@ static void test_blocks(void)
     memset(a, 7, TG_MEM_BLOCK_SIZE);
     tg_mem_block_free(a);
     tg_mem_block_free(b);
+#if defined(__SANITIZE_ADDRESS__)
+    /* a kept block is poisoned past its link: a use after free is still reported */
+    T_OK(__asan_address_is_poisoned((char *)b + 64) && __asan_address_is_poisoned((char *)a + TG_MEM_BLOCK_SIZE - 1));
+#endif
     T_OK(tg_mem_block_alloc() == b); /* newest first */
+#if defined(__SANITIZE_ADDRESS__)
+    T_OK(!__asan_address_is_poisoned((char *)b + 64) && !__asan_address_is_poisoned((char *)b + TG_MEM_BLOCK_SIZE - 1));
+#endif
     T_OK(tg_mem_block_alloc() == a);
     tg_mem_block_free(b);
     tg_mem_block_free(a);
