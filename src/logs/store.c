@@ -231,9 +231,7 @@ static tg_logrec_t *record_block(tg_logrec_pool_t *pool, size_t arena)
         prefetch_for_write(next);
     free_chain(freed);
     if (found != NULL) {
-        free_chunks(found);
-        if (found->response_body.base != NULL) /* (a second buffer, the first kept in _body_spare) */
-            tg_buf_free(&found->response_body);
+        free_chunks(found); /* (its response buffer, if any, is in _body_spare: keepable) */
         return found;
     }
     tg_logrec_t *r = tg_malloc(sizeof(*r) + arena);
@@ -276,10 +274,10 @@ static void give_back(tg_logrec_pool_t *pool, tg_logrec_t **recs, size_t n)
     }
     pthread_mutex_lock(&pool->lock);
     if (pool->num_spare + kept > SPARE_MAX || pool->spare_bytes + add > SPARE_BYTES_MAX)
-        kept = 0; /* (another writer was quicker: all go back to be freed) */
+        kept = add = 0; /* (another writer was quicker: all go back to be freed) */
     memcpy(pool->spare + pool->num_spare, recs, kept * sizeof(*recs));
     pool->num_spare += kept;
-    pool->spare_bytes += kept != 0 ? add : 0;
+    pool->spare_bytes += add;
     pthread_mutex_unlock(&pool->lock);
     if (kept == n)
         return;
@@ -290,6 +288,15 @@ static void give_back(tg_logrec_pool_t *pool, tg_logrec_t **recs, size_t n)
         recs[n - 1]->_next = head;
     while (!atomic_compare_exchange_weak_explicit(&pool->returned, &head, recs[kept], memory_order_release,
                                                   memory_order_relaxed));
+}
+
+/* Makes room in *recs (*cap entries) for an entry at index n. */
+static void reserve_recs(tg_logrec_t ***recs, size_t *cap, size_t n)
+{
+    if (n < *cap)
+        return;
+    *cap = TG_MAX(*cap * 2, (size_t)256);
+    *recs = tg_realloc(*recs, *cap * sizeof(**recs));
 }
 
 /* Gives a written batch back: each run of records made by one thread in one step. */
@@ -1032,6 +1039,7 @@ static void insert_one(tg_logstore_t *s, item_t *it, const char *rec, size_t len
  */
 #define PREFETCH_AHEAD 2
 #define PREFETCH_ARENA 512
+#define PREFETCH_AHEAD_FIRST 8 /* the batch's first pass (gateway lookups) does little a record: asks further ahead */
 
 static inline void prefetch_row(const tg_logrec_t *r)
 {
@@ -1219,8 +1227,8 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t **batch, size_t n, int64_t
     /* gateways are numbered before the batch's transaction, each in its own: a number is never lost with a batch
      * rolled back (and then handed to another gateway) */
     for (k = 0; k != n; ++k) {
-        if (k + PREFETCH_AHEAD * 4 < n)
-            prefetch_row(batch[k + PREFETCH_AHEAD * 4]);
+        if (k + PREFETCH_AHEAD_FIRST < n)
+            prefetch_row(batch[k + PREFETCH_AHEAD_FIRST]);
         items[k].g = gw_state(s, items[k].r->account, items[k].r->gateway);
     }
     s->bad = false;
@@ -1678,10 +1686,7 @@ static int convert_v2(tg_logstore_t *s, char *errbuf, size_t errbufsz)
         size_t bytes = 0;
         while (bytes < CONVERT_CHUNK_BYTES && (rc = sqlite3_step(read)) == SQLITE_ROW) {
             last = sqlite3_column_int64(read, 0);
-            if (n == cap) {
-                cap = TG_MAX(cap * 2, (size_t)256);
-                recs = tg_realloc(recs, cap * sizeof(*recs));
-            }
+            reserve_recs(&recs, &cap, n);
             recs[n] = v2_record(read);
             bytes += tg_logrec_size(recs[n++]);
         }
@@ -2009,10 +2014,7 @@ void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r)
         tg_logrec_free(r);
         return;
     }
-    if (s->depth == s->queue_cap) {
-        s->queue_cap = TG_MAX(s->queue_cap * 2, (size_t)1024);
-        s->queue = tg_realloc(s->queue, s->queue_cap * sizeof(*s->queue));
-    }
+    reserve_recs(&s->queue, &s->queue_cap, s->depth);
     s->queue[s->depth++] = r;
     s->bytes += size;
     s->submitted++;
