@@ -144,8 +144,11 @@ int tg_parse_date_ms(const char *s, int64_t *out)
             p += 6;
         }
     }
-    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] || h > 23 || mi > 59 || sec > 60)
         return -1;
+    if (mo == 2 && d == 29 && (y % 4 != 0 || (y % 100 == 0 && y % 400 != 0)))
+        return -1; /* not a leap year */
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
     tm.tm_mday = d;
@@ -364,11 +367,15 @@ static int add_json_filter(tg_logfilter_t *f, const json_t *e, size_t idx, char 
     tg_buf_appendf(&f->sql, "%s", o == 1 ? " AND NOT coalesce((" : " AND coalesce((");
     for (size_t i = 0; i != nv; ++i) {
         const json_t *v = json_array_get(value, i);
-        tg_buf_appendf(&f->sql, "%s%s %s ?%s", i != 0 ? " OR " : "", column, o == 1 ? "=" : sql_ops[o],
-                       o == 2 ? " ESCAPE '\\'" : "");
+        /* a number is compared with a metadata number as a number (9 < 10, 1e5 = 100000), not as text */
+        bool meta_num = meta && o != 2 && json_is_number(v);
+        tg_buf_appendf(&f->sql, "%s%s %s ?%s", i != 0 ? " OR " : "", meta_num ? "tg_meta_num(l.metadata, ?)" : column,
+                       o == 1 ? "=" : sql_ops[o], o == 2 ? " ESCAPE '\\'" : "");
         if (meta)
             bind_add_text(f, key + 9); /* the key of this comparison's tg_meta(), then its value */
-        if (o == 2) {
+        if (meta_num) {
+            bind_add_double(f, json_number_value(v));
+        } else if (o == 2) {
             const char *s = json_string_value(v);
             if (s == NULL) {
                 rc = ERR("filters[%zu].value: contains needs strings", idx);
@@ -464,6 +471,8 @@ int tg_logfilter_build(tg_logfilter_t *f, const tg_qparams_t *q, const char *con
                        : kind == K_DATE ? "date (ISO 8601, such as 2026-11-23T10:00:00Z)"
                                         : "value");
     }
+    if (f->min_ms != INT64_MIN && f->max_ms != INT64_MAX && f->min_ms > f->max_ms)
+        return ERR("start_date is after end_date");
     if (f->overflow)
         return ERR("too many filter values (at most %zu in all)", TG_ARRAY_SIZE(f->binds));
     return TG_LQ_OK;
@@ -1249,12 +1258,14 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
         return ERR("start_date: \"%.64s\" is not a valid date (ISO 8601, such as 2026-11-23T10:00:00Z)", sd);
     if (ed != NULL && tg_parse_date_ms(ed, &end_ms) != 0)
         return ERR("end_date: \"%.64s\" is not a valid date (ISO 8601, such as 2026-11-23T10:00:00Z)", ed);
+    if (sd != NULL && ed != NULL && start_ms > end_ms)
+        return ERR("start_date is after end_date");
     if (interval != NULL) {
         if (parse_interval(interval, &step_ms) != 0)
             return ERR("interval must be a duration such as 60s, 5m, 1h or 1d");
         if (sd == NULL || ed == NULL)
             return ERR("interval needs start_date and end_date");
-        if (end_ms < start_ms || (end_ms - start_ms) / step_ms >= MAX_BUCKETS)
+        if ((end_ms - start_ms) / step_ms >= MAX_BUCKETS)
             return ERR("interval: %s over that range makes more than %d buckets", interval, MAX_BUCKETS);
     }
     tg_logfilter_t f;
@@ -1270,10 +1281,12 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
         snprintf(bucket, sizeof(bucket), "((l.created_at - %lld) / %lld)", (long long)start_ms, (long long)step_ms);
     else
         snprintf(bucket, sizeof(bucket), "0");
+    /* groups come largest first (then by key), so the MAX_GROUPS an answer holds are those with the most requests */
     tg_buf_appendf(&sql,
-                   "SELECT %s AS g, %s AS b, l.duration, l.success, l.cached, coalesce(l.tokens_in, 0), "
-                   "coalesce(l.tokens_out, 0), l.cost FROM logs l WHERE " SCOPE "%s ORDER BY g, b",
-                   group_expr, bucket, tg_buf_cstr(&f.sql));
+                   "SELECT g, b, d, s, c, ti, tu, cost FROM (SELECT %s AS g, %s AS b, l.duration AS d, l.success AS s, "
+                   "l.cached AS c, coalesce(l.tokens_in, 0) AS ti, coalesce(l.tokens_out, 0) AS tu, l.cost AS cost "
+                   "FROM logs l WHERE " SCOPE "%s) ORDER BY %s g, b",
+                   group_expr, bucket, tg_buf_cstr(&f.sql), group_by != NULL ? "count(*) OVER (PARTITION BY g) DESC," : "");
     sqlite3_stmt *st = NULL;
     json_t *out = NULL;
     if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {

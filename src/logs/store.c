@@ -425,12 +425,15 @@ int tg_logrec_set_metadata(tg_logrec_t *r, const char *json, size_t len, const c
         *why = "must be a flat JSON object, such as {\"user\":\"u1\",\"feature\":\"chat\"}";
         goto out;
     }
-    if (json_object_size(o) > TG_METADATA_MAX_ENTRIES) {
+    const char *key;
+    json_t *v;
+    size_t entries = 0; /* reserved cf.* keys are not kept, so they do not count; they are bounded with the rest */
+    json_object_foreach(o, key, v)
+        entries += strncmp(key, "cf.", 3) != 0;
+    if (entries > TG_METADATA_MAX_ENTRIES || json_object_size(o) > 4 * TG_METADATA_MAX_ENTRIES) {
         *why = "has more than 5 entries";
         goto out;
     }
-    const char *key;
-    json_t *v;
     json_object_foreach(o, key, v)
     {
         if (strlen(key) == 0 || strlen(key) > 256) {
@@ -546,6 +549,21 @@ static void sql_meta(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     json_decref(o);
 }
 
+/* tg_meta_num(metadata, key): the value of `key` as a number when it is a JSON number, else NULL (what the ordering
+ * filters compare a number with: 9 < 10, where the text of tg_meta would put "10" first). */
+static void sql_meta_num(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *text = (const char *)sqlite3_value_text(argv[0]), *key = (const char *)sqlite3_value_text(argv[1]);
+    if (text == NULL || key == NULL)
+        return;
+    json_t *o = json_loadb(text, (size_t)sqlite3_value_bytes(argv[0]), 0, NULL);
+    const json_t *v = json_object_get(o, key);
+    if (json_is_number(v))
+        sqlite3_result_double(ctx, json_number_value(v));
+    json_decref(o);
+}
+
 /*
  * tg_rec(rec, field): field `field` (tg_logrow_field_t) of a packed row, as the layout-3 column had it.
  *
@@ -625,6 +643,7 @@ static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *
         return NULL;
     sqlite3_extended_result_codes(db, 1);
     sqlite3_create_function(db, "tg_meta", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_meta, NULL, NULL);
+    sqlite3_create_function(db, "tg_meta_num", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_meta_num, NULL, NULL);
     rec_cache_t *cache = tg_malloc(sizeof(*cache));
     cache->len = 0;
     sqlite3_create_function_v2(db, "tg_rec", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, cache, sql_rec,

@@ -91,8 +91,8 @@ static void test_store_and_filters(void)
         return;
     uint64_t t0 = 1795000000000ull; /* 2026-11-18 */
     tg_logstore_submit(s, rec("g", "openai", "gpt-4o", 200, 10, 0.5, t0, "{\"user\":\"a\",\"n\":1}"));
-    tg_logstore_submit(s, rec("g", "openai", "gpt-4o-mini", 200, 20, 0.25, t0 + 1000, "{\"user\":\"b\"}"));
-    tg_logstore_submit(s, rec("g", "anthropic", "claude-haiku-4-5", 500, 30, -1, t0 + 2000, "{\"user\":\"a\"}"));
+    tg_logstore_submit(s, rec("g", "openai", "gpt-4o-mini", 200, 20, 0.25, t0 + 1000, "{\"user\":\"b\",\"n\":10}"));
+    tg_logstore_submit(s, rec("g", "anthropic", "claude-haiku-4-5", 500, 30, -1, t0 + 2000, "{\"user\":\"a\",\"n\":9.5}"));
     tg_logstore_submit(s, rec("g", "google-ai-studio", "gemini-2.5-flash", 200, 40, 1.0, t0 + 3000, NULL));
     tg_logstore_submit(s, rec("other", "openai", "gpt-4o", 200, 50, 0.1, t0, NULL));
     tg_logstore_flush(s);
@@ -127,6 +127,14 @@ static void test_store_and_filters(void)
     T_EQ_INT(count(db, "filters=[{\"key\":\"metadata.user\",\"operator\":\"neq\",\"value\":\"a\"}]", err, sizeof(err)),
              2);
     T_EQ_INT(count(db, "filters=[{\"key\":\"cost\",\"operator\":\"lt\",\"value\":[0.3]}]", err, sizeof(err)), 1);
+    /* metadata numbers compare as numbers (as text, "10" < "9.5" and "10" < "5") */
+    T_EQ_INT(count(db, "filters=[{\"key\":\"metadata.n\",\"operator\":\"gt\",\"value\":[5]}]", err, sizeof(err)), 2);
+    T_EQ_INT(count(db, "filters=[{\"key\":\"metadata.n\",\"operator\":\"lt\",\"value\":[10]}]", err, sizeof(err)), 2);
+    T_EQ_INT(count(db, "filters=[{\"key\":\"metadata.n\",\"operator\":\"gte\",\"value\":[1e1]}]", err, sizeof(err)), 1);
+    T_EQ_INT(count(db, "filters=[{\"key\":\"metadata.n\",\"operator\":\"eq\",\"value\":[9.50]}]", err, sizeof(err)), 1);
+    T_EQ_INT(count(db, "filters=[{\"key\":\"metadata.n\",\"operator\":\"neq\",\"value\":[10]}]", err, sizeof(err)), 3);
+    T_EQ_INT(count(db, "filters=[{\"key\":\"metadata.user\",\"operator\":\"lt\",\"value\":[\"b\"]}]", err, sizeof(err)),
+             2); /* strings still compare as text */
     /* bad input names the parameter */
     static const struct {
         const char *q, *name;
@@ -142,7 +150,10 @@ static void test_store_and_filters(void)
                {"filters=[{\"key\":\"model\",\"operator\":\"like\",\"value\":[1]}]", "filters[0].operator"},
                {"filters=[{\"key\":\"tokens_in\",\"operator\":\"eq\",\"value\":[\"ten\"]}]", "filters[0].value[0]"},
                {"filters=[{\"key\":\"cost\",\"operator\":\"contains\",\"value\":[\"1\"]}]", "contains"},
-               {"min_cost=cheap", "min_cost"}};
+               {"min_cost=cheap", "min_cost"},
+               {"start_date=2026-02-30", "start_date"},
+               {"end_date=2026-04-31T10:00:00Z", "end_date"},
+               {"start_date=2026-11-19&end_date=2026-11-18T23:59:59Z", "start_date is after end_date"}};
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
         err[0] = '\0';
         T_EQ_INT(count(db, bad[i].q, err, sizeof(err)), -1 - TG_LQ_BAD);
@@ -209,8 +220,12 @@ static void test_dates_and_params(void)
     T_EQ_INT(ms, 1795392000000 + 28800000 + 250);
     T_EQ_INT(tg_parse_date_ms("1795392000", &ms), 0);
     T_EQ_INT(ms, 1795392000000);
+    T_EQ_INT(tg_parse_date_ms("2028-02-29", &ms), 0); /* leap years */
+    T_EQ_INT(tg_parse_date_ms("2000-02-29", &ms), 0);
+    T_EQ_INT(tg_parse_date_ms("2026-01-31", &ms), 0);
     static const char *const bad[] = {
-        "", "2026", "2026-13-01", "2026-11-23T25:00", "2026-11-23X", "yesterday", "2026-11-23T10:00:00+2"};
+        "", "2026", "2026-13-01", "2026-11-23T25:00", "2026-11-23X", "yesterday", "2026-11-23T10:00:00+2",
+        "2026-02-29", "2026-02-30", "2026-04-31", "2100-02-29", "2026-06-31T10:00:00Z"};
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
         T_EQ_INT(tg_parse_date_ms(bad[i], &ms), -1);
 
@@ -255,6 +270,8 @@ static void test_metadata_rules(void)
         T_OK(why != NULL);
     }
     T_EQ_INT(r->num_metadata, 4); /* a refused value leaves what was there */
+    T_EQ_INT(tg_logrec_set_metadata(r, TG_LIT("{\"cf.x\":1,\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}"), &why), 0);
+    T_EQ_INT(r->num_metadata, 5); /* a reserved key does not count toward the five */
     tg_logrec_free(r);
 
     char a[TG_ULID_LEN + 1], b[TG_ULID_LEN + 1];
@@ -263,6 +280,43 @@ static void test_metadata_rules(void)
     T_EQ_INT(strlen(a), 26);
     T_OK(strcmp(a, b) < 0); /* time-ordered */
     T_OK(strspn(a, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 26);
+}
+
+/* Analytics keeps at most 200 groups: those with the most requests, largest first, the rest still in the totals. */
+static void test_analytics_groups(void)
+{
+    char err[512];
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    uint64_t t0 = 1795000000000ull;
+    char meta[64];
+    for (int i = 0; i != 230; ++i) { /* uid u000..u229 once each; "zz" 3 times, "zy" twice: they sort last by key */
+        snprintf(meta, sizeof(meta), "{\"uid\":\"u%03d\"}", i);
+        tg_logstore_submit(s, rec("many", "openai", "gpt-4o", 200, 10, 0.5, t0 + (uint64_t)i, meta));
+    }
+    for (int i = 0; i != 5; ++i)
+        tg_logstore_submit(s, rec("many", "openai", "gpt-4o", 200, 10, 0.5, t0 + 1000 + (uint64_t)i,
+                                  i < 3 ? "{\"uid\":\"zz\"}" : "{\"uid\":\"zy\"}"));
+    tg_logstore_flush(s);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_OK(db != NULL);
+    tg_qparams_t q;
+    json_t *result = NULL;
+    tg_qparams_parse(&q, tg_iov_str("group_by=metadata.uid"), err, sizeof(err));
+    T_EQ_INT(tg_logs_analytics(db, "local", "many", &q, &result, err, sizeof(err)), TG_LQ_OK);
+    json_t *groups = json_object_get(result, "groups");
+    T_EQ_INT(json_array_size(groups), 200);
+    T_OK(json_is_true(json_object_get(result, "groups_truncated")));
+    T_EQ_INT(json_integer_value(json_object_get(json_object_get(result, "totals"), "requests")), 235);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(groups, 0), "key")), "zz");
+    T_EQ_INT(json_integer_value(json_object_get(json_object_get(json_array_get(groups, 0), "totals"), "requests")), 3);
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(groups, 1), "key")), "zy");
+    T_EQ_STR(json_string_value(json_object_get(json_array_get(groups, 2), "key")), "u000"); /* then by key */
+    json_decref(result);
+    tg_qparams_free(&q);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
 }
 
 /* Heads are stored as "name: value" lines and read back as the text of a JSON object; older databases hold the
@@ -1371,6 +1425,7 @@ int main(void)
     T_RUN(test_store_and_filters);
     T_RUN(test_dates_and_params);
     T_RUN(test_metadata_rules);
+    T_RUN(test_analytics_groups);
     T_RUN(test_heads);
     T_RUN(test_payloads);
     T_RUN(test_large_payloads);
