@@ -76,6 +76,8 @@ enum {
     TG_U_BR_CACHE_WRITE,
     TG_U_HDR_INPUT,
     TG_U_HDR_OUTPUT,
+    TG_U_HDR_CACHE_READ,
+    TG_U_HDR_CACHE_WRITE,
     TG_U_NUM_FIELDS
 };
 

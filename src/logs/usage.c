@@ -311,6 +311,10 @@ void tg_usage_parser_header(tg_usage_parser_t *u, tg_iovec_t name, tg_iovec_t va
         field = TG_U_HDR_INPUT;
     else if (tg_iov_eq_ci(name, TG_LIT("x-amzn-bedrock-output-token-count")))
         field = TG_U_HDR_OUTPUT;
+    else if (tg_iov_eq_ci(name, TG_LIT("x-amzn-bedrock-cache-read-input-token-count")))
+        field = TG_U_HDR_CACHE_READ;
+    else if (tg_iov_eq_ci(name, TG_LIT("x-amzn-bedrock-cache-write-input-token-count")))
+        field = TG_U_HDR_CACHE_WRITE;
     else
         return;
     value = tg_iov_trim(value);
@@ -468,7 +472,15 @@ tg_usage_t tg_usage_parser_result(const tg_usage_parser_t *u)
 {
     tg_usage_t r = {-1, -1, 0, 0};
     if (seen(u, TG_U_HDR_INPUT) || seen(u, TG_U_HDR_OUTPUT)) {
-        r.input = f0(u, TG_U_HDR_INPUT);
+        /* Bedrock's headers count input beside the prompt cache, like its bodies; the cache parts come from their own
+         * headers, else from the body's usage (an Anthropic model's cache_read/cache_creation_input_tokens) */
+        r.cached = seen(u, TG_U_HDR_CACHE_READ)  ? f0(u, TG_U_HDR_CACHE_READ)
+                   : seen(u, TG_U_CACHE_READ)    ? f0(u, TG_U_CACHE_READ)
+                                                 : f0(u, TG_U_BR_CACHE_READ);
+        r.cache_write = seen(u, TG_U_HDR_CACHE_WRITE) ? f0(u, TG_U_HDR_CACHE_WRITE)
+                        : seen(u, TG_U_CACHE_CREATION) ? f0(u, TG_U_CACHE_CREATION)
+                                                       : f0(u, TG_U_BR_CACHE_WRITE);
+        r.input = f0(u, TG_U_HDR_INPUT) + r.cached + r.cache_write;
         r.output = f0(u, TG_U_HDR_OUTPUT);
     } else if (seen(u, TG_U_G_PROMPT) || seen(u, TG_U_G_CANDIDATES)) {
         r.input = f0(u, TG_U_G_PROMPT);

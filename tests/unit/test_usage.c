@@ -448,6 +448,33 @@ static void test_usage_bedrock(void)
     T_EQ_INT(r.input, 31);
     T_EQ_INT(r.output, 12);
     tg_usage_parser_dispose(&u);
+    /* the headers count input beside the prompt cache: the cache parts come from the body (an Anthropic model) */
+    unit_current = "bedrock headers and an Anthropic body with cache tokens";
+    tg_usage_parser_init(&u, TG_BODY_JSON);
+    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-input-token-count"), tg_iov_str("100"));
+    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-output-token-count"), tg_iov_str("50"));
+    static const char body[] = "{\"usage\":{\"input_tokens\":100,\"cache_read_input_tokens\":1000,"
+                               "\"cache_creation_input_tokens\":500,\"output_tokens\":50}}";
+    tg_usage_parser_feed(&u, body, sizeof(body) - 1);
+    r = tg_usage_parser_result(&u);
+    T_EQ_INT(r.input, 1600);
+    T_EQ_INT(r.cached, 1000);
+    T_EQ_INT(r.cache_write, 500);
+    T_EQ_INT(r.output, 50);
+    tg_usage_parser_dispose(&u);
+    unit_current = "bedrock cache headers";
+    tg_usage_parser_init(&u, TG_BODY_JSON);
+    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-input-token-count"), tg_iov_str("10"));
+    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-output-token-count"), tg_iov_str("5"));
+    tg_usage_parser_header(&u, tg_iov_str("X-Amzn-Bedrock-Cache-Read-Input-Token-Count"), tg_iov_str("20"));
+    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-cache-write-input-token-count"), tg_iov_str("30"));
+    tg_usage_parser_feed(&u, "{}", 2);
+    r = tg_usage_parser_result(&u);
+    T_EQ_INT(r.input, 60);
+    T_EQ_INT(r.cached, 20);
+    T_EQ_INT(r.cache_write, 30);
+    T_EQ_INT(r.output, 5);
+    tg_usage_parser_dispose(&u);
 
     unit_current = "content types";
     T_EQ_INT(tg_usage_kind_for(tg_iov_str("text/event-stream; charset=utf-8")), TG_BODY_SSE);
