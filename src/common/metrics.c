@@ -124,8 +124,9 @@ void tg_metrics_usage(tg_metrics_t *m, const char *gateway, const char *provider
         INC(s->tokens_out, (uint64_t)tokens_out);
     if (cached_tokens > 0)
         INC(s->cached_tokens, (uint64_t)cached_tokens);
-    if (cost_usd > 0)
-        INC(s->cost_nusd, (uint64_t)(cost_usd * 1e9 + 0.5));
+    if (cost_usd > 0) /* in nano-USD; a request's part is capped at a billion USD (a custom cost can say anything),
+                       * which keeps the conversion defined and the counter from wrapping for a long while */
+        INC(s->cost_nusd, cost_usd < 1e9 ? (uint64_t)(cost_usd * 1e9 + 0.5) : (uint64_t)1e18);
 }
 
 /* A Prometheus label value: backslash, quote and newline escaped. */

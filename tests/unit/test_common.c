@@ -2,6 +2,7 @@
  * The toolkit: capped buffers, JSON escaping, the request pool, number parsing, the error table, the metrics
  * renderer, SHA-256 (against libsodium's).
  */
+#include <math.h>
 #include <pthread.h>
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -266,6 +267,17 @@ static void test_metrics(void)
     tg_buf_reset(&out);
     tg_metrics_render(shards, 2, &g, &out);
     T_OK(strstr(tg_buf_cstr(&out), "tollgate_requests_total{provider=\"other\",code=\"2xx\"} 11\n") != NULL);
+    /* cost: nano-USD sums; an absurd custom cost (or an infinite one) is capped, not undefined */
+    tg_metrics_usage(a, "g", "openai", "gpt-4o", 10, 5, 0, 0.25);
+    tg_metrics_usage(b, "g", "openai", "gpt-4o", 10, 5, 0, 0.5);
+    tg_metrics_usage(a, "g", "custom", "huge", 1000, 0, 0, 1e13);
+    tg_metrics_usage(a, "g", "custom", "huge", 1000, 0, 0, INFINITY);
+    tg_buf_reset(&out);
+    tg_metrics_render(shards, 2, &g, &out);
+    T_OK(strstr(tg_buf_cstr(&out), "tollgate_cost_usd_total{gateway=\"g\",provider=\"openai\",model=\"gpt-4o\"} 0.750000000\n") !=
+         NULL);
+    T_OK(strstr(tg_buf_cstr(&out), "tollgate_cost_usd_total{gateway=\"g\",provider=\"custom\",model=\"huge\"} 2000000000.000000000\n") !=
+         NULL);
     tg_buf_free(&out);
     tg_metrics_destroy(a);
     tg_metrics_destroy(b);
