@@ -6,7 +6,7 @@
  * counters of a stream need):
  *   OpenAI-shaped   usage.prompt_tokens, usage.completion_tokens, usage.prompt_tokens_details.cached_tokens
  *                   (chat completions, embeddings, Workers AI, Groq, Mistral, DeepSeek, ... and the final usage
- *                   chunk of a stream)
+ *                   chunk of a stream); DeepSeek's usage.prompt_cache_hit_tokens when there are no details
  *   OpenAI Responses usage.input_tokens, usage.output_tokens, usage.input_tokens_details.cached_tokens
  *                   (response.completed in a stream)
  *   Anthropic       usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
@@ -17,7 +17,8 @@
  *   Bedrock         usage.inputTokens, outputTokens, cacheReadInputTokens, cacheWriteInputTokens (Converse,
  *                   and the metadata event of ConverseStream's binary event stream);
  *                   amazon-bedrock-invocationMetrics.* inside the base64 "bytes" of InvokeModelWithResponseStream;
- *                   the x-amzn-bedrock-*-token-count headers of InvokeModel
+ *                   the x-amzn-bedrock-*-token-count headers of InvokeModel (input, output, cache read and
+ *                   write; without the cache headers, the body's Anthropic cache counts)
  *
  * Normalised so that `input` is every prompt token, cached ones included, and `cached` and `cache_write` are the
  * parts of it read from and written to the provider's prompt cache: OpenAI and Google count cached tokens inside
@@ -78,6 +79,7 @@ enum {
     TG_U_HDR_OUTPUT,
     TG_U_HDR_CACHE_READ,
     TG_U_HDR_CACHE_WRITE,
+    TG_U_DS_CACHE_HIT,
     TG_U_NUM_FIELDS
 };
 

@@ -180,16 +180,44 @@ static bool find_normalised(const tg_pricing_t *t, const char *provider, const c
         if (find_exact(t, provider, name, out))
             return true;
     }
+    /* a family's name without the "-latest" the table lists it by ("mistral-large") */
+    if (len + 7 < sizeof(name)) {
+        memcpy(name + len, "-latest", 8);
+        if (find_exact(t, provider, name, out))
+            return true;
+    }
     return false;
+}
+
+/* An aggregator's spelling of a version, "claude-3.5-sonnet" or "claude-sonnet-4.5", as its vendor writes it
+ * ("claude-3-5-sonnet"): a dot between digits becomes a dash. False when there is none, or the name is too long. */
+static bool dashed_version(const char *model, char *out, size_t outsz)
+{
+    size_t n = strlen(model);
+    bool changed = false;
+    if (n >= outsz)
+        return false;
+    for (size_t i = 0; i <= n; ++i) {
+        bool dot = model[i] == '.' && i != 0 && model[i - 1] >= '0' && model[i - 1] <= '9' && model[i + 1] >= '0' &&
+                   model[i + 1] <= '9';
+        out[i] = dot ? '-' : model[i];
+        changed |= dot;
+    }
+    return changed;
 }
 
 bool tg_pricing_find(const tg_pricing_t *t, const char *provider, const char *model, tg_price_t *out)
 {
     if (t == NULL || provider == NULL || model == NULL || model[0] == '\0')
         return false;
-    provider = resolve_alias(t, provider);
+    /* a provider that uses another's table (azure-openai: openai's) may still have entries of its own, from the
+     * config: those come first */
     if (find_normalised(t, provider, model, out))
         return true;
+    const char *target = resolve_alias(t, provider);
+    if (target != provider && find_normalised(t, target, model, out))
+        return true;
+    provider = target;
     /* openrouter and other aggregators: "openai/gpt-4o" is openai's gpt-4o */
     const char *slash = strchr(model, '/');
     if (strcmp(provider, "openrouter") == 0 && slash != NULL) {
@@ -200,8 +228,12 @@ bool tg_pricing_find(const tg_pricing_t *t, const char *provider, const char *mo
                        {"perplexity", "perplexity-ai"}, {"cohere", "cohere"}};
         for (size_t i = 0; i != TG_ARRAY_SIZE(vendors); ++i)
             if ((size_t)(slash - model) == strlen(vendors[i].vendor) &&
-                memcmp(model, vendors[i].vendor, (size_t)(slash - model)) == 0)
-                return find_normalised(t, resolve_alias(t, vendors[i].provider), slash + 1, out);
+                memcmp(model, vendors[i].vendor, (size_t)(slash - model)) == 0) {
+                const char *vendor = resolve_alias(t, vendors[i].provider);
+                char dashed[256];
+                return find_normalised(t, vendor, slash + 1, out) ||
+                       (dashed_version(slash + 1, dashed, sizeof(dashed)) && find_normalised(t, vendor, dashed, out));
+            }
     }
     return false;
 }

@@ -30,6 +30,7 @@ static const field_rule_t rules[] = {
     RULE("usage", "completion_tokens", TG_U_COMPLETION),
     RULE("prompt_tokens_details", "cached_tokens", TG_U_DETAILS_CACHED),
     RULE("input_tokens_details", "cached_tokens", TG_U_DETAILS_CACHED),
+    RULE("usage", "prompt_cache_hit_tokens", TG_U_DS_CACHE_HIT), /* DeepSeek's name for the cached part */
     RULE("usage", "input_tokens", TG_U_INPUT),
     RULE("usage", "output_tokens", TG_U_OUTPUT),
     RULE("usage", "cache_read_input_tokens", TG_U_CACHE_READ),
@@ -497,7 +498,7 @@ tg_usage_t tg_usage_parser_result(const tg_usage_parser_t *u)
     } else if (seen(u, TG_U_PROMPT)) {
         r.input = f0(u, TG_U_PROMPT);
         r.output = f0(u, TG_U_COMPLETION);
-        r.cached = f0(u, TG_U_DETAILS_CACHED);
+        r.cached = seen(u, TG_U_DETAILS_CACHED) ? f0(u, TG_U_DETAILS_CACHED) : f0(u, TG_U_DS_CACHE_HIT);
     } else if (seen(u, TG_U_INPUT) || seen(u, TG_U_OUTPUT)) {
         r.cached = f0(u, TG_U_CACHE_READ) + f0(u, TG_U_DETAILS_CACHED);
         r.cache_write = f0(u, TG_U_CACHE_CREATION);

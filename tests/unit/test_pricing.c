@@ -30,6 +30,14 @@ static void test_lookup(void)
     T_OK(tg_pricing_find(t, "aws-bedrock", "us.anthropic.claude-3-5-haiku-20241022-v1:0", &p) &&
          fabs(p.output - 4e-6) < 1e-15);
     T_OK(tg_pricing_find(t, "openrouter", "anthropic/claude-haiku-4-5", &p) && fabs(p.input - 1e-6) < 1e-15);
+    /* a dated snapshot with a price of its own is not priced as its family */
+    T_OK(tg_pricing_find(t, "openai", "gpt-4o-2024-05-13", &p) && fabs(p.input - 5e-6) < 1e-15 &&
+         fabs(p.output - 15e-6) < 1e-15);
+    /* openrouter's dotted versions and -latest families */
+    T_OK(tg_pricing_find(t, "openrouter", "anthropic/claude-sonnet-4.5", &p) && fabs(p.input - 3e-6) < 1e-15);
+    T_OK(tg_pricing_find(t, "openrouter", "anthropic/claude-3.5-haiku", &p) && fabs(p.output - 4e-6) < 1e-15);
+    T_OK(tg_pricing_find(t, "openrouter", "mistralai/mistral-large", &p));
+    T_OK(tg_pricing_find(t, "openrouter", "openai/gpt-4.1-mini", &p) && fabs(p.input - 0.4e-6) < 1e-15);
     /* unknown stays unknown: no guessing by prefix */
     T_OK(!tg_pricing_find(t, "openai", "gpt-4o-audio-preview", &p));
     T_OK(!tg_pricing_find(t, "openai", "", &p));
@@ -43,6 +51,14 @@ static void test_lookup(void)
     T_OK(tg_pricing_find(t, "openai", "gpt-4o", &p) && p.input == 1e-6);
     tg_pricing_alias(t, "custom-proxy", "openai");
     T_OK(tg_pricing_find(t, "custom-proxy", "gpt-4o-mini", &p));
+    /* an aliased provider's own entries (a config's azure-openai deployment names) come before its target's */
+    tg_price_t deploy = {7e-6, 9e-6, 7e-6, 7e-6};
+    tg_pricing_set(t, "azure-openai", "my-deploy", &deploy);
+    tg_pricing_set(t, "azure-openai", "gpt-4o-mini", &deploy);
+    T_OK(tg_pricing_find(t, "azure-openai", "my-deploy", &p) && p.input == 7e-6);
+    T_OK(tg_pricing_find(t, "azure-openai", "gpt-4o-mini-2024-07-18", &p) && p.output == 9e-6);
+    T_OK(tg_pricing_find(t, "openai", "gpt-4o-mini", &p) && fabs(p.input - 0.15e-6) < 1e-15); /* openai's own */
+    T_OK(tg_pricing_find(t, "azure-openai", "gpt-4.1", &p) && fabs(p.input - 2e-6) < 1e-15); /* the rest: openai's */
     tg_pricing_free(t);
     tg_buf_free(&errs);
 }

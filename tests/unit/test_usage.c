@@ -334,6 +334,15 @@ static void test_usage_openai(void)
                 "\"completion_tokens\":3,\"total_tokens\":14}}\r\n\r\n"
                 "data: [DONE]\n\n",
                 11, 3, 0, 0, "gpt-4o");
+    /* DeepSeek names the cached part prompt_cache_hit_tokens; prompt_tokens_details, when also sent, wins */
+    check_usage("deepseek chat", TG_BODY_JSON,
+                "{\"model\":\"deepseek-chat\",\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":100,"
+                "\"prompt_cache_hit_tokens\":900,\"prompt_cache_miss_tokens\":100}}",
+                1000, 100, 900, 0, "deepseek-chat");
+    check_usage("deepseek chat with details", TG_BODY_JSON,
+                "{\"model\":\"deepseek-chat\",\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":100,"
+                "\"prompt_cache_hit_tokens\":900,\"prompt_tokens_details\":{\"cached_tokens\":900}}}",
+                1000, 100, 900, 0, "deepseek-chat");
     check_usage("openai embeddings", TG_BODY_JSON,
                 "{\"object\":\"list\",\"data\":[{\"embedding\":[0.1,-0.2]}],\"model\":\"text-embedding-3-small\","
                 "\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}",
