@@ -124,14 +124,45 @@ static sqlite3 *open_store(const cli_opts_t *o, const char *cmd)
     return db;
 }
 
+/* Whether the store has records of the gateway; when not, says so and names those it has. */
+static bool gateway_known(sqlite3 *db, const cli_opts_t *o, const char *cmd)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "SELECT account, gateway, account = ?1 AND gateway = ?2 FROM log_gateways ORDER BY 1, 2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return true; /* the query that follows reports what is wrong with the store */
+    sqlite3_bind_text(st, 1, o->account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, o->gateway, -1, SQLITE_STATIC);
+    tg_buf_t names;
+    tg_buf_init(&names, 4096);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        found |= sqlite3_column_int(st, 2) != 0;
+        if (names.len < 1024)
+            tg_buf_appendf(&names, "%s%s/%s", names.len != 0 ? ", " : "", (const char *)sqlite3_column_text(st, 0),
+                           (const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    if (!found)
+        fprintf(stderr, "tollgate %s: the store has no records of gateway %s/%s (%s%s)\n", cmd, o->account, o->gateway,
+                names.len != 0 ? "it has records of " : "it has no records yet", tg_buf_cstr(&names));
+    tg_buf_free(&names);
+    return found;
+}
+
 /* Options and the store for `cmd`. Sets *db, or leaves it NULL (everything released) and returns the exit code:
- * 0 after --help, 2 for bad usage, 1 when the store cannot be opened. */
+ * 0 after --help, 2 for bad usage, 1 when the store cannot be opened or has no records of the gateway. */
 static int start(int argc, char **argv, const char *cmd, cli_opts_t *o, sqlite3 **db)
 {
     *db = NULL;
     int rc = parse(argc, argv, cmd, o);
     if (rc == 0 && (*db = open_store(o, cmd)) == NULL)
         rc = 1;
+    if (*db != NULL && !gateway_known(*db, o, cmd)) {
+        sqlite3_close(*db);
+        *db = NULL;
+        rc = 1;
+    }
     if (*db == NULL)
         tg_qparams_free(&o->params);
     return rc < 0 ? 0 : rc;

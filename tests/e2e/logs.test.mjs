@@ -513,5 +513,9 @@ describe('retention and restarts', () => {
     assert.match(bad.stderr, /success/);
     const missing = run(['stats', '--data-dir', path.join(dataDir, 'nope')]);
     assert.equal(missing.status, 1);
+    const unknown = run(['logs', '--data-dir', dataDir, '--gateway', 'nosuch/gw']);
+    assert.equal(unknown.status, 1);
+    assert.equal(unknown.stdout, '');
+    assert.match(unknown.stderr, /no records of gateway nosuch\/gw .*local\/default/);
   });
 });
