@@ -1286,7 +1286,8 @@ int tg_logs_analytics(sqlite3 *db, const char *account, const char *gateway, con
                    "SELECT g, b, d, s, c, ti, tu, cost FROM (SELECT %s AS g, %s AS b, l.duration AS d, l.success AS s, "
                    "l.cached AS c, coalesce(l.tokens_in, 0) AS ti, coalesce(l.tokens_out, 0) AS tu, l.cost AS cost "
                    "FROM logs l WHERE " SCOPE "%s) ORDER BY %s g, b",
-                   group_expr, bucket, tg_buf_cstr(&f.sql), group_by != NULL ? "count(*) OVER (PARTITION BY g) DESC," : "");
+                   group_expr, bucket, tg_buf_cstr(&f.sql),
+                   group_by != NULL ? "count(*) OVER (PARTITION BY g) DESC," : "");
     sqlite3_stmt *st = NULL;
     json_t *out = NULL;
     if (sqlite3_prepare_v2(db, sql.base, (int)sql.len, &st, NULL) != SQLITE_OK) {
