@@ -534,7 +534,9 @@ static bool has_table(sqlite3 *db, const char *name)
 }
 
 /* tg_meta(metadata, key): the value of `key` in a record's metadata as text (as filters compare it: strings as they
- * are, numbers as written, true/false), NULL when the record has no such key. */
+ * are, numbers as written, true/false), NULL when the record has no such key. tg_meta_num(metadata, key), the same
+ * function with user data: the value as a number when it is a JSON number, else NULL (what a filter compares a number
+ * with: 9 < 10, where the text would put "10" first). */
 static void sql_meta(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
@@ -542,25 +544,15 @@ static void sql_meta(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (text == NULL || key == NULL)
         return;
     json_t *o = json_loadb(text, (size_t)sqlite3_value_bytes(argv[0]), 0, NULL);
-    char num[64];
-    const char *v = tg_logmeta_text(json_object_get(o, key), num);
-    if (v != NULL)
-        sqlite3_result_text(ctx, v, -1, SQLITE_TRANSIENT);
-    json_decref(o);
-}
-
-/* tg_meta_num(metadata, key): the value of `key` as a number when it is a JSON number, else NULL (what the ordering
- * filters compare a number with: 9 < 10, where the text of tg_meta would put "10" first). */
-static void sql_meta_num(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    const char *text = (const char *)sqlite3_value_text(argv[0]), *key = (const char *)sqlite3_value_text(argv[1]);
-    if (text == NULL || key == NULL)
-        return;
-    json_t *o = json_loadb(text, (size_t)sqlite3_value_bytes(argv[0]), 0, NULL);
     const json_t *v = json_object_get(o, key);
-    if (json_is_number(v))
-        sqlite3_result_double(ctx, json_number_value(v));
+    char num[64];
+    const char *t;
+    if (sqlite3_user_data(ctx) != NULL) {
+        if (json_is_number(v))
+            sqlite3_result_double(ctx, json_number_value(v));
+    } else if ((t = tg_logmeta_text(v, num)) != NULL) {
+        sqlite3_result_text(ctx, t, -1, SQLITE_TRANSIENT);
+    }
     json_decref(o);
 }
 
@@ -643,7 +635,8 @@ static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *
         return NULL;
     sqlite3_extended_result_codes(db, 1);
     sqlite3_create_function(db, "tg_meta", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_meta, NULL, NULL);
-    sqlite3_create_function(db, "tg_meta_num", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_meta_num, NULL, NULL);
+    static char as_number;
+    sqlite3_create_function(db, "tg_meta_num", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, &as_number, sql_meta, NULL, NULL);
     rec_cache_t *cache = tg_malloc(sizeof(*cache));
     cache->len = 0;
     sqlite3_create_function_v2(db, "tg_rec", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, cache, sql_rec,

@@ -315,6 +315,12 @@ static void test_analytics_groups(void)
     T_EQ_STR(json_string_value(json_object_get(json_array_get(groups, 2), "key")), "u000"); /* then by key */
     json_decref(result);
     tg_qparams_free(&q);
+    tg_qparams_parse(&q, tg_iov_str("interval=60s&start_date=2026-11-19&end_date=2026-11-18"), err, sizeof(err));
+    result = NULL;
+    T_EQ_INT(tg_logs_analytics(db, "local", "many", &q, &result, err, sizeof(err)), TG_LQ_BAD);
+    T_OK(strstr(err, "start_date is after end_date") != NULL);
+    json_decref(result);
+    tg_qparams_free(&q);
     tg_logstore_release(s, db);
     tg_logstore_close(s);
 }

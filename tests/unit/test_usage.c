@@ -313,6 +313,19 @@ static void test_usage_doc_same_as_scan(void)
     }
 }
 
+/* The usage of a JSON answer with these response headers. */
+static tg_usage_t with_headers(const char *const headers[][2], size_t n, const char *body)
+{
+    tg_usage_parser_t u;
+    tg_usage_parser_init(&u, TG_BODY_JSON);
+    for (size_t i = 0; i != n; ++i)
+        tg_usage_parser_header(&u, tg_iov_str(headers[i][0]), tg_iov_str(headers[i][1]));
+    tg_usage_parser_feed(&u, body, strlen(body));
+    tg_usage_t r = tg_usage_parser_result(&u);
+    tg_usage_parser_dispose(&u);
+    return r;
+}
+
 static void check_usage(const char *name, tg_body_kind_t kind, const char *in, int64_t input, int64_t output,
                         int64_t cached, int64_t cache_write, const char *model)
 {
@@ -341,8 +354,8 @@ static void test_usage_openai(void)
                 1000, 100, 900, 0, "deepseek-chat");
     check_usage("deepseek chat with details", TG_BODY_JSON,
                 "{\"model\":\"deepseek-chat\",\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":100,"
-                "\"prompt_cache_hit_tokens\":900,\"prompt_tokens_details\":{\"cached_tokens\":900}}}",
-                1000, 100, 900, 0, "deepseek-chat");
+                "\"prompt_cache_hit_tokens\":900,\"prompt_tokens_details\":{\"cached_tokens\":800}}}",
+                1000, 100, 800, 0, "deepseek-chat");
     check_usage("openai embeddings", TG_BODY_JSON,
                 "{\"object\":\"list\",\"data\":[{\"embedding\":[0.1,-0.2]}],\"model\":\"text-embedding-3-small\","
                 "\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}",
@@ -447,43 +460,33 @@ static void test_usage_bedrock(void)
     check_usage_n("bedrock bad frame", TG_BODY_EVENTSTREAM, buf, 12, -1, -1, 0, 0, "");
 
     unit_current = "bedrock headers";
-    tg_usage_parser_t u;
-    tg_usage_parser_init(&u, TG_BODY_JSON);
-    tg_usage_parser_header(&u, tg_iov_str("X-Amzn-Bedrock-Input-Token-Count"), tg_iov_str(" 31 "));
-    tg_usage_parser_header(&u, tg_iov_str("X-Amzn-Bedrock-Output-Token-Count"), tg_iov_str("12"));
-    tg_usage_parser_header(&u, tg_iov_str("X-Other"), tg_iov_str("5"));
-    tg_usage_parser_feed(&u, "{\"usage\":{\"input_tokens\":1}}", 27);
-    tg_usage_t r = tg_usage_parser_result(&u);
+    static const char *const counts[][2] = {{"X-Amzn-Bedrock-Input-Token-Count", " 31 "},
+                                            {"X-Amzn-Bedrock-Output-Token-Count", "12"},
+                                            {"X-Other", "5"}};
+    tg_usage_t r = with_headers(counts, 3, "{\"usage\":{\"input_tokens\":1}}");
     T_EQ_INT(r.input, 31);
     T_EQ_INT(r.output, 12);
-    tg_usage_parser_dispose(&u);
     /* the headers count input beside the prompt cache: the cache parts come from the body (an Anthropic model) */
     unit_current = "bedrock headers and an Anthropic body with cache tokens";
-    tg_usage_parser_init(&u, TG_BODY_JSON);
-    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-input-token-count"), tg_iov_str("100"));
-    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-output-token-count"), tg_iov_str("50"));
-    static const char body[] = "{\"usage\":{\"input_tokens\":100,\"cache_read_input_tokens\":1000,"
-                               "\"cache_creation_input_tokens\":500,\"output_tokens\":50}}";
-    tg_usage_parser_feed(&u, body, sizeof(body) - 1);
-    r = tg_usage_parser_result(&u);
+    static const char *const plain[][2] = {{"x-amzn-bedrock-input-token-count", "100"},
+                                           {"x-amzn-bedrock-output-token-count", "50"}};
+    r = with_headers(plain, 2,
+                     "{\"usage\":{\"input_tokens\":100,\"cache_read_input_tokens\":1000,"
+                     "\"cache_creation_input_tokens\":500,\"output_tokens\":50}}");
     T_EQ_INT(r.input, 1600);
     T_EQ_INT(r.cached, 1000);
     T_EQ_INT(r.cache_write, 500);
     T_EQ_INT(r.output, 50);
-    tg_usage_parser_dispose(&u);
     unit_current = "bedrock cache headers";
-    tg_usage_parser_init(&u, TG_BODY_JSON);
-    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-input-token-count"), tg_iov_str("10"));
-    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-output-token-count"), tg_iov_str("5"));
-    tg_usage_parser_header(&u, tg_iov_str("X-Amzn-Bedrock-Cache-Read-Input-Token-Count"), tg_iov_str("20"));
-    tg_usage_parser_header(&u, tg_iov_str("x-amzn-bedrock-cache-write-input-token-count"), tg_iov_str("30"));
-    tg_usage_parser_feed(&u, "{}", 2);
-    r = tg_usage_parser_result(&u);
+    static const char *const cache[][2] = {{"x-amzn-bedrock-input-token-count", "10"},
+                                           {"x-amzn-bedrock-output-token-count", "5"},
+                                           {"X-Amzn-Bedrock-Cache-Read-Input-Token-Count", "20"},
+                                           {"x-amzn-bedrock-cache-write-input-token-count", "30"}};
+    r = with_headers(cache, 4, "{}");
     T_EQ_INT(r.input, 60);
     T_EQ_INT(r.cached, 20);
     T_EQ_INT(r.cache_write, 30);
     T_EQ_INT(r.output, 5);
-    tg_usage_parser_dispose(&u);
 
     unit_current = "content types";
     T_EQ_INT(tg_usage_kind_for(tg_iov_str("text/event-stream; charset=utf-8")), TG_BODY_SSE);
