@@ -62,8 +62,8 @@ struct st_tg_cache_entry_t {
     const char *body; /* in `data` */
     size_t body_len;
     size_t size; /* bytes the entry holds */
-    /* the answer's token usage, read out of the body by the first logged hit and kept for the next ones
-     * (tg_cache_entry_get_usage; memory only, read again after a restart) */
+    /* the answer's token usage: what the miss's recorder read from the provider's answer (cacheserve.h), or else
+     * read out of the body by the first logged hit, kept for the next ones and on disk (tg_cache_entry_get_usage) */
     atomic_uint _usage_state; /* 0 not read yet, 1 being set, 2 set */
     tg_usage_t _usage;
     char _usage_model[TG_USAGE_MODEL_MAX];

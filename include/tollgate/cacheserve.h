@@ -27,6 +27,10 @@ typedef struct st_tg_cache_fill_t {
     uint64_t ttl_ms;
     uint64_t max_entry;
     tg_cache_flight_t *flight;
+    /* the answer's usage as the miss's recorder read it (tg_cache_fill_usage), kept with the entry */
+    bool has_usage;
+    tg_usage_t usage;
+    const char *usage_model; /* the recorder's (lives as long as the request); NULL when none */
 } tg_cache_fill_t;
 
 /* Routes a request for `target`: from the cache, or to the proxy (with a fill when the answer may be stored).
@@ -40,6 +44,15 @@ void tg_cache_on_wake(uv_async_t *a);
 void tg_cache_fill_head(tg_cache_fill_t *f, int status, const tg_header_t *headers, size_t n);
 /* Body bytes as they go to the client. */
 void tg_cache_fill_body(tg_cache_fill_t *f, const char *p, size_t n);
+/* The usage the miss's recorder read from the provider's answer, before tg_cache_fill_end: the entry keeps it, so
+ * a logged hit has the tokens even when what is stored does not show them (a stream whose usage chunk, asked for
+ * on the client's behalf, was taken out). `model` is not copied before tg_cache_fill_end. */
+static inline void tg_cache_fill_usage(tg_cache_fill_t *f, const tg_usage_t *u, const char *model)
+{
+    f->has_usage = true;
+    f->usage = *u;
+    f->usage_model = model;
+}
 /* The answer is over: `complete` stores a 2xx (unless it is a stream that carried an error event); waiters get
  * the end, or a cut answer when it is not complete. Call once. */
 void tg_cache_fill_end(tg_cache_fill_t *f, bool complete);

@@ -20,6 +20,7 @@
 #ifndef TOLLGATE_HTTP_H
 #define TOLLGATE_HTTP_H
 
+#include <assert.h>
 #include <uv.h>
 #include "tollgate/buf.h"
 #include "tollgate/common.h"
@@ -57,6 +58,8 @@ typedef struct st_tg_http_handler_t {
     void *data;
 } tg_http_handler_t;
 
+#define TG_HTTP_MAX_RESP_EXTRA 6
+
 struct st_tg_req_t {
     tg_mem_pool_t pool;  /* freed with the request */
     tg_config_t *config; /* the snapshot current when the request arrived; retained for its life */
@@ -92,9 +95,10 @@ struct st_tg_req_t {
     const char *log_provider;
     const char *log_note;
     const char *error_message; /* the message of the gateway's own error answer (tg_http_send_error), pool */
-    /* headers every response to this request carries, whoever answers it (the unified API's cf-aig-provider and
-     * cf-aig-model): set by the handler before the response starts, memory owned by the request */
-    const tg_header_t *resp_extra;
+    /* headers every response to this request carries, whoever answers it, errors included (the recorder's
+     * cf-aig-log-id and cf-aig-event-id, the unified API's cf-aig-provider and cf-aig-model): added with
+     * tg_http_add_resp_header before the response starts; the values' memory is the request's */
+    tg_header_t resp_extra[TG_HTTP_MAX_RESP_EXTRA];
     size_t num_resp_extra;
     /* the request's log recorder (recorder.h), owned by the router, finished in its on_done hook */
     struct st_tg_recorder_t *recorder;
@@ -132,6 +136,15 @@ static inline uint64_t tg_http_header_bit(const char *name, size_t len)
         return len != 0 ? UINT64_C(1) << ((unsigned char)(name[0] | 0x20) & 63) : 1;
     unsigned last = (unsigned char)(name[len - 1] | 0x20), before = (unsigned char)(name[len - 2] | 0x20);
     return UINT64_C(1) << ((len * 3u + last * 7u + before * 2u) & 63);
+}
+
+/* Adds a header every response to `req` carries (resp_extra above); the gateway's own handlers add at most
+ * TG_HTTP_MAX_RESP_EXTRA. */
+static inline void tg_http_add_resp_header(tg_req_t *req, tg_iovec_t name, tg_iovec_t value)
+{
+    assert(req->num_resp_extra < TG_HTTP_MAX_RESP_EXTRA);
+    if (req->num_resp_extra < TG_HTTP_MAX_RESP_EXTRA)
+        req->resp_extra[req->num_resp_extra++] = (tg_header_t){name, value};
 }
 
 /* Sets the generator for a streamed response. */

@@ -138,6 +138,14 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
 void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r);
 /* New queue bounds (config reload). */
 void tg_logstore_set_limits(tg_logstore_t *s, uint32_t queue_size, uint64_t queue_memory);
+/*
+ * False when STOP_INSERTING at `limit` rows would refuse a record of account/gateway: the writer's last count of
+ * its rows (after each batch, and at open) is at the limit. The refusal is counted in dropped_retention. True
+ * otherwise, and while the count is not known (after a delete, until the writer counts again). So a worker keeps no
+ * record, and answers with no cf-aig-log-id, for what would not be stored; records submitted before the writer's
+ * count reached the limit (a batch's worth, ~20 ms) are still refused by the writer. Any thread.
+ */
+bool tg_logstore_admit(tg_logstore_t *s, const char *account, const char *gateway, int64_t limit);
 /* Waits until everything submitted so far is written (tests, CLI, shutdown). */
 void tg_logstore_flush(tg_logstore_t *s);
 /* Tells the writer that rows were deleted behind its back (the logs API), so it recounts for retention. */

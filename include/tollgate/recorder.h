@@ -43,11 +43,16 @@ typedef struct st_tg_recorder_t {
 } tg_recorder_t;
 
 /*
- * Starts the recorder for `req` on gateway `gw`: reads cf-aig-collect-log, cf-aig-collect-log-payload,
- * cf-aig-metadata, cf-aig-event-id and cf-aig-custom-cost. Returns NULL after answering the request with a 400
- * naming the header when one is malformed (the request is then over; a record of it is still finished).
+ * Starts the recorder for `req` on gateway `gw`: reads cf-aig-event-id, cf-aig-collect-log,
+ * cf-aig-collect-log-payload, cf-aig-metadata and cf-aig-custom-cost, and adds cf-aig-log-id (when a record is
+ * kept) and cf-aig-event-id to every answer the request gets (tg_http_add_resp_header). `provider` and
+ * `native_path` are the route's when the router knows them already (else NULL: tg_recorder_set_target), so a
+ * request refused here is logged with them. No record is kept for a STOP_INSERTING gateway the store counts full
+ * (tg_logstore_admit). Returns NULL after answering the request with a 400 naming the header when one is malformed
+ * (the request is then over; a record of it is still finished).
  */
-tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw);
+tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logstore_t *store, const char *provider,
+                                 tg_iovec_t native_path);
 /* The provider and native path the request goes to (once known), and the body sent there (the client's, or the
  * unified API's rewrite of it): the model is read from it. */
 void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path,

@@ -336,6 +336,19 @@ static bool exec(sqlite3 *db, const char *sql)
     return true;
 }
 
+/* The answer's usage (tg_cache_entry_set_usage), NULL when it was not known when the entry was written: added to a
+ * store made before it kept them. */
+static bool add_usage_columns(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool have = sqlite3_prepare_v2(db, "SELECT u_in FROM entries LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    return have || exec(db, "ALTER TABLE entries ADD COLUMN u_in INTEGER; ALTER TABLE entries ADD COLUMN u_out INTEGER;"
+                            "ALTER TABLE entries ADD COLUMN u_cached INTEGER;"
+                            "ALTER TABLE entries ADD COLUMN u_write INTEGER;"
+                            "ALTER TABLE entries ADD COLUMN u_model TEXT;");
+}
+
 static sqlite3 *reader_acquire(tg_cache_t *c)
 {
     sqlite3 *db = NULL;
@@ -379,8 +392,8 @@ tg_cache_entry_t *tg_cache_get_disk(tg_cache_t *c, const tg_cache_key_t *key, ui
     sqlite3_stmt *st = NULL;
     tg_cache_entry_t *e = NULL;
     if (sqlite3_prepare_v2(db,
-                           "SELECT account, gateway, created_at, expires_at, status, stream, head, body FROM entries "
-                           "WHERE key = ? AND expires_at > ?",
+                           "SELECT account, gateway, created_at, expires_at, status, stream, head, body, u_in, u_out, "
+                           "u_cached, u_write, u_model FROM entries WHERE key = ? AND expires_at > ?",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_blob(st, 1, key->b, TG_CACHE_KEY_LEN, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
@@ -394,6 +407,11 @@ tg_cache_entry_t *tg_cache_get_disk(tg_cache_t *c, const tg_cache_key_t *key, ui
                                    (uint64_t)sqlite3_column_int64(st, 3), sqlite3_column_int(st, 4),
                                    sqlite3_column_int(st, 5) != 0, tg_iov(head != NULL ? head : "", head_len),
                                    tg_iov(body != NULL ? body : "", body_len));
+            if (sqlite3_column_type(st, 8) != SQLITE_NULL) {
+                tg_usage_t u = {sqlite3_column_int64(st, 8), sqlite3_column_int64(st, 9), sqlite3_column_int64(st, 10),
+                                sqlite3_column_int64(st, 11)};
+                tg_cache_entry_set_usage(e, &u, (const char *)sqlite3_column_text(st, 12));
+            }
         }
     }
     sqlite3_finalize(st);
@@ -475,7 +493,8 @@ static void disk_write(tg_cache_t *c, persist_item_t *items)
     sqlite3_prepare_v2(c->wdb, "SELECT size FROM entries WHERE key = ?", -1, &old, NULL);
     sqlite3_prepare_v2(c->wdb,
                        "INSERT OR REPLACE INTO entries (key, account, gateway, created_at, expires_at, status, stream, "
-                       "head, body, size) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       "head, body, size, u_in, u_out, u_cached, u_write, u_model) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        -1, &ins, NULL);
     int64_t dbytes = 0, dentries = 0;
     bool failed = old == NULL || ins == NULL;
@@ -494,6 +513,21 @@ static void disk_write(tg_cache_t *c, persist_item_t *items)
         sqlite3_bind_text(ins, 8, e->head, (int)e->head_len, SQLITE_STATIC);
         sqlite3_bind_blob64(ins, 9, e->body, e->body_len, SQLITE_STATIC);
         sqlite3_bind_int64(ins, 10, (sqlite3_int64)e->size);
+        tg_usage_t u;
+        const char *model;
+        if (tg_cache_entry_get_usage(e, &u, &model)) {
+            sqlite3_bind_int64(ins, 11, u.input);
+            sqlite3_bind_int64(ins, 12, u.output);
+            sqlite3_bind_int64(ins, 13, u.cached);
+            sqlite3_bind_int64(ins, 14, u.cache_write);
+            if (model != NULL && model[0] != '\0')
+                sqlite3_bind_text(ins, 15, model, -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(ins, 15);
+        } else {
+            for (int i = 11; i <= 15; ++i)
+                sqlite3_bind_null(ins, i);
+        }
         if (sqlite3_step(ins) == SQLITE_DONE) {
             dbytes += (int64_t)e->size - (replaced >= 0 ? replaced : 0);
             dentries += replaced >= 0 ? 0 : 1;
@@ -792,7 +826,7 @@ tg_cache_t *tg_cache_open(const char *data_dir, uint64_t max_memory, uint64_t ma
     snprintf(c->path, n, "%s/cache.db", data_dir);
     c->wdb = open_conn(c->path, err, errsz);
     if (c->wdb == NULL || !exec(c->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") ||
-        !exec(c->wdb, schema)) {
+        !exec(c->wdb, schema) || !add_usage_columns(c->wdb)) {
         if (c->wdb != NULL)
             snprintf(err, errsz, "cannot set up %s: %s", c->path, sqlite3_errmsg(c->wdb));
         tg_cache_close(c);

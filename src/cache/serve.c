@@ -109,7 +109,7 @@ static void start_answer(tg_req_t *req, tg_cache_entry_t *e, int status, const c
                          int64_t content_length)
 {
     tg_header_t *h;
-    size_t n = parse_head(req, head, head_len, &h, 3);
+    size_t n = parse_head(req, head, head_len, &h, 1);
     tg_recorder_t *rc = req->recorder;
     if (rc != NULL) {
         tg_recorder_set_cached(rc);
@@ -123,10 +123,6 @@ static void start_answer(tg_req_t *req, tg_cache_entry_t *e, int status, const c
         }
     }
     h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), hit ? tg_iov(TG_LIT("HIT")) : tg_iov(TG_LIT("MISS"))};
-    if (rc != NULL && rc->rec != NULL)
-        h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
-    if (rc != NULL && rc->event_id != NULL)
-        h[n++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
     tg_http_start_response(req, status, h, n, content_length);
 }
 
@@ -559,6 +555,8 @@ void tg_cache_fill_end(tg_cache_fill_t *f, bool complete)
         tg_cache_entry_t *e =
             tg_cache_entry_new(&f->key, f->account, f->gateway, now, now + f->ttl_ms, fl->status, fl->stream,
                                tg_iov(fl->head.base, fl->head.len), tg_iov(fl->body.base, fl->body.len));
+        if (f->has_usage)
+            tg_cache_entry_set_usage(e, &f->usage, f->usage_model);
         tg_cache_count(f->cache, f->account, f->gateway, TG_CACHE_STORED, e->size);
         tg_cache_put(f->cache, e); /* in memory before the flight leaves the table (go_upstream relies on it) */
     }

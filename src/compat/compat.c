@@ -402,11 +402,8 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
     target.url = tg_mem_strdup_pool(&req->pool, url.base, url.len);
     tg_buf_free(&url);
 
-    tg_header_t *extra = tg_mem_alloc_pool(&req->pool, sizeof(*extra) * 2);
-    extra[0] = (tg_header_t){tg_iov(TG_LIT("cf-aig-provider")), tg_iov_str(slug)};
-    extra[1] = (tg_header_t){tg_iov(TG_LIT("cf-aig-model")), tg_iov(model, name.len)};
-    req->resp_extra = extra;
-    req->num_resp_extra = 2;
+    tg_http_add_resp_header(req, tg_iov(TG_LIT("cf-aig-provider")), tg_iov_str(slug));
+    tg_http_add_resp_header(req, tg_iov(TG_LIT("cf-aig-model")), tg_iov(model, name.len));
     if (req->recorder != NULL && target.client == dialect)
         tg_recorder_set_target(req->recorder, req, slug, target.native_path, target.body);
     else if (req->recorder != NULL) /* the translation knows what it wrote */

@@ -100,21 +100,31 @@ static int bool_header(tg_req_t *req, const char *name, int def)
     return -1;
 }
 
-tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
+/* STOP_INSERTING and the gateway at its limit as the writer last counted: the record would be refused */
+static bool gateway_full(tg_logstore_t *store, const tg_gateway_t *gw)
+{
+    return store != NULL && gw->log_management >= 0 && gw->log_management_strategy == TG_LOGS_STOP_INSERTING &&
+           !tg_logstore_admit(store, gw->account, gw->id, gw->log_management);
+}
+
+tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logstore_t *store, const char *provider,
+                                 tg_iovec_t native_path)
 {
     tg_recorder_t *rc = tg_mem_alloc_pool(&req->pool, sizeof(*rc));
     memset(rc, 0, offsetof(tg_recorder_t, usage)); /* the parser is set up by the response head */
     req->recorder = rc;
+    rc->provider = provider;
     const tg_config_t *cfg = req->config;
 
     int collect = bool_header(req, "cf-aig-collect-log", gw->collect_logs);
     int payload = bool_header(req, "cf-aig-collect-log-payload", 1);
     rc->max_body = cfg->log_max_body;
     rc->payload = payload == 1;
-    /* no record when collection is off (usage still counts in the metrics); a malformed collect header is logged */
+    /* no record when collection is off (usage still counts in the metrics) or retention would refuse it; a
+     * malformed collect header is logged */
     tg_logrec_t *rec = NULL;
     size_t head_len = 0;
-    if (collect != 0) {
+    if (collect != 0 && !gateway_full(store, gw)) {
         /* one allocation for the record, its request head and body, and room for what the answer adds */
         head_len = head_bound(req->headers, req->num_headers);
         bool keep_body = rc->payload && req->body.len != 0 && req->body.len <= rc->max_body;
@@ -128,10 +138,28 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
         rec->log_management_strategy = gw->log_management_strategy;
         rec->request_size = req->body.len;
         rec->payload = rc->payload;
+        if (provider != NULL) {
+            rec->provider = tg_logrec_strdup(rec, provider);
+            rec->path = iov_dup(rec, native_path, 2048);
+        }
         rc->rec = rec; /* set before the headers are checked, so a refused request is logged too */
+        /* SPEC.md section 5: the log id in every answer to a request that is logged, errors included */
+        tg_http_add_resp_header(req, tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rec->id, TG_ULID_LEN));
     }
 
+    /* the event id first, so that a request refused for another header is logged and answered with it */
     const tg_header_t *h;
+    if ((h = tg_http_find_header(req, TG_LIT("cf-aig-event-id"))) != NULL) {
+        tg_iovec_t v = tg_iov_trim(h->value);
+        if (v.len == 0 || v.len > MAX_EVENT_ID) {
+            tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-event-id must be 1 to %d bytes long", MAX_EVENT_ID);
+            return NULL;
+        }
+        if (rec != NULL)
+            rec->event_id = iov_dup(rec, v, MAX_EVENT_ID);
+        rc->event_id = tg_mem_strdup_pool(&req->pool, v.base, v.len);
+        tg_http_add_resp_header(req, tg_iov(TG_LIT("cf-aig-event-id")), tg_iov(rc->event_id, v.len));
+    }
     if (collect < 0) {
         tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-collect-log must be true or false");
         return NULL;
@@ -150,16 +178,6 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw)
             tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-metadata %s", why);
             return NULL;
         }
-    }
-    if ((h = tg_http_find_header(req, TG_LIT("cf-aig-event-id"))) != NULL) {
-        tg_iovec_t v = tg_iov_trim(h->value);
-        if (v.len == 0 || v.len > MAX_EVENT_ID) {
-            tg_http_send_error(req, TG_E_BAD_HEADER, "cf-aig-event-id must be 1 to %d bytes long", MAX_EVENT_ID);
-            return NULL;
-        }
-        if (rec != NULL)
-            rec->event_id = iov_dup(rec, v, MAX_EVENT_ID);
-        rc->event_id = tg_mem_strdup_pool(&req->pool, v.base, v.len);
     }
     if ((h = tg_http_find_header(req, TG_LIT("cf-aig-custom-cost"))) != NULL) {
         const char *why = NULL;
@@ -253,6 +271,10 @@ static char *model_of(tg_req_t *req, tg_iovec_t native_path, const body_info_t *
 {
     if (bi->model[0] != '\0')
         return tg_mem_strdup_pool(&req->pool, bi->model, strlen(bi->model));
+    /* Workers AI's native route names the model as the whole path: @cf/meta/llama-3.1-8b-instruct */
+    if (native_path.len > 4 && native_path.len <= 128 &&
+        (memcmp(native_path.base, "@cf/", 4) == 0 || memcmp(native_path.base, "@hf/", 4) == 0))
+        return tg_mem_strdup_pool(&req->pool, native_path.base, native_path.len);
     char *m = path_model(req, native_path, "models/", ':');
     return m != NULL ? m : path_model(req, native_path, "model/", '/');
 }
@@ -270,16 +292,18 @@ void tg_recorder_set_target(tg_recorder_t *rc, tg_req_t *req, const char *provid
 void tg_recorder_set_served(tg_recorder_t *rc, tg_req_t *req, const char *provider, tg_iovec_t native_path,
                             char *model, bool stream)
 {
-    rc->provider = provider;
     (void)req;
     rc->request_model = model;
     rc->stream = stream;
     if (rc->rec != NULL) {
         tg_logrec_t *rec = rc->rec;
-        rec->provider = tg_logrec_strdup(rec, provider);
-        rec->path = iov_dup(rec, native_path, 2048);
+        if (rec->provider == NULL || rc->provider != provider) { /* (else tg_recorder_begin had the same) */
+            rec->provider = tg_logrec_strdup(rec, provider);
+            rec->path = iov_dup(rec, native_path, 2048);
+        }
         rec->stream = rc->stream;
     }
+    rc->provider = provider;
 }
 
 #define MAX_INFLATED (256u << 20) /* a compressed answer is read this far at most */

@@ -692,6 +692,7 @@ typedef struct {
     unsigned gw;      /* its number in log_gateways */
     int64_t rows;     /* rows stored, -1 = to be read again from log_gateways */
     int64_t next_key; /* past every key handed out in order */
+    int64_t stop_at;  /* the STOP_INSERTING limit of its latest record, -1 when it has none */
     uint64_t last_ms; /* the newest created_at among those records */
     tg_logseg_writer_t seg;
     /* this batch */
@@ -752,6 +753,13 @@ struct st_tg_logstore_t {
     sqlite3 *idle[8];        /* query connections not in use (under mutex) */
     size_t num_idle;
     tg_logstore_stats_t stats; /* under mutex */
+    /* each gateway's rows as the writer last counted them, for tg_logstore_admit (under mutex; -1 = not known) */
+    struct {
+        const char *account, *gateway; /* the gateway's state's own */
+        int64_t rows;
+    } *counted;
+    size_t num_counted;
+    bool any_full; /* a STOP_INSERTING gateway is at its limit: the idle writer looks for deletes (under mutex) */
 };
 
 static const char *const statements[ST_NUM] = {
@@ -852,6 +860,7 @@ static gw_state_t *gw_state(tg_logstore_t *s, const char *account, const char *g
     g->gateway = tg_strdup(gateway);
     g->gw = (unsigned)gw;
     g->rows = rows;
+    g->stop_at = -1;
     g->next_key = maxseq > 0 ? maxseq + 1 : tg_logseq_first(gw);
     g->last_ms = maxseq > 0 ? tg_logseq_ms(maxseq) : 0;
     tg_logseg_writer_init(&g->seg, s->payload_dir, (unsigned)gw, (uint64_t)next_n);
@@ -1213,6 +1222,41 @@ typedef struct {
     uint64_t n;
 } dead_seg_t;
 
+/* The gateways' counts for tg_logstore_admit, after a batch (under mutex). */
+static void publish_counts(tg_logstore_t *s)
+{
+    if (s->num_counted != s->num_gws) {
+        s->counted = tg_realloc(s->counted, s->num_gws * sizeof(*s->counted));
+        s->num_counted = s->num_gws;
+    }
+    s->any_full = false;
+    for (size_t i = 0; i != s->num_gws; ++i) {
+        const gw_state_t *g = s->gws[i];
+        s->counted[i].account = g->account;
+        s->counted[i].gateway = g->gateway;
+        s->counted[i].rows = g->rows;
+        s->any_full |= g->stop_at >= 0 && g->rows >= g->stop_at;
+    }
+}
+
+/* At open: every gateway with records, so that tg_logstore_admit knows their counts before the first batch. */
+static void know_gateways(tg_logstore_t *s)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT account, gateway FROM log_gateways ORDER BY gw", -1, &st, NULL) != SQLITE_OK)
+        return; /* (they are learnt as their records come) */
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *account = (const char *)sqlite3_column_text(st, 0);
+        const char *gateway = (const char *)sqlite3_column_text(st, 1);
+        if (account == NULL || gateway == NULL || gw_state(s, account, gateway) == NULL)
+            break;
+    }
+    sqlite3_finalize(st);
+    uv_mutex_lock(&s->mutex);
+    publish_counts(s);
+    uv_mutex_unlock(&s->mutex);
+}
+
 /*
  * Writes one batch in one transaction: keys and payload space first, then the rows, retention, the counts, and the
  * payloads themselves (before the commit, so a committed row's payload is at least in the page cache), then unlinks
@@ -1278,6 +1322,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t **batch, size_t n, int64_t
         int64_t accepted = 0;
         for (size_t i = k; i != end; ++i) {
             tg_logrec_t *r = items[i].r;
+            g->stop_at = r->log_management_strategy == TG_LOGS_STOP_INSERTING ? r->log_management : -1;
             if (r->log_management >= 0 && r->log_management_strategy == TG_LOGS_STOP_INSERTING &&
                 g->rows + accepted >= r->log_management) {
                 items[i].state = 0;
@@ -1440,6 +1485,7 @@ done:
             s->stats.batch_ns_max = dt;
     }
     s->done += n;
+    publish_counts(s);
     uv_cond_broadcast(&s->flushed);
     uv_mutex_unlock(&s->mutex);
 }
@@ -1469,6 +1515,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 #define GROUP_TARGET 512
 #define GROUP_WAIT_NS 20000000u  /* 20 ms */
 #define IDLE_TRIM_NS 1000000000u /* 1 s */
+#define FULL_RECHECK_NS 1000000000u /* 1 s */
 
 static void writer_main(void *arg)
 {
@@ -1484,6 +1531,13 @@ static void writer_main(void *arg)
     uv_mutex_lock(&s->mutex);
     for (;;) {
         while (s->depth == 0 && !s->stop && !s->maintain) {
+            if (idle_trimmed && s->any_full) {
+                /* workers submit nothing for a full STOP_INSERTING gateway (tg_logstore_admit), so deletes made
+                 * by another process (data_version) would go unseen: an empty batch looks every FULL_RECHECK_NS */
+                if (uv_cond_timedwait(&s->wake, &s->mutex, FULL_RECHECK_NS) == UV_ETIMEDOUT && s->depth == 0)
+                    s->maintain = true;
+                continue;
+            }
             if (idle_trimmed) {
                 uv_cond_wait(&s->wake, &s->mutex);
                 continue;
@@ -1910,6 +1964,7 @@ static void store_free(tg_logstore_t *s)
         free(s->gws[i]);
     }
     free(s->gws);
+    free(s->counted);
     tg_logseg_stage_free(&s->stage);
     tg_buf_free(&s->rows);
     free(s->queue);
@@ -2005,6 +2060,7 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         return NULL;
     }
     sweep_orphans(s);
+    know_gateways(s);
     if (uv_thread_create(&s->thread, writer_main, s) != 0) {
         snprintf(errbuf, errbufsz, "cannot start the log writer thread");
         uv_mutex_destroy(&s->mutex);
@@ -2055,10 +2111,33 @@ void tg_logstore_flush(tg_logstore_t *s)
     uv_mutex_unlock(&s->mutex);
 }
 
+bool tg_logstore_admit(tg_logstore_t *s, const char *account, const char *gateway, int64_t limit)
+{
+    bool admit = true;
+    uv_mutex_lock(&s->mutex);
+    for (size_t i = 0; i != s->num_counted; ++i) {
+        if (strcmp(s->counted[i].gateway, gateway) == 0 && strcmp(s->counted[i].account, account) == 0) {
+            admit = s->counted[i].rows < 0 || s->counted[i].rows < limit;
+            break;
+        }
+    }
+    if (!admit) {
+        s->stats.dropped_retention++;
+        if (!s->any_full) { /* (a full gateway the writer has seen no record of since it opened) */
+            s->any_full = true;
+            uv_cond_signal(&s->wake);
+        }
+    }
+    uv_mutex_unlock(&s->mutex);
+    return admit;
+}
+
 void tg_logstore_rows_deleted(tg_logstore_t *s)
 {
     atomic_fetch_add(&s->deleted_gen, 1);
     uv_mutex_lock(&s->mutex);
+    for (size_t i = 0; i != s->num_counted; ++i)
+        s->counted[i].rows = -1; /* not known until the writer counts again: records are admitted meanwhile */
     s->maintain = true; /* an idle writer wakes to recount and unlink the segments left empty */
     uv_cond_signal(&s->wake);
     uv_mutex_unlock(&s->mutex);

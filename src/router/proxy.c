@@ -157,31 +157,33 @@ static int flush_scratch(proxy_t *px)
     return 0;
 }
 
+/* A complete answer goes to the cache, with the usage the recorder read from what the provider sent. */
+static void fill_complete(proxy_t *px)
+{
+    tg_usage_t u;
+    const char *model;
+    if (px->req->recorder != NULL && tg_recorder_usage_read(px->req->recorder, &u, &model))
+        tg_cache_fill_usage(px->fill, &u, model);
+    tg_cache_fill_end(px->fill, true);
+    px->fill = NULL;
+}
+
 /* The filtered or translated stream is all out and the upstream is done: the end. */
 static void end_filtered(proxy_t *px)
 {
     tg_req_t *req = px->req;
-    if (px->fill != NULL) {
-        tg_cache_fill_end(px->fill, true);
-        px->fill = NULL;
-    }
+    if (px->fill != NULL)
+        fill_complete(px);
     release(px);
     tg_http_end_response(req);
 }
 
-/* The gateway's own response headers (cache status, log id, event id) after the m in `out`; returns the new m. */
+/* The gateway's own response headers after the m in `out` (the cache status; the log and event ids are the
+ * recorder's, in every answer: resp_extra); returns the new m. */
 static size_t own_headers(proxy_t *px, tg_header_t *out, size_t m)
 {
     if (px->fill != NULL)
         out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-cache-status")), tg_iov(TG_LIT("MISS"))};
-    tg_recorder_t *rc = px->req->recorder;
-    if (rc != NULL) {
-        /* SPEC.md section 5: the log id whenever a record is written, and the event id echoed */
-        if (rc->rec != NULL)
-            out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-log-id")), tg_iov(rc->rec->id, TG_ULID_LEN)};
-        if (rc->event_id != NULL)
-            out[m++] = (tg_header_t){tg_iov(TG_LIT("cf-aig-event-id")), tg_iov_str(rc->event_id)};
-    }
     return m;
 }
 
@@ -360,8 +362,7 @@ static void xlate_whole_done(proxy_t *px)
     if (px->fill != NULL) {
         tg_cache_fill_head(px->fill, status, out, stored);
         tg_cache_fill_body(px->fill, body->base, body->len);
-        tg_cache_fill_end(px->fill, true);
-        px->fill = NULL;
+        fill_complete(px);
     }
     px->head_sent = true;
     tg_buf_free(&px->whole);
@@ -403,10 +404,8 @@ static void on_up_done(void *ctx, int err, const char *detail)
         return;
     }
     if (err == 0) {
-        if (px->fill != NULL) {
-            tg_cache_fill_end(px->fill, true);
-            px->fill = NULL;
-        }
+        if (px->fill != NULL)
+            fill_complete(px);
         release(px);
         tg_http_end_response(req);
         return;

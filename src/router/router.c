@@ -80,11 +80,16 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
         return;
     }
     req->log_gateway = gw->id;
-    tg_recorder_t *rc = tg_recorder_begin(req, gw);
-    if (rc == NULL)
-        return; /* a malformed cf-aig-* logging header, answered */
     tg_iovec_t slug = slash ? tg_iov_split(&p, '/', &slash) : tg_iov("", 0);
     tg_iovec_t rest = p;
+    bool compat = tg_iov_eq(slug, TG_LIT("compat"));
+    const tg_provider_t *prov = NULL;
+    const char *base_url = NULL;
+    int found = slug.len != 0 && !compat ? tg_router_find_provider(cfg, slug, &prov, &base_url, &req->log_provider) : -1;
+    /* (the unified API's provider is known once the body is read: tg_compat_handle tells the recorder) */
+    tg_recorder_t *rc = tg_recorder_begin(req, gw, w->process->logs, found == 0 ? req->log_provider : NULL, rest);
+    if (rc == NULL)
+        return; /* a malformed cf-aig-* logging header, answered */
     if (slug.len == 0) {
         tg_http_send_error(req, TG_E_NOT_FOUND,
                            "The universal endpoint (POST /v1/{account}/{gateway}) is not available in this version; "
@@ -92,14 +97,11 @@ static void handle_gateway_path(tg_req_t *req, tg_worker_t *w)
                            gw->account, gw->id);
         return;
     }
-    if (tg_iov_eq(slug, TG_LIT("compat"))) {
+    if (compat) {
         tg_compat_handle(req, w, gw, rest);
         return;
     }
-
-    const tg_provider_t *prov;
-    const char *base_url;
-    if (tg_router_find_provider(cfg, slug, &prov, &base_url, &req->log_provider) != 0) {
+    if (found != 0) {
         char known[1024];
         list_providers(known, sizeof(known));
         if (tg_provider_is_custom_slug(slug))

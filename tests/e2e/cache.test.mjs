@@ -246,17 +246,19 @@ describe('coalescing', () => {
   });
 });
 
+/** The logs API's record `id` of the cached gateway, once the writer has it. */
+async function record(id) {
+  for (let i = 0; i < 200; i++) {
+    const r = await fetch(`${gw.url}/client/v4/accounts/local/ai-gateway/gateways/cached/logs/${id}`);
+    if (r.status === 200) return (await r.json()).result;
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  return undefined;
+}
+
 describe('logs, purge and restart', () => {
   test('a hit is logged as cached with cost 0 and the tokens of the answer it replays', async () => {
     s.reset();
-    const record = async (id) => {
-      for (let i = 0; i < 200; i++) {
-        const r = await fetch(`${gw.url}/client/v4/accounts/local/ai-gateway/gateways/cached/logs/${id}`);
-        if (r.status === 200) return (await r.json()).result;
-        await new Promise((res) => setTimeout(res, 25));
-      }
-      return undefined;
-    };
     const a = await raw('cached', ask('logged hit'));
     const miss = await record(a.headers.get('cf-aig-log-id'));
     assert.ok(miss, 'the miss has a record');
@@ -281,6 +283,32 @@ describe('logs, purge and restart', () => {
       assert.equal(rec.tokens_out, miss.tokens_out);
       assert.equal(rec.model, miss.model);
     }
+  });
+
+  test('a hit of a stream whose usage the gateway asked for has its tokens, after a restart too', async () => {
+    s.reset();
+    const body = { ...ask('stream usage hit'), stream: true }; // no stream_options: the gateway asks, and strips
+    const a = await raw('cached', body);
+    assert.equal(a.headers.get('cf-aig-cache-status'), 'MISS');
+    assert.equal(JSON.parse(s.requests.at(-1).body).stream_options?.include_usage, true, 'the gateway asked for usage');
+    assert.ok(!/"prompt_tokens"/.test(a.text), 'the client sees no usage chunk');
+    const miss = await record(a.headers.get('cf-aig-log-id'));
+    assert.ok(miss.tokens_in > 0 && miss.tokens_out > 0, 'the miss counted the stripped usage');
+    const check = async (what) => {
+      const b = await raw('cached', body);
+      assert.equal(b.headers.get('cf-aig-cache-status'), 'HIT', what);
+      assert.equal(b.text, a.text, what);
+      const hit = await record(b.headers.get('cf-aig-log-id'));
+      assert.equal(hit.cached, true, what);
+      assert.equal(hit.tokens_in, miss.tokens_in, what);
+      assert.equal(hit.tokens_out, miss.tokens_out, what);
+      assert.equal(hit.model, miss.model, what);
+    };
+    await check('a hit from memory');
+    await gw.stop();
+    gw = await startGateway({ config: config() });
+    await check('a hit from disk, after a restart');
+    assert.equal(calls(), 1);
   });
 
   test('entries survive a restart; a purge empties the gateway', async () => {

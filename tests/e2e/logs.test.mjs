@@ -29,6 +29,7 @@ function providers(url) {
     openai: { base_url: `${url}/v1` },
     anthropic: { base_url: url },
     'google-ai-studio': { base_url: url },
+    'workers-ai': { base_url: `${url}/client/v4/accounts/standin/ai` },
   };
 }
 
@@ -268,7 +269,7 @@ describe('records', () => {
       fetch(`${gw.base('openai')}/chat/completions`, {
         method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer k', ...headers },
         body: JSON.stringify(body),
-      }).then(async (r) => ({ status: r.status, text: await r.text() }));
+      }).then(async (r) => ({ status: r.status, text: await r.text(), headers: r.headers }));
     assert.equal((await post({ 'x-standin-status': '500', 'cf-aig-event-id': 'ev-err' })).status, 500);
     const [err] = await waitLogs('default', 1, '&event_id=ev-err');
     assert.equal(err.success, false);
@@ -286,16 +287,38 @@ describe('records', () => {
     assert.equal(cus.custom_cost, true);
     near(cus.cost, cus.tokens_in * 0.001 + cus.tokens_out * 0.01, 'custom cost');
 
-    // malformed logging headers: 400 naming the header, nothing forwarded
+    // malformed logging headers: 400 naming the header, nothing forwarded; the refusal is logged with its route
+    // and event id, and the answer names the record (cf-aig-log-id) and echoes the event id
     s.reset();
+    const refused = [];
     for (const [h, v] of [['cf-aig-metadata', '{"a":{"b":1}}'], ['cf-aig-metadata', 'not json'],
       ['cf-aig-metadata', '{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}'], ['cf-aig-custom-cost', '{"per_token_in":1}'],
       ['cf-aig-collect-log', 'maybe']]) {
-      const r = await post({ [h]: v });
+      const ev = `ev-refused-${refused.length}`;
+      const r = await post({ [h]: v, 'cf-aig-event-id': ev });
       assert.equal(r.status, 400, `${h}: ${v}`);
       assert.match(JSON.parse(r.text).error[0].message, new RegExp(h), `${h}: ${v}`);
+      assert.equal(r.headers.get('cf-aig-event-id'), ev);
+      assert.match(r.headers.get('cf-aig-log-id') ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/, `${h}: ${v}`);
+      refused.push([ev, r.headers.get('cf-aig-log-id'), h]);
     }
     assert.equal(s.requests.length, 0);
+    for (const [ev, id, h] of refused) {
+      const [rec] = await waitLogs('default', 1, `&event_id=${ev}`);
+      assert.equal(rec.id, id);
+      assert.equal(rec.status_code, 400);
+      assert.equal(rec.provider, 'openai');
+      assert.equal(rec.path, 'chat/completions');
+      assert.equal(rec.model, null, 'nothing of the body was read');
+      assert.match(rec.error, new RegExp(h));
+    }
+    // a gateway error after the recorder started (here an unknown provider) carries the log id too
+    const unknown = await fetch(`${gw.url}/v1/local/default/no-such-provider/x`, { headers: { 'cf-aig-event-id': 'ev-noprov' } });
+    assert.equal(unknown.status, 400);
+    await unknown.text();
+    const [np] = await waitLogs('default', 1, '&event_id=ev-noprov');
+    assert.equal(unknown.headers.get('cf-aig-log-id'), np.id);
+    assert.equal(np.provider, null);
   });
 
   test('collect_logs off, cf-aig-collect-log and payload collection', async () => {
@@ -474,6 +497,27 @@ describe('retention and restarts', () => {
     assert.deepEqual(keep.map((r) => r.event_id), ['r4', 'r3', 'r2']);
     const first = await waitLogs('first3', 3);
     assert.deepEqual(first.map((r) => r.event_id), ['r2', 'r1', 'r0']);
+
+    // once the writer has counted first3 full, a request keeps no record and its answer names none
+    const call = (ev) => fetch(`${gw.url}/v1/local/first3/openai/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer k', 'cf-aig-event-id': ev },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+    }).then(async (r) => { await r.text(); return r; });
+    const full = await call('r-full');
+    assert.equal(full.status, 200);
+    assert.equal(full.headers.get('cf-aig-log-id'), null);
+    assert.equal(full.headers.get('cf-aig-event-id'), 'r-full');
+    assert.match(await (await fetch(`${gw.url}/metrics`)).text(),
+      /tollgate_log_records_dropped_total\{reason="retention"\} 3\b/);
+    // after a delete the gateway logs again
+    const del = await apiJson('first3/logs?event_id=r0', { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    const again = await call('r-again');
+    const id = again.headers.get('cf-aig-log-id');
+    assert.match(id ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/);
+    const [rec] = await waitLogs('first3', 1, '&event_id=r-again');
+    assert.equal(rec.id, id);
   });
 
   test('records survive a restart (SIGTERM flushes the queue)', async () => {
@@ -517,5 +561,27 @@ describe('retention and restarts', () => {
     assert.equal(unknown.status, 1);
     assert.equal(unknown.stdout, '');
     assert.match(unknown.stderr, /no records of gateway nosuch\/gw .*local\/default/);
+  });
+});
+
+describe('more providers', () => {
+  test('Workers AI\'s native route: the model is the path, the tokens its result.usage, the cost the table\'s', async () => {
+    const model = '@cf/meta/llama-3.1-8b-instruct';
+    const body = { prompt: 'tell me about gateways' };
+    const r = await fetch(`${gw.url}/v1/local/default/workers-ai/${model}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer k', 'cf-aig-event-id': 'ev-workers' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(r.status, 200);
+    assert.equal((await r.json()).result.response, 'Hello from the stand-in.');
+    const [rec] = await waitLogs('default', 1, '&event_id=ev-workers');
+    assert.equal(rec.provider, 'workers-ai');
+    assert.equal(rec.model, model);
+    assert.equal(rec.path, model);
+    assert.equal(rec.tokens_in, promptTokensFor('workers.run', body));
+    assert.equal(rec.tokens_out, 5);
+    const p = price('workers-ai', model);
+    near(rec.cost, rec.tokens_in * p.in + rec.tokens_out * p.out, 'Workers AI cost');
   });
 });

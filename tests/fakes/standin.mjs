@@ -38,6 +38,8 @@
 //                                             request, outputDimensionality honoured; the
 //                                             values are OpenAI embeddings' for the same texts)
 //   POST …/models/{model}:embedContent        Google embedding ({embedding:{values}})
+//   POST …/run/@cf/{model}                    Workers AI native ({result:{response,usage},success}; the
+//                                             prompt is body.prompt or body.messages, plain only)
 //   anything else                             404, OpenAI error shape
 //
 // Control headers (set per request, e.g. through an SDK's `headers` option):
@@ -167,7 +169,8 @@ export function promptText(route, body) {
       }
     }
   };
-  if (route === 'openai.chat') {
+  if (route === 'openai.chat' || route === 'workers.run') {
+    if (typeof body.prompt === 'string') addContent(body.prompt);
     for (const m of asArray(body.messages)) addContent(m?.content);
   } else if (route === 'anthropic.messages' || route === 'anthropic.count_tokens') {
     addContent(body.system);
@@ -208,6 +211,7 @@ function matchRoute(method, path) {
       batchEmbedContents: 'google.batchEmbed', embedContent: 'google.embed' };
     return { route: routes[m[2]], model };
   }
+  if (method === 'POST' && (m = /\/run\/(@(?:cf|hf)\/.+)$/.exec(p))) return { route: 'workers.run', model: m[1] };
   if (method === 'GET' && p.endsWith('/models')) return { route: 'openai.models' };
   return { route: 'none' };
 }
@@ -550,6 +554,15 @@ function openaiEmbeddings(ctx, body) {
   });
 }
 
+function workersRun(ctx, body) {
+  const pieces = piecesFor(ctx.c.chunks);
+  const prompt = promptTokensFor('workers.run', body);
+  ctx.json(200, {
+    result: { response: pieces.join(''), usage: { prompt_tokens: prompt, completion_tokens: pieces.length, total_tokens: prompt + pieces.length } },
+    success: true, errors: [], messages: [],
+  });
+}
+
 function openaiModels(ctx) {
   const created = 1700000000;
   const ids = ['standin-model', 'gpt-4o-mini', 'standin-embedding'];
@@ -701,6 +714,7 @@ async function handle(ctx, matched, body) {
     case 'openai.chat': return openaiChat(ctx, body);
     case 'openai.embeddings': return openaiEmbeddings(ctx, body);
     case 'openai.models': return openaiModels(ctx);
+    case 'workers.run': return workersRun(ctx, body);
     case 'anthropic.messages': return anthropicMessages(ctx, body);
     case 'anthropic.count_tokens': return anthropicCountTokens(ctx, body);
     case 'google.generate': return google(ctx, body, matched.model, false);

@@ -192,7 +192,10 @@ static void test_persistent_tier(void)
     tg_cache_t *c = open_on_disk();
     if (c == NULL)
         return;
-    tg_cache_put(c, entry(1, "g", now, 60000, 500));
+    tg_cache_entry_t *with_usage = entry(1, "g", now, 60000, 500);
+    tg_usage_t kept = {120, 7, 100, 3};
+    tg_cache_entry_set_usage(with_usage, &kept, "gpt-4o-mini"); /* (what the miss's recorder read) */
+    tg_cache_put(c, with_usage);
     tg_cache_put(c, entry(2, "g", now, 60000, 500));
     tg_cache_put(c, entry(3, "h", now, 60000, 500));
     tg_cache_put(c, entry(4, "g", now, 1000, 500)); /* expires first */
@@ -217,6 +220,14 @@ static void test_persistent_tier(void)
         T_EQ_INT(e->body[0], 'b');
         T_EQ_STR(e->gateway, "g");
         T_EQ_INT(e->expires_ms, now + 60000);
+        tg_usage_t u;
+        const char *model = NULL;
+        T_OK(tg_cache_entry_get_usage(e, &u, &model)); /* the usage came back from the disk */
+        T_EQ_INT(u.input, 120);
+        T_EQ_INT(u.output, 7);
+        T_EQ_INT(u.cached, 100);
+        T_EQ_INT(u.cache_write, 3);
+        T_EQ_STR(model, "gpt-4o-mini");
         tg_cache_entry_release(e);
     }
     e = tg_cache_get_memory(c, &k1, now);
@@ -236,6 +247,11 @@ static void test_persistent_tier(void)
     T_OK(tg_cache_get_disk(c, &k1, now) == NULL);
     e = tg_cache_get_disk(c, &k3, now);
     T_OK(e != NULL);
+    if (e != NULL) { /* written with no usage known: none is made up */
+        tg_usage_t u;
+        const char *model = NULL;
+        T_OK(!tg_cache_entry_get_usage(e, &u, &model));
+    }
     tg_cache_entry_release(e);
     tg_cache_stats(c, &st);
     T_EQ_INT(st.disk_entries, 1);

@@ -71,6 +71,100 @@ static tg_logstore_t *open_store(void)
     return s;
 }
 
+/* STOP_INSERTING seen from a worker: tg_logstore_admit answers from the writer's counts (after each batch, at
+ * open, unknown after a delete), and a full gateway's writer notices a delete made by another connection. */
+static void test_admit(void)
+{
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    uint64_t t0 = 1796000000000ull;
+    T_OK(tg_logstore_admit(s, "local", "stop3", 3)); /* no records yet */
+    for (int i = 0; i != 4; ++i) {
+        tg_logrec_t *r = rec("stop3", "openai", "gpt-4o", 200, 10, 0.1, t0 + (uint64_t)i, NULL);
+        r->log_management = 3;
+        r->log_management_strategy = TG_LOGS_STOP_INSERTING;
+        tg_logstore_submit(s, r);
+    }
+    tg_logstore_flush(s);
+    tg_logstore_stats_t st;
+    tg_logstore_stats(s, &st);
+    uint64_t refused = st.dropped_retention;
+    T_OK(refused >= 1); /* the fourth, by the writer */
+    T_OK(!tg_logstore_admit(s, "local", "stop3", 3));
+    T_OK(tg_logstore_admit(s, "local", "stop3", 4)); /* the limit is the caller's (a reload may raise it) */
+    T_OK(tg_logstore_admit(s, "other", "stop3", 3));  /* another account's gateway of that name */
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.dropped_retention, refused + 1); /* the refusal counts */
+
+    /* a delete through the store: admitted at once, until the writer has counted again */
+    char err[256];
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_OK(db != NULL);
+    if (db == NULL) {
+        tg_logstore_close(s);
+        return;
+    }
+    tg_qparams_t q;
+    tg_qparams_parse(&q, tg_iov_str(""), err, sizeof(err));
+    int64_t deleted = 0;
+    T_EQ_INT(tg_logs_delete(db, "local", "stop3", &q, &deleted, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&q);
+    T_EQ_INT(deleted, 3);
+    tg_logstore_release(s, db);
+    tg_logstore_rows_deleted(s);
+    T_OK(tg_logstore_admit(s, "local", "stop3", 3));
+    for (int i = 0; i != 2; ++i) {
+        tg_logrec_t *r = rec("stop3", "openai", "gpt-4o", 200, 10, 0.1, t0 + 10 + (uint64_t)i, NULL);
+        r->log_management = 3;
+        r->log_management_strategy = TG_LOGS_STOP_INSERTING;
+        tg_logstore_submit(s, r);
+    }
+    tg_logstore_flush(s);
+    T_OK(!tg_logstore_admit(s, "local", "stop3", 2));
+    T_OK(tg_logstore_admit(s, "local", "stop3", 3));
+    tg_logstore_close(s);
+
+    /* at open the counts are known before any batch: 2 rows */
+    s = open_store();
+    if (s == NULL)
+        return;
+    T_OK(!tg_logstore_admit(s, "local", "stop3", 2));
+    T_OK(tg_logstore_admit(s, "local", "stop3", 3));
+    tg_logstore_close(s);
+    s = open_store();
+    if (s == NULL)
+        return;
+    tg_logrec_t *r = rec("stop3", "openai", "gpt-4o", 200, 10, 0.1, t0 + 20, NULL);
+    r->log_management = 3;
+    r->log_management_strategy = TG_LOGS_STOP_INSERTING;
+    tg_logstore_submit(s, r);
+    tg_logstore_flush(s);
+    tg_logstore_close(s);
+    s = open_store(); /* full, and the writer has seen no record of it since it opened */
+    if (s == NULL)
+        return;
+    T_OK(!tg_logstore_admit(s, "local", "stop3", 3));
+    /* another process deletes (no tg_logstore_rows_deleted): the idle writer of a full gateway looks again */
+    sqlite3 *other = tg_logstore_reader(dir, false, err, sizeof(err));
+    T_OK(other != NULL);
+    if (other != NULL) {
+        tg_qparams_parse(&q, tg_iov_str(""), err, sizeof(err));
+        T_EQ_INT(tg_logs_delete(other, "local", "stop3", &q, &deleted, err, sizeof(err)), TG_LQ_OK);
+        tg_qparams_free(&q);
+        T_EQ_INT(deleted, 3);
+        sqlite3_close(other);
+        bool admitted = false;
+        for (int i = 0; i != 300 && !admitted; ++i) { /* FULL_RECHECK_NS is 1 s; 3 s at most */
+            admitted = tg_logstore_admit(s, "local", "stop3", 3);
+            if (!admitted)
+                usleep(10000);
+        }
+        T_OK(admitted);
+    }
+    tg_logstore_close(s);
+}
+
 /* Runs first: tg_sqlite_configure before any database is opened turns SQLite's allocation statistics off (the store
  * works the same; sqlite3_memory_used, which only those statistics feed, stays 0 though opening it allocates). */
 static void test_sqlite_configure(void)
@@ -1445,6 +1539,7 @@ int main(void)
     T_RUN(test_convert_resume);
     T_RUN(test_flush_prompt);
     T_RUN(test_record_reuse);
+    T_RUN(test_admit);
     if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_logquery");
