@@ -344,6 +344,7 @@ int tg_admin_handle_api(tg_req_t *req, tg_worker_t *w)
     return 0;
 
 bad_method:
+    tg_http_add_resp_header(req, tg_iov(TG_LIT("allow")), tg_iov_str(allowed));
     send_api_error(req, 405, 1006, "%.*s is not allowed here (allowed: %s)", (int)TG_MIN(req->method_name.len, 16),
                    req->method_name.base, allowed);
     return 0;

@@ -9,6 +9,7 @@ static bool method_ok(tg_req_t *req)
 {
     if (tg_iov_eq(req->method_name, TG_LIT("GET")) || tg_iov_eq(req->method_name, TG_LIT("HEAD")))
         return true;
+    tg_http_add_resp_header(req, tg_iov(TG_LIT("allow")), tg_iov(TG_LIT("GET, HEAD")));
     tg_http_send_error(req, TG_E_METHOD_NOT_ALLOWED, "%.*s is for GET and HEAD", (int)req->path.len, req->path.base);
     return false;
 }

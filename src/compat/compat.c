@@ -262,6 +262,7 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
 {
     const tg_config_t *cfg = req->config;
     if (!tg_iov_eq(req->method_name, TG_LIT("POST"))) {
+        tg_http_add_resp_header(req, tg_iov(TG_LIT("allow")), tg_iov(TG_LIT("POST")));
         tg_http_send_error(req, TG_E_METHOD_NOT_ALLOWED, "compat/%.*s is for POST", (int)endpoint.len, endpoint.base);
         return;
     }
@@ -418,6 +419,7 @@ static void forward(tg_req_t *req, tg_worker_t *w, const tg_gateway_t *gw, tg_io
 static void models(tg_req_t *req)
 {
     if (!tg_iov_eq(req->method_name, TG_LIT("GET")) && !tg_iov_eq(req->method_name, TG_LIT("HEAD"))) {
+        tg_http_add_resp_header(req, tg_iov(TG_LIT("allow")), tg_iov(TG_LIT("GET, HEAD")));
         tg_http_send_error(req, TG_E_METHOD_NOT_ALLOWED, "compat/models is for GET");
         return;
     }

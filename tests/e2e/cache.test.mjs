@@ -341,6 +341,7 @@ describe('logs, purge and restart', () => {
     assert.equal((await raw('cached', ask('keyed b'), { 'cf-aig-cache-key': 'keep-me' })).headers.get('cf-aig-cache-status'), 'HIT');
     const wrongMethod = await fetch(`${gw.url}/client/v4/accounts/local/ai-gateway/gateways/cached/cache`);
     assert.equal(wrongMethod.status, 405);
+    assert.equal(wrongMethod.headers.get('allow'), 'DELETE');
   });
 
   test('cache_invalidate_on_update: a reload that changes the gateway purges its entries', async () => {

@@ -835,6 +835,8 @@ describe('compat/embeddings and compat/models', () => {
     assert.equal(new Set(ids).size, ids.length);
     const bad = await fetch(gw.base('compat/models'), { method: 'POST', body: '{}' });
     assert.equal(bad.status, 405);
+    assert.equal(bad.headers.get('allow'), 'GET, HEAD');
+    assert.match(bad.headers.get('cf-aig-log-id') ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/, 'a logged refusal names its record');
   });
 });
 

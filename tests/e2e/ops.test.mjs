@@ -26,6 +26,7 @@ test('healthz, readyz and metrics', async () => {
     assert.equal(r.status, 200);
     r = await fetch(`${gw.url}/healthz`, { method: 'POST' });
     assert.equal(r.status, 405);
+    assert.equal(r.headers.get('allow'), 'GET, HEAD');
 
     for (let i = 0; i < 3; i++)
       await (await fetch(gw.base('openai/chat/completions'), { method: 'POST', body: chatBody() })).text();
