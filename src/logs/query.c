@@ -727,8 +727,8 @@ static int order_clause(const tg_qparams_t *q, char *out, size_t outsz, char *er
     while (i != TG_ARRAY_SIZE(orderable) && strcmp(by, orderable[i]) != 0)
         ++i;
     if (i == TG_ARRAY_SIZE(orderable))
-        return ERR("order_by must be one of created_at, provider, model, success, cached, cost, duration, tokens_in, "
-                   "tokens_out, status_code");
+        return ERR("order_by must be one of created_at, provider, model, model_type, success, cached, cost, duration, "
+                   "tokens_in, tokens_out, status_code");
     if (strcmp(by, "model_type") == 0)
         by = "request_type";
     if (dir != NULL && strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0)

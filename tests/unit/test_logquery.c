@@ -253,6 +253,9 @@ static void test_store_and_filters(void)
         T_EQ_INT(count(db, bad[i].q, err, sizeof(err)), -1 - TG_LQ_BAD);
         T_OK(strstr(err, bad[i].name) != NULL);
     }
+    T_EQ_INT(count(db, "order_by=password", err, sizeof(err)), -1 - TG_LQ_BAD);
+    T_OK(strstr(err, "model_type") != NULL); /* the message lists every orderable field */
+    T_EQ_INT(count(db, "order_by=model_type&order_by_direction=asc", err, sizeof(err)), 4);
     T_EQ_INT(count(db, "provider=%zz", err, sizeof(err)), -100);
 
     /* ordering and pagination */
