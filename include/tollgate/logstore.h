@@ -71,6 +71,7 @@ struct st_tg_logrec_t {
     /* retention of the gateway, as configured when the request arrived */
     int64_t log_management;
     tg_log_strategy_t log_management_strategy;
+    bool admitted; /* holds a place tg_logstore_admit reserved: given back when the writer has taken it, or dropped */
     /* feedback and score: set by PATCH on stored rows; in a record only when it is read back from an older layout */
     bool reviewed;
     int feedback; /* -1, 0, 1; < -1 = none */
@@ -139,11 +140,13 @@ void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r);
 /* New queue bounds (config reload). */
 void tg_logstore_set_limits(tg_logstore_t *s, uint32_t queue_size, uint64_t queue_memory);
 /*
- * False when STOP_INSERTING at `limit` rows would refuse a record of account/gateway: the writer's last count of
- * its rows (after each batch, and at open) is at the limit. The refusal is counted in dropped_retention. True
- * otherwise, and while the count is not known (after a delete, until the writer counts again). So a worker keeps no
- * record, and answers with no cf-aig-log-id, for what would not be stored; records submitted before the writer's
- * count reached the limit (a batch's worth, ~20 ms) are still refused by the writer. Any thread.
+ * STOP_INSERTING at `limit` rows, for a record of account/gateway: true reserves a place for it, and the caller
+ * submits the record with `admitted` set (every admitted record must be submitted: the place is given back when the
+ * writer has taken it, or when it is dropped); false when the gateway's rows (as the writer last counted them, after
+ * each batch and at open) and the places held by records not yet written reach the limit. The refusal is counted in
+ * dropped_retention. So a worker keeps no record, and answers with no cf-aig-log-id, for what would not be stored,
+ * and a record it keeps is not refused by the writer (unless a reload lowers the limit meanwhile). After a delete the
+ * count before it holds until the writer counts again (its next batch; an idle writer wakes for it). Any thread.
  */
 bool tg_logstore_admit(tg_logstore_t *s, const char *account, const char *gateway, int64_t limit);
 /* Waits until everything submitted so far is written (tests, CLI, shutdown). */

@@ -100,11 +100,15 @@ static int bool_header(tg_req_t *req, const char *name, int def)
     return -1;
 }
 
-/* STOP_INSERTING and the gateway at its limit as the writer last counted: the record would be refused */
-static bool gateway_full(tg_logstore_t *store, const tg_gateway_t *gw)
+/* STOP_INSERTING and the gateway at its limit, its stored rows and the records on their way counted: the record
+ * would be refused. Else *admitted says whether the record holds a place the store reserved (tg_logstore_admit). */
+static bool gateway_full(tg_logstore_t *store, const tg_gateway_t *gw, bool *admitted)
 {
-    return store != NULL && gw->log_management >= 0 && gw->log_management_strategy == TG_LOGS_STOP_INSERTING &&
-           !tg_logstore_admit(store, gw->account, gw->id, gw->log_management);
+    *admitted = false;
+    if (store == NULL || gw->log_management < 0 || gw->log_management_strategy != TG_LOGS_STOP_INSERTING)
+        return false;
+    *admitted = tg_logstore_admit(store, gw->account, gw->id, gw->log_management);
+    return !*admitted;
 }
 
 tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logstore_t *store, const char *provider,
@@ -124,7 +128,8 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logst
      * malformed collect header is logged */
     tg_logrec_t *rec = NULL;
     size_t head_len = 0;
-    if (collect != 0 && !gateway_full(store, gw)) {
+    bool admitted = false;
+    if (collect != 0 && !gateway_full(store, gw, &admitted)) {
         /* one allocation for the record, its request head and body, and room for what the answer adds */
         head_len = head_bound(req->headers, req->num_headers);
         bool keep_body = rc->payload && req->body.len != 0 && req->body.len <= rc->max_body;
@@ -136,6 +141,7 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logst
         rec->request_type = "native";
         rec->log_management = gw->log_management;
         rec->log_management_strategy = gw->log_management_strategy;
+        rec->admitted = admitted; /* (submitted by tg_recorder_finish, whatever the answer) */
         rec->request_size = req->body.len;
         rec->payload = rc->payload;
         if (provider != NULL) {

@@ -695,11 +695,20 @@ typedef struct {
     int64_t stop_at;  /* the STOP_INSERTING limit of its latest record, -1 when it has none */
     uint64_t last_ms; /* the newest created_at among those records */
     tg_logseg_writer_t seg;
+    size_t counted_ix; /* its entry in the store's `counted` (SIZE_MAX: none yet) */
     /* this batch */
+    int64_t released; /* admitted records taken (their places are given back when the counts are published) */
     size_t batch_pos; /* (group_by_gateway) */
     int64_t inserted, seg_live;
     uint64_t seg_n;
 } gw_state_t;
+
+/* A gateway's count for tg_logstore_admit: its rows as the writer last counted them, and the places its admitted
+ * records not yet taken by the writer hold. */
+typedef struct {
+    char *account, *gateway;
+    int64_t rows, pending;
+} counted_t;
 
 enum {
     ST_INSERT,
@@ -753,12 +762,10 @@ struct st_tg_logstore_t {
     sqlite3 *idle[8];        /* query connections not in use (under mutex) */
     size_t num_idle;
     tg_logstore_stats_t stats; /* under mutex */
-    /* each gateway's rows as the writer last counted them, for tg_logstore_admit (under mutex; -1 = not known) */
-    struct {
-        const char *account, *gateway; /* the gateway's state's own */
-        int64_t rows;
-    } *counted;
+    /* for tg_logstore_admit, a gateway at a time (under mutex) */
+    counted_t *counted;
     size_t num_counted;
+    uint64_t counted_gen; /* the deleted_gen the published counts have seen (under mutex) */
     bool any_full; /* a STOP_INSERTING gateway is at its limit: the idle writer looks for deletes (under mutex) */
 };
 
@@ -860,6 +867,7 @@ static gw_state_t *gw_state(tg_logstore_t *s, const char *account, const char *g
     g->gateway = tg_strdup(gateway);
     g->gw = (unsigned)gw;
     g->rows = rows;
+    g->counted_ix = SIZE_MAX;
     g->stop_at = -1;
     g->next_key = maxseq > 0 ? maxseq + 1 : tg_logseq_first(gw);
     g->last_ms = maxseq > 0 ? tg_logseq_ms(maxseq) : 0;
@@ -1222,21 +1230,45 @@ typedef struct {
     uint64_t n;
 } dead_seg_t;
 
-/* The gateways' counts for tg_logstore_admit, after a batch (under mutex). */
-static void publish_counts(tg_logstore_t *s)
+/* The entry of account/gateway in `counted`, added (with no rows) if it has none (under mutex). */
+static size_t counted_entry(tg_logstore_t *s, const char *account, const char *gateway)
 {
-    if (s->num_counted != s->num_gws) {
-        s->counted = tg_realloc(s->counted, s->num_gws * sizeof(*s->counted));
-        s->num_counted = s->num_gws;
-    }
+    for (size_t i = 0; i != s->num_counted; ++i)
+        if (strcmp(s->counted[i].gateway, gateway) == 0 && strcmp(s->counted[i].account, account) == 0)
+            return i;
+    s->counted = tg_realloc(s->counted, (s->num_counted + 1) * sizeof(*s->counted));
+    s->counted[s->num_counted].account = tg_strdup(account);
+    s->counted[s->num_counted].gateway = tg_strdup(gateway);
+    s->counted[s->num_counted].rows = 0;
+    s->counted[s->num_counted].pending = 0;
+    return s->num_counted++;
+}
+
+/* Gives back the place an admitted record held (under mutex). */
+static void give_back_place(tg_logstore_t *s, const tg_logrec_t *r)
+{
+    size_t i = counted_entry(s, r->account, r->gateway);
+    if (s->counted[i].pending > 0)
+        s->counted[i].pending--;
+}
+
+/* The gateways' counts for tg_logstore_admit after a batch, whose admitted records give their places back (under
+ * mutex). A count the writer does not know (a batch rolled back) leaves the last one published. */
+static void publish_counts(tg_logstore_t *s, uint64_t gen)
+{
     s->any_full = false;
     for (size_t i = 0; i != s->num_gws; ++i) {
-        const gw_state_t *g = s->gws[i];
-        s->counted[i].account = g->account;
-        s->counted[i].gateway = g->gateway;
-        s->counted[i].rows = g->rows;
-        s->any_full |= g->stop_at >= 0 && g->rows >= g->stop_at;
+        gw_state_t *g = s->gws[i];
+        if (g->counted_ix == SIZE_MAX)
+            g->counted_ix = counted_entry(s, g->account, g->gateway);
+        counted_t *c = &s->counted[g->counted_ix];
+        if (g->rows >= 0)
+            c->rows = g->rows;
+        c->pending = TG_MAX(c->pending - g->released, 0);
+        g->released = 0;
+        s->any_full |= g->stop_at >= 0 && c->rows >= g->stop_at;
     }
+    s->counted_gen = gen;
 }
 
 /* At open: every gateway with records, so that tg_logstore_admit knows their counts before the first batch. */
@@ -1253,7 +1285,7 @@ static void know_gateways(tg_logstore_t *s)
     }
     sqlite3_finalize(st);
     uv_mutex_lock(&s->mutex);
-    publish_counts(s);
+    publish_counts(s, atomic_load(&s->deleted_gen));
     uv_mutex_unlock(&s->mutex);
 }
 
@@ -1286,6 +1318,15 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t **batch, size_t n, int64_t
         if (k + PREFETCH_AHEAD_FIRST < n)
             prefetch_row(batch[k + PREFETCH_AHEAD_FIRST]);
         items[k].g = gw_state(s, items[k].r->account, items[k].r->gateway);
+        if (items[k].r->admitted) {
+            if (items[k].g != NULL) {
+                items[k].g->released++;
+            } else { /* (not stored: no gateway number) */
+                uv_mutex_lock(&s->mutex);
+                give_back_place(s, items[k].r);
+                uv_mutex_unlock(&s->mutex);
+            }
+        }
     }
     s->bad = false;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK) {
@@ -1485,7 +1526,7 @@ done:
             s->stats.batch_ns_max = dt;
     }
     s->done += n;
-    publish_counts(s);
+    publish_counts(s, gen);
     uv_cond_broadcast(&s->flushed);
     uv_mutex_unlock(&s->mutex);
 }
@@ -1964,6 +2005,10 @@ static void store_free(tg_logstore_t *s)
         free(s->gws[i]);
     }
     free(s->gws);
+    for (size_t i = 0; i != s->num_counted; ++i) {
+        free(s->counted[i].account);
+        free(s->counted[i].gateway);
+    }
     free(s->counted);
     tg_logseg_stage_free(&s->stage);
     tg_buf_free(&s->rows);
@@ -2078,6 +2123,8 @@ void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r)
     uv_mutex_lock(&s->mutex);
     if (s->stop || s->depth >= s->max_depth || s->bytes + size > s->max_bytes) {
         s->stats.dropped_full++;
+        if (r->admitted)
+            give_back_place(s, r);
         uv_mutex_unlock(&s->mutex);
         tg_logrec_free(r);
         return;
@@ -2113,15 +2160,12 @@ void tg_logstore_flush(tg_logstore_t *s)
 
 bool tg_logstore_admit(tg_logstore_t *s, const char *account, const char *gateway, int64_t limit)
 {
-    bool admit = true;
     uv_mutex_lock(&s->mutex);
-    for (size_t i = 0; i != s->num_counted; ++i) {
-        if (strcmp(s->counted[i].gateway, gateway) == 0 && strcmp(s->counted[i].account, account) == 0) {
-            admit = s->counted[i].rows < 0 || s->counted[i].rows < limit;
-            break;
-        }
-    }
-    if (!admit) {
+    size_t i = counted_entry(s, account, gateway);
+    bool admit = s->counted[i].rows + s->counted[i].pending < limit;
+    if (admit) {
+        s->counted[i].pending++;
+    } else {
         s->stats.dropped_retention++;
         if (!s->any_full) { /* (a full gateway the writer has seen no record of since it opened) */
             s->any_full = true;
@@ -2132,14 +2176,22 @@ bool tg_logstore_admit(tg_logstore_t *s, const char *account, const char *gatewa
     return admit;
 }
 
+#define RECOUNT_WAIT_NS 2000000000ull /* tg_logstore_rows_deleted waits this long at most for the writer's count */
+
 void tg_logstore_rows_deleted(tg_logstore_t *s)
 {
-    atomic_fetch_add(&s->deleted_gen, 1);
+    uint64_t gen = atomic_fetch_add(&s->deleted_gen, 1) + 1;
     uv_mutex_lock(&s->mutex);
-    for (size_t i = 0; i != s->num_counted; ++i)
-        s->counted[i].rows = -1; /* not known until the writer counts again: records are admitted meanwhile */
     s->maintain = true; /* an idle writer wakes to recount and unlink the segments left empty */
     uv_cond_signal(&s->wake);
+    /* the counts from before the delete stay (refusing, never admitting, too many) until the writer has counted
+     * again, which this waits for: records sent once a delete has answered are admitted by the new count */
+    uint64_t until = tg_now_mono_ns() + RECOUNT_WAIT_NS;
+    while (s->counted_gen < gen && !s->stop) {
+        uint64_t now = tg_now_mono_ns();
+        if (now >= until || uv_cond_timedwait(&s->flushed, &s->mutex, until - now) != 0)
+            break;
+    }
     uv_mutex_unlock(&s->mutex);
 }
 

@@ -43,6 +43,7 @@ function config() {
       { account: 'local', id: 'nolog', collect_logs: false },
       { account: 'local', id: 'keep3', log_management: 3, log_management_strategy: 'DELETE_OLDEST' },
       { account: 'local', id: 'first3', log_management: 3, log_management_strategy: 'STOP_INSERTING' },
+      { account: 'local', id: 'burst4', log_management: 4, log_management_strategy: 'STOP_INSERTING' },
     ],
   };
 }
@@ -479,6 +480,7 @@ describe('management API authentication', () => {
 
 describe('retention and restarts', () => {
   test('DELETE_OLDEST keeps the newest, STOP_INSERTING the first', async () => {
+    const firstIds = [];
     for (let i = 0; i < 5; i++) {
       for (const g of ['keep3', 'first3']) {
         const r = await fetch(`${gw.url}/v1/local/${g}/openai/chat/completions`, {
@@ -487,10 +489,14 @@ describe('retention and restarts', () => {
           body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
         });
         await r.text();
+        if (g === 'first3') firstIds.push(r.headers.get('cf-aig-log-id'));
       }
     }
-    // all ten are done with once the retention counters say so: first3's two refused (by the writer, or by a
-    // worker once the writer had counted it full), keep3's two oldest deleted
+    // first3's places are held from admission, before the writer has written a record: the fourth and fifth
+    // answers name no log id at once, however fast they follow
+    assert.ok(firstIds.slice(0, 3).every((id) => /^[0-9A-HJKMNP-TV-Z]{26}$/.test(id ?? '')), String(firstIds));
+    assert.deepEqual(firstIds.slice(3), [null, null]);
+    // all ten are done with once the retention counters say so: first3's two refused, keep3's two oldest deleted
     const deadline = Date.now() + 10000;
     for (;;) {
       const m = await (await fetch(`${gw.url}/metrics`)).text();
@@ -502,6 +508,7 @@ describe('retention and restarts', () => {
     assert.deepEqual(keep.map((r) => r.event_id), ['r4', 'r3', 'r2']);
     const first = await waitLogs('first3', 3);
     assert.deepEqual(first.map((r) => r.event_id), ['r2', 'r1', 'r0']);
+    assert.deepEqual(first.map((r) => r.id), firstIds.slice(0, 3).reverse());
 
     // once the writer has counted first3 full, a request keeps no record and its answer names none
     const call = (ev) => fetch(`${gw.url}/v1/local/first3/openai/chat/completions`, {
@@ -523,6 +530,20 @@ describe('retention and restarts', () => {
     assert.match(id ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/);
     const [rec] = await waitLogs('first3', 1, '&event_id=r-again');
     assert.equal(rec.id, id);
+  });
+
+  test('STOP_INSERTING under a concurrent burst: a log id exactly for the records kept', async () => {
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+      fetch(`${gw.url}/v1/local/burst4/openai/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer k', 'cf-aig-event-id': `b${i}` },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+      }).then(async (r) => { await r.text(); return r; })));
+    assert.ok(answers.every((r) => r.status === 200));
+    const ids = answers.map((r) => r.headers.get('cf-aig-log-id')).filter((id) => id !== null);
+    assert.equal(ids.length, 4);
+    const kept = await waitLogs('burst4', 4);
+    assert.deepEqual(kept.map((r) => r.id).sort(), [...ids].sort());
   });
 
   test('records survive a restart (SIGTERM flushes the queue)', async () => {

@@ -73,31 +73,61 @@ static tg_logstore_t *open_store(void)
 
 /* STOP_INSERTING seen from a worker: tg_logstore_admit answers from the writer's counts (after each batch, at
  * open, unknown after a delete), and a full gateway's writer notices a delete made by another connection. */
+/* A STOP_INSERTING record of gateway `gw` (limit 3) made at t, holding a place if `admitted`. */
+static tg_logrec_t *stop_rec(const char *gw, uint64_t t, bool admitted)
+{
+    tg_logrec_t *r = rec(gw, "openai", "gpt-4o", 200, 10, 0.1, t, NULL);
+    r->log_management = 3;
+    r->log_management_strategy = TG_LOGS_STOP_INSERTING;
+    r->admitted = admitted;
+    return r;
+}
+
 static void test_admit(void)
 {
     tg_logstore_t *s = open_store();
     if (s == NULL)
         return;
     uint64_t t0 = 1796000000000ull;
-    T_OK(tg_logstore_admit(s, "local", "stop3", 3)); /* no records yet */
-    for (int i = 0; i != 4; ++i) {
-        tg_logrec_t *r = rec("stop3", "openai", "gpt-4o", 200, 10, 0.1, t0 + (uint64_t)i, NULL);
-        r->log_management = 3;
-        r->log_management_strategy = TG_LOGS_STOP_INSERTING;
-        tg_logstore_submit(s, r);
-    }
+    /* places are held from admission, before any record is written: the fourth is refused at once */
+    for (int i = 0; i != 3; ++i)
+        T_OK(tg_logstore_admit(s, "local", "stop3", 3));
+    T_OK(!tg_logstore_admit(s, "local", "stop3", 3));
+    T_OK(tg_logstore_admit(s, "other", "stop3", 3)); /* another account's gateway of that name */
+    tg_logstore_submit(s, stop_rec("stop3", t0, true));
+    tg_logstore_submit(s, stop_rec("stop3", t0 + 1, true));
+    /* a record dropped (the queue full) gives its place back */
+    tg_logstore_set_limits(s, 0, 1 << 26);
+    tg_logstore_submit(s, stop_rec("stop3", t0 + 2, true));
+    tg_logstore_set_limits(s, 1000, 1 << 26);
+    T_OK(tg_logstore_admit(s, "local", "stop3", 3));
+    tg_logstore_submit(s, stop_rec("stop3", t0 + 3, true));
+    tg_logrec_t *o = rec("stop3", "openai", "gpt-4o", 200, 10, 0.1, t0, NULL);
+    o->account = tg_logrec_strdup(o, "other");
+    o->log_management = 3;
+    o->log_management_strategy = TG_LOGS_STOP_INSERTING;
+    o->admitted = true;
+    tg_logstore_submit(s, o);
     tg_logstore_flush(s);
     tg_logstore_stats_t st;
     tg_logstore_stats(s, &st);
-    uint64_t refused = st.dropped_retention;
-    T_OK(refused >= 1); /* the fourth, by the writer */
+    T_EQ_INT(st.written, 4);
+    T_EQ_INT(st.dropped_full, 1);
+    T_EQ_INT(st.dropped_retention, 1); /* the refusal at admission only: the writer refused none */
     T_OK(!tg_logstore_admit(s, "local", "stop3", 3));
     T_OK(tg_logstore_admit(s, "local", "stop3", 4)); /* the limit is the caller's (a reload may raise it) */
-    T_OK(tg_logstore_admit(s, "other", "stop3", 3));  /* another account's gateway of that name */
+    tg_logstore_submit(s, stop_rec("stop3", t0 + 4, true)); /* (stored: the writer keeps the record's limit, 3) */
+    tg_logstore_flush(s);
     tg_logstore_stats(s, &st);
-    T_EQ_INT(st.dropped_retention, refused + 1); /* the refusal counts */
+    T_EQ_INT(st.dropped_retention, 3); /* two refusals at admission, and the writer's of the record past its limit */
+    T_OK(tg_logstore_admit(s, "local", "stop3", 4)); /* 3 rows, and the refused record's place was given back */
+    tg_logrec_t *r4 = stop_rec("stop3", t0 + 5, true);
+    r4->log_management = 4;
+    tg_logstore_submit(s, r4);
+    tg_logstore_flush(s);
+    T_OK(!tg_logstore_admit(s, "local", "stop3", 4));
 
-    /* a delete through the store: admitted at once, until the writer has counted again */
+    /* a delete through the store: admitted once tg_logstore_rows_deleted returns (it waits for the new count) */
     char err[256];
     sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
     T_OK(db != NULL);
@@ -110,20 +140,17 @@ static void test_admit(void)
     int64_t deleted = 0;
     T_EQ_INT(tg_logs_delete(db, "local", "stop3", &q, &deleted, err, sizeof(err)), TG_LQ_OK);
     tg_qparams_free(&q);
-    T_EQ_INT(deleted, 3);
+    T_EQ_INT(deleted, 4);
     tg_logstore_release(s, db);
     tg_logstore_rows_deleted(s);
-    T_OK(tg_logstore_admit(s, "local", "stop3", 3));
     for (int i = 0; i != 2; ++i) {
-        tg_logrec_t *r = rec("stop3", "openai", "gpt-4o", 200, 10, 0.1, t0 + 10 + (uint64_t)i, NULL);
-        r->log_management = 3;
-        r->log_management_strategy = TG_LOGS_STOP_INSERTING;
-        tg_logstore_submit(s, r);
+        T_OK(tg_logstore_admit(s, "local", "stop3", 3));
+        tg_logstore_submit(s, stop_rec("stop3", t0 + 10 + (uint64_t)i, true));
     }
     tg_logstore_flush(s);
     T_OK(!tg_logstore_admit(s, "local", "stop3", 2));
     T_OK(tg_logstore_admit(s, "local", "stop3", 3));
-    tg_logstore_close(s);
+    tg_logstore_close(s); /* (the place that admission holds goes with the store) */
 
     /* at open the counts are known before any batch: 2 rows */
     s = open_store();
@@ -131,14 +158,7 @@ static void test_admit(void)
         return;
     T_OK(!tg_logstore_admit(s, "local", "stop3", 2));
     T_OK(tg_logstore_admit(s, "local", "stop3", 3));
-    tg_logstore_close(s);
-    s = open_store();
-    if (s == NULL)
-        return;
-    tg_logrec_t *r = rec("stop3", "openai", "gpt-4o", 200, 10, 0.1, t0 + 20, NULL);
-    r->log_management = 3;
-    r->log_management_strategy = TG_LOGS_STOP_INSERTING;
-    tg_logstore_submit(s, r);
+    tg_logstore_submit(s, stop_rec("stop3", t0 + 20, true));
     tg_logstore_flush(s);
     tg_logstore_close(s);
     s = open_store(); /* full, and the writer has seen no record of it since it opened */
@@ -161,6 +181,8 @@ static void test_admit(void)
                 usleep(10000);
         }
         T_OK(admitted);
+        if (admitted)
+            tg_logstore_submit(s, stop_rec("stop3", t0 + 30, true));
     }
     tg_logstore_close(s);
 }
