@@ -404,8 +404,12 @@ int tg_logfilter_build(tg_logfilter_t *f, const tg_qparams_t *q, const char *con
     tg_buf_init(&f->sql, 64 << 10);
     for (size_t i = 0; i != q->n; ++i) {
         const char *k = q->keys[i], *v = q->values[i];
-        if (listed(k, ignore))
+        if (listed(k, ignore)) { /* the caller's options take one value (filters all apply, repeated or not) */
+            for (size_t j = 0; j != i; ++j)
+                if (strcmp(q->keys[j], k) == 0)
+                    return ERR("query parameter %s is given more than once", k);
             continue;
+        }
         if (strncmp(k, "metadata.", 9) == 0 && k[9] != '\0') {
             tg_buf_append(&f->sql, TG_LIT(" AND tg_meta(l.metadata, ?) = ?"));
             if (f->num_binds + 2 > TG_ARRAY_SIZE(f->binds))

@@ -383,7 +383,7 @@ describe('logs API', () => {
 
     for (const [q, name] of [['per_page=51', 'per_page'], ['page=0', 'page'], ['success=maybe', 'success'],
       ['start_date=yesterday', 'start_date'], ['order_by=secret', 'order_by'], ['bogus=1', 'bogus'],
-      ['filters=%5B%7B%22key%22%3A%22x%22%7D%5D', 'filters']]) {
+      ['filters=%5B%7B%22key%22%3A%22x%22%7D%5D', 'filters'], ['per_page=2&per_page=3', 'per_page is given more']]) {
       const r = await apiJson(`default/logs?${q}`);
       assert.equal(r.status, 400, q);
       assert.equal(r.body.success, false);

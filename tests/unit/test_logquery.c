@@ -267,6 +267,8 @@ static void test_store_and_filters(void)
                {"filters=[{\"key\":\"tokens_in\",\"operator\":\"eq\",\"value\":[\"ten\"]}]", "filters[0].value[0]"},
                {"filters=[{\"key\":\"cost\",\"operator\":\"contains\",\"value\":[\"1\"]}]", "contains"},
                {"min_cost=cheap", "min_cost"},
+               {"per_page=2&page=1&per_page=3", "per_page is given more than once"},
+               {"order_by=cost&order_by=model", "order_by is given more than once"},
                {"start_date=2026-02-30", "start_date"},
                {"end_date=2026-04-31T10:00:00Z", "end_date"},
                {"start_date=2026-11-19&end_date=2026-11-18T23:59:59Z", "start_date is after end_date"}};
@@ -278,6 +280,7 @@ static void test_store_and_filters(void)
     T_EQ_INT(count(db, "order_by=password", err, sizeof(err)), -1 - TG_LQ_BAD);
     T_OK(strstr(err, "model_type") != NULL); /* the message lists every orderable field */
     T_EQ_INT(count(db, "order_by=model_type&order_by_direction=asc", err, sizeof(err)), 4);
+    T_EQ_INT(count(db, "provider=openai&provider=anthropic", err, sizeof(err)), 0); /* filters all apply */
     T_EQ_INT(count(db, "provider=%zz", err, sizeof(err)), -100);
 
     /* ordering and pagination */
