@@ -753,6 +753,7 @@ struct st_tg_logstore_t {
     unsigned flushers; /* threads in tg_logstore_flush: the writer does not wait for company */
     atomic_uint_fast64_t deleted_gen;
     uint64_t seen_deleted_gen;
+    bool must_recount; /* the last batch failed: its counts are not known, the next one reads them again */
     gw_state_t **gws; /* each allocated on its own: items point at them while the array grows */
     size_t num_gws;
     tg_logseg_stage_t stage; /* payload staging, shared by the gateways' segment writers */
@@ -1299,8 +1300,10 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t **batch, size_t n, int64_t
 {
     uint64_t t0 = tg_now_mono_ns();
     uint64_t gen = atomic_load(&s->deleted_gen);
-    bool recount = gen != s->seen_deleted_gen; /* someone deleted rows: count again, look for dead segments */
+    /* someone deleted rows (count again, look for dead segments), or the last batch failed */
+    bool recount = gen != s->seen_deleted_gen || s->must_recount, counts_known = true;
     s->seen_deleted_gen = gen;
+    s->must_recount = false;
     uint64_t written = 0, refused = 0, errors = 0, deleted = 0;
     item_t *items = tg_malloc((n != 0 ? n : 1) * sizeof(*items));
     item_t **rows = tg_malloc((n != 0 ? n : 1) * sizeof(*rows)); /* those that get a row */
@@ -1333,6 +1336,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t **batch, size_t n, int64_t
         tg_log_error("log store: cannot begin a transaction: %s", err != NULL ? err : "?");
         sqlite3_free(err);
         errors = n;
+        counts_known = false;
         goto done;
     }
     /* another connection committed (a delete, a PATCH) since the last batch: the counts are read again, inside this
@@ -1496,6 +1500,7 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t **batch, size_t n, int64_t
         written = refused = deleted = 0;
         for (size_t i = 0; i != s->num_gws; ++i)
             s->gws[i]->rows = -1;
+        counts_known = false;
         num_dead = 0;
     }
     for (size_t i = 0; i != num_dead; ++i) {
@@ -1526,7 +1531,10 @@ done:
             s->stats.batch_ns_max = dt;
     }
     s->done += n;
-    publish_counts(s, gen);
+    /* a failed batch leaves the counts published before it (a delete not yet seen stays unseen: its waiter waits
+     * on), and the next batch (an idle writer's upkeep within FULL_RECHECK_NS while a gateway is full) recounts */
+    s->must_recount |= !counts_known;
+    publish_counts(s, counts_known ? gen : s->counted_gen);
     uv_cond_broadcast(&s->flushed);
     uv_mutex_unlock(&s->mutex);
 }
@@ -2176,7 +2184,9 @@ bool tg_logstore_admit(tg_logstore_t *s, const char *account, const char *gatewa
     return admit;
 }
 
-#define RECOUNT_WAIT_NS 2000000000ull /* tg_logstore_rows_deleted waits this long at most for the writer's count */
+/* tg_logstore_rows_deleted waits this long at most for the writer's count (a batch in progress and the next, a few
+ * ms to tens of ms; the wait holds one of libuv's threadpool threads) */
+#define RECOUNT_WAIT_NS 500000000ull
 
 void tg_logstore_rows_deleted(tg_logstore_t *s)
 {

@@ -71,8 +71,6 @@ static tg_logstore_t *open_store(void)
     return s;
 }
 
-/* STOP_INSERTING seen from a worker: tg_logstore_admit answers from the writer's counts (after each batch, at
- * open, unknown after a delete), and a full gateway's writer notices a delete made by another connection. */
 /* A STOP_INSERTING record of gateway `gw` (limit 3) made at t, holding a place if `admitted`. */
 static tg_logrec_t *stop_rec(const char *gw, uint64_t t, bool admitted)
 {
@@ -83,6 +81,9 @@ static tg_logrec_t *stop_rec(const char *gw, uint64_t t, bool admitted)
     return r;
 }
 
+/* STOP_INSERTING seen from a worker: tg_logstore_admit reserves places against the writer's counts (after each
+ * batch, at open, again after a delete) and the records on their way, and a full gateway's writer notices a delete
+ * made by another connection. */
 static void test_admit(void)
 {
     tg_logstore_t *s = open_store();
@@ -744,11 +745,50 @@ static void test_batch_failures(void)
              (int)TG_LR_MODEL);
     T_EQ_INT(sqlite3_exec(db, trigger, NULL, NULL, NULL), SQLITE_OK);
     tg_logstore_submit(s, rec("fa", "openai", "boom", 200, 1, 0, 1799000000000ull, NULL));
+    /* an admitted record lost with its batch gives its place back */
+    T_OK(tg_logstore_admit(s, "local", "fs", 1));
+    tg_logrec_t *lost = rec("fs", "openai", "boom", 200, 1, 0, 1799000000000ull, NULL);
+    lost->log_management = 1;
+    lost->log_management_strategy = TG_LOGS_STOP_INSERTING;
+    lost->admitted = true;
+    tg_logstore_submit(s, lost);
     tg_logstore_flush(s);
     tg_logstore_stats_t st;
     tg_logstore_stats(s, &st);
     T_OK(st.write_errors >= 1);
     T_EQ_INT(sqlite3_exec(db, "DROP TRIGGER boom", NULL, NULL, NULL), SQLITE_OK);
+    T_OK(tg_logstore_admit(s, "local", "fs", 1));
+    tg_logrec_t *kept = rec("fs", "openai", "gpt-4o", 200, 1, 0, 1799000000000ull, NULL);
+    kept->log_management = 1;
+    kept->log_management_strategy = TG_LOGS_STOP_INSERTING;
+    kept->admitted = true;
+    tg_logstore_submit(s, kept);
+    tg_logstore_flush(s);
+    T_OK(!tg_logstore_admit(s, "local", "fs", 1));
+    /* a delete whose recount fails (the writer cannot drop the emptied segment, for the next 1.5 s): the full count
+     * stays, and the writer counts again once it can, while nothing is submitted and no one else commits */
+    char boom2[256];
+    snprintf(boom2, sizeof(boom2),
+             "CREATE TRIGGER boom2 BEFORE DELETE ON log_segments WHEN julianday('now') < %.9f BEGIN SELECT "
+             "RAISE(ROLLBACK, 'refused by the test'); END",
+             (double)(tg_now_unix_ms() + 1500) / 86400000.0 + 2440587.5);
+    T_EQ_INT(sqlite3_exec(db, boom2, NULL, NULL, NULL), SQLITE_OK);
+    tg_qparams_t dq;
+    tg_qparams_parse(&dq, tg_iov_str(""), err, sizeof(err));
+    int64_t gone = 0;
+    T_EQ_INT(tg_logs_delete(db, "local", "fs", &dq, &gone, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&dq);
+    T_EQ_INT(gone, 1);
+    tg_logstore_rows_deleted(s);
+    T_OK(!tg_logstore_admit(s, "local", "fs", 1));
+    bool again = false;
+    for (int i = 0; i != 600 && !again; ++i) { /* an idle writer's upkeep comes every ~2 s; 6 s at most */
+        again = tg_logstore_admit(s, "local", "fs", 1);
+        if (!again)
+            usleep(10000);
+    }
+    T_OK(again);
+    T_EQ_INT(sqlite3_exec(db, "DROP TRIGGER boom2", NULL, NULL, NULL), SQLITE_OK);
     tg_logstore_submit(s, rec("fa", "openai", "gpt-4o", 200, 2, 0, 1799000000001ull, NULL));
     tg_logstore_submit(s, rec("fb", "openai", "gpt-4o", 200, 3, 0, 1799000000002ull, NULL));
     tg_logstore_flush(s);
