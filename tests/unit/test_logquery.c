@@ -71,14 +71,20 @@ static tg_logstore_t *open_store(void)
     return s;
 }
 
-/* A STOP_INSERTING record of gateway `gw` (limit 3) made at t, holding a place if `admitted`. */
-static tg_logrec_t *stop_rec(const char *gw, uint64_t t, bool admitted)
+/* A STOP_INSERTING record of gateway `gw` (at most `limit` rows) of `model` made at t, holding a place if
+ * `admitted`. */
+static tg_logrec_t *stop_rec_of(const char *gw, const char *model, int64_t limit, uint64_t t, bool admitted)
 {
-    tg_logrec_t *r = rec(gw, "openai", "gpt-4o", 200, 10, 0.1, t, NULL);
-    r->log_management = 3;
+    tg_logrec_t *r = rec(gw, "openai", model, 200, 10, 0.1, t, NULL);
+    r->log_management = limit;
     r->log_management_strategy = TG_LOGS_STOP_INSERTING;
     r->admitted = admitted;
     return r;
+}
+
+static tg_logrec_t *stop_rec(const char *gw, uint64_t t, bool admitted)
+{
+    return stop_rec_of(gw, "gpt-4o", 3, t, admitted);
 }
 
 /* STOP_INSERTING seen from a worker: tg_logstore_admit reserves places against the writer's counts (after each
@@ -122,9 +128,7 @@ static void test_admit(void)
     tg_logstore_stats(s, &st);
     T_EQ_INT(st.dropped_retention, 3); /* two refusals at admission, and the writer's of the record past its limit */
     T_OK(tg_logstore_admit(s, "local", "stop3", 4)); /* 3 rows, and the refused record's place was given back */
-    tg_logrec_t *r4 = stop_rec("stop3", t0 + 5, true);
-    r4->log_management = 4;
-    tg_logstore_submit(s, r4);
+    tg_logstore_submit(s, stop_rec_of("stop3", "gpt-4o", 4, t0 + 5, true));
     tg_logstore_flush(s);
     T_OK(!tg_logstore_admit(s, "local", "stop3", 4));
 
@@ -747,22 +751,14 @@ static void test_batch_failures(void)
     tg_logstore_submit(s, rec("fa", "openai", "boom", 200, 1, 0, 1799000000000ull, NULL));
     /* an admitted record lost with its batch gives its place back */
     T_OK(tg_logstore_admit(s, "local", "fs", 1));
-    tg_logrec_t *lost = rec("fs", "openai", "boom", 200, 1, 0, 1799000000000ull, NULL);
-    lost->log_management = 1;
-    lost->log_management_strategy = TG_LOGS_STOP_INSERTING;
-    lost->admitted = true;
-    tg_logstore_submit(s, lost);
+    tg_logstore_submit(s, stop_rec_of("fs", "boom", 1, 1799000000000ull, true));
     tg_logstore_flush(s);
     tg_logstore_stats_t st;
     tg_logstore_stats(s, &st);
     T_OK(st.write_errors >= 1);
     T_EQ_INT(sqlite3_exec(db, "DROP TRIGGER boom", NULL, NULL, NULL), SQLITE_OK);
     T_OK(tg_logstore_admit(s, "local", "fs", 1));
-    tg_logrec_t *kept = rec("fs", "openai", "gpt-4o", 200, 1, 0, 1799000000000ull, NULL);
-    kept->log_management = 1;
-    kept->log_management_strategy = TG_LOGS_STOP_INSERTING;
-    kept->admitted = true;
-    tg_logstore_submit(s, kept);
+    tg_logstore_submit(s, stop_rec_of("fs", "gpt-4o", 1, 1799000000000ull, true));
     tg_logstore_flush(s);
     T_OK(!tg_logstore_admit(s, "local", "fs", 1));
     /* a delete whose recount fails (the writer cannot drop the emptied segment, for the next 1.5 s): the full count
