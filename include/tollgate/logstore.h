@@ -142,11 +142,12 @@ void tg_logstore_set_limits(tg_logstore_t *s, uint32_t queue_size, uint64_t queu
 /*
  * STOP_INSERTING at `limit` rows, for a record of account/gateway: true reserves a place for it, and the caller
  * submits the record with `admitted` set (every admitted record must be submitted: the place is given back when the
- * writer has taken it, or when it is dropped); false when the gateway's rows (as the writer last counted them, after
- * each batch and at open) and the places held by records not yet written reach the limit. The refusal is counted in
- * dropped_retention. So a worker keeps no record, and answers with no cf-aig-log-id, for what would not be stored,
- * and a record it keeps is not refused by the writer (unless a reload lowers the limit meanwhile). After a delete the
- * count before it holds until the writer counts again (its next batch; an idle writer wakes for it). Any thread.
+ * writer has taken it, or when it is dropped); false when the gateway's rows (as the writer last counted them,
+ * after each batch and at open) and the places held by records not yet written reach the limit. The refusal is
+ * counted in dropped_retention. So a worker keeps no record, and answers with no cf-aig-log-id, for what would not
+ * be stored, and a record it keeps is not refused by the writer (unless a reload changes the retention meanwhile).
+ * After a delete the count before it holds until the writer counts again (its next batch; an idle writer wakes for
+ * it). Any thread.
  */
 bool tg_logstore_admit(tg_logstore_t *s, const char *account, const char *gateway, int64_t limit);
 /* Waits until everything submitted so far is written (tests, CLI, shutdown). */
