@@ -3,7 +3,10 @@
  *
  * Writing: workers hand finished records to tg_logstore_submit, which never blocks on the disk: records go on a
  * bounded queue (log_queue_size records, log_queue_memory bytes) and a writer thread stores them in batched
- * transactions, with their heads and bodies in payload segments beside the database (logseg.h). When the queue is full the record is dropped and counted (/metrics), never waited for. On close
+ * transactions, with their heads and bodies in payload segments beside the database (logseg.h). The queue's
+ * log_queue_size places are taken when a request starts (tg_logstore_reserve), so that a request the queue has no
+ * room for keeps no record and names none; a record that holds a place is dropped only when the queue's bytes are
+ * at log_queue_memory. Whatever is dropped is counted (/metrics), never waited for. On close
  * the queue is flushed. Retention per gateway (log_management, log_management_strategy) is applied by the writer
  * as it inserts.
  *
@@ -72,6 +75,7 @@ struct st_tg_logrec_t {
     int64_t log_management;
     tg_log_strategy_t log_management_strategy;
     bool admitted; /* holds a place tg_logstore_admit reserved: given back when the writer has taken it, or dropped */
+    bool queue_place; /* holds a queue place tg_logstore_reserve took: given back when the writer takes it, or dropped */
     /* feedback and score: set by PATCH on stored rows; in a record only when it is read back from an older layout */
     bool reviewed;
     int feedback; /* -1, 0, 1; < -1 = none */
@@ -128,6 +132,7 @@ typedef struct st_tg_logstore_stats_t {
     uint64_t batch_ns_max;
     size_t queue_depth;        /* records waiting now */
     size_t queue_bytes;
+    size_t in_flight;          /* records being made that hold a queue place (tg_logstore_reserve) */
 } tg_logstore_stats_t;
 
 typedef struct st_tg_logstore_t tg_logstore_t;
@@ -135,7 +140,17 @@ typedef struct st_tg_logstore_t tg_logstore_t;
 /* Opens (creating if needed) data_dir/logs.db and starts the writer. NULL with a message in errbuf on failure. */
 tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint64_t queue_memory, char *errbuf,
                                 size_t errbufsz);
-/* Takes `r` (always: stored, or dropped and counted). Any thread; never waits for the disk. */
+/*
+ * A queue place for a record about to be made: true takes it, and the caller sets the record's `queue_place` and
+ * submits it (or calls tg_logstore_unreserve if it makes none); false when log_queue_size places are held, by records
+ * being made and records queued, counted in dropped_full. A place is held from the request's start to the moment the
+ * writer takes the record, so the log id an answer names is not lost to a full queue later. Any thread; lock-free.
+ */
+bool tg_logstore_reserve(tg_logstore_t *s);
+/* Gives back a place tg_logstore_reserve took for a record that will not be submitted. */
+void tg_logstore_unreserve(tg_logstore_t *s);
+/* Takes `r` (always: stored, or dropped and counted). A record without a queue place takes one here if one is free.
+ * Dropped: no place, the store closing, or log_queue_memory bytes queued. Any thread; never waits for the disk. */
 void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r);
 /* New queue bounds (config reload). */
 void tg_logstore_set_limits(tg_logstore_t *s, uint32_t queue_size, uint64_t queue_memory);

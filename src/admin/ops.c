@@ -43,6 +43,7 @@ static void send_metrics(tg_req_t *req, tg_worker_t *w)
         g.log_batch_ns_max = ls.batch_ns_max;
         g.log_queue_depth = ls.queue_depth;
         g.log_queue_bytes = ls.queue_bytes;
+        g.log_in_flight = ls.in_flight;
     }
     tg_buf_t out;
     tg_buf_init(&out, 16u << 20);

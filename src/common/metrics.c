@@ -222,6 +222,10 @@ static void render_logs(const tg_metrics_gauges_t *g, tg_buf_t *out)
                    "# HELP tollgate_log_queue_bytes Bytes of log records waiting for the writer.\n"
                    "# TYPE tollgate_log_queue_bytes gauge\n"
                    "tollgate_log_queue_bytes %llu\n"
+                   "# HELP tollgate_log_records_in_flight Log records being made, each holding one of log_queue_size "
+                   "places.\n"
+                   "# TYPE tollgate_log_records_in_flight gauge\n"
+                   "tollgate_log_records_in_flight %llu\n"
                    "# HELP tollgate_log_batch_seconds Time the writer spent in batch transactions.\n"
                    "# TYPE tollgate_log_batch_seconds summary\n"
                    "tollgate_log_batch_seconds_sum %.6f\n"
@@ -232,7 +236,8 @@ static void render_logs(const tg_metrics_gauges_t *g, tg_buf_t *out)
                    (unsigned long long)g->log_written, (unsigned long long)g->log_dropped_full,
                    (unsigned long long)g->log_dropped_retention, (unsigned long long)g->log_write_errors,
                    (unsigned long long)g->log_deleted_retention, (unsigned long long)g->log_queue_depth,
-                   (unsigned long long)g->log_queue_bytes, (double)g->log_batch_ns_sum / 1e9,
+                   (unsigned long long)g->log_queue_bytes, (unsigned long long)g->log_in_flight,
+                   (double)g->log_batch_ns_sum / 1e9,
                    (unsigned long long)g->log_batches, (double)g->log_batch_ns_max / 1e9);
 }
 

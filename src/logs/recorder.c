@@ -128,8 +128,17 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logst
      * malformed collect header is logged */
     tg_logrec_t *rec = NULL;
     size_t head_len = 0;
-    bool admitted = false;
-    if (collect != 0 && !gateway_full(store, gw, &admitted)) {
+    bool admitted = false, placed = false, keep = collect != 0;
+    /* a queue place first (a request the queue has no room for names no log id), then retention's */
+    if (keep && store != NULL) {
+        placed = tg_logstore_reserve(store);
+        if (placed && gateway_full(store, gw, &admitted)) {
+            tg_logstore_unreserve(store);
+            placed = false;
+        }
+        keep = placed;
+    }
+    if (keep) {
         /* one allocation for the record, its request head and body, and room for what the answer adds */
         head_len = head_bound(req->headers, req->num_headers);
         bool keep_body = rc->payload && req->body.len != 0 && req->body.len <= rc->max_body;
@@ -142,6 +151,7 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logst
         rec->log_management = gw->log_management;
         rec->log_management_strategy = gw->log_management_strategy;
         rec->admitted = admitted; /* (submitted by tg_recorder_finish, whatever the answer) */
+        rec->queue_place = placed;
         rec->request_size = req->body.len;
         rec->payload = rc->payload;
         if (provider != NULL) {

@@ -745,7 +745,8 @@ struct st_tg_logstore_t {
     tg_logrec_t **taken; /* the writer's: the array it took the last batch in, the next queue */
     size_t taken_cap;
     size_t depth, bytes;
-    size_t max_depth;
+    atomic_size_t max_depth;
+    atomic_size_t places; /* queue places held: reserved by records still being made, and queued (tg_logstore_reserve) */
     uint64_t max_bytes;
     uint64_t submitted, done; /* records taken by submit (queued) and finished by the writer */
     bool stop;
@@ -1634,6 +1635,7 @@ static void writer_main(void *arg)
         s->depth = 0;
         s->bytes = 0;
         uv_mutex_unlock(&s->mutex);
+        atomic_fetch_sub_explicit(&s->places, n, memory_order_relaxed); /* (every queued record held one) */
         write_batch(s, batch, n, -1);
         idle_trimmed = false;
         uv_mutex_lock(&s->mutex);
@@ -2099,7 +2101,8 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         }
     }
     tg_buf_free(&many);
-    s->max_depth = queue_size;
+    atomic_init(&s->max_depth, queue_size);
+    atomic_init(&s->places, 0);
     s->max_bytes = queue_memory;
     atomic_init(&s->deleted_gen, 0);
     uv_mutex_init(&s->mutex); /* (the conversion's batches count under it) */
@@ -2125,15 +2128,44 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     return s;
 }
 
+/* Takes a queue place if one is free (never more than max_depth are held). */
+static bool take_place(tg_logstore_t *s)
+{
+    size_t limit = atomic_load_explicit(&s->max_depth, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&s->places, 1, memory_order_relaxed) < limit)
+        return true;
+    atomic_fetch_sub_explicit(&s->places, 1, memory_order_relaxed);
+    return false;
+}
+
+bool tg_logstore_reserve(tg_logstore_t *s)
+{
+    if (take_place(s))
+        return true;
+    uv_mutex_lock(&s->mutex);
+    s->stats.dropped_full++;
+    uv_mutex_unlock(&s->mutex);
+    return false;
+}
+
+void tg_logstore_unreserve(tg_logstore_t *s)
+{
+    atomic_fetch_sub_explicit(&s->places, 1, memory_order_relaxed);
+}
+
 void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r)
 {
     size_t size = tg_logrec_size(r);
+    /* a record that holds a place keeps it whatever a reload did to log_queue_size meanwhile */
+    bool placed = r->queue_place || take_place(s);
     uv_mutex_lock(&s->mutex);
-    if (s->stop || s->depth >= s->max_depth || s->bytes + size > s->max_bytes) {
+    if (!placed || s->stop || s->bytes + size > s->max_bytes) {
         s->stats.dropped_full++;
         if (r->admitted)
             give_back_place(s, r);
         uv_mutex_unlock(&s->mutex);
+        if (placed)
+            tg_logstore_unreserve(s);
         tg_logrec_free(r);
         return;
     }
@@ -2149,7 +2181,7 @@ void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r)
 void tg_logstore_set_limits(tg_logstore_t *s, uint32_t queue_size, uint64_t queue_memory)
 {
     uv_mutex_lock(&s->mutex);
-    s->max_depth = queue_size;
+    atomic_store_explicit(&s->max_depth, queue_size, memory_order_relaxed);
     s->max_bytes = queue_memory;
     uv_mutex_unlock(&s->mutex);
 }
@@ -2211,6 +2243,8 @@ void tg_logstore_stats(tg_logstore_t *s, tg_logstore_stats_t *out)
     *out = s->stats;
     out->queue_depth = s->depth;
     out->queue_bytes = s->bytes;
+    size_t places = atomic_load_explicit(&s->places, memory_order_relaxed);
+    out->in_flight = places > s->depth ? places - s->depth : 0;
     uv_mutex_unlock(&s->mutex);
 }
 

@@ -478,6 +478,62 @@ describe('management API authentication', () => {
   });
 });
 
+describe('queue places', () => {
+  test('a request the log queue has no place for names no log id; one that got a place keeps its record', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-places-'));
+    const g = await startGateway({ config: { data_dir: dir, log_queue_size: 16, providers: providers(s.url) } });
+    try {
+      const call = (delay) => fetch(`${g.url}/v1/local/default/openai/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer k', 'x-standin-delay-ms': String(delay) },
+        body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+      });
+      // sixteen slow requests hold the sixteen places while the stand-in waits to answer them
+      const slow = Array.from({ length: 16 }, () => call(1500));
+      const metric = async (name) => Number(new RegExp(`${name} (\\d+)`).exec(await (await fetch(`${g.url}/metrics`)).text())[1]);
+      const deadline = Date.now() + 5000;
+      while (await metric('tollgate_log_records_in_flight') < 16 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await metric('tollgate_log_records_in_flight'), 16);
+      const refused = await call(0);
+      assert.equal(refused.status, 200); // the request itself is served
+      await refused.text();
+      assert.equal(refused.headers.get('cf-aig-log-id'), null);
+      assert.equal(await metric('tollgate_log_records_dropped_total\\{reason="queue_full"\\}'), 1);
+      const ids = [];
+      for (const r of await Promise.all(slow)) {
+        await r.text();
+        ids.push(r.headers.get('cf-aig-log-id'));
+      }
+      assert.ok(ids.every((id) => /^[0-9A-HJKMNP-TV-Z]{26}$/.test(id ?? '')), String(ids));
+      // the places come back as the writer takes the records (within its group-commit wait)
+      const until = Date.now() + 5000;
+      while ((await metric('tollgate_log_records_in_flight')) + (await metric('tollgate_log_queue_depth')) > 0 &&
+             Date.now() < until)
+        await new Promise((r) => setTimeout(r, 20));
+      const after = await call(0);
+      await after.text();
+      assert.match(after.headers.get('cf-aig-log-id') ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/);
+      ids.push(after.headers.get('cf-aig-log-id'));
+      // every id an answer named is a stored record
+      for (const id of ids) {
+        let r;
+        const until = Date.now() + 5000;
+        do {
+          r = await fetch(`${g.url}/client/v4/accounts/local/ai-gateway/gateways/default/logs/${id}`);
+          if (r.status === 200) break;
+          await new Promise((res) => setTimeout(res, 20));
+        } while (Date.now() < until);
+        assert.equal(r.status, 200, id);
+      }
+      assert.equal(await metric('tollgate_log_records_dropped_total\\{reason="queue_full"\\}'), 1);
+    } finally {
+      await g.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('retention and restarts', () => {
   test('DELETE_OLDEST keeps the newest, STOP_INSERTING the first', async () => {
     const firstIds = [];

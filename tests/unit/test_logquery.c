@@ -87,6 +87,65 @@ static tg_logrec_t *stop_rec(const char *gw, uint64_t t, bool admitted)
     return stop_rec_of(gw, "gpt-4o", 3, t, admitted);
 }
 
+/* Queue places: taken when a request starts (tg_logstore_reserve), held by records being made and by queued ones,
+ * never more than log_queue_size; a record holding one is not dropped for the count, even after a reload lowers it;
+ * the bytes bound still drops, and every drop gives its place back. */
+static void test_queue_places(void)
+{
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    uint64_t t0 = 1796100000000ull;
+    tg_logstore_set_limits(s, 2, 1 << 26);
+    T_OK(tg_logstore_reserve(s));
+    T_OK(tg_logstore_reserve(s));
+    T_OK(!tg_logstore_reserve(s)); /* two records being made hold both places */
+    tg_logstore_stats_t st;
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.in_flight, 2);
+    T_EQ_INT(st.queue_depth, 0);
+    T_EQ_INT(st.dropped_full, 1);
+    /* a record made without a place finds none at submit */
+    tg_logstore_submit(s, rec("qp", "openai", "gpt-4o", 200, 10, 0.1, t0, NULL));
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.dropped_full, 2);
+    /* a reload to no room at all: the records holding places are still queued and written */
+    tg_logstore_set_limits(s, 0, 1 << 26);
+    for (int i = 0; i != 2; ++i) {
+        tg_logrec_t *r = rec("qp", "openai", "gpt-4o", 200, 10, 0.1, t0 + 1 + (uint64_t)i, NULL);
+        r->queue_place = true;
+        tg_logstore_submit(s, r);
+    }
+    tg_logstore_flush(s);
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.written, 2);
+    T_EQ_INT(st.dropped_full, 2);
+    T_EQ_INT(st.in_flight, 0);
+    T_OK(!tg_logstore_reserve(s)); /* (log_queue_size 0: a request refused, counted) */
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.dropped_full, 3);
+    /* the writer gave the places back when it took the records */
+    tg_logstore_set_limits(s, 2, 1 << 26);
+    T_OK(tg_logstore_reserve(s));
+    T_OK(tg_logstore_reserve(s));
+    tg_logstore_unreserve(s); /* (a request that made no record after all) */
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.in_flight, 1);
+    /* the bytes bound drops a record holding a place (the one still held), and its place comes back */
+    tg_logstore_set_limits(s, 2, 16);
+    tg_logrec_t *big = rec("qp", "openai", "gpt-4o", 200, 10, 0.1, t0 + 3, NULL);
+    big->queue_place = true;
+    tg_logstore_submit(s, big);
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.dropped_full, 4);
+    T_EQ_INT(st.in_flight, 0);
+    T_OK(tg_logstore_reserve(s));
+    T_OK(tg_logstore_reserve(s));
+    tg_logstore_unreserve(s);
+    tg_logstore_unreserve(s);
+    tg_logstore_close(s);
+}
+
 /* STOP_INSERTING seen from a worker: tg_logstore_admit reserves places against the writer's counts (after each
  * batch, at open, again after a delete) and the records on their way, and a full gateway's writer notices a delete
  * made by another connection. */
@@ -1604,6 +1663,7 @@ int main(void)
     T_RUN(test_flush_prompt);
     T_RUN(test_record_reuse);
     T_RUN(test_admit);
+    T_RUN(test_queue_places);
     if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_logquery");
