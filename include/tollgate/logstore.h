@@ -6,7 +6,7 @@
  * transactions, with their heads and bodies in payload segments beside the database (logseg.h). The queue's
  * log_queue_size places are taken when a request starts (tg_logstore_reserve), so that a request the queue has no
  * room for keeps no record and names none; a record that holds a place is dropped only when the queue's bytes are
- * at log_queue_memory. Whatever is dropped is counted (/metrics), never waited for. On close
+ * at log_queue_memory (or the store is closing). Whatever is dropped is counted (/metrics), never waited for. On close
  * the queue is flushed. Retention per gateway (log_management, log_management_strategy) is applied by the writer
  * as it inserts.
  *

@@ -47,8 +47,10 @@ typedef struct st_tg_recorder_t {
  * cf-aig-collect-log-payload, cf-aig-metadata and cf-aig-custom-cost, and adds cf-aig-log-id (when a record is
  * kept) and cf-aig-event-id to every answer the request gets (tg_http_add_resp_header). `provider` and
  * `native_path` are the route's when the router knows them already (else NULL: tg_recorder_set_target), so a
- * request refused here is logged with them. No record is kept for a STOP_INSERTING gateway the store counts full
- * (tg_logstore_admit). Returns NULL after answering the request with a 400 naming the header when one is malformed
+ * request refused here is logged with them. No record is kept when the log queue has no place for it
+ * (tg_logstore_reserve: places are held from here to the writer) or for a STOP_INSERTING gateway the store counts
+ * full (tg_logstore_admit); tg_recorder_finish must follow every begun recorder, or its places are never given
+ * back. Returns NULL after answering the request with a 400 naming the header when one is malformed
  * (the request is then over; a record of it is still finished).
  */
 tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logstore_t *store, const char *provider,

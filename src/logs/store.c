@@ -1634,8 +1634,8 @@ static void writer_main(void *arg)
         s->taken_cap = cap;
         s->depth = 0;
         s->bytes = 0;
-        uv_mutex_unlock(&s->mutex);
         atomic_fetch_sub_explicit(&s->places, n, memory_order_relaxed); /* (every queued record held one) */
+        uv_mutex_unlock(&s->mutex);
         write_batch(s, batch, n, -1);
         idle_trimmed = false;
         uv_mutex_lock(&s->mutex);
@@ -2132,10 +2132,13 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
 static bool take_place(tg_logstore_t *s)
 {
     size_t limit = atomic_load_explicit(&s->max_depth, memory_order_relaxed);
-    if (atomic_fetch_add_explicit(&s->places, 1, memory_order_relaxed) < limit)
-        return true;
-    atomic_fetch_sub_explicit(&s->places, 1, memory_order_relaxed);
-    return false;
+    size_t held = atomic_load_explicit(&s->places, memory_order_relaxed);
+    do { /* (not an add undone on failure: that would refuse another thread a place while it is briefly over) */
+        if (held >= limit)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&s->places, &held, held + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
 }
 
 bool tg_logstore_reserve(tg_logstore_t *s)

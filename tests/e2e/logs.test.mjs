@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startStandin, promptTokensFor } from '../fakes/standin.mjs';
 import { spawnSync } from 'node:child_process';
-import { BIN, startGateway } from './harness.mjs';
+import { BIN, SLOW, startGateway } from './harness.mjs';
 
 const PRICES = JSON.parse(readFileSync(new URL('../../data/pricing.json', import.meta.url), 'utf8'));
 const price = (provider, model) => {
@@ -488,10 +488,11 @@ describe('queue places', () => {
         headers: { 'content-type': 'application/json', authorization: 'Bearer k', 'x-standin-delay-ms': String(delay) },
         body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
       });
-      // sixteen slow requests hold the sixteen places while the stand-in waits to answer them
-      const slow = Array.from({ length: 16 }, () => call(1500));
+      // sixteen slow requests hold the sixteen places while the stand-in waits to answer them (long enough for what
+      // follows to happen while they wait: seeing them in flight takes a few ms, 2 s at most is allowed)
+      const slow = Array.from({ length: 16 }, () => call(4000 * SLOW));
       const metric = async (name) => Number(new RegExp(`${name} (\\d+)`).exec(await (await fetch(`${g.url}/metrics`)).text())[1]);
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + 2000 * SLOW;
       while (await metric('tollgate_log_records_in_flight') < 16 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 20));
       assert.equal(await metric('tollgate_log_records_in_flight'), 16);
@@ -507,7 +508,7 @@ describe('queue places', () => {
       }
       assert.ok(ids.every((id) => /^[0-9A-HJKMNP-TV-Z]{26}$/.test(id ?? '')), String(ids));
       // the places come back as the writer takes the records (within its group-commit wait)
-      const until = Date.now() + 5000;
+      const until = Date.now() + 5000 * SLOW;
       while ((await metric('tollgate_log_records_in_flight')) + (await metric('tollgate_log_queue_depth')) > 0 &&
              Date.now() < until)
         await new Promise((r) => setTimeout(r, 20));
@@ -518,7 +519,7 @@ describe('queue places', () => {
       // every id an answer named is a stored record
       for (const id of ids) {
         let r;
-        const until = Date.now() + 5000;
+        const until = Date.now() + 5000 * SLOW;
         do {
           r = await fetch(`${g.url}/client/v4/accounts/local/ai-gateway/gateways/default/logs/${id}`);
           if (r.status === 200) break;
@@ -565,6 +566,8 @@ describe('retention and restarts', () => {
     const first = await waitLogs('first3', 3);
     assert.deepEqual(first.map((r) => r.event_id), ['r2', 'r1', 'r0']);
     assert.deepEqual(first.map((r) => r.id), firstIds.slice(0, 3).reverse());
+    // the refused requests gave back the queue places they had taken: none is held with nothing running
+    assert.match(await (await fetch(`${gw.url}/metrics`)).text(), /tollgate_log_records_in_flight 0\n/);
 
     // once the writer has counted first3 full, a request keeps no record and its answer names none
     const call = (ev) => fetch(`${gw.url}/v1/local/first3/openai/chat/completions`, {
