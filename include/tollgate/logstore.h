@@ -5,8 +5,9 @@
  * bounded queue (log_queue_size records, log_queue_memory bytes) and a writer thread stores them in batched
  * transactions, with their heads and bodies in payload segments beside the database (logseg.h). The queue's
  * log_queue_size places are taken when a request starts (tg_logstore_reserve), so that a request the queue has no
- * room for keeps no record and names none; a record that holds a place is dropped only when the queue's bytes are
- * at log_queue_memory (or the store is closing). Whatever is dropped is counted (/metrics), never waited for. On close
+ * room for keeps no record and names none; a record that holds a place is dropped only when the store is closing,
+ * and one finished while the queue's bytes are at log_queue_memory is kept without its heads and bodies. Whatever is
+ * dropped or shed is counted (/metrics), never waited for. On close
  * the queue is flushed. Retention per gateway (log_management, log_management_strategy) is applied by the writer
  * as it inserts.
  *
@@ -59,6 +60,7 @@ struct st_tg_logrec_t {
     const char *user_agent, *request_content_type, *response_content_type;
     const char *request_head, *response_head; /* JSON objects of headers, credentials removed */
     const char *error;                        /* what went wrong, when the gateway knows (NULL otherwise) */
+    /* (a string field added here is added to LEAN_STRINGS in store.c, which copies a record without its payload) */
     int status_code;                    /* 0 when nothing was sent */
     bool success, cached, stream, custom_cost;
     uint64_t duration_ms, ttfb_ms;
@@ -69,6 +71,7 @@ struct st_tg_logrec_t {
     /* bodies: kept unless payload collection is off or the body is over log_max_body */
     bool payload;                            /* payload collection was on */
     bool request_body_dropped, response_body_dropped; /* over the limit: not stored */
+    bool payload_shed; /* heads and bodies left out: the queue was at log_queue_memory (tg_logstore_submit) */
     tg_iovec_t request_body; /* in the arena */
     tg_buf_t response_body;  /* grows as the answer arrives */
     /* retention of the gateway, as configured when the request arrived */
@@ -124,6 +127,7 @@ void tg_ulid(uint64_t ms, char out[TG_ULID_LEN + 1]);
 typedef struct st_tg_logstore_stats_t {
     uint64_t written;          /* records stored */
     uint64_t dropped_full;     /* dropped because the queue was full */
+    uint64_t payloads_shed;    /* records queued without their heads and bodies, at log_queue_memory */
     uint64_t dropped_retention; /* not stored: STOP_INSERTING and the gateway at its log_management */
     uint64_t deleted_retention; /* deleted by DELETE_OLDEST */
     uint64_t write_errors;     /* records lost to a database error */
@@ -149,8 +153,13 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
 bool tg_logstore_reserve(tg_logstore_t *s);
 /* Gives back a place tg_logstore_reserve took for a record that will not be submitted. */
 void tg_logstore_unreserve(tg_logstore_t *s);
-/* Takes `r` (always: stored, or dropped and counted). A record without a queue place takes one here if one is free.
- * Dropped: no place, the store closing, or log_queue_memory bytes queued. Any thread; never waits for the disk. */
+/*
+ * Takes `r` (always: queued, or dropped and counted). A record without a queue place takes one here if one is free.
+ * Dropped: no place, or the store closing. A record that would take the queued bytes past log_queue_memory is queued
+ * without its heads and bodies (a copy of its fields, `payload_shed`, counted in payloads_shed), so a record that holds
+ * a place is stored whatever its size: the queue's bytes are then over the bound by at most that many such copies
+ * (each its fields and strings, bounded by the request's header limits). Any thread; never waits for the disk.
+ */
 void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r);
 /* New queue bounds (config reload). */
 void tg_logstore_set_limits(tg_logstore_t *s, uint32_t queue_size, uint64_t queue_memory);
@@ -219,6 +228,7 @@ static inline unsigned tg_logseq_gw(int64_t seq)
 #define TG_LOGFLAG_PAYLOAD_LOST 32     /* heads and bodies could not be written (see the gateway's log) */
 #define TG_LOGFLAG_NO_REQUEST_HEAD 64  /* no head was kept (an empty one is a head with no lines) */
 #define TG_LOGFLAG_NO_RESPONSE_HEAD 128
+#define TG_LOGFLAG_PAYLOAD_SHED 256    /* heads and bodies left out: the log queue was at log_queue_memory */
 
 /* The payload directory (data_dir/log-payloads) of a connection to data_dir/logs.db, in out; NULL when it does not
  * fit. */

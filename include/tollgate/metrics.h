@@ -39,7 +39,7 @@ typedef struct st_tg_metrics_gauges_t {
     uint64_t config_reload_failures;
     /* the log writer (logstore.h) */
     bool has_logs;
-    uint64_t log_written, log_dropped_full, log_dropped_retention, log_deleted_retention, log_write_errors;
+    uint64_t log_written, log_dropped_full, log_payloads_shed, log_dropped_retention, log_deleted_retention, log_write_errors;
     uint64_t log_batches, log_batch_ns_sum, log_batch_ns_max;
     uint64_t log_queue_depth, log_queue_bytes, log_in_flight;
 } tg_metrics_gauges_t;

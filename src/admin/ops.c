@@ -35,6 +35,7 @@ static void send_metrics(tg_req_t *req, tg_worker_t *w)
         g.has_logs = true;
         g.log_written = ls.written;
         g.log_dropped_full = ls.dropped_full;
+        g.log_payloads_shed = ls.payloads_shed;
         g.log_dropped_retention = ls.dropped_retention;
         g.log_deleted_retention = ls.deleted_retention;
         g.log_write_errors = ls.write_errors;

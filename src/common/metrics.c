@@ -208,12 +208,16 @@ static void render_logs(const tg_metrics_gauges_t *g, tg_buf_t *out)
                    "# TYPE tollgate_log_records_written_total counter\n"
                    "tollgate_log_records_written_total %llu\n"
                    "# HELP tollgate_log_records_dropped_total Log records not stored, by reason (queue_full: every "
-                   "log_queue_size place held by running requests and queued records, or log_queue_memory reached; "
+                   "log_queue_size place held by running requests and queued records; "
                    "retention: STOP_INSERTING at log_management; error: database error).\n"
                    "# TYPE tollgate_log_records_dropped_total counter\n"
                    "tollgate_log_records_dropped_total{reason=\"queue_full\"} %llu\n"
                    "tollgate_log_records_dropped_total{reason=\"retention\"} %llu\n"
                    "tollgate_log_records_dropped_total{reason=\"error\"} %llu\n"
+                   "# HELP tollgate_log_payloads_shed_total Log records stored without their heads and bodies: "
+                   "log_queue_memory was reached when they were finished.\n"
+                   "# TYPE tollgate_log_payloads_shed_total counter\n"
+                   "tollgate_log_payloads_shed_total %llu\n"
                    "# HELP tollgate_log_records_deleted_total Log records deleted by DELETE_OLDEST retention.\n"
                    "# TYPE tollgate_log_records_deleted_total counter\n"
                    "tollgate_log_records_deleted_total %llu\n"
@@ -236,7 +240,7 @@ static void render_logs(const tg_metrics_gauges_t *g, tg_buf_t *out)
                    "tollgate_log_batch_seconds_max %.6f\n",
                    (unsigned long long)g->log_written, (unsigned long long)g->log_dropped_full,
                    (unsigned long long)g->log_dropped_retention, (unsigned long long)g->log_write_errors,
-                   (unsigned long long)g->log_deleted_retention, (unsigned long long)g->log_queue_depth,
+                   (unsigned long long)g->log_payloads_shed, (unsigned long long)g->log_deleted_retention, (unsigned long long)g->log_queue_depth,
                    (unsigned long long)g->log_queue_bytes, (unsigned long long)g->log_in_flight,
                    (double)g->log_batch_ns_sum / 1e9,
                    (unsigned long long)g->log_batches, (double)g->log_batch_ns_max / 1e9);

@@ -587,7 +587,9 @@ static json_t *head_json(const char *text, size_t len)
 static json_t *payload_head(sqlite3 *db, sqlite3_stmt *st, int part, bool *ok)
 {
     int absent = part == TG_LOGSEG_REQ_HEAD ? TG_LOGFLAG_NO_REQUEST_HEAD : TG_LOGFLAG_NO_RESPONSE_HEAD;
-    *ok = sqlite3_column_type(st, C_PAYLOAD) != SQLITE_NULL;
+    /* (a shed head was not kept, so what is shown of it is not complete) */
+    *ok = sqlite3_column_type(st, C_PAYLOAD) != SQLITE_NULL &&
+          !(sqlite3_column_int(st, C_FLAGS) & TG_LOGFLAG_PAYLOAD_SHED);
     if (!*ok || (sqlite3_column_int(st, C_FLAGS) & absent))
         return json_null();
     char dir[4096], err[256];
@@ -629,6 +631,7 @@ static json_t *row_json(sqlite3_stmt *st, const char *gateway, sqlite3 *db)
     json_object_set_new(o, "payload", json_boolean(flags & TG_LOGFLAG_PAYLOAD));
     json_object_set_new(o, "request_body_dropped", json_boolean(flags & TG_LOGFLAG_REQUEST_DROPPED));
     json_object_set_new(o, "response_body_dropped", json_boolean(flags & TG_LOGFLAG_RESPONSE_DROPPED));
+    json_object_set_new(o, "payload_shed", json_boolean(flags & TG_LOGFLAG_PAYLOAD_SHED));
     json_object_set_new(o, "gateway_id", json_string(gateway));
     if (db != NULL) {
         bool req_ok, resp_ok;
@@ -928,6 +931,9 @@ int tg_logs_body(sqlite3 *db, const char *account, const char *gateway, const ch
         snprintf(why, sizeof(why), "payload collection was off for this request");
     else if (flags & dropped)
         snprintf(why, sizeof(why), "it was larger than log_max_body");
+    else if (flags & TG_LOGFLAG_PAYLOAD_SHED)
+        snprintf(why, sizeof(why), "the log queue was at log_queue_memory when the record was finished, so it was "
+                                   "kept without its heads and bodies");
     else if ((flags & TG_LOGFLAG_PAYLOAD_LOST) || sqlite3_column_type(st, 1) == SQLITE_NULL)
         snprintf(why, sizeof(why), "the log store could not write it (the gateway's log says why)");
     else if (tg_logstore_payload_dir(db, dir, sizeof(dir)) == NULL)

@@ -942,7 +942,7 @@ static int64_t next_key(gw_state_t *g, keypick_t *kp)
      (r)->request_body_dropped * TG_LOGFLAG_REQUEST_DROPPED |                                                          \
      (r)->response_body_dropped * TG_LOGFLAG_RESPONSE_DROPPED |                                                        \
      ((r)->request_head == NULL) * TG_LOGFLAG_NO_REQUEST_HEAD |                                                        \
-     ((r)->response_head == NULL) * TG_LOGFLAG_NO_RESPONSE_HEAD)
+     ((r)->response_head == NULL) * TG_LOGFLAG_NO_RESPONSE_HEAD | (r)->payload_shed * TG_LOGFLAG_PAYLOAD_SHED)
 
 /* The four parts of a record's payload: heads always, bodies when kept. */
 static void payload_parts(const tg_logrec_t *r, tg_iovec_t parts[TG_LOGSEG_PARTS])
@@ -951,7 +951,8 @@ static void payload_parts(const tg_logrec_t *r, tg_iovec_t parts[TG_LOGSEG_PARTS
         tg_iov(r->request_head != NULL ? r->request_head : "", r->request_head != NULL ? strlen(r->request_head) : 0);
     parts[TG_LOGSEG_RESP_HEAD] = tg_iov(r->response_head != NULL ? r->response_head : "",
                                         r->response_head != NULL ? strlen(r->response_head) : 0);
-    bool req = r->payload && !r->request_body_dropped, resp = r->payload && !r->response_body_dropped;
+    bool req = r->payload && !r->request_body_dropped && !r->payload_shed,
+         resp = r->payload && !r->response_body_dropped && !r->payload_shed;
     parts[TG_LOGSEG_REQ_BODY] = req ? r->request_body : tg_iov("", 0);
     parts[TG_LOGSEG_RESP_BODY] = resp ? tg_iov(r->response_body.base, r->response_body.len) : tg_iov("", 0);
 }
@@ -2156,13 +2157,65 @@ void tg_logstore_unreserve(tg_logstore_t *s)
     atomic_fetch_sub_explicit(&s->places, 1, memory_order_relaxed);
 }
 
+/* A copy of `r` without its heads and bodies (its strings in the copy's own arena), which replaces it: `r` is freed.
+ * The copy holds r's queue and retention places. */
+#define LEAN_STRINGS(X)                                                                                                \
+    X(account) X(gateway) X(provider) X(model) X(path) X(request_type) X(event_id) X(metadata_json) X(user_agent)      \
+    X(request_content_type) X(response_content_type) X(error)
+
+static tg_logrec_t *shed_payload(tg_logrec_t *r)
+{
+    size_t need = 0;
+#define X(f) need += r->f != NULL ? strlen(r->f) + 1 : 0;
+    LEAN_STRINGS(X)
+#undef X
+    for (size_t i = 0; i != r->num_metadata; ++i)
+        need += strlen(r->metadata[i].key) + strlen(r->metadata[i].value) + 2;
+    tg_logrec_t *n = tg_logrec_new(r->created_at_ms, need);
+    free(n->_body_spare); /* (a lean record: it keeps no spare buffer) */
+    n->_body_spare = NULL;
+    n->_body_spare_cap = 0;
+    tg_logrec_t own = *n; /* the block's own bookkeeping */
+    *n = *r;
+    n->_next = NULL;
+    n->_pool = own._pool;
+    n->_inline = own._inline;
+    n->_body_spare = NULL;
+    n->_body_spare_cap = 0;
+    n->arena_cur = own.arena_cur;
+    n->arena_left = own.arena_left;
+    n->arena_size = own.arena_size;
+    n->chunks = NULL;
+    n->response_body = own.response_body;
+    n->request_body = tg_iov("", 0);
+    n->request_head = n->response_head = NULL;
+    n->payload_shed = true;
+#define X(f) n->f = tg_logrec_strdup(n, r->f);
+    LEAN_STRINGS(X)
+#undef X
+    for (size_t i = 0; i != n->num_metadata; ++i) {
+        n->metadata[i].key = tg_logrec_strdup(n, r->metadata[i].key);
+        n->metadata[i].value = tg_logrec_strdup(n, r->metadata[i].value);
+    }
+    tg_logrec_free(r); /* (its places are the copy's now: freeing a record gives back none) */
+    return n;
+}
+
 void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r)
 {
     size_t size = tg_logrec_size(r);
     /* a record that holds a place keeps it whatever a reload did to log_queue_size meanwhile */
     bool placed = r->queue_place || take_place(s);
     uv_mutex_lock(&s->mutex);
-    if (!placed || s->stop || s->bytes + size > s->max_bytes) {
+    if (placed && !s->stop && s->bytes + size > s->max_bytes && !r->payload_shed) {
+        /* its log id may be named already: it is kept, without what makes it large (copied outside the lock) */
+        uv_mutex_unlock(&s->mutex);
+        r = shed_payload(r);
+        size = tg_logrec_size(r);
+        uv_mutex_lock(&s->mutex);
+        s->stats.payloads_shed++;
+    }
+    if (!placed || s->stop) {
         s->stats.dropped_full++;
         if (r->admitted)
             give_back_place(s, r);

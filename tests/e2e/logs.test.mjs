@@ -535,6 +535,56 @@ describe('queue places', () => {
   });
 });
 
+describe('log queue memory', () => {
+  test('a record past log_queue_memory is stored without its payload, and its log id stays good', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-shed-'));
+    const g = await startGateway({ config: { data_dir: dir, log_queue_memory: 1 << 20, providers: providers(s.url) } });
+    try {
+      const client = new OpenAI({ apiKey: 'sk-shed', baseURL: g.base('openai'), maxRetries: 0 });
+      const logs = `${g.url}/client/v4/accounts/local/ai-gateway/gateways/default/logs`;
+      const call = (content, ev) => client.chat.completions.create(
+        { model: 'gpt-4o-mini', messages: [{ role: 'user', content }] },
+        { headers: { 'cf-aig-event-id': ev, 'cf-aig-metadata': '{"user":"u7"}' } }).withResponse();
+      // a 1.5 MB request: its record alone is over the 1 MiB queue bound
+      const big = await call('x'.repeat(1_500_000), 'big');
+      assert.equal(big.response.status, 200);
+      const small = await call('hello', 'small');
+      const bigId = big.response.headers.get('cf-aig-log-id'), smallId = small.response.headers.get('cf-aig-log-id');
+      assert.match(bigId ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/);
+      const get = async (id) => {
+        const until = Date.now() + 5000 * SLOW;
+        for (;;) {
+          const r = await fetch(`${logs}/${id}`);
+          if (r.status === 200 || Date.now() > until) return r;
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      };
+      const rb = await get(bigId);
+      assert.equal(rb.status, 200);
+      const b = (await rb.json()).result;
+      assert.equal(b.payload_shed, true);
+      assert.equal(b.event_id, 'big');
+      assert.equal(b.tokens_in, big.data.usage.prompt_tokens);
+      assert.equal(b.tokens_out, big.data.usage.completion_tokens);
+      assert.ok(b.request_size > 1_500_000, String(b.request_size));
+      assert.equal(b.request_head, null);
+      const body = await fetch(`${logs}/${bigId}/request`);
+      assert.equal(body.status, 404);
+      assert.match(JSON.stringify(await body.json()), /log_queue_memory/);
+      // a record that fits keeps its payload
+      const sm = (await (await get(smallId)).json()).result;
+      assert.equal(sm.payload_shed, false);
+      assert.equal(JSON.parse(await (await fetch(`${logs}/${smallId}/request`)).text()).messages[0].content, 'hello');
+      const metrics = await (await fetch(`${g.url}/metrics`)).text();
+      assert.match(metrics, /tollgate_log_payloads_shed_total 1\n/);
+      assert.match(metrics, /tollgate_log_records_dropped_total\{reason="queue_full"\} 0\n/);
+    } finally {
+      await g.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('retention and restarts', () => {
   test('DELETE_OLDEST keeps the newest, STOP_INSERTING the first', async () => {
     const firstIds = [];

@@ -88,8 +88,8 @@ static tg_logrec_t *stop_rec(const char *gw, uint64_t t, bool admitted)
 }
 
 /* Queue places: taken when a request starts (tg_logstore_reserve), held by records being made and by queued ones,
- * never more than log_queue_size; a record holding one is not dropped for the count, even after a reload lowers it;
- * the bytes bound still drops, and every drop gives its place back. */
+ * never more than log_queue_size; a record holding one is not dropped for the count, even after a reload lowers it,
+ * nor for the bytes bound (test_payload_shed); every drop gives its place back. */
 static void test_queue_places(void)
 {
     tg_logstore_t *s = open_store();
@@ -131,18 +131,106 @@ static void test_queue_places(void)
     tg_logstore_unreserve(s); /* (a request that made no record after all) */
     tg_logstore_stats(s, &st);
     T_EQ_INT(st.in_flight, 1);
-    /* the bytes bound drops a record holding a place (the one still held), and its place comes back */
+    /* past the bytes bound a record holding a place (the one still held) is kept without its payload, and its place
+     * comes back when the writer takes it */
     tg_logstore_set_limits(s, 2, 16);
     tg_logrec_t *big = rec("qp", "openai", "gpt-4o", 200, 10, 0.1, t0 + 3, NULL);
     big->queue_place = true;
     tg_logstore_submit(s, big);
+    tg_logstore_flush(s);
     tg_logstore_stats(s, &st);
-    T_EQ_INT(st.dropped_full, 4);
+    T_EQ_INT(st.dropped_full, 3);
+    T_EQ_INT(st.payloads_shed, 1);
+    T_EQ_INT(st.written, 3);
     T_EQ_INT(st.in_flight, 0);
     T_OK(tg_logstore_reserve(s));
     T_OK(tg_logstore_reserve(s));
     tg_logstore_unreserve(s);
     tg_logstore_unreserve(s);
+    tg_logstore_close(s);
+}
+
+/* A record that would take the queue past log_queue_memory is stored without its heads and bodies, every other
+ * field as it was, and says so (the row, the body's answer, the count); one that fits keeps them. */
+static void test_payload_shed(void)
+{
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    char err[512];
+    tg_logstore_stats_t before, st;
+    tg_logstore_stats(s, &before);
+    tg_logstore_set_limits(s, 1000, 64 << 10);
+    char ids[3][TG_ULID_LEN + 1];
+    for (int i = 0; i != 3; ++i) {
+        tg_logrec_t *r = rec("shed", "openai", "gpt-4o", 200, 30 + i, 0.25, 1797000000000ull + (uint64_t)i,
+                             "{\"user\":\"u1\",\"n\":7}");
+        r->payload = true;
+        r->event_id = tg_logrec_strdup(r, i == 2 ? "ev-small" : "ev-big");
+        r->user_agent = tg_logrec_strdup(r, "unit/1");
+        r->request_content_type = "application/json"; /* (static: the copy makes its own) */
+        r->error = tg_logrec_strdup(r, "upstream said no");
+        r->request_head = tg_logrec_strdup(r, "content-type: application/json\n");
+        r->response_head = tg_logrec_strdup(r, "x-up: 1\n");
+        size_t n = i == 2 ? 100 : 48 << 10; /* two of 96 KiB each (the first alone is over), one small */
+        char *b = tg_logrec_alloc(r, n);
+        memset(b, 'q', n);
+        r->request_body = tg_iov(b, n);
+        r->request_size = r->response_size = n;
+        tg_logrec_body_init(r, 1 << 20);
+        for (size_t k = 0; k != n; ++k)
+            tg_buf_append(&r->response_body, "a", 1);
+        r->queue_place = i != 1 && tg_logstore_reserve(s); /* (the second takes its place at submit) */
+        memcpy(ids[i], r->id, sizeof(ids[i]));
+        tg_logstore_submit(s, r);
+        tg_logstore_flush(s);
+    }
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.written - before.written, 3);
+    T_EQ_INT(st.payloads_shed - before.payloads_shed, 2);
+    T_EQ_INT(st.dropped_full, before.dropped_full);
+    T_EQ_INT(st.in_flight, 0);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    for (int i = 0; i != 3; ++i) {
+        json_t *one = NULL;
+        T_EQ_INT(tg_logs_get(db, "local", "shed", ids[i], &one, err, sizeof(err)), TG_LQ_OK);
+        bool shed = i != 2;
+        T_OK(json_is_boolean(json_object_get(one, "payload_shed")) &&
+             json_is_true(json_object_get(one, "payload_shed")) == shed);
+        T_EQ_STR(json_string_value(json_object_get(one, "model")), "gpt-4o");
+        T_EQ_STR(json_string_value(json_object_get(one, "event_id")), shed ? "ev-big" : "ev-small");
+        T_EQ_STR(json_string_value(json_object_get(one, "user_agent")), "unit/1");
+        T_EQ_STR(json_string_value(json_object_get(one, "error")), "upstream said no");
+        T_EQ_STR(json_string_value(json_object_get(one, "request_content_type")), "application/json");
+        T_EQ_INT(json_integer_value(json_object_get(one, "tokens_in")), 30 + i);
+        T_OK(fabs(json_real_value(json_object_get(one, "cost")) - 0.25) < 1e-12);
+        T_EQ_INT(json_integer_value(json_object_get(one, "request_size")), shed ? 48 << 10 : 100);
+        T_EQ_STR(json_string_value(json_object_get(one, "metadata")), "{\"user\":\"u1\",\"n\":7}");
+        T_OK(json_is_true(json_object_get(one, "payload")));
+        T_OK(json_is_true(json_object_get(one, "request_head_complete")) == !shed);
+        if (shed)
+            T_OK(json_is_null(json_object_get(one, "request_head")));
+        else
+            T_EQ_STR(json_string_value(json_object_get(one, "request_head")),
+                     "{\"content-type\":\"application/json\"}");
+        json_decref(one);
+        for (int resp = 0; resp != 2; ++resp) {
+            tg_buf_t b;
+            tg_buf_init(&b, 1 << 20);
+            char *ct = NULL;
+            int rc = tg_logs_body(db, "local", "shed", ids[i], resp, &b, &ct, err, sizeof(err));
+            if (shed) {
+                T_EQ_INT(rc, TG_LQ_NOT_FOUND);
+                T_OK(strstr(err, "log_queue_memory") != NULL);
+            } else {
+                T_EQ_INT(rc, TG_LQ_OK);
+                T_EQ_INT(b.len, 100);
+            }
+            free(ct);
+            tg_buf_free(&b);
+        }
+    }
+    tg_logstore_release(s, db);
     tg_logstore_close(s);
 }
 
@@ -1664,6 +1752,7 @@ int main(void)
     T_RUN(test_record_reuse);
     T_RUN(test_admit);
     T_RUN(test_queue_places);
+    T_RUN(test_payload_shed);
     if (unit_rmtree(dir) != 0)
         return 1;
     return unit_done("test_logquery");
