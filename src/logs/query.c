@@ -587,10 +587,10 @@ static json_t *head_json(const char *text, size_t len)
 static json_t *payload_head(sqlite3 *db, sqlite3_stmt *st, int part, bool *ok)
 {
     int absent = part == TG_LOGSEG_REQ_HEAD ? TG_LOGFLAG_NO_REQUEST_HEAD : TG_LOGFLAG_NO_RESPONSE_HEAD;
+    int flags = sqlite3_column_int(st, C_FLAGS);
     /* (a shed head was not kept, so what is shown of it is not complete) */
-    *ok = sqlite3_column_type(st, C_PAYLOAD) != SQLITE_NULL &&
-          !(sqlite3_column_int(st, C_FLAGS) & TG_LOGFLAG_PAYLOAD_SHED);
-    if (!*ok || (sqlite3_column_int(st, C_FLAGS) & absent))
+    *ok = sqlite3_column_type(st, C_PAYLOAD) != SQLITE_NULL && !(flags & TG_LOGFLAG_PAYLOAD_SHED);
+    if (!*ok || (flags & absent))
         return json_null();
     char dir[4096], err[256];
     int64_t seq = sqlite3_column_int64(st, C_SEQ);

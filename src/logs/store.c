@@ -2172,21 +2172,20 @@ static tg_logrec_t *shed_payload(tg_logrec_t *r)
     for (size_t i = 0; i != r->num_metadata; ++i)
         need += strlen(r->metadata[i].key) + strlen(r->metadata[i].value) + 2;
     tg_logrec_t *n = tg_logrec_new(r->created_at_ms, need);
-    free(n->_body_spare); /* (a lean record: it keeps no spare buffer) */
-    n->_body_spare = NULL;
-    n->_body_spare_cap = 0;
-    tg_logrec_t own = *n; /* the block's own bookkeeping */
+    tg_logrec_t own = *n;
     *n = *r;
+    /* the block's own bookkeeping, not r's */
     n->_next = NULL;
     n->_pool = own._pool;
     n->_inline = own._inline;
-    n->_body_spare = NULL;
-    n->_body_spare_cap = 0;
     n->arena_cur = own.arena_cur;
     n->arena_left = own.arena_left;
     n->arena_size = own.arena_size;
-    n->chunks = NULL;
+    n->chunks = own.chunks;
     n->response_body = own.response_body;
+    n->_body_spare = NULL; /* (a lean record keeps no spare buffer) */
+    n->_body_spare_cap = 0;
+    free(own._body_spare);
     n->request_body = tg_iov("", 0);
     n->request_head = n->response_head = NULL;
     n->payload_shed = true;
@@ -2207,7 +2206,7 @@ void tg_logstore_submit(tg_logstore_t *s, tg_logrec_t *r)
     /* a record that holds a place keeps it whatever a reload did to log_queue_size meanwhile */
     bool placed = r->queue_place || take_place(s);
     uv_mutex_lock(&s->mutex);
-    if (placed && !s->stop && s->bytes + size > s->max_bytes && !r->payload_shed) {
+    if (placed && !s->stop && s->bytes + size > s->max_bytes) {
         /* its log id may be named already: it is kept, without what makes it large (copied outside the lock) */
         uv_mutex_unlock(&s->mutex);
         r = shed_payload(r);

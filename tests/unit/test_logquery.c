@@ -178,8 +178,7 @@ static void test_payload_shed(void)
         r->request_body = tg_iov(b, n);
         r->request_size = r->response_size = n;
         tg_logrec_body_init(r, 1 << 20);
-        for (size_t k = 0; k != n; ++k)
-            tg_buf_append(&r->response_body, "a", 1);
+        tg_buf_append(&r->response_body, b, n);
         r->queue_place = i != 1 && tg_logstore_reserve(s); /* (the second takes its place at submit) */
         memcpy(ids[i], r->id, sizeof(ids[i]));
         tg_logstore_submit(s, r);
