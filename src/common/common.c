@@ -2,8 +2,10 @@
  * Allocation wrappers, small string helpers and the error table. Out-of-memory aborts: input-controlled sizes are
  * capped long before the allocator could fail, so reaching the abort is a bug, never an input.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "tollgate/common.h"
 #include "tollgate/error.h"
 
@@ -47,12 +49,44 @@ char *tg__strndup(const char *s, size_t n, const char *file, int line)
     return p;
 }
 
+/* Eight bytes with ASCII A-Z turned to a-z, the others as they are: per byte, bit 7 of h + 0x3f is set from 'A'
+ * (0x41) up and bit 7 of h + 0x25 from '[' (0x5b) up, h being the byte's low seven bits (so no sum carries into the
+ * next byte); a byte with bit 7 set is no letter. The upper-case bytes' 0x80, shifted to 0x20, is the case bit. */
+static inline uint64_t lower8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    uint64_t h = w & 0x7f * ones;
+    uint64_t upper = (h + 0x3f * ones) & ~(h + 0x25 * ones) & ~w & 0x80 * ones;
+    return w | upper >> 2;
+}
+
+static inline uint64_t load8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* A word at a time: header names are compared for every header of every request (callgrind, session 29: the byte
+ * loop was ~1,700 instructions of a logged request's ~41,500). A length that is not a multiple of 8 ends with the
+ * last eight bytes, overlapping what was compared. */
 bool tg_mem_eq_ci(const char *a, const char *b, size_t n)
 {
-    for (size_t i = 0; i != n; ++i)
-        if (tg_tolower(a[i]) != tg_tolower(b[i]))
+    if (n < 8) {
+        for (size_t i = 0; i != n; ++i)
+            if (tg_tolower(a[i]) != tg_tolower(b[i]))
+                return false;
+        return true;
+    }
+    for (size_t i = 0;; i += 8) {
+        if (i > n - 8)
+            i = n - 8;
+        uint64_t x = load8(a + i), y = load8(b + i);
+        if (x != y && lower8(x) != lower8(y))
             return false;
-    return true;
+        if (i == n - 8)
+            return true;
+    }
 }
 
 bool tg_iov_prefix_ci(tg_iovec_t a, const char *p, size_t plen)

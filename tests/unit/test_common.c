@@ -396,8 +396,71 @@ static void test_sha256(void)
         fprintf(stderr, "  (this CPU has no SHA extensions: only the portable SHA-256 was tested)\n");
 }
 
+/* tg_mem_eq_ci against the byte-at-a-time definition: every length to 40, bytes from the whole range (letters of
+ * both cases often), one byte changed at each position */
+static bool eq_ci_ref(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i != n; ++i)
+        if (tg_tolower(a[i]) != tg_tolower(b[i]))
+            return false;
+    return true;
+}
+
+/* tg_mem_eq_ci on copies of exactly n bytes */
+static bool eq_ci_exact(const char *a, const char *b, size_t n)
+{
+    char *x = malloc(n + (n == 0)), *y = malloc(n + (n == 0));
+    memcpy(x, a, n);
+    memcpy(y, b, n);
+    bool eq = tg_mem_eq_ci(x, y, n);
+    free(x);
+    free(y);
+    return eq;
+}
+
+static void test_mem_eq_ci(void)
+{
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    char a[48], b[48];
+    size_t mismatches = 0;
+    for (size_t n = 0; n <= 40; ++n) {
+        for (int round = 0; round != 200; ++round) {
+            for (size_t i = 0; i != n; ++i) {
+                seed = seed * 6364136223846793005u + 1442695040888963407u;
+                unsigned v = (unsigned)(seed >> 33);
+                char c = (v & 3) != 0 ? (char)('a' + (v >> 2) % 26) : (char)(v >> 8);
+                a[i] = c;
+                b[i] = (v & 0x30000) != 0 && c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c; /* case flipped */
+            }
+            int ok = eq_ci_exact(a, b, n) == eq_ci_ref(a, b, n);
+            T_OK(ok);
+            T_OK(eq_ci_exact(a, b, n)); /* (only case differs) */
+            for (size_t at = 0; at != n; ++at) {
+                char keep = b[at];
+                seed = seed * 6364136223846793005u + 1442695040888963407u;
+                b[at] = (char)(seed >> 40);
+                bool want = eq_ci_ref(a, b, n);
+                mismatches += !want;
+                ok = eq_ci_exact(a, b, n) == want;
+                T_OK(ok);
+                b[at] = keep;
+            }
+        }
+    }
+    T_OK(mismatches > 1000); /* the changed bytes did make unequal strings */
+    /* the bytes next to a letter's range, and bit 7 with a letter's low bits */
+    const char *pairs[][2] = {{"@@@@@@@@[", "````````{"}, {"\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1", "\xe1\xe1\xe1\xe1\xe1\xe1\xe1\xe1"},
+                              {"AUTHORIZATION", "authorization"}, {"Content-Length", "content-length"}};
+    T_OK(!tg_mem_eq_ci(pairs[0][0], pairs[0][1], 9));
+    T_OK(!tg_mem_eq_ci(pairs[1][0], pairs[1][1], 8));
+    T_OK(tg_mem_eq_ci(pairs[2][0], pairs[2][1], 13));
+    T_OK(tg_mem_eq_ci(pairs[3][0], pairs[3][1], 14));
+    T_OK(!tg_mem_eq_ci("Content-Length", "content-lengtH\x01", 15));
+}
+
 int main(void)
 {
+    T_RUN(test_mem_eq_ci);
     T_RUN(test_header_bit);
     T_RUN(test_buf_cap);
     T_RUN(test_buf_append_int);
