@@ -142,11 +142,11 @@ tg_recorder_t *tg_recorder_begin(tg_req_t *req, const tg_gateway_t *gw, tg_logst
         /* one allocation for the record, its request head and body, and room for what the answer adds */
         head_len = head_bound(req->headers, req->num_headers);
         bool keep_body = rc->payload && req->body.len != 0 && req->body.len <= rc->max_body;
-        size_t arena = strlen(gw->account) + strlen(gw->id) + head_len + 2 + (keep_body ? req->body.len : 0) +
-                       ARENA_SLACK;
+        size_t account_len = strlen(gw->account), id_len = strlen(gw->id);
+        size_t arena = account_len + id_len + head_len + 2 + (keep_body ? req->body.len : 0) + ARENA_SLACK;
         rec = tg_logrec_new(req->start_unix_ms, arena);
-        rec->account = tg_logrec_strdup(rec, gw->account);
-        rec->gateway = tg_logrec_strdup(rec, gw->id);
+        rec->account = tg_logrec_strndup(rec, gw->account, account_len);
+        rec->gateway = tg_logrec_strndup(rec, gw->id, id_len);
         rec->request_type = "native";
         rec->log_management = gw->log_management;
         rec->log_management_strategy = gw->log_management_strategy;

@@ -553,6 +553,9 @@ static void test_metadata_rules(void)
     T_EQ_INT(strlen(a), 26);
     T_OK(strcmp(a, b) < 0); /* time-ordered */
     T_OK(strspn(a, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 26);
+    T_OK(memcmp(a, "01M82V7M00", 10) == 0); /* 48 bits of milliseconds, Crockford's base 32, most significant first */
+    T_OK(strcmp(a + 10, b + 10) != 0);  /* and 80 random bits */
+    T_OK(strchr("01234567", a[0]) != NULL);
 }
 
 /* Analytics keeps at most 200 groups: those with the most requests, largest first, the rest still in the totals. */
