@@ -58,7 +58,7 @@ struct st_tg_logrec_t {
     tg_logmeta_t metadata[TG_METADATA_MAX_ENTRIES];
     size_t num_metadata;
     const char *user_agent, *request_content_type, *response_content_type;
-    const char *request_head, *response_head; /* JSON objects of headers, credentials removed */
+    const char *request_head, *response_head; /* one "name: value" line a header, credentials left out */
     const char *error;                        /* what went wrong, when the gateway knows (NULL otherwise) */
     /* (a string field added here is added to LEAN_STRINGS in store.c, which copies a record without its payload) */
     int status_code;                    /* 0 when nothing was sent */
@@ -83,7 +83,9 @@ struct st_tg_logrec_t {
     bool reviewed;
     int feedback; /* -1, 0, 1; < -1 = none */
     double score; /* NAN = none */
-    /* the arena: `arena_left` bytes free at `arena_cur`, in the inline space or the newest chunk */
+    /* the arena: `arena_left` bytes free at `arena_cur`, in the inline space or the newest chunk. (These and the
+     * fields before `id` belong to the block, not to the record: one added is restored by shed_payload in store.c,
+     * which copies a record whole into a smaller block.) */
     char *arena_cur;
     size_t arena_left, arena_size;
     tg_logrec_chunk_t *chunks;
