@@ -8,7 +8,8 @@
 # store's place (DATA_DIR, e.g. under /dev/shm), of the writer's scheduling (WRITER_CMD, run with the writer's thread
 # id appended: "chrt -i -p 0", "renice -n 19 -p", "taskset -pc 1"; WORKER_CMD the same for the worker), or of what
 # disk writes by another process do to a lane (DISK_LOAD="MB_PER_S [WRITE_KIB [buffered]]": bench/diskload.c writing
-# into the work dir during each round). Each round starts on a settled machine (lib.sh's settle). Prints figures
+# into the work dir during each round). Each round starts on a settled machine (lib.sh's settle). At the end, each
+# lane's req/s against the first lane's: round by round, their median, and pooled (sum over sum). Prints figures
 # only; nothing passes or fails.
 #
 #   bench/probe.sh                                        tollgate and tg+logs at 64 connections, 3 rounds of 5 s
@@ -65,6 +66,7 @@ snapshot() {
         "$(tg_written) $(thread_ticks "$worker") $(schedstat)"
 }
 threads=$(( CONNS < 2 ? 1 : 2 ))
+declare -A rates # lane -> its rounds' req/s
 
 echo "Tollgate probe — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr); $BIN; $CONNS connections, $ROUNDS rounds of $DURATION s"
 echo "data_dir ${DATA_DIR:-(work dir)}; writer command ${WRITER_CMD:-(none)}; worker command ${WORKER_CMD:-(none)};" \
@@ -91,5 +93,18 @@ for round in $(seq 1 "$ROUNDS"); do
                 name, rps, p50, p99, d[1], d[2], d[3], d[4], d[5], d[6], d[8], d[8] ? d[7] / d[8] * 1e6 : 0, d[9],
                 d[10], d[11] / dur / 1e6, n ? d[12] * tick_us / n : 0, n ? d[6] * tick_us / n : 0, d[13] / dur / 1e7, d[14] / dur / 1e7 }'
         [ -z "${DISK_LOAD:-}" ] || echo "                 ${loaded:-diskload printed nothing}"
+        rates[$name]="${rates[$name]:-} $RPS"
     done
+done
+
+# each lane's req/s against the first lane's, round by round, their median, and pooled (sum over sum)
+first=${LANES%% *}
+for name in $LANES; do
+    [ "$name" != "$first" ] || continue
+    awk -v a="${rates[$name]}" -v b="${rates[$first]}" -v what="$name / $first" 'BEGIN{
+        n = split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= n; ++i) { r[i] = x[i] / y[i] * 100; sx += x[i]; sy += y[i]; line = line sprintf(" %.1f", r[i]) }
+        for (i = 1; i <= n; ++i) for (j = i + 1; j <= n; ++j) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+        med = n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+        printf "%s req/s:%s%%; median %.1f%%, pooled %.1f%%\n", what, line, med, sx / sy * 100 }'
 done

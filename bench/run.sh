@@ -7,8 +7,9 @@
 # becomes sent to Anthropic's native path (bench/post_anthropic.lua), the upstream answering a fixed Messages body.
 #
 # Prints, side by side: latency p50/p99 at 1 connection (and what each proxy adds over the direct path),
-# requests/s at 64 connections, and Tollgate's resident memory idle and under load; then the log writer lane and
-# the 1,000 paced streams lane (tests/slow). Nothing here passes or fails on a number: it prints figures for bench/RESULTS.md.
+# requests/s at 64 connections, and Tollgate's resident memory idle and under load; then the log writer lane, the
+# logging ratio with two workers a proxy (SATURATED_ROUNDS rounds of bench/probe.sh; 0 leaves it out) and the 1,000
+# paced streams lane (tests/slow). Nothing here passes or fails on a number: it prints figures for bench/RESULTS.md.
 #
 #   bench/run.sh                 all lanes, 10 s per measurement
 #   DURATION=5 WORKERS=2 bench/run.sh
@@ -129,6 +130,13 @@ if [ -x build/rel/bench/logwriter ]; then
     echo
     echo "Log writer lane (bench/logwriter.c: two submitting threads, the default queue bounds, ~1.3 KB of bodies per record):"
     build/rel/bench/logwriter "${LOG_RATE:-25000}" "${LOG_SECONDS:-5}" | sed 's/^/  /'
+fi
+
+SATURATED_ROUNDS=${SATURATED_ROUNDS:-4}
+if [ "$SATURATED_ROUNDS" -gt 0 ]; then
+    echo
+    echo "Logging on / off with every proxy at two workers, the machine saturated (bench/probe.sh, $SATURATED_ROUNDS rounds):"
+    WORKERS=2 LANES="tollgate tg+logs" ROUNDS=$SATURATED_ROUNDS bench/probe.sh | tail -n 1 | sed 's/^/  /'
 fi
 
 if [ "$STREAMS" -gt 0 ]; then
