@@ -508,15 +508,21 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS log_displaced (seq INTEGER PRIMARY KEY, id TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS log_displaced_id ON log_displaced(id);";
 
-/* The layout version of a database (0 for a new one), -1 when it cannot be read. */
-static int user_version(sqlite3 *db)
+/* The integer a pragma answers, -1 when it cannot be read. */
+static int pragma_int(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int v = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     return v;
+}
+
+/* The layout version of a database (0 for a new one), -1 when it cannot be read. */
+static int user_version(sqlite3 *db)
+{
+    return pragma_int(db, "PRAGMA user_version");
 }
 
 static bool has_table(sqlite3 *db, const char *name)
@@ -733,6 +739,7 @@ struct st_tg_logstore_t {
     char *data_dir;
     char *payload_dir;
     sqlite3 *db;
+    int checkpoint_pages; /* WAL_CHECKPOINT_BYTES in this database's pages */
     sqlite3_stmt *st[ST_NUM];
     sqlite3_stmt *st_migrated; /* while an older layout is converted */
     uv_thread_t thread;
@@ -1078,8 +1085,8 @@ static inline void prefetch_row(const tg_logrec_t *r)
         __builtin_prefetch((const char *)r + off);
 }
 
-/* Inserts the rows of items[0..n) (keys picked), INSERT_ROWS to a statement; a statement that meets a taken key is
- * undone by SQLite as a whole and its rows go in one by one. */
+/* Inserts the rows of items[0..n) (keys picked), INSERT_ROWS to a statement; a statement that meets a taken key
+ * stops there (OR FAIL: the rows before it stay) and the rest of its rows go in one by one. */
 static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
 {
     size_t k = 0, at[INSERT_ROWS + 1];
@@ -1110,12 +1117,23 @@ static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
                 k += m;
                 continue;
             }
-            if (rc != SQLITE_CONSTRAINT_PRIMARYKEY && sqlite3_get_autocommit(s->db)) {
+            if (sqlite3_get_autocommit(s->db)) { /* a full disk, an I/O error: SQLite rolled the batch back */
                 tg_log_error("log store: cannot insert records: %s", sqlite3_errmsg(s->db));
-                return; /* the batch was rolled back */
+                return;
             }
+            if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
+                tg_log_error("log store: cannot insert records: %s", sqlite3_errmsg(s->db));
+            /* the rows before the one that failed went in, in order (OR FAIL), and they are the statement's change
+             * count; the others go in one by one (insert_one picks another key for a taken one) */
+            size_t kept = TG_MIN((size_t)sqlite3_changes(s->db), m);
+            for (size_t j = 0; j != kept; ++j)
+                stored(s, items[k + j]);
+            for (size_t j = kept; j != m && !sqlite3_get_autocommit(s->db); ++j)
+                insert_one(s, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
+            k += m;
+            continue;
         }
-        /* fewer than a statement's rows, or one of them met a taken key: one by one */
+        /* fewer than a statement's rows: one by one */
         for (size_t j = 0; j != m && !sqlite3_get_autocommit(s->db); ++j)
             if (packed[j])
                 insert_one(s, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
@@ -1541,16 +1559,16 @@ done:
 }
 
 /*
- * After each commit (sqlite3_wal_hook): a checkpoint once the WAL holds WAL_CHECKPOINT_PAGES, with the open payload
+ * After each commit (sqlite3_wal_hook): a checkpoint once the WAL holds WAL_CHECKPOINT_BYTES of pages, with the open payload
  * segments made durable first, so that a row the checkpoint makes durable never points at payload bytes that were
  * still only in the page cache. (This replaces SQLite's own automatic checkpoint, which is run by the same hook.)
  */
-#define WAL_CHECKPOINT_PAGES 4096 /* 16 MiB of 4 KiB pages */
+#define WAL_CHECKPOINT_BYTES (16 << 20)
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 {
     tg_logstore_t *s = arg;
-    if (pages < WAL_CHECKPOINT_PAGES)
+    if (pages < s->checkpoint_pages)
         return SQLITE_OK;
     for (size_t i = 0; i != s->num_gws; ++i)
         tg_logseg_sync(&s->gws[i]->seg);
@@ -2062,9 +2080,12 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         store_free(s);
         return NULL;
     }
-    /* 4 KiB pages: rows are small now that payloads are in segments (measured faster than 32 KiB for them); the
-     * checkpoint is run by on_wal_commit */
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048;", NULL, NULL,
+    /* A new database gets 16 KiB pages: a row is ~250 bytes now that payloads are in segments, and 16 KiB took
+     * SQLite's share of a record from ~1.1 to ~0.75 us against 4 KiB (fewer WAL frames, page splits and system
+     * calls; 32 KiB was as slow as 4 KiB again: bench/RESULTS.md, session 31). An existing database keeps its pages
+     * (the size of a WAL database's pages is fixed). The checkpoint is run by on_wal_commit. */
+    if ((version == 0 && sqlite3_exec(s->db, "PRAGMA page_size=16384", NULL, NULL, &err) != SQLITE_OK) ||
+        sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048;", NULL, NULL,
                      &err) != SQLITE_OK ||
         (version == 0 && sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK) ||
         (version == 0 &&
@@ -2074,6 +2095,8 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         store_free(s);
         return NULL;
     }
+    int page_size = pragma_int(s->db, "PRAGMA page_size");
+    s->checkpoint_pages = WAL_CHECKPOINT_BYTES / (page_size > 0 ? page_size : 4096);
     sqlite3_wal_hook(s->db, on_wal_commit, s);
     /* before the statements: they name the new tables */
     if ((version == 2 && start_v2(s, errbuf, errbufsz) != 0) ||
@@ -2083,8 +2106,11 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     }
     tg_buf_t many; /* ST_INSERT's column list with INSERT_ROWS rows of placeholders */
     tg_buf_init(&many, 64 << 10);
-    const char *values = strstr(statements[ST_INSERT], " VALUES");
-    tg_buf_append(&many, statements[ST_INSERT], (size_t)(values - statements[ST_INSERT]));
+    /* OR FAIL: a taken key stops the statement with the rows before it kept, so SQLite keeps no statement journal
+     * (a copy of every page the statement changes, to undo it as a whole) for a statement that will not need one */
+    const char *into = statements[ST_INSERT] + strlen("INSERT"), *values = strstr(into, " VALUES");
+    tg_buf_append_str(&many, "INSERT OR FAIL");
+    tg_buf_append(&many, into, (size_t)(values - into));
     for (int r = 0; r != INSERT_ROWS; ++r) {
         tg_buf_append_str(&many, r == 0 ? " VALUES (" : ", (");
         for (int c = 0; c != INSERT_COLUMNS; ++c)

@@ -1015,6 +1015,50 @@ static void test_keys(void)
     tg_logstore_close(s);
 }
 
+/* Late records whose keys are taken half the time, in the same statements as ones whose keys are free: a statement
+ * stops at a taken key with the rows before it kept (INSERT OR FAIL), and the rest go in one by one: each record is
+ * stored once, none lost and none twice. */
+static void test_keys_taken_mid_statement(void)
+{
+    char err[512];
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    uint64_t t = 1796500000000ull;
+    for (int i = 0; i != 600; ++i) /* every key of millisecond t taken, and some of t + 1 */
+        tg_logstore_submit(s, rec("taken", "openai", "gpt-4o", 200, i, 0, t, NULL));
+    tg_logstore_submit(s, rec("taken", "openai", "gpt-4o", 200, 1000, 0, t + 20, NULL)); /* the newest */
+    tg_logstore_flush(s);
+    enum { LATE = 48 };
+    char ids[LATE][TG_ULID_LEN + 1];
+    for (int i = 0; i != LATE; ++i) { /* in one batch: three statements of 16 rows */
+        tg_logrec_t *r = rec("taken", "openai", "gpt-4o", 200, 2000 + i, 0, i % 2 ? t : t + 10, NULL);
+        memcpy(ids[i], r->id, sizeof(ids[i]));
+        tg_logstore_submit(s, r);
+    }
+    tg_logstore_flush(s);
+    tg_logstore_stats_t st;
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.write_errors, 0);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    tg_qparams_t q;
+    tg_qparams_parse(&q, tg_iov_str("per_page=1"), err, sizeof(err));
+    json_t *result = NULL, *info = NULL;
+    T_EQ_INT(tg_logs_list(db, "local", "taken", &q, &result, &info, err, sizeof(err)), TG_LQ_OK);
+    tg_qparams_free(&q);
+    T_EQ_INT(json_integer_value(json_object_get(info, "total_count")), 601 + LATE);
+    json_decref(result);
+    json_decref(info);
+    for (int i = 0; i != LATE; ++i) {
+        json_t *one = NULL;
+        T_EQ_INT(tg_logs_get(db, "local", "taken", ids[i], &one, err, sizeof(err)), TG_LQ_OK);
+        T_EQ_INT(json_integer_value(json_object_get(one, "duration")), 2000 + i);
+        json_decref(one);
+    }
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+}
+
 /* A flood of one millisecond past what the keys near it hold: the overflow is displaced (listed apart) and still found
  * by id and by an end date; deleting it forgets the listing. */
 static void test_displaced(void)
@@ -1744,6 +1788,7 @@ int main(void)
     T_RUN(test_large_payloads);
     T_RUN(test_keys);
     T_RUN(test_batch_failures);
+    T_RUN(test_keys_taken_mid_statement);
     T_RUN(test_displaced);
     T_RUN(test_convert_v2);
     T_RUN(test_convert_v3);
