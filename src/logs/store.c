@@ -2080,10 +2080,10 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         store_free(s);
         return NULL;
     }
-    /* A new database gets 16 KiB pages: a row is ~250 bytes now that payloads are in segments, and 16 KiB took
-     * SQLite's share of a record from ~1.1 to ~0.75 us against 4 KiB (fewer WAL frames, page splits and system
-     * calls; 32 KiB was as slow as 4 KiB again: bench/RESULTS.md, session 31). An existing database keeps its pages
-     * (the size of a WAL database's pages is fixed). The checkpoint is run by on_wal_commit. */
+    /* A new database gets 16 KiB pages: a row is ~250 bytes now that payloads are in segments, and 16 KiB halved
+     * the writer's system calls against 4 KiB (fewer WAL frames and page splits; 32 KiB was as slow as 4 KiB again:
+     * bench/RESULTS.md, session 31). An existing database keeps its pages (the size of a WAL database's pages is
+     * fixed). The checkpoint is run by on_wal_commit. */
     if ((version == 0 && sqlite3_exec(s->db, "PRAGMA page_size=16384", NULL, NULL, &err) != SQLITE_OK) ||
         sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048;", NULL, NULL,
                      &err) != SQLITE_OK ||
