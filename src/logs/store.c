@@ -1561,7 +1561,8 @@ done:
 /*
  * After each commit (sqlite3_wal_hook): a checkpoint once the WAL holds WAL_CHECKPOINT_BYTES of pages, with the
  * open payload segments made durable first, so that a row the checkpoint makes durable never points at payload bytes
- * that were still only in the page cache. (This replaces SQLite's own automatic checkpoint, which is run by the same hook.)
+ * that were still only in the page cache. (This replaces SQLite's own automatic checkpoint, which is run by the same
+ * hook.)
  */
 #define WAL_CHECKPOINT_BYTES (16 << 20)
 
