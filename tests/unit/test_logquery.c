@@ -1021,6 +1021,92 @@ static void test_keys(void)
     tg_logstore_close(s);
 }
 
+/* A record of gateway gw made at ms with response body "r<i>" (kept), and its id in id. */
+static tg_logrec_t *keyed_rec(const char *gw, int i, uint64_t ms, char id[TG_ULID_LEN + 1])
+{
+    tg_logrec_t *r = rec(gw, "openai", "gpt-4o", 200, i, 0, ms, NULL);
+    r->payload = true;
+    tg_logrec_body_init(r, 1 << 10);
+    char body[16];
+    snprintf(body, sizeof(body), "r%d", i);
+    tg_buf_append(&r->response_body, body, strlen(body));
+    memcpy(id, r->id, TG_ULID_LEN + 1);
+    return r;
+}
+
+/* Rows whose key is the next after the table's largest go in with a NULL key for SQLite to pick (store.c, read_top):
+ * with two gateways interleaved in each batch (only the newer one's keys are the table's largest), late records
+ * between, and the newest rows deleted by another connection between batches (the largest key moves back), every
+ * record is stored under the key it was given: found by its id with its own body, its key never before its time nor
+ * more than TG_LOGSEQ_SPAN ms after. */
+static void test_keys_next(void)
+{
+    char err[512];
+    tg_logstore_t *s = open_store();
+    if (s == NULL)
+        return;
+    enum { N = 300 };
+    static char ids[3 * N][TG_ULID_LEN + 1];
+    const char *gws[2] = {"next-a", "next-b"};
+    uint64_t t = 1797000000000ull;
+    int k = 0;
+    for (int batch = 0; batch != 3; ++batch) {
+        for (int i = 0; i != N; ++i, ++k) {
+            uint64_t ms = t + (uint64_t)(batch * 100 + i / 20);
+            if (i % 17 == 16)
+                ms -= 2; /* late */
+            tg_logstore_submit(s, keyed_rec(gws[i % 2], k, ms, ids[k]));
+        }
+        tg_logstore_flush(s);
+        if (batch == 0) { /* the newest rows, of the newer gateway, deleted by another connection */
+            sqlite3 *other = tg_logstore_acquire(s, err, sizeof(err));
+            tg_qparams_t q;
+            tg_qparams_parse(&q, tg_iov_str("limit=40"), err, sizeof(err));
+            int64_t deleted = 0;
+            T_EQ_INT(tg_logs_delete(other, "local", "next-b", &q, &deleted, err, sizeof(err)), TG_LQ_OK);
+            T_EQ_INT(deleted, 40);
+            tg_qparams_free(&q);
+            tg_logstore_release(s, other);
+            tg_logstore_rows_deleted(s);
+        }
+    }
+    tg_logstore_stats_t st;
+    tg_logstore_stats(s, &st);
+    T_EQ_INT(st.write_errors, 0);
+    T_EQ_INT(st.written, 3 * N);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_EQ_INT(count_of(db, "next-a", "per_page=1", err, sizeof(err)), 3 * N / 2);
+    T_EQ_INT(count_of(db, "next-b", "per_page=1", err, sizeof(err)), 3 * N / 2 - 40);
+    int found = 0, bodies = 0, gone = 0;
+    for (int i = 0; i != 3 * N; ++i) {
+        json_t *one = NULL;
+        char got[32], want[16];
+        if (tg_logs_get(db, "local", gws[i % 2], ids[i], &one, err, sizeof(err)) != TG_LQ_OK) {
+            gone++;
+            continue;
+        }
+        found += json_integer_value(json_object_get(one, "duration")) == i;
+        json_decref(one);
+        snprintf(want, sizeof(want), "r%d", i);
+        bodies += strcmp(body_of(db, gws[i % 2], ids[i], true, got, sizeof(got)), want) == 0;
+    }
+    T_EQ_INT(gone, 40);
+    T_EQ_INT(found, 3 * N - 40);
+    T_EQ_INT(bodies, 3 * N - 40);
+    sqlite3_stmt *q = NULL;
+    T_EQ_INT(sqlite3_prepare_v2(db,
+                                "SELECT count(*), sum((seq >> 9) & 4398046511103 BETWEEN created_at AND created_at + 3)"
+                                " FROM logs",
+                                -1, &q, NULL),
+             SQLITE_OK);
+    T_EQ_INT(sqlite3_step(q), SQLITE_ROW);
+    T_OK(sqlite3_column_int64(q, 0) >= 3 * N - 40);
+    T_EQ_INT(sqlite3_column_int64(q, 1), sqlite3_column_int64(q, 0));
+    sqlite3_finalize(q);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+}
+
 /* Late records whose keys are taken half the time, in the same statements as ones whose keys are free: a statement
  * stops at a taken key with the rows before it kept (INSERT OR FAIL), and the rest go in one by one: each record is
  * stored once, none lost and none twice. */
@@ -1788,6 +1874,7 @@ int main(void)
     T_RUN(test_keys);
     T_RUN(test_batch_failures);
     T_RUN(test_keys_taken_mid_statement);
+    T_RUN(test_keys_next);
     T_RUN(test_displaced);
     T_RUN(test_convert_v2);
     T_RUN(test_convert_v3);
