@@ -731,7 +731,6 @@ enum {
     ST_DISPLACED,
     ST_UNDISPLACE,
     ST_DATA_VERSION,
-    ST_TOP,
     ST_INSERT_MANY,
     ST_NUM
 };
@@ -766,7 +765,6 @@ struct st_tg_logstore_t {
     size_t num_gws;
     tg_logseg_stage_t stage; /* payload staging, shared by the gateways' segment writers */
     tg_buf_t rows;           /* the packed rows of the statement being bound (insert_rows) */
-    int64_t top;             /* the largest key in log_rows, in a batch's transaction (insert_rows, next_row) */
     bool bad;                /* the batch being written met an error: it is rolled back (run) */
     int64_t data_version;    /* PRAGMA data_version at the last batch: another connection's commits change it */
     sqlite3 *idle[8];        /* query connections not in use (under mutex) */
@@ -799,7 +797,6 @@ static const char *const statements[ST_NUM] = {
     [ST_DISPLACED] = "INSERT OR REPLACE INTO log_displaced (seq, id) VALUES (?1, ?2)",
     [ST_UNDISPLACE] = TG_LOGSTORE_UNDISPLACE_SQL,
     [ST_DATA_VERSION] = "PRAGMA data_version",
-    [ST_TOP] = "SELECT max(seq) FROM log_rows",
     [ST_INSERT_MANY] = NULL, /* ST_INSERT with INSERT_ROWS rows, made at open */
 };
 
@@ -1011,39 +1008,11 @@ static int pack_row(tg_buf_t *b, const tg_logrec_t *r)
     return tg_logrow_pack(b, &row);
 }
 
-/*
- * A row goes in with its key when the key is not the next after the table's largest (s->top), and with a NULL key
- * when it is. SQLite checks a given key is free with a search from the table's root (a binary search of each page on
- * the way down: callgrind put it at ~1,300 of the writer's ~7,600 instructions a record), even when the key is past
- * every other; for a NULL key it takes the largest key plus one from the cursor it left at the table's end, with no
- * search. The key it picks is the one the record was given: the writer is the only one to insert, and no other
- * connection writes while its transaction is open. The usual record, the next of its gateway in the newest
- * millisecond, is such a row while its gateway is the last one keyed (the highest number among those with rows).
- */
-static void read_top(tg_logstore_t *s)
-{
-    sqlite3_stmt *st = s->st[ST_TOP];
-    s->top = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX; /* (NULL: no rows, 0) */
-    sqlite3_reset(st);
-}
-
-/* Whether seq, inserted after keys up to *top, goes in with a NULL key (read_top); *top then takes it in. */
-static inline bool next_row(int64_t *top, int64_t seq)
-{
-    bool next = *top != INT64_MAX && seq == *top + 1;
-    *top = TG_MAX(*top, seq);
-    return next;
-}
-
-/* Binds a record's row at placeholders base + 1 .. base + INSERT_COLUMNS, rec[0..len) its packed row; with a NULL key
- * when `next` (read_top). */
-static void bind_row(sqlite3_stmt *st, int base, const item_t *it, bool next, const char *rec, size_t len)
+/* Binds a record's row at placeholders base + 1 .. base + INSERT_COLUMNS, rec[0..len) its packed row. */
+static void bind_row(sqlite3_stmt *st, int base, const item_t *it, const char *rec, size_t len)
 {
     const tg_logrec_t *r = it->r;
-    if (next)
-        sqlite3_bind_null(st, base + 1);
-    else
-        sqlite3_bind_int64(st, base + 1, it->seq);
+    sqlite3_bind_int64(st, base + 1, it->seq);
     sqlite3_bind_blob(st, base + 2, rec, (int)len, SQLITE_STATIC);
     bind_text(st, base + 3, r->metadata_json);
     bind_text(st, base + 4, r->event_id);
@@ -1078,39 +1047,23 @@ static void stored(tg_logstore_t *s, item_t *it)
     }
 }
 
-/* A row did not get the key the writer gave it (read_top): never seen; the batch is rolled back rather than stored
- * with payloads and counts under keys that are not its rows'. */
-static void wrong_key(tg_logstore_t *s)
-{
-    tg_log_error("log store: a record was not stored under the key it was given; the batch is not kept");
-    s->bad = true;
-}
-
 /* Inserts one row; on a key taken (by a record of the same millisecond) another, LATE_TRIES * TG_LOGSEQ_SPAN + 1
  * tries at most. */
 static void insert_one(tg_logstore_t *s, item_t *it, const char *rec, size_t len)
 {
     sqlite3_stmt *st = s->st[ST_INSERT];
-    int64_t top = s->top;
-    bind_row(st, 0, it, next_row(&top, it->seq), rec, len);
+    bind_row(st, 0, it, rec, len);
     for (int tries = 0; tries != 1024; ++tries) {
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc == SQLITE_DONE) {
-            s->top = top;
-            if (sqlite3_last_insert_rowid(s->db) != it->seq) /* (before stored's own inserts) */
-                wrong_key(s);
             stored(s, it);
             return;
         }
-        if (rc != SQLITE_CONSTRAINT_PRIMARYKEY) /* (never for a NULL key) */
+        if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
             break;
         it->seq = next_key(it->g, &it->kp);
-        top = s->top;
-        if (next_row(&top, it->seq))
-            sqlite3_bind_null(st, 1);
-        else
-            sqlite3_bind_int64(st, 1, it->seq);
+        sqlite3_bind_int64(st, 1, it->seq);
     }
     tg_log_error("log store: cannot insert a record: %s", sqlite3_errmsg(s->db));
     it->state = -1;
@@ -1138,8 +1091,7 @@ static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
 {
     size_t k = 0, at[INSERT_ROWS + 1];
     bool packed[INSERT_ROWS];
-    read_top(s);
-    while (k != n && !sqlite3_get_autocommit(s->db) && !s->bad) {
+    while (k != n && !sqlite3_get_autocommit(s->db)) {
         /* pack a statement's rows first: binding them must wait until s->rows no longer moves */
         size_t m = TG_MIN(n - k, (size_t)INSERT_ROWS), num_packed = 0;
         tg_buf_reset(&s->rows);
@@ -1155,16 +1107,11 @@ static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
         at[m] = s->rows.len;
         if (num_packed == INSERT_ROWS) {
             sqlite3_stmt *st = s->st[ST_INSERT_MANY];
-            int64_t top = s->top;
             for (size_t j = 0; j != m; ++j)
-                bind_row(st, (int)j * INSERT_COLUMNS, items[k + j], next_row(&top, items[k + j]->seq),
-                         s->rows.base + at[j], at[j + 1] - at[j]);
+                bind_row(st, (int)j * INSERT_COLUMNS, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
             int rc = sqlite3_step(st);
             sqlite3_reset(st);
             if (rc == SQLITE_DONE) {
-                s->top = top;
-                if (sqlite3_last_insert_rowid(s->db) != items[k + m - 1]->seq) /* (before stored's own inserts) */
-                    wrong_key(s);
                 for (size_t j = 0; j != m; ++j)
                     stored(s, items[k + j]);
                 k += m;
@@ -1181,7 +1128,6 @@ static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
             size_t kept = TG_MIN((size_t)sqlite3_changes(s->db), m);
             for (size_t j = 0; j != kept; ++j)
                 stored(s, items[k + j]);
-            read_top(s); /* (the rows kept moved it) */
             for (size_t j = kept; j != m && !sqlite3_get_autocommit(s->db); ++j)
                 insert_one(s, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
             k += m;

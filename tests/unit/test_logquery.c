@@ -1034,11 +1034,9 @@ static tg_logrec_t *keyed_rec(const char *gw, int i, uint64_t ms, char id[TG_ULI
     return r;
 }
 
-/* Rows whose key is the next after the table's largest go in with a NULL key for SQLite to pick (store.c, read_top):
- * with two gateways interleaved in each batch (only the newer one's keys are the table's largest), late records
- * between, and the newest rows deleted by another connection between batches (the largest key moves back), every
- * record is stored under the key it was given: found by its id with its own body, its key never before its time nor
- * more than TG_LOGSEQ_SPAN ms after. */
+/* Two gateways interleaved in each batch, late records between, and the newest rows deleted by another connection
+ * between batches: every record is stored under the key it was given, found by its id with its own body, its key
+ * never before its time nor more than TG_LOGSEQ_SPAN ms after. */
 static void test_keys_next(void)
 {
     char err[512];
