@@ -8,10 +8,13 @@
  * the same unpaced ("as fast as submitters can go") for the ceiling. Records look like a real chat completion's:
  * metadata, heads, and ~700-byte request and ~520-byte response bodies. Bounded in count and time; prints figures,
  * passes or fails nothing. With LOGWRITER_KEEP set in the environment, the store is kept (its path is printed), to
- * time queries (`tollgate stats`, `tollgate logs`) on it.
+ * time queries (`tollgate stats`, `tollgate logs`) on it. Each run also prints the writer thread's time on a CPU per
+ * record written (from /proc/self/task/TID/schedstat, in ns): the figure to compare builds of the writer by.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -84,6 +87,46 @@ static void submit_main(void *arg)
     }
 }
 
+/* The store's writer thread (named tg-logwriter once it runs), 0 when not found within a second. */
+static long writer_tid(void)
+{
+    for (int tries = 0; tries != 1000; ++tries) {
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *e;
+        long found = 0;
+        while (d != NULL && found == 0 && (e = readdir(d)) != NULL) {
+            char path[64], comm[32] = "";
+            snprintf(path, sizeof(path), "/proc/self/task/%.20s/comm", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (f != NULL && fgets(comm, sizeof(comm), f) != NULL && strcmp(comm, "tg-logwriter\n") == 0)
+                found = atol(e->d_name);
+            if (f != NULL)
+                fclose(f);
+        }
+        if (d != NULL)
+            closedir(d);
+        if (found != 0)
+            return found;
+        usleep(1000);
+    }
+    return 0;
+}
+
+/* A thread's time on a CPU so far, in ns (the first field of its schedstat); 0 when it cannot be read. */
+static uint64_t cpu_ns(long tid)
+{
+    char path[64];
+    unsigned long long ns = 0;
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/schedstat", tid);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        if (fscanf(f, "%llu", &ns) != 1)
+            ns = 0;
+        fclose(f);
+    }
+    return ns;
+}
+
 static void run(const char *dir, double rate, double seconds, uint64_t unpaced_count)
 {
     char err[512];
@@ -92,6 +135,8 @@ static void run(const char *dir, double rate, double seconds, uint64_t unpaced_c
         fprintf(stderr, "logwriter: %s\n", err);
         exit(1);
     }
+    long tid = writer_tid();
+    uint64_t cpu0 = tid != 0 ? cpu_ns(tid) : 0;
     tg_logstore_stats_t before;
     tg_logstore_stats(store, &before);
     submitter_t sub[2];
@@ -110,17 +155,19 @@ static void run(const char *dir, double rate, double seconds, uint64_t unpaced_c
     tg_logstore_stats_t st;
     tg_logstore_stats(store, &st);
     uint64_t written = st.written - before.written, dropped = st.dropped_full - before.dropped_full;
+    double writer_us = tid != 0 && written != 0 ? (double)(cpu_ns(tid) - cpu0) / 1e3 / (double)written : 0;
     double secs = (double)(t1 - t0) / 1e9;
     if (rate > 0)
         printf("offered %6.0f records/s for %.1f s: %llu written, %llu dropped; %.0f records/s written; flushed "
-               "%.0f ms after the last submit; %llu batches, longest %.1f ms\n",
+               "%.0f ms after the last submit; %llu batches, longest %.1f ms; writer %.2f us a record\n",
                rate, seconds, (unsigned long long)written, (unsigned long long)dropped, (double)written / secs,
                (double)(t1 - t_sub) / 1e6, (unsigned long long)(st.batches - before.batches),
-               (double)st.batch_ns_max / 1e6);
+               (double)st.batch_ns_max / 1e6, writer_us);
     else
-        printf("unpaced, %llu records: %llu written, %llu dropped (queue full); %.0f records/s written\n",
+        printf("unpaced, %llu records: %llu written, %llu dropped (queue full); %.0f records/s written; writer %.2f "
+               "us a record\n",
                (unsigned long long)(2 * per_thread), (unsigned long long)written, (unsigned long long)dropped,
-               (double)written / secs);
+               (double)written / secs, writer_us);
     tg_logstore_close(store);
 }
 
