@@ -1046,7 +1046,7 @@ static void test_keys_two_gateways(void)
         return;
     enum { N = 300 };
     static char ids[3 * N][TG_ULID_LEN + 1];
-    const char *gws[2] = {"next-a", "next-b"};
+    const char *gws[2] = {"two-a", "two-b"};
     uint64_t t = 1797000000000ull;
     int k = 0;
     for (int batch = 0; batch != 3; ++batch) {
@@ -1062,7 +1062,7 @@ static void test_keys_two_gateways(void)
             tg_qparams_t q;
             tg_qparams_parse(&q, tg_iov_str("limit=40"), err, sizeof(err));
             int64_t deleted = 0;
-            T_EQ_INT(tg_logs_delete(other, "local", "next-b", &q, &deleted, err, sizeof(err)), TG_LQ_OK);
+            T_EQ_INT(tg_logs_delete(other, "local", "two-b", &q, &deleted, err, sizeof(err)), TG_LQ_OK);
             T_EQ_INT(deleted, 40);
             tg_qparams_free(&q);
             tg_logstore_release(s, other);
@@ -1074,8 +1074,8 @@ static void test_keys_two_gateways(void)
     T_EQ_INT(st.write_errors, 0);
     T_EQ_INT(st.written, 3 * N);
     sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
-    T_EQ_INT(count_of(db, "next-a", "per_page=1", err, sizeof(err)), 3 * N / 2);
-    T_EQ_INT(count_of(db, "next-b", "per_page=1", err, sizeof(err)), 3 * N / 2 - 40);
+    T_EQ_INT(count_of(db, "two-a", "per_page=1", err, sizeof(err)), 3 * N / 2);
+    T_EQ_INT(count_of(db, "two-b", "per_page=1", err, sizeof(err)), 3 * N / 2 - 40);
     int found = 0, bodies = 0, gone = 0;
     for (int i = 0; i != 3 * N; ++i) {
         json_t *one = NULL;
