@@ -6,7 +6,7 @@
  * ~13k of the ~14k instructions the log writer spent on a row (callgrind); a BLOB built here and six columns beside
  * it took the writer's CPU per record from 3.4-3.7 to 2.7-3.0 us at 64 connections (bench/RESULTS.md), and
  * bench/logwriter's unpaced ceiling from 103k to 142k records/s. Queries read the fields through the SQL function
- * tg_rec(rec, field), under the column names of the view `logs` (store.c), so the SQL of the logs API is the same
+ * the table `logs` (logtab.h), under the column names of layout 3, so the SQL of the logs API is the same
  * as when they were columns; they pay for it (doc/logs.md, "The store").
  *
  * Format: a byte TG_LOGROW_VERSION, then the fields in the order of tg_logrow_field_t, each one
@@ -74,7 +74,7 @@ typedef struct {
     double cost;
 } tg_logrow_t;
 
-/* The column name of each field in the view `logs` (the layout-3 column it replaces). */
+/* The column name of each field in the table `logs` (the layout-3 column it replaces). */
 extern const char *const tg_logrow_names[TG_LR_NUM];
 
 /* Appends the packed row of `r` to b; 0, or TG_E_TOOBIG (b's cap: nothing is appended). */

@@ -212,7 +212,7 @@ typedef struct {
     kind_t kind;
 } filter_key_t;
 
-/* The columns of the view `logs` are tg_rec() values, without a column's type affinity: a number compares equal only
+/* The fields of the table `logs` (logtab.h) have no type affinity: a number compares equal only
  * to a number, so every value is bound as its kind says (bind_value), never as the text it came in. */
 static const filter_key_t filter_keys[] = {
     {"id", "l.id", K_TEXT},

@@ -27,6 +27,7 @@
 #include "tollgate/logrow.h"
 #include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
+#include "tollgate/logtab.h"
 #include "tollgate/sqlitedb.h"
 #include "tollgate/tgtime.h"
 
@@ -484,8 +485,8 @@ size_t tg_logrec_size(const tg_logrec_t *r)
 /*
  * Layout 4. A row (log_rows) holds what is filtered, sorted and added up; heads and bodies are in payload segments
  * (logseg.h), `payload` saying where. The fields a stored row never changes are packed into `rec` (logrow.h: one
- * value to bind and store instead of 23), read by queries through the TEMP view `logs` that each query connection
- * makes (make_view), under the column names they had as columns in layout 3; metadata (which PATCH changes), event_id
+ * value to bind and store instead of 23), read by queries through the TEMP virtual table `logs` that each query
+ * connection makes (logtab.h), under the column names they had as columns in layout 3; metadata (which PATCH changes), event_id
  * (indexed), flags and payload (which a lost payload changes), feedback and score (PATCH) are columns of their own. The
  * key `seq` is gw << 51 | created_at << 9 | n (tg_logseq_*): a gateway's records are one range of keys, in time order,
  * so listing, time filters, lookups by id (whose ULID carries the time) and retention are range scans of the table
@@ -565,8 +566,9 @@ static void sql_meta(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  * tg_rec(rec, field): field `field` (tg_logrow_field_t) of a packed row, as the layout-3 column had it.
  *
  * A query reads several fields of each row (the list's count and aggregates read four, a listed record all of them),
- * each a call of its own; walking the row from its start at each call made the view twice as slow as layout 3's
- * columns. So each connection keeps the last row it split, and a call for the same bytes reads from that.
+ * each a call of its own; walking the row from its start at each call made a view over log_rows twice as slow as
+ * layout 3's columns. So each connection keeps the last row it split, and a call for the same bytes reads from that.
+ * (The logs API reads `logs`, logtab.h, which splits a row once; tg_rec stays for SQL written by hand.)
  */
 #define REC_CACHE_MAX 4096
 
@@ -612,20 +614,6 @@ static void sql_rec(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
 }
 
-/* The TEMP view `logs` over log_rows, with layout 3's columns: what the logs API's SQL reads. */
-static int make_view(sqlite3 *db)
-{
-    tg_buf_t sql;
-    tg_buf_init(&sql, 4096);
-    tg_buf_append_str(&sql, "CREATE TEMP VIEW IF NOT EXISTS logs AS SELECT seq");
-    for (unsigned f = 0; f != TG_LR_NUM; ++f)
-        tg_buf_appendf(&sql, ", tg_rec(rec, %u) AS %s", f, tg_logrow_names[f]);
-    tg_buf_append_str(&sql, ", metadata, event_id, flags, payload, feedback, score FROM main.log_rows");
-    int rc = sql.overflowed ? SQLITE_TOOBIG : sqlite3_exec(db, tg_buf_cstr(&sql), NULL, NULL, NULL);
-    tg_buf_free(&sql);
-    return rc;
-}
-
 static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *errbuf, size_t errbufsz)
 {
     char path[4096];
@@ -647,7 +635,7 @@ static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *
     sqlite3_create_function_v2(db, "tg_rec", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, cache, sql_rec,
                                NULL, NULL, free); /* frees the cache, also when this fails */
     if (!create) {
-        if (make_view(db) != SQLITE_OK) {
+        if (tg_logtab_create(db) != SQLITE_OK) {
             snprintf(errbuf, errbufsz, "cannot open %s: %s", path, sqlite3_errmsg(db));
             sqlite3_close(db);
             return NULL;

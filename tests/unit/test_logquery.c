@@ -1858,6 +1858,125 @@ static void test_record_reuse(void)
     tg_logstore_close(s);
 }
 
+/* One count of `sql` with ?1 bound to v (a copy of its value; NULL: nothing bound); -1 on an error. */
+static int64_t count_bound(sqlite3 *db, const char *sql, sqlite3_value *v)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (v != NULL)
+            sqlite3_bind_value(st, 1, v);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* The keys `sql` lists (at most 64) into keys; how many, -1 on an error. */
+static int list_keys(sqlite3 *db, const char *sql, int64_t keys[64])
+{
+    sqlite3_stmt *st = NULL;
+    int n = 0, rc = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n != 64)
+            keys[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
+}
+
+/* temp.logs (logtab.h) narrows its scan of log_rows by the constraints on seq it is given, and answers exactly what
+ * the same constraint on log_rows answers, for bounds of every type (an integer, a REAL between two keys and on one,
+ * a numeric and a non-numeric TEXT, NULL); ORDER BY seq either way, and event_id = ?, read the table's own order
+ * and index. */
+static void test_logtab(void)
+{
+    char err[512], sub[600];
+    snprintf(sub, sizeof(sub), "%s/tab", dir); /* a store of its own: "tab" is its gateway 1 */
+    T_EQ_INT(mkdir(sub, 0700), 0);
+    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s == NULL)
+        return;
+    uint64_t t = 1797000000000ull;
+    for (int i = 0; i != 300; ++i) {
+        tg_logrec_t *r = rec("tab", "openai", "gpt-4o", 200, i, 0, t + (uint64_t)i / 7, NULL);
+        if (i % 50 == 3)
+            r->event_id = tg_logrec_strdup(r, i < 150 ? "ev-a" : "ev-b");
+        tg_logstore_submit(s, r);
+    }
+    for (int i = 0; i != 20; ++i) /* late */
+        tg_logstore_submit(s, rec("tab", "openai", "gpt-4o", 200, 1000 + i, 0, t + 3, NULL));
+    tg_logstore_flush(s);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_OK(db != NULL);
+    if (db == NULL) {
+        tg_logstore_close(s);
+        return;
+    }
+    int64_t all[64];
+    T_EQ_INT(list_keys(db, "SELECT seq FROM log_rows ORDER BY seq LIMIT 64 OFFSET 100", all), 64);
+    /* a key with keys either side of it (gateway 1's keys are below 2^52, where a double holds every half: the REAL
+     * bounds below fall between two keys) */
+    int64_t pivot = count_bound(db,
+                                "SELECT a.seq FROM log_rows a WHERE a.seq < 4503599627370496 AND"
+                                " a.seq + 1 IN (SELECT seq FROM log_rows) AND a.seq - 1 IN (SELECT seq FROM log_rows)"
+                                " ORDER BY a.seq LIMIT 1",
+                                NULL);
+    T_OK(pivot > 0);
+    char text[32];
+    snprintf(text, sizeof(text), "%" PRId64, pivot);
+    sqlite3_stmt *vals = NULL;
+    T_EQ_INT(sqlite3_prepare_v2(db, "VALUES (?1), (?1 + 0.5), (CAST(?1 AS REAL)), (?1 - 0.5), (?2), ('abc'), (NULL)",
+                                -1, &vals, NULL),
+             SQLITE_OK);
+    sqlite3_bind_int64(vals, 1, pivot);
+    sqlite3_bind_text(vals, 2, text, -1, SQLITE_STATIC);
+    static const char *const ops[] = {"seq = ?1",   "seq > ?1",      "seq >= ?1",    "seq < ?1",
+                                      "seq <= ?1",  "rowid > ?1",    "rowid <= ?1",  "?1 < seq",
+                                      "seq > ?1 AND seq < ?1 + 40", "seq BETWEEN ?1 - 9 AND ?1 + 9"};
+    int compared = 0;
+    while (sqlite3_step(vals) == SQLITE_ROW) {
+        sqlite3_value *v = sqlite3_value_dup(sqlite3_column_value(vals, 0));
+        for (size_t i = 0; i != sizeof(ops) / sizeof(*ops); ++i) {
+            char a[160], b[160];
+            snprintf(a, sizeof(a), "SELECT count(*) FROM logs WHERE %s", ops[i]);
+            snprintf(b, sizeof(b), "SELECT count(*) FROM log_rows WHERE %s", ops[i]);
+            int64_t want = count_bound(db, b, v), got = count_bound(db, a, v);
+            T_OK(want >= 0);
+            T_EQ_INT(got, want);
+            if (got != want)
+                fprintf(stderr, "  %s with %s\n", ops[i], (const char *)sqlite3_value_text(v));
+            compared++;
+        }
+        sqlite3_value_free(v);
+    }
+    sqlite3_finalize(vals);
+    T_EQ_INT(compared, 70);
+    /* the order of the keys, both ways, with LIMIT and OFFSET: the table's own */
+    int64_t got[64], want[64];
+    T_EQ_INT(list_keys(db, "SELECT seq FROM logs ORDER BY seq DESC LIMIT 20 OFFSET 7", got), 20);
+    T_EQ_INT(list_keys(db, "SELECT seq FROM log_rows ORDER BY seq DESC LIMIT 20 OFFSET 7", want), 20);
+    T_OK(memcmp(got, want, sizeof(*got) * 20) == 0);
+    T_EQ_INT(list_keys(db, "SELECT seq FROM logs ORDER BY seq LIMIT 64 OFFSET 100", got), 64);
+    T_OK(memcmp(got, all, sizeof(all)) == 0);
+    T_EQ_INT(list_keys(db, "SELECT l.seq FROM logs l WHERE l.event_id = 'ev-a' ORDER BY l.seq DESC", got), 3);
+    T_EQ_INT(list_keys(db, "SELECT seq FROM log_rows WHERE event_id = 'ev-a' ORDER BY seq DESC", want), 3);
+    T_OK(memcmp(got, want, sizeof(*got) * 3) == 0);
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs WHERE event_id = ?1 AND duration >= 150", NULL), 0);
+    /* the fields read back as the writer packed them */
+    int gw = gateway_no(db, "tab");
+    char q[256];
+    snprintf(q, sizeof(q), "SELECT count(*) FROM logs WHERE seq BETWEEN %" PRId64 " AND %" PRId64
+             " AND model = 'gpt-4o' AND duration = tokens_in", tg_logseq_first(gw), tg_logseq_last(gw));
+    T_EQ_INT(count_bound(db, q, NULL), 320);
+    snprintf(q, sizeof(q), "SELECT sum(duration) FROM logs WHERE seq BETWEEN %" PRId64 " AND %" PRId64,
+             tg_logseq_first(gw), tg_logseq_last(gw));
+    T_EQ_INT(count_bound(db, q, NULL), 299 * 300 / 2 + 20 * 1000 + 190);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL)
@@ -1871,6 +1990,7 @@ int main(void)
     T_RUN(test_payloads);
     T_RUN(test_large_payloads);
     T_RUN(test_keys);
+    T_RUN(test_logtab);
     T_RUN(test_batch_failures);
     T_RUN(test_keys_taken_mid_statement);
     T_RUN(test_keys_two_gateways);

@@ -1,0 +1,386 @@
+/*
+ * temp.logs: the log records of main.log_rows as a virtual table (include/tollgate/logtab.h).
+ *
+ * xBestIndex turns the constraints it can use into a plan written in idxStr, one letter an argument: `e` seq = ?,
+ * `g` seq >= ?, `G` seq > ?, `l` seq <= ?, `L` seq < ?, `v` event_id = ?; idxNum says whether the rows are to come in
+ * the order of seq (ORDERED), which way (DESC), by the event index or not (EVENT), and which of log_rows' columns the
+ * query reads (colUsed). xFilter reads log_rows with a statement made for that plan (ascending or descending, by key
+ * range or by the event index, selecting only those columns), kept for the next cursor with the same plan. SQLite
+ * still checks every constraint itself (none is omitted), so a bound this module cannot narrow exactly (a REAL, a
+ * TEXT) only costs rows read, never a wrong answer.
+ */
+#include "tollgate/logtab.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tollgate/common.h"
+#include "tollgate/logrow.h"
+#include "tollgate/mem.h"
+
+enum {
+    COL_SEQ,
+    COL_FIRST_FIELD,
+    COL_METADATA = COL_FIRST_FIELD + TG_LR_NUM,
+    COL_EVENT_ID,
+    COL_FLAGS,
+    COL_PAYLOAD,
+    COL_FEEDBACK,
+    COL_SCORE,
+    NUM_COLS
+};
+
+/* what the inner statements select, in this order */
+enum { IN_SEQ, IN_REC, IN_METADATA, IN_EVENT_ID, IN_FLAGS, IN_PAYLOAD, IN_FEEDBACK, IN_SCORE };
+
+#define PLAN_ORDERED 1 /* rows in the order of seq (SQLite counts on it: orderByConsumed) */
+#define PLAN_DESC 2
+#define PLAN_EVENT 4        /* by the event index */
+#define PLAN_COLS_SHIFT 3   /* then a bit for each inner column past seq the query reads (IN_REC ..) */
+#define NUM_INNER_COLS 8
+
+/* The inner statements are made for what a query reads (a count reads `rec` alone: each column an inner statement
+ * selects is a step of its program a row), and kept for the next cursor with the same plan. */
+#define NUM_SPARE 16
+
+typedef struct {
+    sqlite3_vtab base;
+    sqlite3 *db;
+    struct {
+        sqlite3_stmt *st; /* a statement no cursor uses, ready for the next */
+        int plan;         /* its PLAN_DESC | PLAN_EVENT | columns */
+    } spare[NUM_SPARE];
+    unsigned next_spare; /* the place the next one takes when all are full */
+} logtab_t;
+
+typedef struct {
+    sqlite3_vtab_cursor base;
+    sqlite3_stmt *st;
+    int plan; /* st's: PLAN_DESC | PLAN_EVENT | columns */
+    bool eof, split;
+    tg_logrow_value_t v[TG_LR_NUM];
+} cursor_t;
+
+static const char *const inner_cols[NUM_INNER_COLS] = {"seq",   "rec",     "metadata", "event_id",
+                                                      "flags", "payload", "feedback", "score"};
+
+/* The inner statement of plan (PLAN_DESC, PLAN_EVENT and the columns it reads: those it does not read are NULL). */
+static int prepare_inner(sqlite3 *db, int plan, sqlite3_stmt **out)
+{
+    char sql[512];
+    size_t n = (size_t)snprintf(sql, sizeof(sql), "SELECT seq");
+    for (int i = 1; i != NUM_INNER_COLS; ++i)
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s",
+                              plan >> (PLAN_COLS_SHIFT + i - 1) & 1 ? inner_cols[i] : "NULL");
+    snprintf(sql + n, sizeof(sql) - n, " FROM main.log_rows WHERE %sseq BETWEEN ?1 AND ?2 ORDER BY seq%s",
+             plan & PLAN_EVENT ? "event_id = ?3 AND " : "", plan & PLAN_DESC ? " DESC" : "");
+    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+}
+
+static int tab_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out, char **err)
+{
+    (void)aux, (void)argc, (void)argv, (void)err;
+    tg_buf_t sql;
+    tg_buf_init(&sql, 4096);
+    tg_buf_append_str(&sql, "CREATE TABLE x(seq INTEGER");
+    for (unsigned f = 0; f != TG_LR_NUM; ++f)
+        tg_buf_appendf(&sql, ", %s", tg_logrow_names[f]);
+    tg_buf_append_str(&sql, ", metadata TEXT, event_id TEXT, flags INTEGER, payload INTEGER, feedback INTEGER, score REAL)");
+    int rc = sql.overflowed ? SQLITE_TOOBIG : sqlite3_declare_vtab(db, tg_buf_cstr(&sql));
+    tg_buf_free(&sql);
+    if (rc != SQLITE_OK)
+        return rc;
+    logtab_t *t = tg_calloc(1, sizeof(*t));
+    t->db = db;
+    *out = &t->base;
+    return SQLITE_OK;
+}
+
+static int tab_disconnect(sqlite3_vtab *vt)
+{
+    logtab_t *t = (logtab_t *)vt;
+    for (int i = 0; i != NUM_SPARE; ++i)
+        sqlite3_finalize(t->spare[i].st);
+    free(t);
+    return SQLITE_OK;
+}
+
+static int tab_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
+{
+    (void)vt;
+    char plan[64];
+    size_t np = 0;
+    bool lo = false, hi = false, eq = false, event = false;
+    for (int i = 0; i != info->nConstraint && np + 1 < sizeof(plan); ++i) {
+        const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+        if (!c->usable)
+            continue;
+        char op = 0;
+        if (c->iColumn == COL_SEQ || c->iColumn == -1) {
+            switch (c->op) {
+            case SQLITE_INDEX_CONSTRAINT_EQ:
+                op = 'e', eq = true;
+                break;
+            case SQLITE_INDEX_CONSTRAINT_GE:
+                op = 'g', lo = true;
+                break;
+            case SQLITE_INDEX_CONSTRAINT_GT:
+                op = 'G', lo = true;
+                break;
+            case SQLITE_INDEX_CONSTRAINT_LE:
+                op = 'l', hi = true;
+                break;
+            case SQLITE_INDEX_CONSTRAINT_LT:
+                op = 'L', hi = true;
+                break;
+            default:
+                break;
+            }
+        } else if (c->iColumn == COL_EVENT_ID && c->op == SQLITE_INDEX_CONSTRAINT_EQ && !event) {
+            op = 'v', event = true;
+        }
+        if (op == 0)
+            continue;
+        plan[np++] = op;
+        info->aConstraintUsage[i].argvIndex = (int)np;
+    }
+    plan[np] = '\0';
+    int flags = event ? PLAN_EVENT : 0;
+    if (info->nOrderBy == 1 && (info->aOrderBy[0].iColumn == COL_SEQ || info->aOrderBy[0].iColumn == -1)) {
+        flags |= PLAN_ORDERED | (info->aOrderBy[0].desc ? PLAN_DESC : 0);
+        info->orderByConsumed = 1;
+    }
+    double rows = eq ? 1 : event ? 10 : lo && hi ? 1000 : lo || hi ? 100000 : 1000000;
+    info->estimatedRows = (sqlite3_int64)rows;
+    info->estimatedCost = rows;
+    if (eq)
+        info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
+    /* the inner columns the query reads: rec for any field, the others for themselves */
+    for (int col = 0; col != NUM_COLS; ++col) {
+        if ((info->colUsed & ((sqlite3_uint64)1 << TG_MIN(col, 63))) == 0)
+            continue;
+        if (col >= COL_FIRST_FIELD && col < COL_METADATA)
+            flags |= 1 << (PLAN_COLS_SHIFT + IN_REC - 1);
+        else if (col >= COL_METADATA)
+            flags |= 1 << (PLAN_COLS_SHIFT + IN_METADATA + (col - COL_METADATA) - 1);
+    }
+    info->idxNum = flags;
+    info->idxStr = sqlite3_mprintf("%s", plan);
+    info->needToFreeIdxStr = 1;
+    return info->idxStr != NULL ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+static int cur_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out)
+{
+    (void)vt;
+    cursor_t *c = tg_calloc(1, sizeof(*c));
+    c->eof = true;
+    *out = &c->base;
+    return SQLITE_OK;
+}
+
+/* The cursor's statement back to its table's spares (a free place, else the one taken longest ago). */
+static void cur_release(cursor_t *c)
+{
+    logtab_t *t = (logtab_t *)c->base.pVtab;
+    if (c->st == NULL)
+        return;
+    sqlite3_reset(c->st);
+    sqlite3_clear_bindings(c->st);
+    unsigned at = NUM_SPARE;
+    for (unsigned i = 0; i != NUM_SPARE && at == NUM_SPARE; ++i)
+        if (t->spare[i].st == NULL)
+            at = i;
+    if (at == NUM_SPARE) {
+        at = t->next_spare++ % NUM_SPARE;
+        sqlite3_finalize(t->spare[at].st);
+    }
+    t->spare[at].st = c->st;
+    t->spare[at].plan = c->plan;
+    c->st = NULL;
+}
+
+static int cur_close(sqlite3_vtab_cursor *cur)
+{
+    cursor_t *c = (cursor_t *)cur;
+    cur_release(c);
+    free(c);
+    return SQLITE_OK;
+}
+
+/* Narrows [*lo, *hi] by `seq op v`, where it can do so exactly or conservatively (a bound of another type is left to
+ * SQLite's own check). */
+static void narrow(char op, sqlite3_value *v, int64_t *lo, int64_t *hi)
+{
+    int type = sqlite3_value_numeric_type(v);
+    int64_t a, b; /* the integers x with a <= x <= b that can satisfy `x == v` */
+    if (type == SQLITE_INTEGER) {
+        a = b = sqlite3_value_int64(v);
+    } else if (type == SQLITE_FLOAT) {
+        double d = sqlite3_value_double(v);
+        if (isnan(d))
+            return;
+        a = d <= -9.2e18 ? INT64_MIN : d >= 9.2e18 ? INT64_MAX : (int64_t)floor(d);
+        b = d <= -9.2e18 ? INT64_MIN : d >= 9.2e18 ? INT64_MAX : (int64_t)ceil(d);
+    } else {
+        return;
+    }
+    switch (op) {
+    case 'e':
+        *lo = TG_MAX(*lo, a);
+        *hi = TG_MIN(*hi, b);
+        break;
+    case 'g':
+        *lo = TG_MAX(*lo, a);
+        break;
+    case 'G':
+        *lo = TG_MAX(*lo, b == INT64_MAX ? INT64_MAX : b + (a == b));
+        break;
+    case 'l':
+        *hi = TG_MIN(*hi, b);
+        break;
+    case 'L':
+        *hi = TG_MIN(*hi, a == INT64_MIN ? INT64_MIN : a - (a == b));
+        break;
+    default:
+        break;
+    }
+}
+
+static int cur_next(sqlite3_vtab_cursor *cur)
+{
+    cursor_t *c = (cursor_t *)cur;
+    c->split = false;
+    int rc = sqlite3_step(c->st);
+    if (rc == SQLITE_ROW)
+        return SQLITE_OK;
+    c->eof = true;
+    if (rc == SQLITE_DONE)
+        return SQLITE_OK;
+    logtab_t *t = (logtab_t *)cur->pVtab;
+    sqlite3_free(t->base.zErrMsg);
+    t->base.zErrMsg = sqlite3_mprintf("%s", sqlite3_errmsg(t->db));
+    return rc;
+}
+
+static int cur_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc, sqlite3_value **argv)
+{
+    cursor_t *c = (cursor_t *)cur;
+    logtab_t *t = (logtab_t *)cur->pVtab;
+    cur_release(c);
+    c->eof = true;
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
+    sqlite3_value *event = NULL;
+    for (int i = 0; i != argc && idx_str != NULL && idx_str[i] != '\0'; ++i) {
+        if (idx_str[i] == 'v')
+            event = argv[i];
+        else
+            narrow(idx_str[i], argv[i], &lo, &hi);
+    }
+    if (lo > hi)
+        return SQLITE_OK; /* nothing can match */
+    c->plan = idx_num & ~PLAN_ORDERED & ~(event == NULL ? PLAN_EVENT : 0);
+    for (unsigned i = 0; i != NUM_SPARE && c->st == NULL; ++i) {
+        if (t->spare[i].st != NULL && t->spare[i].plan == c->plan) {
+            c->st = t->spare[i].st;
+            t->spare[i].st = NULL;
+        }
+    }
+    if (c->st == NULL) {
+        int rc = prepare_inner(t->db, c->plan, &c->st);
+        if (rc != SQLITE_OK) {
+            sqlite3_free(t->base.zErrMsg);
+            t->base.zErrMsg = sqlite3_mprintf("%s", sqlite3_errmsg(t->db));
+            c->st = NULL;
+            return rc;
+        }
+    }
+    sqlite3_bind_int64(c->st, 1, lo);
+    sqlite3_bind_int64(c->st, 2, hi);
+    if (c->plan & PLAN_EVENT)
+        sqlite3_bind_value(c->st, 3, event);
+    c->eof = false;
+    return cur_next(cur);
+}
+
+static int cur_eof(sqlite3_vtab_cursor *cur)
+{
+    return ((cursor_t *)cur)->eof;
+}
+
+static int cur_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
+{
+    cursor_t *c = (cursor_t *)cur;
+    if (col == COL_SEQ) {
+        sqlite3_result_int64(ctx, sqlite3_column_int64(c->st, IN_SEQ));
+        return SQLITE_OK;
+    }
+    if (col >= COL_METADATA) {
+        int i = IN_METADATA + (col - COL_METADATA);
+        if (sqlite3_column_type(c->st, i) == SQLITE_TEXT) /* (copied into the result's buffer, which is reused) */
+            sqlite3_result_text(ctx, (const char *)sqlite3_column_text(c->st, i), sqlite3_column_bytes(c->st, i),
+                                SQLITE_TRANSIENT);
+        else
+            sqlite3_result_value(ctx, sqlite3_column_value(c->st, i));
+        return SQLITE_OK;
+    }
+    if (!c->split) {
+        const void *p = sqlite3_column_blob(c->st, IN_REC);
+        size_t n = (size_t)sqlite3_column_bytes(c->st, IN_REC);
+        if (p != NULL)
+            tg_logrow_split(p, n, c->v);
+        else
+            for (unsigned f = 0; f != TG_LR_NUM; ++f)
+                c->v[f].type = TG_LRV_NULL;
+        c->split = true;
+    }
+    const tg_logrow_value_t *v = &c->v[col - COL_FIRST_FIELD];
+    switch (v->type) {
+    case TG_LRV_INT:
+        sqlite3_result_int64(ctx, v->i);
+        break;
+    case TG_LRV_REAL:
+        sqlite3_result_double(ctx, v->d);
+        break;
+    case TG_LRV_TEXT:
+        sqlite3_result_text(ctx, v->s, (int)v->len, SQLITE_TRANSIENT);
+        break;
+    case TG_LRV_NULL:
+        break;
+    }
+    return SQLITE_OK;
+}
+
+static int cur_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
+{
+    *rowid = sqlite3_column_int64(((cursor_t *)cur)->st, IN_SEQ);
+    return SQLITE_OK;
+}
+
+static const sqlite3_module logtab_module = {
+    .iVersion = 0,
+    .xCreate = tab_connect,
+    .xConnect = tab_connect,
+    .xBestIndex = tab_best_index,
+    .xDisconnect = tab_disconnect,
+    .xDestroy = tab_disconnect,
+    .xOpen = cur_open,
+    .xClose = cur_close,
+    .xFilter = cur_filter,
+    .xNext = cur_next,
+    .xEof = cur_eof,
+    .xColumn = cur_column,
+    .xRowid = cur_rowid,
+};
+
+int tg_logtab_create(sqlite3 *db)
+{
+    int rc = sqlite3_create_module_v2(db, "tg_logs", &logtab_module, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.logs USING tg_logs", NULL, NULL, NULL);
+    return rc;
+}
