@@ -86,4 +86,37 @@ int tg_logrow_get(const void *p, size_t n, unsigned f, tg_logrow_value_t *out);
  * fields from where it stops on are NULL). Text values point into p. */
 int tg_logrow_split(const void *p, size_t n, tg_logrow_value_t out[TG_LR_NUM]);
 
+/*
+ * Blocks (log layout 5). A row of log_rows whose flags hold TG_LOGFLAG_BLOCK (logstore.h) is a block of records: up to
+ * TG_LOGBLOCK_MAX records of one gateway, written in key order, none with an event id, their keys within
+ * TG_LOGBLOCK_SPAN (logstore.h) below the row's key, which is the last record's. Its `rec` is
+ *
+ *     a byte TG_LOGBLOCK_VERSION, then for each record:
+ *     varint(row key - record key), varint(flags), varint(payload + 1)  (0 = NULL),
+ *     varint(metadata length + 1) (0 = NULL), the metadata, varint(packed row length), the packed row
+ *
+ * Why: an SQLite row costs the writer more than the bytes in it (its insert searches the table from its root and
+ * builds a cell); a block costs that once for many records (bench/RESULTS.md). A reader checks every length against
+ * the blob: a damaged block reads as the records before the damage.
+ */
+#define TG_LOGBLOCK_VERSION 0xB1
+#define TG_LOGBLOCK_MAX 32
+
+typedef struct {
+    int64_t key, flags, payload; /* payload -1: NULL */
+    const char *metadata;        /* NULL: none (not NUL-terminated: metadata_len bytes) */
+    size_t metadata_len;
+    const void *rec; /* the packed row */
+    size_t rec_len;
+} tg_logblock_entry_t;
+
+/* Appends a block's first byte to b; 0 or TG_E_TOOBIG. */
+int tg_logblock_begin(tg_buf_t *b);
+/* Appends entry e of the block whose row key is row_key (>= e->key) to b; 0 or TG_E_TOOBIG (nothing appended). */
+int tg_logblock_add(tg_buf_t *b, int64_t row_key, const tg_logblock_entry_t *e);
+/* Reads the entry at *off of the block p[0..n) with row key row_key into e (its pointers into p) and moves *off past
+ * it: 1, 0 at the block's end, -1 when it is not a block or is damaged there (nothing further can be read). Start with
+ * *off = 0. */
+int tg_logblock_next(const void *p, size_t n, int64_t row_key, size_t *off, tg_logblock_entry_t *e);
+
 #endif

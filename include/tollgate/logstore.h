@@ -209,6 +209,11 @@ static inline int64_t tg_logseq_at(int64_t gw, int64_t ms)
 }
 /* A record's key is within TG_LOGSEQ_SPAN milliseconds of its created_at, or listed in log_displaced (store.c). */
 #define TG_LOGSEQ_SPAN 4
+/* The keys of a block's records (logrow.h) are within TG_LOGBLOCK_SPAN below its row's key; a record whose key comes
+ * from its own millisecond, not the next in order, takes n >= TG_LOGSEQ_LATE_N, so it is never a key in a block. */
+#define TG_LOGBLOCK_SPAN_MS 64
+#define TG_LOGBLOCK_SPAN ((int64_t)TG_LOGBLOCK_SPAN_MS << TG_LOGSEQ_MS_SHIFT)
+#define TG_LOGSEQ_LATE_N 256
 /* Forgets displaced records whose row is gone (after deletes). */
 #define TG_LOGSTORE_UNDISPLACE_SQL                                                                                     \
     "DELETE FROM log_displaced WHERE NOT EXISTS (SELECT 1 FROM log_rows r WHERE r.seq = log_displaced.seq)"
@@ -231,6 +236,7 @@ static inline unsigned tg_logseq_gw(int64_t seq)
 #define TG_LOGFLAG_NO_REQUEST_HEAD 64  /* no head was kept (an empty one is a head with no lines) */
 #define TG_LOGFLAG_NO_RESPONSE_HEAD 128
 #define TG_LOGFLAG_PAYLOAD_SHED 256    /* heads and bodies left out: the log queue was at log_queue_memory */
+#define TG_LOGFLAG_BLOCK 512           /* (a row's, not a record's) the row is a block of records (logrow.h) */
 
 /* The payload directory (data_dir/log-payloads) of a connection to data_dir/logs.db, in out; NULL when it does not
  * fit. */

@@ -207,6 +207,62 @@ int tg_logrow_get(const void *row, size_t n, unsigned f, tg_logrow_value_t *out)
     return 0;
 }
 
+int tg_logblock_begin(tg_buf_t *b)
+{
+    if (tg_buf_reserve(b, 1) != 0)
+        return TG_E_TOOBIG;
+    b->base[b->len++] = (char)TG_LOGBLOCK_VERSION;
+    return 0;
+}
+
+int tg_logblock_add(tg_buf_t *b, int64_t row_key, const tg_logblock_entry_t *e)
+{
+    size_t need = 5 * VARINT_MAX + (e->metadata != NULL ? e->metadata_len : 0) + e->rec_len;
+    if (row_key < e->key || tg_buf_reserve(b, need) != 0)
+        return TG_E_TOOBIG;
+    uint8_t *p = (uint8_t *)b->base + b->len;
+    p = put_varint(p, (uint64_t)row_key - (uint64_t)e->key);
+    p = put_varint(p, (uint64_t)e->flags);
+    p = put_int(p, e->payload);
+    p = put_text(p, e->metadata, e->metadata_len);
+    p = put_varint(p, e->rec_len);
+    memcpy(p, e->rec, e->rec_len);
+    b->len = (size_t)((char *)p + e->rec_len - b->base);
+    return 0;
+}
+
+int tg_logblock_next(const void *blk, size_t n, int64_t row_key, size_t *off, tg_logblock_entry_t *e)
+{
+    const uint8_t *p = blk, *end = p + n;
+    if (*off == 0) {
+        if (n == 0 || *p != TG_LOGBLOCK_VERSION)
+            return -1;
+        *off = 1;
+    }
+    if (*off > n)
+        return -1;
+    p += *off;
+    if (p == end)
+        return 0;
+    uint64_t delta, flags, payload, mlen, rlen;
+    if (!get_varint(&p, end, &delta) || delta > (uint64_t)row_key || !get_varint(&p, end, &flags) ||
+        flags > INT64_MAX || !get_varint(&p, end, &payload) || payload > INT64_MAX ||
+        !get_varint(&p, end, &mlen) || (mlen != 0 && mlen - 1 > (size_t)(end - p)))
+        return -1;
+    e->key = row_key - (int64_t)delta;
+    e->flags = (int64_t)flags;
+    e->payload = (int64_t)payload - 1;
+    e->metadata = mlen != 0 ? (const char *)p : NULL;
+    e->metadata_len = mlen != 0 ? (size_t)(mlen - 1) : 0;
+    p += e->metadata_len;
+    if (!get_varint(&p, end, &rlen) || rlen > (size_t)(end - p))
+        return -1;
+    e->rec = p;
+    e->rec_len = (size_t)rlen;
+    *off = (size_t)(p + rlen - (const uint8_t *)blk);
+    return 1;
+}
+
 int tg_logrow_split(const void *row, size_t n, tg_logrow_value_t out[TG_LR_NUM])
 {
     const uint8_t *p = row, *end = p + n;

@@ -20,6 +20,7 @@
 
 #include "tollgate/common.h"
 #include "tollgate/logrow.h"
+#include "tollgate/logstore.h"
 #include "tollgate/mem.h"
 
 enum {
@@ -41,6 +42,7 @@ enum { IN_SEQ, IN_REC, IN_METADATA, IN_EVENT_ID, IN_FLAGS, IN_PAYLOAD, IN_FEEDBA
 #define PLAN_DESC 2
 #define PLAN_EVENT 4        /* by the event index */
 #define PLAN_COLS_SHIFT 3   /* then a bit for each inner column past seq the query reads (IN_REC ..) */
+#define PLAN_COL(in) (1 << (PLAN_COLS_SHIFT + (in) - 1))
 #define NUM_INNER_COLS 8
 
 /* The inner statements are made for what a query reads (a count reads `rec` alone: each column an inner statement
@@ -57,11 +59,23 @@ typedef struct {
     unsigned next_spare; /* the place the next one takes when all are full */
 } logtab_t;
 
+/*
+ * A cursor reads the inner statement's rows; a block row (logrow.h) gives its records one after another. In the
+ * order of seq descending (merge), a block's records are copied and wait: each is given when it is above the key of
+ * the next row still unread (whose records are all at or below its key), so a record that took a key of its own
+ * millisecond after the block was written (a late one, a row of its own) comes between the block's records where its
+ * key puts it. Blocks of a gateway never overlap (their records' keys come in order), so what waits is one block.
+ */
 typedef struct {
     sqlite3_vtab_cursor base;
     sqlite3_stmt *st;
     int plan; /* st's: PLAN_DESC | PLAN_EVENT | columns */
-    bool eof, split;
+    bool eof, row_eof, merge, in_block, split;
+    int64_t lo, hi;             /* the records' keys asked for */
+    tg_logblock_entry_t *ents;  /* a block's records in key order: the current one is ents[at] (plain) or the last */
+    size_t nents, cap, at;
+    unsigned char **copies; /* (merge) the blocks the entries point into */
+    size_t ncopies;
     tg_logrow_value_t v[TG_LR_NUM];
 } cursor_t;
 
@@ -150,8 +164,11 @@ static int tab_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     }
     plan[np] = '\0';
     int flags = event ? PLAN_EVENT : 0;
-    if (info->nOrderBy == 1 && (info->aOrderBy[0].iColumn == COL_SEQ || info->aOrderBy[0].iColumn == -1)) {
-        flags |= PLAN_ORDERED | (info->aOrderBy[0].desc ? PLAN_DESC : 0);
+    /* newest first, the lists' order, comes in order (merge); the other way SQLite sorts (a block's records and the
+     * late records among them would need a wait as long as TG_LOGBLOCK_SPAN to come in order) */
+    if (info->nOrderBy == 1 && (info->aOrderBy[0].iColumn == COL_SEQ || info->aOrderBy[0].iColumn == -1) &&
+        info->aOrderBy[0].desc) {
+        flags |= PLAN_ORDERED | PLAN_DESC;
         info->orderByConsumed = 1;
     }
     double rows = eq ? 1 : event ? 10 : lo && hi ? 1000 : lo || hi ? 100000 : 1000000;
@@ -159,14 +176,16 @@ static int tab_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     info->estimatedCost = rows;
     if (eq)
         info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
-    /* the inner columns the query reads: rec for any field, the others for themselves */
+    /* the inner columns the query reads: rec and flags always (a block row holds all its records' columns), the
+     * others for themselves */
+    flags |= PLAN_COL(IN_REC) | PLAN_COL(IN_FLAGS);
     for (int col = 0; col != NUM_COLS; ++col) {
         if ((info->colUsed & ((sqlite3_uint64)1 << TG_MIN(col, 63))) == 0)
             continue;
         if (col >= COL_FIRST_FIELD && col < COL_METADATA)
-            flags |= 1 << (PLAN_COLS_SHIFT + IN_REC - 1);
+            flags |= PLAN_COL(IN_REC);
         else if (col >= COL_METADATA)
-            flags |= 1 << (PLAN_COLS_SHIFT + IN_METADATA + (col - COL_METADATA) - 1);
+            flags |= PLAN_COL(IN_METADATA + (col - COL_METADATA));
     }
     info->idxNum = flags;
     info->idxStr = sqlite3_mprintf("%s", plan);
@@ -204,10 +223,20 @@ static void cur_release(cursor_t *c)
     c->st = NULL;
 }
 
+static void forget_copies(cursor_t *c)
+{
+    for (size_t i = 0; i != c->ncopies; ++i)
+        free(c->copies[i]);
+    c->ncopies = 0;
+}
+
 static int cur_close(sqlite3_vtab_cursor *cur)
 {
     cursor_t *c = (cursor_t *)cur;
     cur_release(c);
+    forget_copies(c);
+    free(c->copies);
+    free(c->ents);
     free(c);
     return SQLITE_OK;
 }
@@ -251,20 +280,123 @@ static void narrow(char op, sqlite3_value *v, int64_t *lo, int64_t *hi)
     }
 }
 
+static int inner_error(cursor_t *c, int rc)
+{
+    logtab_t *t = (logtab_t *)c->base.pVtab;
+    sqlite3_free(t->base.zErrMsg);
+    t->base.zErrMsg = sqlite3_mprintf("%s", sqlite3_errmsg(t->db));
+    c->eof = c->row_eof = true;
+    return rc;
+}
+
+/* The inner statement's next row (row_eof at the end). */
+static int step_row(cursor_t *c)
+{
+    int rc = sqlite3_step(c->st);
+    c->row_eof = rc != SQLITE_ROW;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : inner_error(c, rc);
+}
+
+static int64_t row_seq(const cursor_t *c)
+{
+    return sqlite3_column_int64(c->st, IN_SEQ);
+}
+
+static bool row_is_block(const cursor_t *c)
+{
+    return (sqlite3_column_int64(c->st, IN_FLAGS) & TG_LOGFLAG_BLOCK) != 0;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    int64_t x = ((const tg_logblock_entry_t *)a)->key, y = ((const tg_logblock_entry_t *)b)->key;
+    return (x > y) - (x < y);
+}
+
+/* Adds the records of the current row (a block) with keys in [lo, hi] to ents, in key order; a copy of the block
+ * when they are to outlive the row (merge). */
+static void read_block(cursor_t *c)
+{
+    const void *p = sqlite3_column_blob(c->st, IN_REC);
+    size_t n = (size_t)sqlite3_column_bytes(c->st, IN_REC), off = 0, before = c->nents;
+    int64_t key = row_seq(c);
+    if (p == NULL)
+        return;
+    if (c->merge) {
+        unsigned char *copy = tg_malloc(n);
+        memcpy(copy, p, n);
+        c->copies = tg_realloc(c->copies, (c->ncopies + 1) * sizeof(*c->copies));
+        c->copies[c->ncopies++] = copy;
+        p = copy;
+    }
+    tg_logblock_entry_t e;
+    while (tg_logblock_next(p, n, key, &off, &e) == 1) {
+        if (e.key < c->lo || e.key > c->hi)
+            continue;
+        if (c->nents == c->cap) {
+            c->cap = c->cap != 0 ? c->cap * 2 : TG_LOGBLOCK_MAX;
+            c->ents = tg_realloc(c->ents, c->cap * sizeof(*c->ents));
+        }
+        c->ents[c->nents++] = e;
+    }
+    if (before != 0 || (c->nents > 1 && by_key(&c->ents[c->nents - 2], &c->ents[c->nents - 1]) > 0))
+        qsort(c->ents, c->nents, sizeof(*c->ents), by_key); /* (not seen: a block written out of order, or two) */
+}
+
+/* From the current inner row on, to the next record to give (or eof). */
+static int settle(cursor_t *c)
+{
+    for (;;) {
+        if (c->merge && c->nents != 0 && (c->row_eof || c->ents[c->nents - 1].key > row_seq(c))) {
+            c->in_block = true;
+            return SQLITE_OK;
+        }
+        if (c->row_eof) {
+            c->eof = true;
+            return SQLITE_OK;
+        }
+        if (row_is_block(c)) {
+            read_block(c);
+            if (!c->merge && c->nents != 0) {
+                c->in_block = true;
+                c->at = 0;
+                return SQLITE_OK;
+            }
+        } else if (row_seq(c) >= c->lo && row_seq(c) <= c->hi) {
+            c->in_block = false;
+            return SQLITE_OK;
+        }
+        int rc = step_row(c);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+}
+
 static int cur_next(sqlite3_vtab_cursor *cur)
 {
     cursor_t *c = (cursor_t *)cur;
     c->split = false;
-    int rc = sqlite3_step(c->st);
-    if (rc == SQLITE_ROW)
-        return SQLITE_OK;
-    c->eof = true;
-    if (rc == SQLITE_DONE)
-        return SQLITE_OK;
-    logtab_t *t = (logtab_t *)cur->pVtab;
-    sqlite3_free(t->base.zErrMsg);
-    t->base.zErrMsg = sqlite3_mprintf("%s", sqlite3_errmsg(t->db));
-    return rc;
+    if (c->in_block) {
+        c->in_block = false;
+        if (c->merge) {
+            if (--c->nents == 0)
+                forget_copies(c);
+            return settle(c);
+        }
+        if (++c->at != c->nents) {
+            c->in_block = true;
+            return SQLITE_OK;
+        }
+        c->nents = 0;
+    }
+    int rc = step_row(c);
+    return rc != SQLITE_OK ? rc : settle(c);
+}
+
+/* The record the cursor is on, when it is one of a block's. */
+static const tg_logblock_entry_t *entry(const cursor_t *c)
+{
+    return !c->in_block ? NULL : c->merge ? &c->ents[c->nents - 1] : &c->ents[c->at];
 }
 
 static int cur_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc, sqlite3_value **argv)
@@ -272,7 +404,10 @@ static int cur_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str
     cursor_t *c = (cursor_t *)cur;
     logtab_t *t = (logtab_t *)cur->pVtab;
     cur_release(c);
-    c->eof = true;
+    forget_copies(c);
+    c->eof = c->row_eof = true;
+    c->in_block = c->split = false;
+    c->nents = 0;
     int64_t lo = INT64_MIN, hi = INT64_MAX;
     sqlite3_value *event = NULL;
     for (int i = 0; i != argc && idx_str != NULL && idx_str[i] != '\0'; ++i) {
@@ -283,6 +418,9 @@ static int cur_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str
     }
     if (lo > hi)
         return SQLITE_OK; /* nothing can match */
+    c->lo = lo;
+    c->hi = hi;
+    c->merge = (idx_num & PLAN_ORDERED) != 0 && (idx_num & PLAN_DESC) != 0;
     c->plan = idx_num & ~PLAN_ORDERED & ~(event == NULL ? PLAN_EVENT : 0);
     for (unsigned i = 0; i != NUM_SPARE && c->st == NULL; ++i) {
         if (t->spare[i].st != NULL && t->spare[i].plan == c->plan) {
@@ -300,11 +438,12 @@ static int cur_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str
         }
     }
     sqlite3_bind_int64(c->st, 1, lo);
-    sqlite3_bind_int64(c->st, 2, hi);
+    sqlite3_bind_int64(c->st, 2, hi > INT64_MAX - TG_LOGBLOCK_SPAN ? INT64_MAX : hi + TG_LOGBLOCK_SPAN); /* blocks */
     if (c->plan & PLAN_EVENT)
         sqlite3_bind_value(c->st, 3, event);
     c->eof = false;
-    return cur_next(cur);
+    int rc = step_row(c);
+    return rc != SQLITE_OK ? rc : settle(c);
 }
 
 static int cur_eof(sqlite3_vtab_cursor *cur)
@@ -315,9 +454,19 @@ static int cur_eof(sqlite3_vtab_cursor *cur)
 static int cur_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
     cursor_t *c = (cursor_t *)cur;
+    const tg_logblock_entry_t *e = entry(c);
     if (col == COL_SEQ) {
-        sqlite3_result_int64(ctx, sqlite3_column_int64(c->st, IN_SEQ));
+        sqlite3_result_int64(ctx, e != NULL ? e->key : row_seq(c));
         return SQLITE_OK;
+    }
+    if (col >= COL_METADATA && e != NULL) {
+        if (col == COL_METADATA && e->metadata != NULL)
+            sqlite3_result_text(ctx, e->metadata, (int)e->metadata_len, SQLITE_TRANSIENT);
+        else if (col == COL_FLAGS)
+            sqlite3_result_int64(ctx, e->flags);
+        else if (col == COL_PAYLOAD && e->payload >= 0)
+            sqlite3_result_int64(ctx, e->payload);
+        return SQLITE_OK; /* (NULL: no event id, feedback nor score in a block) */
     }
     if (col >= COL_METADATA) {
         int i = IN_METADATA + (col - COL_METADATA);
@@ -329,8 +478,8 @@ static int cur_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
         return SQLITE_OK;
     }
     if (!c->split) {
-        const void *p = sqlite3_column_blob(c->st, IN_REC);
-        size_t n = (size_t)sqlite3_column_bytes(c->st, IN_REC);
+        const void *p = e != NULL ? e->rec : sqlite3_column_blob(c->st, IN_REC);
+        size_t n = e != NULL ? e->rec_len : (size_t)sqlite3_column_bytes(c->st, IN_REC);
         if (p != NULL)
             tg_logrow_split(p, n, c->v);
         else
@@ -357,7 +506,9 @@ static int cur_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 
 static int cur_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
 {
-    *rowid = sqlite3_column_int64(((cursor_t *)cur)->st, IN_SEQ);
+    const cursor_t *c = (const cursor_t *)cur;
+    const tg_logblock_entry_t *e = entry(c);
+    *rowid = e != NULL ? e->key : row_seq(c);
     return SQLITE_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "tollgate/logblock.h"
 #include "tollgate/logquery.h"
 #include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
@@ -1000,6 +1001,9 @@ int tg_logs_patch(sqlite3 *db, const char *account, const char *gateway, const c
     seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     st = NULL;
+    int moved; /* a record in a block gets a row of its own, which the UPDATEs change */
+    if (tg_logblock_unblock(db, seq, &moved) != SQLITE_OK)
+        goto db_fail;
     static const char *const fields[] = {"feedback", "score", "metadata"};
     for (int i = 0; i != 3; ++i) {
         json_t *x = json_object_get(patch, fields[i]);
@@ -1036,13 +1040,9 @@ out:
     return rc;
 }
 
-typedef struct {
-    int64_t seq, ref;
-} deleted_t;
-
 static int cmp_deleted(const void *a, const void *b)
 {
-    const deleted_t *x = a, *y = b;
+    const tg_logdeleted_t *x = a, *y = b;
     return x->ref < y->ref ? -1 : x->ref > y->ref;
 }
 
@@ -1051,23 +1051,33 @@ static int cmp_deleted(const void *a, const void *b)
  * gateway's row count and its segments' live counts, then frees the deleted payloads' bytes (a deleted log's bodies
  * do not stay on disk). The writer unlinks segments left with no records once it is told (tg_logstore_rows_deleted).
  */
-static int delete_rows(sqlite3 *db, sqlite3_stmt *del, int64_t gw, int64_t *deleted, char *err, size_t errsz)
+static int cmp_key(const void *a, const void *b)
 {
-    deleted_t *rows = NULL;
-    size_t n = 0, cap = 0;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Deletes the records `sel` lists (their keys), counts them out of their gateway and segments, commits, and punches
+ * their payloads out of the segments. */
+static int delete_rows(sqlite3 *db, sqlite3_stmt *sel, int64_t gw, int64_t *deleted, char *err, size_t errsz)
+{
+    tg_logdeleted_t *rows = NULL;
+    int64_t *keys = NULL;
+    size_t n = 0, cap = 0, nkeys = 0, kcap = 0;
     sqlite3_stmt *st = NULL;
     int s;
-    while ((s = sqlite3_step(del)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap != 0 ? cap * 2 : 256;
-            rows = tg_realloc(rows, cap * sizeof(*rows));
-        }
-        rows[n].seq = sqlite3_column_int64(del, 0);
-        rows[n].ref = sqlite3_column_type(del, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(del, 1);
-        n++;
+    while ((s = sqlite3_step(sel)) == SQLITE_ROW) {
+        if (nkeys == kcap)
+            keys = tg_realloc(keys, (kcap = kcap != 0 ? kcap * 2 : 256) * sizeof(*keys));
+        keys[nkeys++] = sqlite3_column_int64(sel, 0);
     }
     if (s != SQLITE_DONE)
         goto db_fail;
+    qsort(keys, nkeys, sizeof(*keys), cmp_key);
+    if (tg_logblock_delete(db, keys, nkeys, &rows, &n, &cap) != SQLITE_OK)
+        goto db_fail;
+    free(keys);
+    keys = NULL;
     qsort(rows, n, sizeof(*rows), cmp_deleted);
     if (sqlite3_prepare_v2(db, "UPDATE log_gateways SET rows = max(rows - ?2, 0) WHERE gw = ?1", -1, &st, NULL) !=
         SQLITE_OK)
@@ -1115,6 +1125,7 @@ db_fail:;
     sqlite3_finalize(st);
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     free(rows);
+    free(keys);
     return rc;
 }
 
@@ -1134,8 +1145,7 @@ int tg_logs_delete(sqlite3 *db, const char *account, const char *gateway, const 
     tg_buf_t sql;
     tg_buf_init(&sql, 128 << 10);
     tg_buf_appendf(&sql,
-                   "DELETE FROM log_rows WHERE seq IN (SELECT l.seq FROM logs l WHERE " SCOPE "%s%s LIMIT ?)"
-                   " RETURNING seq, payload",
+                   "SELECT l.seq FROM logs l WHERE " SCOPE "%s%s LIMIT ?",
                    tg_buf_cstr(&f.sql), order);
     sqlite3_stmt *st = NULL;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {

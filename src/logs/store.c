@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <uv.h>
 #include "tollgate/log.h"
+#include "tollgate/logblock.h"
 #include "tollgate/logrow.h"
 #include "tollgate/logseg.h"
 #include "tollgate/logstore.h"
@@ -495,8 +496,12 @@ size_t tg_logrec_size(const tg_logrec_t *r)
  * payload segment, so a segment whose records are all deleted can be unlinked; log_displaced lists the rare records
  * whose key is not near their time (first_key). Metadata is the JSON object in `metadata`, read by the tg_meta() SQL
  * function.
+ *
+ * Layout 5 is layout 4 with blocks: a row flagged TG_LOGFLAG_BLOCK holds up to TG_LOGBLOCK_MAX in-order records of a
+ * gateway, each with its metadata, flags and payload reference (logrow.h); changes to one take it out first
+ * (logblock.h). A layout-4 database is a layout-5 one with no blocks yet: opening it for writing changes its number.
  */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS log_gateways (gw INTEGER PRIMARY KEY, account TEXT NOT NULL, gateway TEXT NOT NULL,"
@@ -712,7 +717,6 @@ enum {
     ST_SEG_ADD,
     ST_SEG_SUB,
     ST_SEG_NEXT,
-    ST_TRIM,
     ST_LOST,
     ST_DEAD,
     ST_REVIEW,
@@ -752,7 +756,8 @@ struct st_tg_logstore_t {
     gw_state_t **gws; /* each allocated on its own: items point at them while the array grows */
     size_t num_gws;
     tg_logseg_stage_t stage; /* payload staging, shared by the gateways' segment writers */
-    tg_buf_t rows;           /* the packed rows of the statement being bound (insert_rows) */
+    tg_buf_t rows;           /* the packed rows of the statement being bound, or a block (insert_rows) */
+    tg_buf_t one;            /* one packed row, on its way into a block */
     bool bad;                /* the batch being written met an error: it is rolled back (run) */
     int64_t data_version;    /* PRAGMA data_version at the last batch: another connection's commits change it */
     sqlite3 *idle[8];        /* query connections not in use (under mutex) */
@@ -775,9 +780,6 @@ static const char *const statements[ST_NUM] = {
                    " ON CONFLICT (gw, n) DO UPDATE SET live = live + excluded.live",
     [ST_SEG_SUB] = "UPDATE log_segments SET live = live - ?3 WHERE gw = ?1 AND n = ?2",
     [ST_SEG_NEXT] = "SELECT coalesce(max(n), 0) + 1 FROM log_segments WHERE gw = ?1",
-    [ST_TRIM] =
-        "DELETE FROM log_rows WHERE seq IN (SELECT seq FROM log_rows WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3)"
-        " RETURNING payload",
     [ST_LOST] =
         "UPDATE log_rows SET payload = NULL, flags = flags | " TG_STR(TG_LOGFLAG_PAYLOAD_LOST) " WHERE seq = ?1",
     [ST_DEAD] = "DELETE FROM log_segments WHERE live <= 0 RETURNING gw, n",
@@ -885,12 +887,14 @@ static void reload_counts(tg_logstore_t *s)
 
 /*
  * Keys. A record created no earlier than the newest one stored takes the first key of its millisecond, or the next
- * key after those handed out when that one is taken (so a burst of more than 512 records in one millisecond runs on
- * into the next millisecond's keys, in order). A record that finishes after newer ones (a long stream) is late: it
- * takes a free key of its own millisecond or the next three (TG_LOGSEQ_SPAN), probing a few in each from a point
- * picked from its ULID's random part. Lookups by id search those milliseconds. Only when all those probes find keys
- * taken (a millisecond can hold 512: not seen outside a synthetic flood) does it take the next key in order and is
- * listed in log_displaced, where lookups by id look next.
+ * key after those handed out when that one is taken, among the first TG_LOGSEQ_LATE_N (256) of each millisecond (so a
+ * burst of more than 256 records in one millisecond runs on into the next millisecond's keys, in order). A record
+ * that finishes after newer ones (a long stream) is late: it takes a free key among the other 256 of its own
+ * millisecond or the next three (TG_LOGSEQ_SPAN), probing a few in each from a point picked from its ULID's random
+ * part; so it never takes a key a block holds (a block's records are in-order ones, and no PRIMARY KEY sees the keys
+ * inside a block). Lookups by id search those milliseconds. Only when all those probes find keys taken (not seen
+ * outside a synthetic flood) does it take the next key in order and is listed in log_displaced, where lookups by id
+ * look next.
  */
 #define LATE_TRIES 16 /* per millisecond */
 
@@ -901,14 +905,26 @@ typedef struct {
     bool late, displaced;
 } keypick_t;
 
+#define LATE_SLOTS ((1 << TG_LOGSEQ_MS_SHIFT) - TG_LOGSEQ_LATE_N) /* a millisecond's keys for late records */
+
+/* The next key in order, at least `from`: the n of a millisecond below TG_LOGSEQ_LATE_N (the rest are late records',
+ * so a late record never takes a key in a block, where no PRIMARY KEY would see it taken). */
+static int64_t in_order_key(gw_state_t *g, int64_t from)
+{
+    int64_t key = TG_MAX(from, g->next_key);
+    if ((key & ((1 << TG_LOGSEQ_MS_SHIFT) - 1)) >= TG_LOGSEQ_LATE_N)
+        key = (key | ((1 << TG_LOGSEQ_MS_SHIFT) - 1)) + 1;
+    g->next_key = key + 1;
+    return key;
+}
+
 static int64_t first_key(gw_state_t *g, const tg_logrec_t *r, keypick_t *kp)
 {
     uint64_t ms = TG_MIN(r->created_at_ms, TG_LOGSEQ_MAX_MS - TG_LOGSEQ_SPAN);
     int64_t k0 = tg_logseq_at(g->gw, (int64_t)ms);
     *kp = (keypick_t){.ms = ms};
     if (ms >= g->last_ms) {
-        int64_t key = TG_MAX(k0, g->next_key);
-        g->next_key = key + 1;
+        int64_t key = in_order_key(g, k0);
         g->last_ms = ms;
         kp->displaced = key >= tg_logseq_at(g->gw, (int64_t)ms + TG_LOGSEQ_SPAN);
         return key;
@@ -916,17 +932,17 @@ static int64_t first_key(gw_state_t *g, const tg_logrec_t *r, keypick_t *kp)
     uint32_t h = 2166136261u; /* FNV-1a of the ULID's random part */
     for (int i = 10; i != TG_ULID_LEN; ++i)
         h = (h ^ (unsigned char)r->id[i]) * 16777619u;
-    *kp = (keypick_t){.base = k0, .ms = ms, .start = h & 511, .late = true};
-    return k0 + kp->start;
+    *kp = (keypick_t){.base = k0 + TG_LOGSEQ_LATE_N, .ms = ms, .start = h % LATE_SLOTS, .late = true};
+    return kp->base + kp->start;
 }
 
 /* The key to try after `first_key`'s (or this one's) was taken. */
 static int64_t next_key(gw_state_t *g, keypick_t *kp)
 {
     if (kp->late && ++kp->tries != LATE_TRIES * TG_LOGSEQ_SPAN)
-        return kp->base + (int64_t)(kp->tries / LATE_TRIES << TG_LOGSEQ_MS_SHIFT) + ((kp->start + kp->tries) & 511);
+        return kp->base + (int64_t)(kp->tries / LATE_TRIES << TG_LOGSEQ_MS_SHIFT) + (kp->start + kp->tries) % LATE_SLOTS;
     kp->late = false;
-    int64_t key = g->next_key++;
+    int64_t key = in_order_key(g, 0);
     kp->displaced = key >= tg_logseq_at(g->gw, (int64_t)kp->ms + TG_LOGSEQ_SPAN);
     return key;
 }
@@ -958,7 +974,8 @@ typedef struct {
     tg_iovec_t parts[TG_LOGSEG_PARTS]; /* its payload (payload_parts), for the reservation and the staging */
     int64_t seq, ref;                  /* ref -1: no payload stored */
     keypick_t kp;
-    int state; /* 1 stored, 0 refused by retention, -1 lost to an error */
+    int state;     /* 1 stored, 0 refused by retention, -1 lost to an error */
+    bool in_block; /* stored in a block (logrow.h) */
 } item_t;
 
 #define INSERT_COLUMNS 6
@@ -1073,12 +1090,91 @@ static inline void prefetch_row(const tg_logrec_t *r)
         __builtin_prefetch((const char *)r + off);
 }
 
-/* Inserts the rows of items[0..n) (keys picked), INSERT_ROWS to a statement; a statement that meets a taken key
- * stops there (OR FAIL: the rows before it stay) and the rest of its rows go in one by one. */
+/* Whether a record goes into a block (logrow.h): an in-order one (its key after every other of its gateway's, so the
+ * blocks of a gateway never overlap), with no event id (the index on its row finds it) and nothing to write beside
+ * its row (a displaced key, feedback from an older layout). */
+static bool blockable(const item_t *it)
+{
+    return !it->kp.late && !it->kp.displaced && it->r->event_id == NULL && !it->r->reviewed;
+}
+
+/* Inserts its[0..m) (blockable, of one gateway, keys ascending within TG_LOGBLOCK_SPAN) as one block row, keyed by
+ * the last; false when one would not pack or the key is taken (they go in as rows of their own instead). */
+static bool insert_block(tg_logstore_t *s, item_t **its, size_t m)
+{
+    int64_t key = its[m - 1]->seq;
+    tg_buf_reset(&s->rows);
+    if (tg_logblock_begin(&s->rows) != 0)
+        return false;
+    for (size_t j = 0; j != m; ++j) {
+        if (j + PREFETCH_AHEAD < m)
+            prefetch_row(its[j + PREFETCH_AHEAD]->r);
+        const tg_logrec_t *r = its[j]->r;
+        tg_buf_reset(&s->one);
+        if (pack_row(&s->one, r) != 0)
+            return false;
+        tg_logblock_entry_t e = {
+            .key = its[j]->seq,
+            .flags = FLAGS_OF(r) | (its[j]->ref < 0 ? TG_LOGFLAG_PAYLOAD_LOST : 0),
+            .payload = its[j]->ref,
+            .metadata = r->metadata_json,
+            .metadata_len = r->metadata_json != NULL ? strlen(r->metadata_json) : 0,
+            .rec = s->one.base,
+            .rec_len = s->one.len,
+        };
+        if (tg_logblock_add(&s->rows, key, &e) != 0)
+            return false;
+    }
+    sqlite3_stmt *st = s->st[ST_INSERT];
+    sqlite3_bind_int64(st, 1, key);
+    sqlite3_bind_blob(st, 2, s->rows.base, (int)s->rows.len, SQLITE_STATIC);
+    sqlite3_bind_null(st, 3);
+    sqlite3_bind_null(st, 4);
+    sqlite3_bind_int(st, 5, TG_LOGFLAG_BLOCK);
+    sqlite3_bind_null(st, 6);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        for (size_t j = 0; j != m; ++j) {
+            its[j]->in_block = true;
+            stored(s, its[j]);
+        }
+        return true;
+    }
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY && !sqlite3_get_autocommit(s->db))
+        return false; /* (not seen: in-order keys are past every other) */
+    tg_log_error("log store: cannot insert records: %s", sqlite3_errmsg(s->db));
+    return true; /* (they stay unstored: the batch fails) */
+}
+
+/*
+ * Inserts the rows of items[0..n) (keys picked). First the blocks: each run of up to TG_LOGBLOCK_MAX blockable
+ * records of a gateway within TG_LOGBLOCK_SPAN is one row. The others (and a run of one) go in as rows of their own,
+ * INSERT_ROWS to a statement; a statement that meets a taken key stops there (OR FAIL: the rows before it stay) and
+ * the rest of its rows go in one by one.
+ */
 static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
 {
     size_t k = 0, at[INSERT_ROWS + 1];
     bool packed[INSERT_ROWS];
+    item_t *run[TG_LOGBLOCK_MAX];
+    size_t nrun = 0, alone = 0; /* the rows of their own, moved to items[0..alone) (each from where it was or later) */
+    for (size_t i = 0; i <= n && !sqlite3_get_autocommit(s->db); ++i) {
+        item_t *it = i != n ? items[i] : NULL;
+        bool block = it != NULL && blockable(it);
+        if (nrun != 0 && (!block || it->g != run[0]->g || nrun == TG_LOGBLOCK_MAX ||
+                          it->seq - run[0]->seq >= TG_LOGBLOCK_SPAN || it->seq <= run[nrun - 1]->seq)) {
+            if (nrun == 1 || !insert_block(s, run, nrun))
+                for (size_t j = 0; j != nrun; ++j)
+                    items[alone++] = run[j];
+            nrun = 0;
+        }
+        if (block)
+            run[nrun++] = it;
+        else if (it != NULL)
+            items[alone++] = it;
+    }
+    n = alone;
     while (k != n && !sqlite3_get_autocommit(s->db)) {
         /* pack a statement's rows first: binding them must wait until s->rows no longer moves */
         size_t m = TG_MIN(n - k, (size_t)INSERT_ROWS), num_packed = 0;
@@ -1153,39 +1249,35 @@ static uint64_t apply_retention(tg_logstore_t *s, item_t *items, size_t n)
 {
     uint64_t deleted = 0;
     int64_t *refs = NULL;
-    size_t cap = 0;
+    size_t cap = 0, del_cap = 0;
+    tg_logdeleted_t *del = NULL;
     for (size_t k = 0; k != n; ++k) {
         tg_logrec_t *r = items[k].r;
         gw_state_t *g = items[k].g;
         if (g == NULL || r->log_management < 0 || r->log_management_strategy != TG_LOGS_DELETE_OLDEST ||
             g->rows <= r->log_management)
             continue;
-        sqlite3_stmt *st = s->st[ST_TRIM];
-        sqlite3_bind_int64(st, 1, tg_logseq_first(g->gw));
-        sqlite3_bind_int64(st, 2, tg_logseq_last(g->gw));
-        sqlite3_bind_int64(st, 3, g->rows - r->log_management);
-        size_t nrefs = 0;
-        int rc;
-        int64_t gone = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            gone++;
-            if (sqlite3_column_type(st, 0) == SQLITE_NULL)
-                continue;
-            if (nrefs == cap) {
-                cap = cap != 0 ? cap * 2 : 256;
-                refs = tg_realloc(refs, cap * sizeof(*refs));
-            }
-            refs[nrefs++] = sqlite3_column_int64(st, 0);
-        }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
+        int64_t *keys = NULL;
+        size_t nkeys = 0, nrefs = 0, ndel = 0;
+        int rc = tg_logblock_oldest(s->db, tg_logseq_first(g->gw), tg_logseq_last(g->gw), g->rows - r->log_management,
+                                    &keys, &nkeys);
+        if (rc == SQLITE_OK)
+            rc = tg_logblock_delete(s->db, keys, nkeys, &del, &ndel, &del_cap);
+        free(keys);
+        if (rc != SQLITE_OK) {
             tg_log_error("log store: retention delete failed: %s", sqlite3_errmsg(s->db));
             s->bad = true;
             break;
         }
+        int64_t gone = (int64_t)ndel;
+        if ((size_t)ndel > cap)
+            refs = tg_realloc(refs, (cap = ndel) * sizeof(*refs));
+        for (size_t i = 0; i != ndel; ++i)
+            if (del[i].ref >= 0)
+                refs[nrefs++] = del[i].ref;
         g->rows -= gone;
         deleted += (uint64_t)gone;
-        st = s->st[ST_GW_ROWS];
+        sqlite3_stmt *st = s->st[ST_GW_ROWS];
         sqlite3_bind_int64(st, 1, g->gw);
         sqlite3_bind_int64(st, 2, -gone);
         run(s, st, "cannot count a gateway's records");
@@ -1194,6 +1286,7 @@ static uint64_t apply_retention(tg_logstore_t *s, item_t *items, size_t n)
             break;
     }
     free(refs);
+    free(del);
     return deleted;
 }
 
@@ -1442,6 +1535,12 @@ static void write_batch(tg_logstore_t *s, tg_logrec_t **batch, size_t n, int64_t
                 for (size_t i = k; i != end && !s->bad; ++i) {
                     if (items[i].ref < 0 || items[i].state <= 0)
                         continue;
+                    int moved;
+                    if (items[i].in_block && tg_logblock_unblock(s->db, items[i].seq, &moved) != SQLITE_OK) {
+                        tg_log_error("log store: cannot mark a payload lost: %s", sqlite3_errmsg(s->db));
+                        s->bad = true;
+                        break;
+                    }
                     sqlite3_bind_int64(s->st[ST_LOST], 1, items[i].seq);
                     if (run(s, s->st[ST_LOST], "cannot mark a payload lost"))
                         lost += sqlite3_changes(s->db); /* (0 for a row retention took already) */
@@ -2029,6 +2128,7 @@ static void store_free(tg_logstore_t *s)
     free(s->counted);
     tg_logseg_stage_free(&s->stage);
     tg_buf_free(&s->rows);
+    tg_buf_free(&s->one);
     free(s->queue);
     free(s->taken);
     free(s->payload_dir);
@@ -2045,6 +2145,7 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     }
     tg_logstore_t *s = tg_calloc(1, sizeof(*s));
     tg_buf_init(&s->rows, 64u << 20);
+    tg_buf_init(&s->one, 64u << 20);
     s->data_dir = tg_strdup(data_dir);
     size_t plen = strlen(data_dir) + sizeof("/" TG_LOGSEG_DIR);
     s->payload_dir = tg_malloc(plen);
@@ -2061,7 +2162,7 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
     }
     char *err = NULL;
     int version = user_version(s->db);
-    if (version != 0 && version != 2 && version != 3 && version != SCHEMA_VERSION) {
+    if (version != 0 && version != 2 && version != 3 && version != 4 && version != SCHEMA_VERSION) {
         snprintf(errbuf, errbufsz,
                  "%s/logs.db has log layout %d and this Tollgate writes layout %d; move the file away (it is an "
                  "ordinary SQLite database) and start again",
@@ -2077,7 +2178,7 @@ tg_logstore_t *tg_logstore_open(const char *data_dir, uint32_t queue_size, uint6
         sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048;", NULL, NULL,
                      &err) != SQLITE_OK ||
         (version == 0 && sqlite3_exec(s->db, schema, NULL, NULL, &err) != SQLITE_OK) ||
-        (version == 0 &&
+        ((version == 0 || version == 4) &&
          sqlite3_exec(s->db, "PRAGMA user_version = " TG_STR(SCHEMA_VERSION), NULL, NULL, &err) != SQLITE_OK)) {
         snprintf(errbuf, errbufsz, "cannot set up %s/logs.db: %s", data_dir, err != NULL ? err : "?");
         sqlite3_free(err);

@@ -1595,7 +1595,7 @@ static void test_convert_v3(void)
     sqlite3 *db = NULL;
     /* a reader refuses the old layout until the gateway has converted it */
     T_OK(tg_logstore_reader(sub, true, err, sizeof(err)) == NULL);
-    T_OK(strstr(err, "layout 3") != NULL && strstr(err, "reads layout 4;") != NULL);
+    T_OK(strstr(err, "layout 3") != NULL && strstr(err, "reads layout 5;") != NULL);
     /* and a database no gateway made yet says so */
     char none[512];
     make_db("none", "CREATE TABLE other (a);", none, sizeof(none));
@@ -1873,22 +1873,31 @@ static int64_t count_bound(sqlite3 *db, const char *sql, sqlite3_value *v)
     return n;
 }
 
-/* The keys `sql` lists (at most 64) into keys; how many, -1 on an error. */
-static int list_keys(sqlite3 *db, const char *sql, int64_t keys[64])
+/* The keys `sql` lists (at most cap) into keys; how many, -1 on an error. */
+static int list_keys(sqlite3 *db, const char *sql, int64_t *keys, int cap)
 {
     sqlite3_stmt *st = NULL;
     int n = 0, rc = SQLITE_ERROR;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK)
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n != 64)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n != cap)
             keys[n++] = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : -1;
 }
 
-/* temp.logs (logtab.h) narrows its scan of log_rows by the constraints on seq it is given, and answers exactly what
- * the same constraint on log_rows answers, for bounds of every type (an integer, a REAL between two keys and on one,
- * a numeric and a non-numeric TEXT, NULL); ORDER BY seq either way, and event_id = ?, read the table's own order
- * and index. */
+static int cmp_i64_keys(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/*
+ * temp.logs (logtab.h) over blocks (logrow.h) and rows of their own: every record once; the constraints on seq it
+ * narrows its scan by answer what the same constraint answers on a plain table of the records' keys, for bounds of
+ * every type (an integer, a REAL between two keys and on one, a numeric and a non-numeric TEXT, NULL); newest first
+ * is exact, late records (rows of their own with keys inside a block's) among the block's records; event_id = ? reads
+ * the index.
+ */
 static void test_logtab(void)
 {
     char err[512], sub[600];
@@ -1900,13 +1909,13 @@ static void test_logtab(void)
         return;
     uint64_t t = 1797000000000ull;
     for (int i = 0; i != 300; ++i) {
-        tg_logrec_t *r = rec("tab", "openai", "gpt-4o", 200, i, 0, t + (uint64_t)i / 7, NULL);
+        tg_logrec_t *r = rec("tab", "openai", "gpt-4o", 200, i, 0, t + (uint64_t)i / 7, i % 9 == 0 ? "{\"u\":\"x\"}" : NULL);
         if (i % 50 == 3)
             r->event_id = tg_logrec_strdup(r, i < 150 ? "ev-a" : "ev-b");
         tg_logstore_submit(s, r);
     }
     for (int i = 0; i != 20; ++i) /* late */
-        tg_logstore_submit(s, rec("tab", "openai", "gpt-4o", 200, 1000 + i, 0, t + 3, NULL));
+        tg_logstore_submit(s, rec("tab", "openai", "gpt-4o", 200, 1000 + i, 0, t + 3 + (uint64_t)i, NULL));
     tg_logstore_flush(s);
     sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
     T_OK(db != NULL);
@@ -1914,14 +1923,39 @@ static void test_logtab(void)
         tg_logstore_close(s);
         return;
     }
-    int64_t all[64];
-    T_EQ_INT(list_keys(db, "SELECT seq FROM log_rows ORDER BY seq LIMIT 64 OFFSET 100", all), 64);
+    /* blocks, and late rows with keys inside a block's */
+    T_OK(count_bound(db, "SELECT count(*) FROM log_rows WHERE flags & " TG_STR(TG_LOGFLAG_BLOCK), NULL) >= 5);
+    T_OK(count_bound(db, "SELECT count(*) FROM log_rows", NULL) < 100);
+    T_OK(count_bound(db,
+                     "SELECT count(*) FROM log_rows a WHERE (a.flags & " TG_STR(TG_LOGFLAG_BLOCK) ") = 0 AND EXISTS"
+                     " (SELECT 1 FROM log_rows b WHERE b.flags & " TG_STR(TG_LOGFLAG_BLOCK) " AND b.seq > a.seq AND"
+                     " (SELECT min(seq) FROM logs WHERE seq BETWEEN b.seq - " TG_STR(TG_LOGBLOCK_SPAN_MS) " * 512 AND"
+                     " b.seq AND seq > (SELECT max(c.seq) FROM log_rows c WHERE c.seq < b.seq AND c.flags & "
+                     TG_STR(TG_LOGFLAG_BLOCK) ")) < a.seq)",
+                     NULL) >= 5);
+    /* every record once */
+    int64_t all[400], got[400];
+    int n = list_keys(db, "SELECT seq FROM logs", all, 400);
+    T_EQ_INT(n, 320);
+    if (n != 320) {
+        tg_logstore_release(s, db);
+        tg_logstore_close(s);
+        return;
+    }
+    qsort(all, 320, sizeof(*all), cmp_i64_keys);
+    int distinct = 1;
+    for (int i = 1; i != 320; ++i)
+        distinct += all[i] != all[i - 1];
+    T_EQ_INT(distinct, 320);
+    T_EQ_INT(sqlite3_exec(db, "CREATE TEMP TABLE k (seq INTEGER PRIMARY KEY); INSERT INTO k SELECT seq FROM logs", NULL,
+                          NULL, NULL),
+             SQLITE_OK);
     /* a key with keys either side of it (gateway 1's keys are below 2^52, where a double holds every half: the REAL
      * bounds below fall between two keys) */
     int64_t pivot = count_bound(db,
-                                "SELECT a.seq FROM log_rows a WHERE a.seq < 4503599627370496 AND"
-                                " a.seq + 1 IN (SELECT seq FROM log_rows) AND a.seq - 1 IN (SELECT seq FROM log_rows)"
-                                " ORDER BY a.seq LIMIT 1",
+                                "SELECT a.seq FROM temp.k a WHERE a.seq < 4503599627370496 AND"
+                                " a.seq + 1 IN (SELECT seq FROM temp.k) AND a.seq - 1 IN (SELECT seq FROM temp.k)"
+                                " ORDER BY a.seq LIMIT 1 OFFSET 40",
                                 NULL);
     T_OK(pivot > 0);
     char text[32];
@@ -1941,11 +1975,11 @@ static void test_logtab(void)
         for (size_t i = 0; i != sizeof(ops) / sizeof(*ops); ++i) {
             char a[160], b[160];
             snprintf(a, sizeof(a), "SELECT count(*) FROM logs WHERE %s", ops[i]);
-            snprintf(b, sizeof(b), "SELECT count(*) FROM log_rows WHERE %s", ops[i]);
-            int64_t want = count_bound(db, b, v), got = count_bound(db, a, v);
+            snprintf(b, sizeof(b), "SELECT count(*) FROM temp.k WHERE %s", ops[i]);
+            int64_t want = count_bound(db, b, v), got_n = count_bound(db, a, v);
             T_OK(want >= 0);
-            T_EQ_INT(got, want);
-            if (got != want)
+            T_EQ_INT(got_n, want);
+            if (got_n != want)
                 fprintf(stderr, "  %s with %s\n", ops[i], (const char *)sqlite3_value_text(v));
             compared++;
         }
@@ -1953,28 +1987,54 @@ static void test_logtab(void)
     }
     sqlite3_finalize(vals);
     T_EQ_INT(compared, 70);
-    /* the order of the keys, both ways, with LIMIT and OFFSET: the table's own */
-    int64_t got[64], want[64];
-    T_EQ_INT(list_keys(db, "SELECT seq FROM logs ORDER BY seq DESC LIMIT 20 OFFSET 7", got), 20);
-    T_EQ_INT(list_keys(db, "SELECT seq FROM log_rows ORDER BY seq DESC LIMIT 20 OFFSET 7", want), 20);
-    T_OK(memcmp(got, want, sizeof(*got) * 20) == 0);
-    T_EQ_INT(list_keys(db, "SELECT seq FROM logs ORDER BY seq LIMIT 64 OFFSET 100", got), 64);
-    T_OK(memcmp(got, all, sizeof(all)) == 0);
-    T_EQ_INT(list_keys(db, "SELECT l.seq FROM logs l WHERE l.event_id = 'ev-a' ORDER BY l.seq DESC", got), 3);
-    T_EQ_INT(list_keys(db, "SELECT seq FROM log_rows WHERE event_id = 'ev-a' ORDER BY seq DESC", want), 3);
+    /* newest first, whole and paged; oldest first (sorted by SQLite) */
+    T_EQ_INT(list_keys(db, "SELECT seq FROM logs ORDER BY seq DESC", got, 400), 320);
+    int in_order = 0;
+    for (int i = 0; i != 320; ++i)
+        in_order += got[i] == all[319 - i];
+    T_EQ_INT(in_order, 320);
+    T_EQ_INT(list_keys(db, "SELECT seq FROM logs ORDER BY seq DESC LIMIT 20 OFFSET 7", got, 400), 20);
+    T_OK(got[0] == all[319 - 7] && got[19] == all[319 - 26]);
+    T_EQ_INT(list_keys(db, "SELECT seq FROM logs ORDER BY seq LIMIT 64 OFFSET 100", got, 400), 64);
+    T_OK(memcmp(got, all + 100, 64 * sizeof(*got)) == 0);
+    /* newest first inside a range that cuts blocks */
+    char q[400];
+    snprintf(q, sizeof(q), "SELECT seq FROM logs WHERE seq BETWEEN %" PRId64 " AND %" PRId64 " ORDER BY seq DESC",
+             all[33], all[250]);
+    T_EQ_INT(list_keys(db, q, got, 400), 218);
+    T_OK(got[0] == all[250] && got[217] == all[33]);
+    int64_t want[8];
+    T_EQ_INT(list_keys(db, "SELECT l.seq FROM logs l WHERE l.event_id = 'ev-a' ORDER BY l.seq DESC", got, 400), 3);
+    T_EQ_INT(list_keys(db, "SELECT seq FROM log_rows WHERE event_id = 'ev-a' ORDER BY seq DESC", want, 8), 3);
     T_OK(memcmp(got, want, sizeof(*got) * 3) == 0);
     T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs WHERE event_id = ?1 AND duration >= 150", NULL), 0);
-    /* the fields read back as the writer packed them */
-    int gw = gateway_no(db, "tab");
-    char q[256];
-    snprintf(q, sizeof(q), "SELECT count(*) FROM logs WHERE seq BETWEEN %" PRId64 " AND %" PRId64
-             " AND model = 'gpt-4o' AND duration = tokens_in", tg_logseq_first(gw), tg_logseq_last(gw));
-    T_EQ_INT(count_bound(db, q, NULL), 320);
-    snprintf(q, sizeof(q), "SELECT sum(duration) FROM logs WHERE seq BETWEEN %" PRId64 " AND %" PRId64,
-             tg_logseq_first(gw), tg_logseq_last(gw));
-    T_EQ_INT(count_bound(db, q, NULL), 299 * 300 / 2 + 20 * 1000 + 190);
+    /* the fields and metadata read back as the writer packed them */
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs WHERE model = 'gpt-4o' AND duration = tokens_in", NULL), 320);
+    T_EQ_INT(count_bound(db, "SELECT sum(duration) FROM logs", NULL), 299 * 300 / 2 + 20 * 1000 + 190);
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs WHERE metadata = '{\"u\":\"x\"}' AND duration % 9 = 0", NULL),
+             34);
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs WHERE metadata IS NOT NULL", NULL), 34);
     tg_logstore_release(s, db);
     tg_logstore_close(s);
+    /* a layout-4 store (rows of their own only) is a layout-5 one: a reader asks for a start of the gateway, which
+     * changes its number and keeps every record */
+    char path[700];
+    snprintf(path, sizeof(path), "%s/logs.db", sub);
+    sqlite3 *raw = NULL;
+    T_EQ_INT(sqlite3_open(path, &raw), SQLITE_OK);
+    T_EQ_INT(sqlite3_exec(raw, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    T_OK(tg_logstore_reader(sub, true, err, sizeof(err)) == NULL);
+    T_OK(strstr(err, "layout 4") != NULL && strstr(err, "start the gateway once") != NULL);
+    s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s == NULL)
+        return;
+    tg_logstore_close(s);
+    db = tg_logstore_reader(sub, true, err, sizeof(err));
+    T_OK(db != NULL);
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs", NULL), 320);
+    sqlite3_close(db);
 }
 
 int main(void)
