@@ -887,9 +887,9 @@ static void reload_counts(tg_logstore_t *s)
 
 /*
  * Keys. A record created no earlier than the newest one stored takes the first key of its millisecond, or the next
- * key after those handed out when that one is taken, among the first TG_LOGSEQ_LATE_N (256) of each millisecond (so a
- * burst of more than 256 records in one millisecond runs on into the next millisecond's keys, in order). A record
- * that finishes after newer ones (a long stream) is late: it takes a free key among the other 256 of its own
+ * key after those handed out when that one is taken, among the first TG_LOGSEQ_LATE_N (448) of each millisecond (so
+ * a burst of more than 448 records in one millisecond runs on into the next millisecond's keys, in order). A record
+ * that finishes after newer ones (a long stream) is late: it takes a free key among the other 64 of its own
  * millisecond or the next three (TG_LOGSEQ_SPAN), probing a few in each from a point picked from its ULID's random
  * part; so it never takes a key a block holds (a block's records are in-order ones, and no PRIMARY KEY sees the keys
  * inside a block). Lookups by id search those milliseconds. Only when all those probes find keys taken (not seen
