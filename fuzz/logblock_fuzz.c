@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(e[n].payload >= -1 && e[n].flags >= 0);
         CHECK((const uint8_t *)e[n].rec >= p && (const uint8_t *)e[n].rec + e[n].rec_len <= p + size);
         if (e[n].metadata != NULL)
-            CHECK((const uint8_t *)e[n].metadata >= p && (const uint8_t *)e[n].metadata + e[n].metadata_len <= p + size);
+            CHECK((const uint8_t *)e[n].metadata >= p &&
+                  (const uint8_t *)e[n].metadata + e[n].metadata_len <= p + size);
         CHECK(off <= size);
         tg_logrow_value_t v[TG_LR_NUM];
         tg_logrow_split(e[n].rec, e[n].rec_len, v);

@@ -41,10 +41,11 @@ static int block_find(sqlite3 *db, int64_t key, block_t *b)
 {
     sqlite3_stmt *st = NULL;
     block_free(b);
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT seq, rec FROM main.log_rows WHERE seq BETWEEN ?1 AND ?2 AND (flags & "
-                                BLOCK_FLAG_SQL ") != 0 ORDER BY seq LIMIT 1",
-                                -1, &st, NULL);
+    int rc =
+        sqlite3_prepare_v2(db,
+                           "SELECT seq, rec FROM main.log_rows WHERE seq BETWEEN ?1 AND ?2 AND (flags & " BLOCK_FLAG_SQL
+                           ") != 0 ORDER BY seq LIMIT 1",
+                           -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, key);
@@ -119,10 +120,9 @@ static int block_write(sqlite3 *db, block_t *b)
         rc = exec_key(db, "DELETE FROM main.log_rows WHERE seq = ?1", b->seq);
     sqlite3_stmt *st = NULL;
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT OR REPLACE INTO main.log_rows (seq, rec, flags) VALUES (?1, ?2, " BLOCK_FLAG_SQL
-                                ")",
-                                -1, &st, NULL);
+        rc = sqlite3_prepare_v2(
+            db, "INSERT OR REPLACE INTO main.log_rows (seq, rec, flags) VALUES (?1, ?2, " BLOCK_FLAG_SQL ")", -1, &st,
+            NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, key);
         sqlite3_bind_blob(st, 2, blob.base, (int)blob.len, SQLITE_STATIC);
@@ -158,8 +158,9 @@ int tg_logblock_unblock(sqlite3 *db, int64_t key, int *moved)
     rc = block_write(db, b);
     sqlite3_stmt *st = NULL;
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "INSERT INTO main.log_rows (seq, rec, metadata, flags, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-                                -1, &st, NULL);
+        rc = sqlite3_prepare_v2(
+            db, "INSERT INTO main.log_rows (seq, rec, metadata, flags, payload) VALUES (?1, ?2, ?3, ?4, ?5)", -1, &st,
+            NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, key);
         sqlite3_bind_blob(st, 2, rec, (int)e.rec_len, SQLITE_STATIC);
@@ -190,10 +191,9 @@ int tg_logblock_delete(sqlite3 *db, const int64_t *keys, size_t n, tg_logdeleted
 {
     block_t *b = tg_calloc(1, sizeof(*b));
     sqlite3_stmt *single = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "DELETE FROM main.log_rows WHERE seq = ?1 AND (flags & " BLOCK_FLAG_SQL
-                                ") = 0 RETURNING payload",
-                                -1, &single, NULL);
+    int rc = sqlite3_prepare_v2(
+        db, "DELETE FROM main.log_rows WHERE seq = ?1 AND (flags & " BLOCK_FLAG_SQL ") = 0 RETURNING payload", -1,
+        &single, NULL);
     for (size_t i = 0; i != n && rc == SQLITE_OK; ++i) {
         int64_t key = keys[i];
         /* in the block read last (the usual case: a run of keys in one block) */
@@ -258,8 +258,8 @@ int tg_logblock_oldest(sqlite3 *db, int64_t lo, int64_t hi, int64_t count, int64
     size_t cap = 0;
     *keys = NULL;
     *nkeys = 0;
-    int rc = sqlite3_prepare_v2(db, "SELECT seq, rec, flags FROM main.log_rows WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
-                                -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(
+        db, "SELECT seq, rec, flags FROM main.log_rows WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_int64(st, 1, lo);

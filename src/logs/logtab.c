@@ -40,9 +40,9 @@ enum { IN_SEQ, IN_REC, IN_METADATA, IN_EVENT_ID, IN_FLAGS, IN_PAYLOAD, IN_FEEDBA
 
 #define PLAN_ORDERED 1 /* rows in the order of seq (SQLite counts on it: orderByConsumed) */
 #define PLAN_DESC 2
-#define PLAN_EVENT 4        /* by the event index */
-#define PLAN_COLS_SHIFT 3   /* then a bit for each inner column past seq the query reads (IN_REC ..) */
-#define PLAN_COL(in) (1 << (PLAN_COLS_SHIFT + (in) - 1))
+#define PLAN_EVENT 4      /* by the event index */
+#define PLAN_COLS_SHIFT 3 /* then a bit for each inner column past seq the query reads (IN_REC ..) */
+#define PLAN_COL(in) (1 << (PLAN_COLS_SHIFT + (in)-1))
 #define NUM_INNER_COLS 8
 
 /* The inner statements are made for what a query reads (a count reads `rec` alone: each column an inner statement
@@ -71,8 +71,8 @@ typedef struct {
     sqlite3_stmt *st;
     int plan; /* st's: PLAN_DESC | PLAN_EVENT | columns */
     bool eof, row_eof, merge, in_block, split;
-    int64_t lo, hi;             /* the records' keys asked for */
-    tg_logblock_entry_t *ents;  /* a block's records in key order: the current one is ents[at] (plain) or the last */
+    int64_t lo, hi;            /* the records' keys asked for */
+    tg_logblock_entry_t *ents; /* a block's records in key order: the current one is ents[at] (plain) or the last */
     size_t nents, cap, at;
     unsigned char **copies; /* (merge) the blocks the entries point into */
     size_t ncopies;
@@ -80,7 +80,7 @@ typedef struct {
 } cursor_t;
 
 static const char *const inner_cols[NUM_INNER_COLS] = {"seq",   "rec",     "metadata", "event_id",
-                                                      "flags", "payload", "feedback", "score"};
+                                                       "flags", "payload", "feedback", "score"};
 
 /* The inner statement of plan (PLAN_DESC, PLAN_EVENT and the columns it reads: those it does not read are NULL). */
 static int prepare_inner(sqlite3 *db, int plan, sqlite3_stmt **out)
@@ -103,7 +103,8 @@ static int tab_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     tg_buf_append_str(&sql, "CREATE TABLE x(seq INTEGER");
     for (unsigned f = 0; f != TG_LR_NUM; ++f)
         tg_buf_appendf(&sql, ", %s", tg_logrow_names[f]);
-    tg_buf_append_str(&sql, ", metadata TEXT, event_id TEXT, flags INTEGER, payload INTEGER, feedback INTEGER, score REAL)");
+    tg_buf_append_str(&sql,
+                      ", metadata TEXT, event_id TEXT, flags INTEGER, payload INTEGER, feedback INTEGER, score REAL)");
     int rc = sql.overflowed ? SQLITE_TOOBIG : sqlite3_declare_vtab(db, tg_buf_cstr(&sql));
     tg_buf_free(&sql);
     if (rc != SQLITE_OK)

@@ -487,15 +487,15 @@ size_t tg_logrec_size(const tg_logrec_t *r)
  * Layout 4. A row (log_rows) holds what is filtered, sorted and added up; heads and bodies are in payload segments
  * (logseg.h), `payload` saying where. The fields a stored row never changes are packed into `rec` (logrow.h: one
  * value to bind and store instead of 23), read by queries through the TEMP virtual table `logs` that each query
- * connection makes (logtab.h), under the column names they had as columns in layout 3; metadata (which PATCH changes), event_id
- * (indexed), flags and payload (which a lost payload changes), feedback and score (PATCH) are columns of their own. The
- * key `seq` is gw << 51 | created_at << 9 | n (tg_logseq_*): a gateway's records are one range of keys, in time order,
- * so listing, time filters, lookups by id (whose ULID carries the time) and retention are range scans of the table
- * itself and no index has to be kept up to date on every insert (that index was a fifth of what a record cost the
- * writer). log_gateways numbers the gateways and keeps their row counts; log_segments counts the live records of each
- * payload segment, so a segment whose records are all deleted can be unlinked; log_displaced lists the rare records
- * whose key is not near their time (first_key). Metadata is the JSON object in `metadata`, read by the tg_meta() SQL
- * function.
+ * connection makes (logtab.h), under the column names they had as columns in layout 3; metadata (which PATCH
+ * changes), event_id (indexed), flags and payload (which a lost payload changes), feedback and score (PATCH) are
+ * columns of their own. The key `seq` is gw << 51 | created_at << 9 | n (tg_logseq_*): a gateway's records are one
+ * range of keys, in time order, so listing, time filters, lookups by id (whose ULID carries the time) and retention
+ * are range scans of the table itself and no index has to be kept up to date on every insert (that index was a fifth
+ * of what a record cost the writer). log_gateways numbers the gateways and keeps their record counts; log_segments
+ * counts the live records of each payload segment, so a segment whose records are all deleted can be unlinked;
+ * log_displaced lists the rare records whose key is not near their time (first_key). Metadata is the JSON object in
+ * `metadata`, read by the tg_meta() SQL function.
  *
  * Layout 5 is layout 4 with blocks: a row flagged TG_LOGFLAG_BLOCK holds up to TG_LOGBLOCK_MAX in-order records of a
  * gateway, each with its metadata, flags and payload reference (logrow.h); changes to one take it out first
@@ -940,7 +940,8 @@ static int64_t first_key(gw_state_t *g, const tg_logrec_t *r, keypick_t *kp)
 static int64_t next_key(gw_state_t *g, keypick_t *kp)
 {
     if (kp->late && ++kp->tries != LATE_TRIES * TG_LOGSEQ_SPAN)
-        return kp->base + (int64_t)(kp->tries / LATE_TRIES << TG_LOGSEQ_MS_SHIFT) + (kp->start + kp->tries) % LATE_SLOTS;
+        return kp->base + (int64_t)(kp->tries / LATE_TRIES << TG_LOGSEQ_MS_SHIFT) +
+               (kp->start + kp->tries) % LATE_SLOTS;
     kp->late = false;
     int64_t key = in_order_key(g, 0);
     kp->displaced = key >= tg_logseq_at(g->gw, (int64_t)kp->ms + TG_LOGSEQ_SPAN);
@@ -1290,8 +1291,22 @@ static uint64_t apply_retention(tg_logstore_t *s, item_t *items, size_t n)
     return deleted;
 }
 
-/* Puts items[0..n) in gateway order, keeping the batch's order within a gateway (a counting sort: a batch has few
- * gateways); items without a gateway go last. */
+/* Puts items[0..n) in gateway order, and a gateway's in the order they were made (created_at; as they came for the
+ * same millisecond): a batch's records finish out of the order they started in, and one that started before the
+ * newest one given a key is late (first_key: a row of its own, not in a block); taken in the order they started,
+ * only those that started before the batch's first are. A counting sort (a batch has few gateways), then a sort of
+ * each gateway's; items without a gateway go last. */
+typedef struct {
+    uint64_t ms;
+    uint32_t at;
+} made_t;
+
+static int by_made(const void *a, const void *b)
+{
+    const made_t *x = a, *y = b;
+    return x->ms != y->ms ? (x->ms > y->ms) - (x->ms < y->ms) : (x->at > y->at) - (x->at < y->at);
+}
+
 static void group_by_gateway(tg_logstore_t *s, item_t *items, size_t n)
 {
     for (size_t i = 0; i != s->num_gws; ++i)
@@ -1312,11 +1327,23 @@ static void group_by_gateway(tg_logstore_t *s, item_t *items, size_t n)
     item_t *sorted = tg_malloc((n != 0 ? n : 1) * sizeof(*sorted));
     for (size_t k = 0; k != n; ++k)
         sorted[items[k].g != NULL ? items[k].g->batch_pos++ : pos++] = items[k];
-    memcpy(items, sorted, n * sizeof(*items));
+    made_t *made = tg_malloc((n != 0 ? n : 1) * sizeof(*made));
+    for (size_t k = 0; k != n; ++k)
+        made[k] = (made_t){sorted[k].g != NULL ? sorted[k].r->created_at_ms : UINT64_MAX, (uint32_t)k};
+    for (size_t a = 0; a != n;) { /* each gateway's run */
+        size_t b = a + 1;
+        while (b != n && sorted[b].g == sorted[a].g)
+            ++b;
+        if (sorted[a].g != NULL)
+            qsort(made + a, b - a, sizeof(*made), by_made);
+        a = b;
+    }
+    for (size_t k = 0; k != n; ++k)
+        items[k] = sorted[made[k].at];
+    free(made);
     free(sorted);
 }
 
-/* The end of the gateway group that starts at items[k] (grouped by group_by_gateway). */
 static size_t group_end(const item_t *items, size_t n, size_t k)
 {
     size_t end = k;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "tollgate/error.h"
+#include "tollgate/logblock.h"
 #include "tollgate/logquery.h"
 #include "tollgate/logrow.h"
 #include "tollgate/logseg.h"
@@ -1909,11 +1910,13 @@ static void test_logtab(void)
         return;
     uint64_t t = 1797000000000ull;
     for (int i = 0; i != 300; ++i) {
-        tg_logrec_t *r = rec("tab", "openai", "gpt-4o", 200, i, 0, t + (uint64_t)i / 7, i % 9 == 0 ? "{\"u\":\"x\"}" : NULL);
+        const char *meta = i % 9 == 0 ? "{\"u\":\"x\"}" : NULL;
+        tg_logrec_t *r = rec("tab", "openai", "gpt-4o", 200, i, 0, t + (uint64_t)i / 7, meta);
         if (i % 50 == 3)
             r->event_id = tg_logrec_strdup(r, i < 150 ? "ev-a" : "ev-b");
         tg_logstore_submit(s, r);
     }
+    tg_logstore_flush(s); /* (a batch's records take keys in the order they were made: late ones come after) */
     for (int i = 0; i != 20; ++i) /* late */
         tg_logstore_submit(s, rec("tab", "openai", "gpt-4o", 200, 1000 + i, 0, t + 3 + (uint64_t)i, NULL));
     tg_logstore_flush(s);
@@ -2014,6 +2017,50 @@ static void test_logtab(void)
     T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs WHERE metadata = '{\"u\":\"x\"}' AND duration % 9 = 0", NULL),
              34);
     T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs WHERE metadata IS NOT NULL", NULL), 34);
+    /* a record taken out of its block keeps its fields, once (one in a block: no row has its key) */
+    int64_t inblock = count_bound(db,
+                                  "SELECT min(k.seq) FROM temp.k k WHERE k.seq > (SELECT seq FROM temp.k LIMIT 1 OFFSET"
+                                  " 100) AND NOT EXISTS (SELECT 1 FROM log_rows r WHERE r.seq = k.seq)",
+                                  NULL);
+    T_OK(inblock > 0);
+    snprintf(q, sizeof(q), "SELECT duration FROM logs WHERE seq = %" PRId64, inblock);
+    int64_t dur = count_bound(db, q, NULL);
+    int moved = -1;
+    T_EQ_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    T_EQ_INT(tg_logblock_unblock(db, inblock, &moved), SQLITE_OK);
+    T_EQ_INT(moved, 1);
+    T_EQ_INT(tg_logblock_unblock(db, inblock, &moved), SQLITE_OK);
+    T_EQ_INT(moved, 0);
+    T_EQ_INT(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    snprintf(q, sizeof(q), "SELECT count(*) FROM log_rows WHERE seq = %" PRId64 " AND (flags & %d) = 0", inblock,
+             TG_LOGFLAG_BLOCK);
+    T_EQ_INT(count_bound(db, q, NULL), 1);
+    snprintf(q, sizeof(q), "SELECT duration FROM logs WHERE seq = %" PRId64, inblock);
+    T_EQ_INT(count_bound(db, q, NULL), dur);
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs", NULL), 320);
+    /* deletes: three of a block, the one taken out, a late row, the last of a block (which is keyed again), and a key
+     * no record has */
+    int64_t last_of_block = count_bound(db, "SELECT max(seq) FROM log_rows WHERE flags & " TG_STR(TG_LOGFLAG_BLOCK),
+                                        NULL);
+    int64_t late = count_bound(db,
+                               "SELECT min(seq) FROM log_rows WHERE (flags & " TG_STR(TG_LOGFLAG_BLOCK)
+                               ") = 0 AND event_id IS NULL AND (seq & 511) >= " TG_STR(TG_LOGSEQ_LATE_N),
+                               NULL);
+    int64_t gone[8] = {all[40], all[41], all[45], inblock, late, last_of_block, all[319] + 1};
+    qsort(gone, 7, sizeof(*gone), cmp_i64_keys);
+    tg_logdeleted_t *del = NULL;
+    size_t ndel = 0, cap = 0;
+    T_EQ_INT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    T_EQ_INT(tg_logblock_delete(db, gone, 7, &del, &ndel, &cap), SQLITE_OK);
+    T_EQ_INT(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    T_EQ_INT(ndel, 6);
+    free(del);
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs", NULL), 314);
+    for (int i = 0; i != 7; ++i) {
+        snprintf(q, sizeof(q), "SELECT count(*) FROM logs WHERE seq = %" PRId64, gone[i]);
+        T_EQ_INT(count_bound(db, q, NULL), 0);
+    }
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs l JOIN temp.k USING (seq)", NULL), 314);
     tg_logstore_release(s, db);
     tg_logstore_close(s);
     /* a layout-4 store (rows of their own only) is a layout-5 one: a reader asks for a start of the gateway, which
@@ -2033,8 +2080,43 @@ static void test_logtab(void)
     tg_logstore_close(s);
     db = tg_logstore_reader(sub, true, err, sizeof(err));
     T_OK(db != NULL);
-    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs", NULL), 320);
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM logs", NULL), 314);
     sqlite3_close(db);
+}
+
+/* A batch's records take keys in the order they were made, not the order they finished: 64 records queued newest
+ * first, a millisecond apart, go into blocks whole (none late, TG_LOGBLOCK_SPAN_MS to a block), and newest first
+ * lists them by their time. */
+static void test_batch_order(void)
+{
+    char err[512], sub[600];
+    snprintf(sub, sizeof(sub), "%s/order", dir);
+    T_EQ_INT(mkdir(sub, 0700), 0);
+    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s == NULL)
+        return;
+    uint64_t t = 1798000000000ull;
+    for (int i = 63; i >= 0; --i)
+        tg_logstore_submit(s, rec("order", "openai", "gpt-4o", 200, i, 0, t + (uint64_t)i, NULL));
+    tg_logstore_flush(s);
+    sqlite3 *db = tg_logstore_acquire(s, err, sizeof(err));
+    T_OK(db != NULL);
+    if (db == NULL) {
+        tg_logstore_close(s);
+        return;
+    }
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM log_rows WHERE (flags & " TG_STR(TG_LOGFLAG_BLOCK) ") = 0", NULL),
+             0);
+    T_EQ_INT(count_bound(db, "SELECT count(*) FROM log_rows", NULL), 64 / TG_LOGBLOCK_SPAN_MS); /* a ms each */
+    int64_t d[64];
+    T_EQ_INT(list_keys(db, "SELECT duration FROM logs ORDER BY seq DESC", d, 64), 64);
+    int in_order = 0;
+    for (int i = 0; i != 64; ++i)
+        in_order += d[i] == 63 - i;
+    T_EQ_INT(in_order, 64);
+    tg_logstore_release(s, db);
+    tg_logstore_close(s);
 }
 
 int main(void)
@@ -2051,6 +2133,7 @@ int main(void)
     T_RUN(test_large_payloads);
     T_RUN(test_keys);
     T_RUN(test_logtab);
+    T_RUN(test_batch_order);
     T_RUN(test_batch_failures);
     T_RUN(test_keys_taken_mid_statement);
     T_RUN(test_keys_two_gateways);
