@@ -111,7 +111,7 @@ static int block_write(sqlite3 *db, block_t *b)
     }
     int64_t key = b->ents[last].key;
     tg_buf_t blob;
-    tg_buf_init(&blob, b->len + 1);
+    tg_buf_init(&blob, 64u << 20); /* (a bound: it takes what the kept records need) */
     rc = tg_logblock_begin(&blob) == 0 ? SQLITE_OK : SQLITE_TOOBIG;
     for (size_t i = 0; i != b->n && rc == SQLITE_OK; ++i)
         if (!b->drop[i] && tg_logblock_add(&blob, key, &b->ents[i]) != 0)

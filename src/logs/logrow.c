@@ -235,7 +235,7 @@ int tg_logblock_next(const void *blk, size_t n, int64_t row_key, size_t *off, tg
 {
     const uint8_t *p = blk, *end = p + n;
     if (*off == 0) {
-        if (n == 0 || *p != TG_LOGBLOCK_VERSION)
+        if (n == 0 || *p != TG_LOGBLOCK_VERSION || row_key < 0)
             return -1;
         *off = 1;
     }

@@ -254,8 +254,9 @@ static void narrow(char op, sqlite3_value *v, int64_t *lo, int64_t *hi)
         double d = sqlite3_value_double(v);
         if (isnan(d))
             return;
-        a = d <= -9.2e18 ? INT64_MIN : d >= 9.2e18 ? INT64_MAX : (int64_t)floor(d);
-        b = d <= -9.2e18 ? INT64_MIN : d >= 9.2e18 ? INT64_MAX : (int64_t)ceil(d);
+        /* (doubles at or past +-2^63 are past every int64; the int64s nearest them are exact doubles) */
+        a = d < -9223372036854775808.0 ? INT64_MIN : d >= 9223372036854775808.0 ? INT64_MAX : (int64_t)floor(d);
+        b = d < -9223372036854775808.0 ? INT64_MIN : d >= 9223372036854775808.0 ? INT64_MAX : (int64_t)ceil(d);
     } else {
         return;
     }
@@ -340,8 +341,11 @@ static void read_block(cursor_t *c)
         }
         c->ents[c->nents++] = e;
     }
-    if (before != 0 || (c->nents > 1 && by_key(&c->ents[c->nents - 2], &c->ents[c->nents - 1]) > 0))
-        qsort(c->ents, c->nents, sizeof(*c->ents), by_key); /* (not seen: a block written out of order, or two) */
+    bool sorted = before == 0;
+    for (size_t i = 1; i < c->nents && sorted; ++i)
+        sorted = by_key(&c->ents[i - 1], &c->ents[i]) < 0;
+    if (!sorted) /* (not seen: a block written out of order, or two at once) */
+        qsort(c->ents, c->nents, sizeof(*c->ents), by_key);
 }
 
 /* From the current inner row on, to the next record to give (or eof). */

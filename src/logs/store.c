@@ -1154,14 +1154,16 @@ static bool insert_block(tg_logstore_t *s, item_t **its, size_t m)
  * INSERT_ROWS to a statement; a statement that meets a taken key stops there (OR FAIL: the rows before it stay) and
  * the rest of its rows go in one by one.
  */
-static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
+static void insert_rows(tg_logstore_t *s, item_t **all, size_t n)
 {
     size_t k = 0, at[INSERT_ROWS + 1];
     bool packed[INSERT_ROWS];
     item_t *run[TG_LOGBLOCK_MAX];
-    size_t nrun = 0, alone = 0; /* the rows of their own, moved to items[0..alone) (each from where it was or later) */
+    /* the rows of their own, in a list of their own: the caller goes on to read all[0..n) */
+    item_t **items = tg_malloc((n != 0 ? n : 1) * sizeof(*items));
+    size_t nrun = 0, alone = 0;
     for (size_t i = 0; i <= n && !sqlite3_get_autocommit(s->db); ++i) {
-        item_t *it = i != n ? items[i] : NULL;
+        item_t *it = i != n ? all[i] : NULL;
         bool block = it != NULL && blockable(it);
         if (nrun != 0 && (!block || it->g != run[0]->g || nrun == TG_LOGBLOCK_MAX ||
                           it->seq - run[0]->seq >= TG_LOGBLOCK_SPAN || it->seq <= run[nrun - 1]->seq)) {
@@ -1204,6 +1206,7 @@ static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
             }
             if (sqlite3_get_autocommit(s->db)) { /* a full disk, an I/O error: SQLite rolled the batch back */
                 tg_log_error("log store: cannot insert records: %s", sqlite3_errmsg(s->db));
+                free(items);
                 return;
             }
             if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -1224,6 +1227,7 @@ static void insert_rows(tg_logstore_t *s, item_t **items, size_t n)
                 insert_one(s, items[k + j], s->rows.base + at[j], at[j + 1] - at[j]);
         k += m;
     }
+    free(items);
 }
 
 /* Decrements the live counts of the segments holding `refs` (deleted rows' payloads) of gateway gw; a run of refs
