@@ -19,7 +19,12 @@
 
 #include <sqlite3.h>
 
+#include "tollgate/logrow.h"
+
 /* Registers the module and creates temp.logs on db; an SQLite result code. */
 int tg_logtab_create(sqlite3 *db);
+
+/* A field's value (logrow.h) as the result of an SQL function or column. */
+void tg_logtab_result(sqlite3_context *ctx, const tg_logrow_value_t *v);
 
 #endif

@@ -456,6 +456,23 @@ static int cur_eof(sqlite3_vtab_cursor *cur)
     return ((cursor_t *)cur)->eof;
 }
 
+void tg_logtab_result(sqlite3_context *ctx, const tg_logrow_value_t *v)
+{
+    switch (v->type) {
+    case TG_LRV_INT:
+        sqlite3_result_int64(ctx, v->i);
+        break;
+    case TG_LRV_REAL:
+        sqlite3_result_double(ctx, v->d);
+        break;
+    case TG_LRV_TEXT:
+        sqlite3_result_text(ctx, v->s, (int)v->len, SQLITE_TRANSIENT);
+        break;
+    case TG_LRV_NULL:
+        break;
+    }
+}
+
 static int cur_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
     cursor_t *c = (cursor_t *)cur;
@@ -492,20 +509,7 @@ static int cur_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
                 c->v[f].type = TG_LRV_NULL;
         c->split = true;
     }
-    const tg_logrow_value_t *v = &c->v[col - COL_FIRST_FIELD];
-    switch (v->type) {
-    case TG_LRV_INT:
-        sqlite3_result_int64(ctx, v->i);
-        break;
-    case TG_LRV_REAL:
-        sqlite3_result_double(ctx, v->d);
-        break;
-    case TG_LRV_TEXT:
-        sqlite3_result_text(ctx, v->s, (int)v->len, SQLITE_TRANSIENT);
-        break;
-    case TG_LRV_NULL:
-        break;
-    }
+    tg_logtab_result(ctx, &c->v[col - COL_FIRST_FIELD]);
     return SQLITE_OK;
 }
 

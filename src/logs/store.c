@@ -604,19 +604,7 @@ static void sql_rec(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     } else {
         tg_logrow_get(p, n, (unsigned)f, &one);
     }
-    switch (v->type) {
-    case TG_LRV_INT:
-        sqlite3_result_int64(ctx, v->i);
-        break;
-    case TG_LRV_REAL:
-        sqlite3_result_double(ctx, v->d);
-        break;
-    case TG_LRV_TEXT:
-        sqlite3_result_text(ctx, v->s, (int)v->len, SQLITE_TRANSIENT);
-        break;
-    case TG_LRV_NULL:
-        break;
-    }
+    tg_logtab_result(ctx, v);
 }
 
 static sqlite3 *open_db(const char *data_dir, bool readonly, bool create, char *errbuf, size_t errbufsz)

@@ -1859,6 +1859,20 @@ static void test_record_reuse(void)
     tg_logstore_close(s);
 }
 
+/* A store of its own in the scratch directory's `name` (so its first gateway is number 1), its path in sub; NULL (a
+ * failed check) if it fails. */
+static tg_logstore_t *open_store_in(const char *name, char *sub, size_t subsz)
+{
+    char err[512];
+    snprintf(sub, subsz, "%s/%s", dir, name);
+    T_EQ_INT(mkdir(sub, 0700), 0);
+    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
+    T_OK(s != NULL);
+    if (s == NULL)
+        fprintf(stderr, "  cannot open the store: %s\n", err);
+    return s;
+}
+
 /* One count of `sql` with ?1 bound to v (a copy of its value; NULL: nothing bound); -1 on an error. */
 static int64_t count_bound(sqlite3 *db, const char *sql, sqlite3_value *v)
 {
@@ -1902,10 +1916,7 @@ static int cmp_i64_keys(const void *a, const void *b)
 static void test_logtab(void)
 {
     char err[512], sub[600];
-    snprintf(sub, sizeof(sub), "%s/tab", dir); /* a store of its own: "tab" is its gateway 1 */
-    T_EQ_INT(mkdir(sub, 0700), 0);
-    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
-    T_OK(s != NULL);
+    tg_logstore_t *s = open_store_in("tab", sub, sizeof(sub));
     if (s == NULL)
         return;
     uint64_t t = 1797000000000ull;
@@ -2090,10 +2101,7 @@ static void test_logtab(void)
 static void test_batch_order(void)
 {
     char err[512], sub[600];
-    snprintf(sub, sizeof(sub), "%s/order", dir);
-    T_EQ_INT(mkdir(sub, 0700), 0);
-    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
-    T_OK(s != NULL);
+    tg_logstore_t *s = open_store_in("order", sub, sizeof(sub));
     if (s == NULL)
         return;
     uint64_t t = 1798000000000ull;
@@ -2124,10 +2132,7 @@ static void test_batch_order(void)
 static void test_blocks_two_gateways(void)
 {
     char err[512], sub[600];
-    snprintf(sub, sizeof(sub), "%s/blk2", dir);
-    T_EQ_INT(mkdir(sub, 0700), 0);
-    tg_logstore_t *s = tg_logstore_open(sub, 1000, 1 << 26, err, sizeof(err));
-    T_OK(s != NULL);
+    tg_logstore_t *s = open_store_in("blk2", sub, sizeof(sub));
     if (s == NULL)
         return;
     uint64_t t = 1799000000000ull;
