@@ -341,6 +341,8 @@ static void read_block(cursor_t *c)
         }
         c->ents[c->nents++] = e;
     }
+    if (c->merge && c->nents == 0)
+        forget_copies(c); /* (nothing of it in [lo, hi], nothing waiting: a block at the range's edge) */
     bool sorted = before == 0;
     for (size_t i = 1; i < c->nents && sorted; ++i)
         sorted = by_key(&c->ents[i - 1], &c->ents[i]) < 0;
