@@ -8,6 +8,7 @@
 #include "tollgate/logblock.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,15 @@ static void block_free(block_t *b)
     b->n = 0;
 }
 
+/* Where the record with key `key` is in b, -1 when b holds none (or it is marked to go already). */
+static ptrdiff_t block_index(const block_t *b, int64_t key)
+{
+    for (size_t i = 0; i != b->n; ++i)
+        if (b->ents[i].key == key && !b->drop[i])
+            return (ptrdiff_t)i;
+    return -1;
+}
+
 /* Reads the block that holds key (b->seq 0 when none does). */
 static int block_find(sqlite3 *db, int64_t key, block_t *b)
 {
@@ -60,27 +70,12 @@ static int block_find(sqlite3 *db, int64_t key, block_t *b)
         size_t off = 0;
         while (b->n != TG_ARRAY_SIZE(b->ents) && tg_logblock_next(b->bytes, b->len, b->seq, &off, &b->ents[b->n]) == 1)
             b->drop[b->n++] = false;
-        bool holds = false;
-        for (size_t i = 0; i != b->n && !holds; ++i)
-            holds = b->ents[i].key == key;
-        if (!holds)
+        if (block_index(b, key) < 0)
             block_free(b);
         rc = SQLITE_DONE;
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-/* Marks the record with key `key` of b to go; false when b holds none. */
-static bool block_drop(block_t *b, int64_t key)
-{
-    for (size_t i = 0; i != b->n; ++i) {
-        if (b->ents[i].key == key && !b->drop[i]) {
-            b->drop[i] = true;
-            return true;
-        }
-    }
-    return false;
 }
 
 static int exec_key(sqlite3 *db, const char *sql, int64_t key)
@@ -144,11 +139,9 @@ int tg_logblock_unblock(sqlite3 *db, int64_t key, int *moved)
         free(b);
         return rc;
     }
-    tg_logblock_entry_t e = {0};
-    for (size_t i = 0; i != b->n; ++i)
-        if (b->ents[i].key == key)
-            e = b->ents[i];
-    block_drop(b, key);
+    ptrdiff_t at = block_index(b, key); /* (>= 0: block_find found it) */
+    tg_logblock_entry_t e = b->ents[at];
+    b->drop[at] = true;
     /* the record's bytes, before the block's are freed */
     unsigned char *rec = tg_malloc(e.rec_len + e.metadata_len + 1);
     memcpy(rec, e.rec, e.rec_len);
@@ -197,17 +190,11 @@ int tg_logblock_delete(sqlite3 *db, const int64_t *keys, size_t n, tg_logdeleted
     for (size_t i = 0; i != n && rc == SQLITE_OK; ++i) {
         int64_t key = keys[i];
         /* in the block read last (the usual case: a run of keys in one block) */
-        if (b->seq != 0 && key <= b->seq) {
-            for (size_t j = 0; j != b->n; ++j) {
-                if (b->ents[j].key == key && !b->drop[j]) {
-                    b->drop[j] = true;
-                    add_deleted(out, nout, cap, key, b->ents[j].payload);
-                    key = -1;
-                    break;
-                }
-            }
-            if (key < 0)
-                continue;
+        ptrdiff_t at = b->seq != 0 && key <= b->seq ? block_index(b, key) : -1;
+        if (at >= 0) {
+            b->drop[at] = true;
+            add_deleted(out, nout, cap, key, b->ents[at].payload);
+            continue;
         }
         /* a row of its own */
         sqlite3_bind_int64(single, 1, key);
@@ -230,12 +217,9 @@ int tg_logblock_delete(sqlite3 *db, const int64_t *keys, size_t n, tg_logdeleted
             break;
         if ((rc = block_find(db, key, b)) != SQLITE_OK)
             break;
-        for (size_t j = 0; j != b->n; ++j) {
-            if (b->ents[j].key == key) {
-                b->drop[j] = true;
-                add_deleted(out, nout, cap, key, b->ents[j].payload);
-                break;
-            }
+        if (b->seq != 0 && (at = block_index(b, key)) >= 0) {
+            b->drop[at] = true;
+            add_deleted(out, nout, cap, key, b->ents[at].payload);
         }
     }
     if (rc == SQLITE_OK && b->seq != 0)

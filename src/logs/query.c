@@ -213,8 +213,8 @@ typedef struct {
     kind_t kind;
 } filter_key_t;
 
-/* The fields of the table `logs` (logtab.h) have no type affinity: a number compares equal only
- * to a number, so every value is bound as its kind says (bind_value), never as the text it came in. */
+/* The fields of the table `logs` (logtab.h) have no type affinity: a number compares equal only to a number, so every
+ * value is bound as its kind says (bind_value), never as the text it came in. */
 static const filter_key_t filter_keys[] = {
     {"id", "l.id", K_TEXT},
     {"created_at", "l.created_at", K_DATE},
@@ -1046,19 +1046,18 @@ static int cmp_deleted(const void *a, const void *b)
     return x->ref < y->ref ? -1 : x->ref > y->ref;
 }
 
-/*
- * Deletes the rows `sql` selects (its placeholders bound by the caller) in one transaction that also moves the
- * gateway's row count and its segments' live counts, then frees the deleted payloads' bytes (a deleted log's bodies
- * do not stay on disk). The writer unlinks segments left with no records once it is told (tg_logstore_rows_deleted).
- */
-static int cmp_key(const void *a, const void *b)
+static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
 }
 
-/* Deletes the records `sel` lists (their keys), counts them out of their gateway and segments, commits, and punches
- * their payloads out of the segments. */
+/*
+ * Deletes the records whose keys `sel` selects (its placeholders bound by the caller; records in blocks as well as
+ * rows of their own, tg_logblock_delete) in one transaction that also moves the gateway's record count and its
+ * segments' live counts, then frees the deleted payloads' bytes (a deleted log's bodies do not stay on disk). The
+ * writer unlinks segments left with no records once it is told (tg_logstore_rows_deleted).
+ */
 static int delete_rows(sqlite3 *db, sqlite3_stmt *sel, int64_t gw, int64_t *deleted, char *err, size_t errsz)
 {
     tg_logdeleted_t *rows = NULL;
@@ -1073,7 +1072,7 @@ static int delete_rows(sqlite3 *db, sqlite3_stmt *sel, int64_t gw, int64_t *dele
     }
     if (s != SQLITE_DONE)
         goto db_fail;
-    qsort(keys, nkeys, sizeof(*keys), cmp_key);
+    qsort(keys, nkeys, sizeof(*keys), cmp_i64);
     if (tg_logblock_delete(db, keys, nkeys, &rows, &n, &cap) != SQLITE_OK)
         goto db_fail;
     free(keys);
@@ -1199,11 +1198,6 @@ static void agg_add(agg_t *a, sqlite3_stmt *st)
     a->durations[a->nd++] = sqlite3_column_int64(st, 2);
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
 
 /* Nearest-rank percentile of sorted values. */
 static int64_t percentile(const int64_t *v, size_t n, double p)

@@ -1321,7 +1321,7 @@ static void group_by_gateway(tg_logstore_t *s, item_t *items, size_t n)
         sorted[items[k].g != NULL ? items[k].g->batch_pos++ : pos++] = items[k];
     made_t *made = tg_malloc((n != 0 ? n : 1) * sizeof(*made));
     for (size_t k = 0; k != n; ++k)
-        made[k] = (made_t){sorted[k].g != NULL ? sorted[k].r->created_at_ms : UINT64_MAX, (uint32_t)k};
+        made[k] = (made_t){sorted[k].r->created_at_ms, (uint32_t)k};
     for (size_t a = 0; a != n;) { /* each gateway's run */
         size_t b = a + 1;
         while (b != n && sorted[b].g == sorted[a].g)
